@@ -1,0 +1,337 @@
+"""How models run: the one place that imports onnxruntime.
+
+Analyzers describe *what* runs (a model file, its pre- and post-processing);
+this module decides *how*: execution providers, thread counts, memory arena,
+thread spinning, and when an idle model is dropped from memory. Keeping these
+choices here means a GPU build, a thread budget or an onnxruntime upgrade is a
+change in one file, and tests can inject a factory that points elsewhere.
+
+Choices and why:
+
+* The CPU memory arena is off: the arena keeps the peak allocation of the
+  largest batch for the life of the session, which for a daemon that sits idle
+  most of the day is memory held for nothing.
+* ``session.intra_op.allow_spinning = 0``: onnxruntime's worker threads
+  otherwise busy-wait after each run, which measured ~2x slower decoding in the
+  same process (see shared/MEASUREMENTS.md).
+* Providers are filtered to those this onnxruntime build has, so one config
+  (``["CUDAExecutionProvider", "CPUExecutionProvider"]``) works on both kinds
+  of machine; the fall-back is logged once per process, not once per model.
+* Models load lazily and are unloaded after an idle TTL (``reap()``), because
+  a photo library is analysed in bursts and a loaded CLIP model costs
+  hundreds of MB.
+* A failed load is retried once (a half-written file being replaced, a
+  transient CUDA out-of-memory) and then fails loudly naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
+CPU_PROVIDER = "CPUExecutionProvider"
+
+# Providers we already warned about, so the warning appears once per process.
+_warned_unavailable: set[str] = set()
+_warn_lock = threading.Lock()
+
+
+class ModelLoadError(RuntimeError):
+    """A model file could not be loaded, even after one retry."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"cannot load model {path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape and element type of one model input or output.
+
+    Symbolic dimensions (a dynamic batch axis) are reported as ``None``.
+    """
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str  # onnxruntime's spelling, e.g. "tensor(float)"
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """What a model file takes and gives; the model store validates against it."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+def available_providers() -> list[str]:
+    """Execution providers compiled into the installed onnxruntime wheel."""
+    return list(ort.get_available_providers())
+
+
+def _specs(args: Sequence[Any]) -> tuple[TensorSpec, ...]:
+    return tuple(
+        TensorSpec(
+            name=a.name,
+            shape=tuple(d if isinstance(d, int) else None for d in a.shape),
+            dtype=a.type,
+        )
+        for a in args
+    )
+
+
+def signature_of(session: Any) -> ModelSignature:
+    """Inputs and outputs of a loaded session."""
+    return ModelSignature(
+        inputs=_specs(session.get_inputs()), outputs=_specs(session.get_outputs())
+    )
+
+
+def inspect_model(path: Path | str) -> ModelSignature:
+    """Load a model on the CPU just to read its signature.
+
+    Used by the model store to refuse files that do not parse or do not match
+    their manifest; it raises ModelLoadError naming the file.
+    """
+    path = Path(path)
+    options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # Validation only needs the graph, not an optimised one.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=[CPU_PROVIDER])
+    except Exception as exc:  # onnxruntime raises several unrelated exception types
+        raise ModelLoadError(path, _short(exc)) from exc
+    return signature_of(session)
+
+
+def quantize_dynamic_int8(src: Path | str, dst: Path | str, op_types: Sequence[str]) -> None:
+    """Write an int8 (dynamic, weights-only) copy of an fp32 model.
+
+    Lives here so that onnxruntime stays imported from one module; used at
+    install/export time only. ``op_types`` limits which operators are
+    quantized: on CPU, quantizing MatMul/Gemm pays off, convolutions often
+    cost accuracy or speed (see shared/MEASUREMENTS.md).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        model_input=str(src),
+        model_output=str(dst),
+        op_types_to_quantize=list(op_types),
+        weight_type=QuantType.QInt8,
+    )
+
+
+def _short(exc: BaseException) -> str:
+    """First line of an onnxruntime message; the rest is a C++ stack."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
+
+
+class SessionFactory:
+    """Creates onnxruntime sessions with the daemon's provider and thread policy.
+
+    One factory is built by the app from the config and injected into every
+    analyzer through the AnalyzerContext; analyzers ask it for a
+    ManagedModel and never see onnxruntime options.
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[str] = DEFAULT_PROVIDERS,
+        intra_threads: int = 2,
+        inter_threads: int = 1,
+        idle_ttl_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if intra_threads < 0 or inter_threads < 0:
+            raise ValueError("thread counts must be >= 0 (0 lets onnxruntime choose)")
+        self.requested_providers = list(providers)
+        self.intra_threads = intra_threads
+        self.inter_threads = inter_threads
+        self.idle_ttl_s = idle_ttl_s
+        self.clock = clock
+        self.providers = self._filter_providers(self.requested_providers)
+        self._models: weakref.WeakSet[ManagedModel] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _filter_providers(requested: Sequence[str]) -> list[str]:
+        available = set(available_providers())
+        chosen = [p for p in requested if p in available]
+        missing = [p for p in requested if p not in available]
+        with _warn_lock:
+            fresh = [p for p in missing if p not in _warned_unavailable]
+            _warned_unavailable.update(fresh)
+        if fresh:
+            log.warning(
+                "execution provider(s) %s requested but not available in this onnxruntime "
+                "build (available: %s); falling back to %s",
+                ", ".join(fresh),
+                ", ".join(sorted(available)),
+                ", ".join(chosen) or CPU_PROVIDER,
+            )
+        if CPU_PROVIDER not in chosen:
+            # Always keep the CPU as the last resort: onnxruntime assigns nodes a
+            # GPU provider cannot run to the CPU, and a missing GPU must not
+            # stop the daemon.
+            chosen.append(CPU_PROVIDER)
+        return chosen
+
+    def session_options(self) -> Any:
+        """The onnxruntime SessionOptions every session gets (see module docstring)."""
+        options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = False
+        options.intra_op_num_threads = self.intra_threads
+        options.inter_op_num_threads = self.inter_threads
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        return options
+
+    def create(self, path: Path | str) -> Any:
+        """Create an InferenceSession for `path` (raises onnxruntime's own errors)."""
+        return ort.InferenceSession(
+            str(path), sess_options=self.session_options(), providers=self.providers
+        )
+
+    def managed(
+        self, path: Path | str, name: str | None = None, idle_ttl_s: float | None = None
+    ) -> ManagedModel:
+        """A lazily loaded model that `reap()` unloads once idle for the TTL."""
+        model = ManagedModel(
+            self,
+            Path(path),
+            name=name or Path(path).stem,
+            idle_ttl_s=self.idle_ttl_s if idle_ttl_s is None else idle_ttl_s,
+        )
+        with self._lock:
+            self._models.add(model)
+        return model
+
+    def reap(self) -> int:
+        """Unload every model idle for longer than its TTL; returns how many.
+
+        The daemon calls this on a schedule; nothing here starts a thread.
+        """
+        with self._lock:
+            models = list(self._models)
+        return sum(1 for m in models if m.reap())
+
+    def loaded_models(self) -> list[str]:
+        """Names of models currently in memory (for metrics and `vaultctl status`)."""
+        with self._lock:
+            models = list(self._models)
+        return sorted(m.name for m in models if m.loaded)
+
+
+class ManagedModel:
+    """One model file: loaded on first use, unloaded when idle, reloaded on demand.
+
+    Thread-safe: the analyzer thread runs it while the daemon's scheduler may
+    reap it; a run and an unload never overlap.
+    """
+
+    def __init__(self, factory: SessionFactory, path: Path, name: str, idle_ttl_s: float) -> None:
+        self.factory = factory
+        self.path = path
+        self.name = name
+        self.idle_ttl_s = idle_ttl_s
+        self._session: Any = None
+        self._last_used = 0.0
+        self._lock = threading.RLock()
+        self.load_count = 0
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
+    @property
+    def provider(self) -> str | None:
+        """Execution provider actually in use, or None while unloaded."""
+        session = self._session
+        return session.get_providers()[0] if session is not None else None
+
+    def _load(self) -> Any:
+        if not self.path.is_file():
+            raise ModelLoadError(self.path, "file not found")
+        last: BaseException | None = None
+        for attempt in (1, 2):
+            try:
+                started = time.monotonic()
+                session = self.factory.create(self.path)
+            except Exception as exc:
+                last = exc
+                if attempt == 1:
+                    log.warning(
+                        "loading model %s failed, retrying once: %s", self.path, _short(exc)
+                    )
+                continue
+            self.load_count += 1
+            log.info(
+                "loaded model %s from %s on %s in %.2f s",
+                self.name,
+                self.path,
+                session.get_providers()[0],
+                time.monotonic() - started,
+            )
+            return session
+        assert last is not None
+        raise ModelLoadError(self.path, _short(last)) from last
+
+    def session(self) -> Any:
+        """The loaded session (loading it if needed); marks the model as used."""
+        with self._lock:
+            if self._session is None:
+                self._session = self._load()
+            self._last_used = self.factory.clock()
+            return self._session
+
+    def signature(self) -> ModelSignature:
+        return signature_of(self.session())
+
+    def run(
+        self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None
+    ) -> list[np.ndarray]:
+        """Run the model; loads it first if it was never loaded or was reaped."""
+        with self._lock:
+            session = self.session()
+            outputs = session.run(list(output_names) if output_names else None, dict(feeds))
+            self._last_used = self.factory.clock()
+            return outputs
+
+    def reap(self) -> bool:
+        """Unload if idle for longer than the TTL; True if it was unloaded."""
+        with self._lock:
+            if self._session is None:
+                return False
+            idle = self.factory.clock() - self._last_used
+            if idle < self.idle_ttl_s:
+                return False
+            log.info("unloading model %s after %.0f s idle", self.name, idle)
+            self._session = None
+            return True
+
+    def unload(self) -> None:
+        """Drop the session now (shutdown, config reload)."""
+        with self._lock:
+            self._session = None
