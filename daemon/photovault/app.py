@@ -1,0 +1,339 @@
+"""vaultd assembled in one place: the whole pipeline is readable here.
+
+    watch (watchdog, per share) --hints--> settle tracker --settled--> catalog
+    reconcile scan (start + cron) ---------------------------------->  catalog
+    catalog queue --claim--> worker: decode pool + exiftool --> analyzers
+        --> sinks (sidecar, index) --> catalog commit (done)
+    query service (Unix socket) <-- vaultctl
+
+`Daemon.start()` brings the stages up in data-flow order, `Daemon.stop()`
+takes them down in reverse, draining the worker. `Daemon.reload()` applies a
+new config (shares added or removed, throttle) without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from photovault import __version__
+from photovault.analyze import registry
+from photovault.catalog.store import Catalog, display
+from photovault.config import Settings, ShareSettings
+from photovault.media.metadata import MetadataReader
+from photovault.pipeline.throttle import QuietHours, Throttle
+from photovault.pipeline.worker import Sink, Worker
+from photovault.query.handlers import Handlers
+from photovault.query.server import QueryServer
+from photovault.watch.scan import reconcile
+from photovault.watch.settle import SettleTracker
+from photovault.watch.watcher import ShareWatcher
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    """Owns every stage; started and stopped by `photovault.cli.vaultd`."""
+
+    def __init__(self, settings: Settings, *, config_path: Path | None = None) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.started_at = time.time()
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(settings.catalog_path, max_attempts=settings.ingest.max_attempts)
+        self.tracker = SettleTracker(
+            settings.ingest.settle_seconds,
+            settings.ingest.open_timeout_seconds,
+            self._settled,
+        )
+        self.throttle = self._make_throttle(settings)
+        self.watchers: dict[str, ShareWatcher] = {}
+        self.scan_lock = threading.Lock()
+        self.scanning: set[str] = set()
+        self.last_scan_started: float | None = None
+        self.scheduler = BackgroundScheduler(daemon=True)
+        self.metadata = MetadataReader()
+        self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
+        self.sinks: list[Sink] = []
+        self.worker = self._make_worker()
+        self.server = QueryServer(
+            settings.server.socket,
+            Handlers(self).handle,
+            group=settings.server.socket_group,
+            request_timeout=settings.server.request_timeout_seconds,
+            max_request_bytes=settings.server.max_request_bytes,
+        )
+        self._stop_poll = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="settle", daemon=True)
+
+    # -- assembly ------------------------------------------------------------
+
+    def _context(self) -> Any:
+        """What analyzers get to build themselves (models, sessions, state dir)."""
+        try:
+            from photovault.analyze.context import AnalyzerContext
+        except ImportError:
+            return {"state_dir": self.settings.state_dir}
+        return AnalyzerContext.from_settings(self.settings)
+
+    @staticmethod
+    def _make_throttle(settings: Settings) -> Throttle:
+        t = settings.throttle
+        return Throttle(t.max_images_per_second, QuietHours(t.quiet_hours), t.quiet_rate)
+
+    def _make_worker(self) -> Worker:
+        t = self.settings.throttle
+        return Worker(
+            self.catalog,
+            self.resolve,
+            self.analyzers,
+            self.throttle,
+            self.metadata,
+            batch_size=t.batch_size,
+            decode_workers=t.decode_workers,
+            max_pixels=int(self.settings.decode.max_megapixels * 1_000_000),
+            sinks=self.sinks,
+        )
+
+    def resolve(self, share: str, relpath: str) -> Path | None:
+        s = self.settings.share(share)
+        return s.path / relpath if s else None
+
+    # -- start / stop ---------------------------------------------------------
+
+    def start(self) -> None:
+        recovered = self.catalog.recover()
+        if recovered:
+            log.info("resuming: %d files that were in flight go back to the queue", recovered)
+        self.server.start()
+        for share in self.settings.shares:
+            self._start_share(share)
+        self._poller.start()
+        self.worker.start()
+        self._schedule()
+        self.scheduler.start()
+        self.scan_async(None)
+        log.info("vaultd %s started: %d shares, analyzers %s", __version__,
+                 len(self.settings.shares), self.analyzers.signature or "(none)")
+
+    def stop(self) -> None:
+        log.info("stopping: draining the worker")
+        try:
+            self.scheduler.shutdown(wait=False)
+        except Exception:
+            log.debug("scheduler already stopped", exc_info=True)
+        for w in self.watchers.values():
+            w.stop()
+        self._stop_poll.set()
+        self.worker.stop()
+        self.server.stop()
+        self.metadata.close()
+        self.analyzers.close()
+        self.catalog.close()
+        log.info("stopped")
+
+    def _schedule(self) -> None:
+        self.scheduler.remove_all_jobs()
+        cron = self.settings.ingest.rescan
+        if cron:
+            self.scheduler.add_job(
+                self.scan_async, CronTrigger.from_crontab(cron), args=[None],
+                id="rescan", coalesce=True, max_instances=1,
+            )
+
+    def _start_share(self, share: ShareSettings) -> None:
+        watcher = ShareWatcher(
+            share.name, share.path, self.catalog, self.tracker,
+            mode=share.watch, poll_interval=self.settings.ingest.poll_interval_seconds,
+        )
+        try:
+            watcher.start()
+        except OSError as exc:
+            log.error("share %s: cannot watch %s: %s (the scheduled scan still covers it)",
+                      share.name, share.path, exc)
+        self.watchers[share.name] = watcher
+
+    # -- the settle -> catalog hand-off -----------------------------------------
+
+    def _settled(self, share: str, relpath: str, size: int, mtime_ns: int) -> None:
+        if self.catalog.observe(share, relpath, size, mtime_ns):
+            log.info("queued %s/%s (%d bytes)", share, display(relpath), size)
+            self.throttle.wake()
+
+    def _poll_loop(self) -> None:
+        interval = min(0.5, max(0.05, self.settings.ingest.settle_seconds / 4))
+        while not self._stop_poll.wait(interval):
+            try:
+                self.tracker.poll()
+            except Exception:
+                log.exception("settle poll failed")
+
+    # -- scans ----------------------------------------------------------------
+
+    def scan_async(self, share: str | None) -> list[str]:
+        """Start a reconcile scan of one share (or all) in the background."""
+        names = [share] if share else [s.name for s in self.settings.shares]
+        threading.Thread(target=self._scan, args=(names,), name="scan", daemon=True).start()
+        return names
+
+    def _scan(self, names: list[str]) -> None:
+        with self.scan_lock:
+            self.last_scan_started = time.time()
+            for name in names:
+                share = self.settings.share(name)
+                if share is None:
+                    continue
+                self.scanning.add(name)
+                try:
+                    reconcile(name, share.path, self.catalog, self.tracker,
+                              settle_seconds=self.settings.ingest.settle_seconds)
+                except Exception:
+                    log.exception("scan of share %s failed", name)
+                finally:
+                    self.scanning.discard(name)
+            self.throttle.wake()
+
+    # -- control ---------------------------------------------------------------
+
+    def reload(self, settings: Settings) -> None:
+        """Apply a new configuration: shares, throttle, ingest timings, analyzers."""
+        old = {s.name: s for s in self.settings.shares}
+        new = {s.name: s for s in settings.shares}
+        self.settings = settings
+        for name, share in old.items():
+            if name not in new or new[name].path != share.path or new[name].watch != share.watch:
+                watcher = self.watchers.pop(name, None)
+                if watcher:
+                    watcher.stop()
+                self.tracker.discard_share(name)
+                if name not in new:
+                    self.catalog.drop_share(name)
+                    log.info("share %s removed", name)
+        for name, share in new.items():
+            if name not in self.watchers:
+                log.info("share %s added: %s", name, share.path)
+                self._start_share(share)
+                self.scan_async(name)
+        self.tracker.settle_seconds = settings.ingest.settle_seconds
+        self.tracker.open_timeout_seconds = max(settings.ingest.open_timeout_seconds,
+                                                settings.ingest.settle_seconds)
+        paused = self.throttle.paused
+        t = settings.throttle
+        self.throttle.max_rate = t.max_images_per_second
+        self.throttle.quiet = QuietHours(t.quiet_hours)
+        self.throttle.quiet_rate = t.quiet_rate
+        if paused:
+            self.throttle.pause()
+        self.worker.batch_size = t.batch_size
+        self.catalog.max_attempts = settings.ingest.max_attempts
+        if settings.analyzers.enabled != [a.name for a in self.analyzers.active] + list(
+            self.analyzers.disabled
+        ):
+            old_analyzers = self.analyzers
+            self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
+            self.worker.analyzers = self.analyzers
+            old_analyzers.close()
+        self._schedule()
+        log.info("configuration reloaded")
+
+    def tick(self) -> None:
+        """Housekeeping from the main loop: dead observers fall back to polling."""
+        for watcher in list(self.watchers.values()):
+            try:
+                watcher.check()
+            except Exception:
+                log.exception("share %s: watcher restart failed", watcher.name)
+
+    def healthy(self) -> bool:
+        """For the systemd watchdog: the worker thread lives and is not stuck."""
+        return self.worker.alive()
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        counts = self.catalog.counts()
+        scans = self.catalog.last_scans()
+        rate = self.throttle.measured_rate()
+        shares = []
+        for s in self.settings.shares:
+            c = counts.get(s.name) or dict.fromkeys(
+                ("pending", "processing", "done", "failed", "quarantined"), 0)
+            w = self.watchers.get(s.name)
+            shares.append({
+                "name": s.name,
+                "path": os.fspath(s.path),
+                "read_only": s.read_only,
+                "counts": c,
+                "total": sum(c.values()),
+                "watch": w.kind if w else "stopped",
+                "watch_problem": w.fallback_reason if w else None,
+                "scanning": s.name in self.scanning,
+                "last_scan": scans.get(s.name),
+            })
+        quarantined = [
+            {"path": os.fspath(self.resolve(r.share, r.relpath) or r.relpath), "share": r.share,
+             "reason": r.last_error}
+            for r in self.catalog.quarantined()
+        ]
+        finished = [t for t in scans.values() if t]
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "shares": shares,
+            "queue_depth": self.catalog.queue_depth(),
+            "settling": len(self.tracker),
+            "paused": self.throttle.paused,
+            "quiet_hours_active": self.throttle.quiet_active(),
+            "rate_limit": self.throttle.current_rate(),
+            "rate_per_second": round(rate, 2),
+            "last_scan": min(finished) if finished and len(finished) == len(shares) else None,
+            "scanning": sorted(self.scanning),
+            "quarantined": quarantined,
+            "analyzers": {
+                "active": [{"name": a.name, "version": a.version, **a.status()}
+                           for a in self.analyzers.active],
+                "disabled": [{"name": n, "reason": r} for n, r in self.analyzers.disabled.items()],
+            },
+        }
+
+
+def run(settings: Settings, signals: Any, *, config_path: Path | None = None,
+        load_config: Callable[[], Settings] | None = None) -> int:
+    """Run the daemon until a stop signal; returns the exit code."""
+    from photovault.lifecycle import sd_notify, watchdog_interval
+
+    daemon = Daemon(settings, config_path=config_path)
+    daemon.start()
+    sd_notify("READY=1\nSTATUS=scanning shares")
+    ping_every = watchdog_interval()
+    last_ping = 0.0
+    try:
+        while not signals.stop.is_set():
+            signals.wake.wait(1.0)
+            signals.wake.clear()
+            if signals.reload.is_set():
+                signals.reload.clear()
+                if load_config is not None:
+                    try:
+                        daemon.reload(load_config())
+                    except Exception as exc:
+                        log.error("reload refused, keeping the running configuration: %s", exc)
+            daemon.tick()
+            if ping_every and time.monotonic() - last_ping >= ping_every and daemon.healthy():
+                st = daemon.status()
+                sd_notify(f"WATCHDOG=1\nSTATUS=queue {st['queue_depth']}, "
+                          f"{st['rate_per_second']} img/s")
+                last_ping = time.monotonic()
+    finally:
+        sd_notify("STOPPING=1")
+        daemon.stop()
+    return 0

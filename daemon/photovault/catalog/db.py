@@ -1,0 +1,112 @@
+"""SQLite connection and schema versioning for the catalog.
+
+The catalog is the daemon's memory: which files exist, what state each is in,
+and the results computed for each distinct content hash. It must survive
+`kill -9` (WAL, every state change in a transaction) and refuse a database
+written by a newer vaultd rather than corrupt it (rclip's `ensure_version`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Bump with a new entry in MIGRATIONS; never edit an existing one.
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE files (
+        id          INTEGER PRIMARY KEY,
+        share       TEXT    NOT NULL,
+        relpath     BLOB    NOT NULL,   -- os.fsencode(): names need not be UTF-8
+        size        INTEGER NOT NULL,
+        mtime_ns    INTEGER NOT NULL,
+        state       TEXT    NOT NULL CHECK (state IN
+                    ('pending', 'processing', 'done', 'failed', 'quarantined')),
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        last_error  TEXT,
+        sha256      TEXT,
+        queue_seq   INTEGER NOT NULL DEFAULT 0,
+        updated_at  REAL    NOT NULL,
+        UNIQUE (share, relpath)
+    );
+    CREATE INDEX files_queue ON files (state, queue_seq);
+    CREATE INDEX files_sha ON files (sha256);
+
+    -- One row per distinct content: copies and moves share it, so they never
+    -- cost a second inference.
+    CREATE TABLE content (
+        sha256        TEXT PRIMARY KEY,
+        analyzers     TEXT NOT NULL,      -- "name:version,..." the results were made with
+        taken_at      TEXT,
+        gps_lat       REAL,
+        gps_lon       REAL,
+        camera        TEXT,
+        lens          TEXT,
+        width         INTEGER,
+        height        INTEGER,
+        orientation   INTEGER,
+        mime          TEXT,
+        metadata_json TEXT NOT NULL DEFAULT '{}',
+        results_json  TEXT NOT NULL DEFAULT '{}',
+        analysis_runs INTEGER NOT NULL DEFAULT 0,  -- how often inference ran for it
+        analyzed_at   REAL NOT NULL
+    );
+
+    CREATE TABLE scans (
+        share       TEXT PRIMARY KEY,
+        finished_at REAL NOT NULL,
+        files_seen  INTEGER NOT NULL
+    );
+    """,
+}
+
+
+class CatalogVersionError(Exception):
+    """The database was written by a newer vaultd."""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating and migrating if needed) the catalog at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL is durable across process crashes in WAL mode; only a power loss
+    # may roll back the last transactions, which the reconcile scan recovers.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    ensure_version(conn, path)
+    return conn
+
+
+def ensure_version(conn: sqlite3.Connection, path: Path) -> None:
+    """Migrate forward to SCHEMA_VERSION; refuse a newer schema."""
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    current = int(row[0]) if row else 0
+    if current > SCHEMA_VERSION:
+        raise CatalogVersionError(
+            f"{path}: catalog schema version {current} is newer than this vaultd supports "
+            f"({SCHEMA_VERSION}); upgrade photovault or restore a backup"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        log.info("migrating catalog %s to schema version %d", path, version)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(version),),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,374 @@
+"""File states and the job queue, on top of the SQLite catalog.
+
+Every transition is one transaction, so a crash at any point leaves each file
+in a state the next start can resume from: `processing` rows are put back to
+`pending` at start (`recover()`), and results are committed together with the
+`done` state, so a photo is never half-done.
+
+Paths are stored relative to their share as bytes (`os.fsencode`) because
+file names on a share need not be valid UTF-8.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from photovault.catalog.db import connect
+
+STATES = ("pending", "processing", "done", "failed", "quarantined")
+
+
+def encode_rel(relpath: str) -> bytes:
+    return os.fsencode(relpath)
+
+
+def decode_rel(raw: bytes) -> str:
+    return os.fsdecode(raw)
+
+
+def display(relpath: str) -> str:
+    """A printable form of a possibly non-UTF-8 path (undecodable bytes as \\xNN)."""
+    return os.fsencode(relpath).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    share: str
+    relpath: str
+    size: int
+    mtime_ns: int
+    state: str
+    attempts: int
+    last_error: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class ContentRecord:
+    sha256: str
+    analyzers: str
+    metadata: dict[str, Any]
+    results: dict[str, Any]
+    analysis_runs: int
+
+
+def _row(r: Any) -> FileRow:
+    return FileRow(
+        id=r["id"],
+        share=r["share"],
+        relpath=decode_rel(r["relpath"]),
+        size=r["size"],
+        mtime_ns=r["mtime_ns"],
+        state=r["state"],
+        attempts=r["attempts"],
+        last_error=r["last_error"],
+        sha256=r["sha256"],
+    )
+
+
+class Catalog:
+    """Thread-safe access to the catalog (one connection behind one lock).
+
+    The writes are tiny and SQLite serialises writers anyway; one connection
+    keeps WAL checkpoints and transactions simple to reason about.
+    """
+
+    def __init__(self, path: Path, *, max_attempts: int = 3, clock: Any = time.time) -> None:
+        self.path = path
+        self.max_attempts = max_attempts
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._conn = connect(path)
+        row = self._conn.execute("SELECT COALESCE(MAX(queue_seq), 0) FROM files").fetchone()
+        self._seq = int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # -- discovery -------------------------------------------------------
+
+    def observe(self, share: str, relpath: str, size: int, mtime_ns: int) -> bool:
+        """Record a settled file; queue it when new or changed. True when queued."""
+        now = self._clock()
+        rel = encode_rel(relpath)
+        with self._tx() as db:
+            cur = db.execute(
+                "SELECT id, size, mtime_ns, state FROM files WHERE share = ? AND relpath = ?",
+                (share, rel),
+            ).fetchone()
+            if cur is None:
+                db.execute(
+                    "INSERT INTO files (share, relpath, size, mtime_ns, state, queue_seq,"
+                    " updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    (share, rel, size, mtime_ns, self._next_seq(), now),
+                )
+                return True
+            if cur["size"] == size and cur["mtime_ns"] == mtime_ns:
+                return False
+            # Changed content: start over, including a quarantined file that
+            # the user has replaced with a good copy.
+            db.execute(
+                "UPDATE files SET size = ?, mtime_ns = ?, state = 'pending', attempts = 0,"
+                " last_error = NULL, queue_seq = ?, updated_at = ? WHERE id = ?",
+                (size, mtime_ns, self._next_seq(), now, cur["id"]),
+            )
+            return True
+
+    def forget(self, share: str, relpath: str) -> int:
+        """A file (or a folder, with everything under it) was deleted."""
+        rel = encode_rel(relpath)
+        prefix = rel + b"/"
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM files WHERE share = ? AND (relpath = ? OR substr(relpath, 1, ?) = ?)",
+                (share, rel, len(prefix), prefix),
+            )
+            return cur.rowcount
+
+    def move(self, share: str, src: str, dest: str) -> int:
+        """A file or folder was renamed: carry its rows (and results) along.
+
+        Returns how many rows moved; 0 means the source was unknown and the
+        destination must be treated as a new file.
+        """
+        s, d = encode_rel(src), encode_rel(dest)
+        sp = s + b"/"
+        now = self._clock()
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, relpath FROM files WHERE share = ? AND"
+                " (relpath = ? OR substr(relpath, 1, ?) = ?)",
+                (share, s, len(sp), sp),
+            ).fetchall()
+            for r in rows:
+                new = d + bytes(r["relpath"])[len(s) :]
+                db.execute("DELETE FROM files WHERE share = ? AND relpath = ?", (share, new))
+                db.execute(
+                    "UPDATE files SET relpath = ?, updated_at = ? WHERE id = ?", (new, now, r["id"])
+                )
+            return len(rows)
+
+    def known(self, share: str) -> dict[str, tuple[int, int]]:
+        """relpath -> (size, mtime_ns) of every catalogued file of a share."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT relpath, size, mtime_ns FROM files WHERE share = ?", (share,)
+            ).fetchall()
+        return {decode_rel(r["relpath"]): (r["size"], r["mtime_ns"]) for r in rows}
+
+    def drop_share(self, share: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM files WHERE share = ?", (share,))
+
+    def record_scan(self, share: str, files_seen: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO scans (share, finished_at, files_seen) VALUES (?, ?, ?)"
+                " ON CONFLICT (share) DO UPDATE SET finished_at = excluded.finished_at,"
+                " files_seen = excluded.files_seen",
+                (share, self._clock(), files_seen),
+            )
+
+    def last_scans(self) -> dict[str, float]:
+        with self._lock:
+            rows = self._conn.execute("SELECT share, finished_at FROM scans").fetchall()
+        return {r["share"]: r["finished_at"] for r in rows}
+
+    # -- queue -------------------------------------------------------------
+
+    def recover(self) -> int:
+        """At start: work that was in flight when we died goes back to the queue."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE files SET state = 'pending' WHERE state = 'processing'"
+            ).rowcount
+
+    def claim(self, limit: int) -> list[FileRow]:
+        """Move up to `limit` pending files to `processing` and return them."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT * FROM files WHERE state = 'pending' ORDER BY queue_seq LIMIT ?", (limit,)
+            ).fetchall()
+            if rows:
+                db.executemany(
+                    "UPDATE files SET state = 'processing', updated_at = ? WHERE id = ?",
+                    [(self._clock(), r["id"]) for r in rows],
+                )
+        return [_row(r) for r in rows]
+
+    def requeue(self, file_ids: Iterable[int]) -> None:
+        """Give claimed work back untouched (shutdown, pause)."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE files SET state = 'pending' WHERE id = ? AND state = 'processing'",
+                [(i,) for i in file_ids],
+            )
+
+    def fail(self, file_id: int, reason: str, *, permanent: bool = False) -> str:
+        """Count a failed attempt; quarantine after max_attempts. Returns the new state."""
+        with self._tx() as db:
+            row = db.execute("SELECT attempts FROM files WHERE id = ?", (file_id,)).fetchone()
+            if row is None:
+                return "gone"
+            attempts = row["attempts"] + 1
+            state = "quarantined" if permanent or attempts >= self.max_attempts else "pending"
+            db.execute(
+                "UPDATE files SET state = ?, attempts = ?, last_error = ?, queue_seq = ?,"
+                " updated_at = ? WHERE id = ?",
+                (state, attempts, reason, self._next_seq(), self._clock(), file_id),
+            )
+            return state
+
+    def content(self, sha256: str) -> ContentRecord | None:
+        with self._lock:
+            r = self._conn.execute("SELECT * FROM content WHERE sha256 = ?", (sha256,)).fetchone()
+        if r is None:
+            return None
+        return ContentRecord(
+            sha256=r["sha256"],
+            analyzers=r["analyzers"],
+            metadata=json.loads(r["metadata_json"]),
+            results=json.loads(r["results_json"]),
+            analysis_runs=r["analysis_runs"],
+        )
+
+    def complete(
+        self,
+        file_id: int,
+        *,
+        sha256: str,
+        size: int,
+        mtime_ns: int,
+        error: str | None = None,
+    ) -> None:
+        """Mark a file done with the content it had when read.
+
+        `error` keeps a partial failure visible (one analyzer failed on this
+        photo) while the photo still counts as done.
+        """
+        with self._tx() as db:
+            db.execute(
+                "UPDATE files SET state = 'done', sha256 = ?, size = ?, mtime_ns = ?,"
+                " last_error = ?, updated_at = ? WHERE id = ? AND state = 'processing'",
+                (sha256, size, mtime_ns, error, self._clock(), file_id),
+            )
+
+    def store_content(
+        self,
+        sha256: str,
+        analyzers: str,
+        metadata: dict[str, Any],
+        results: dict[str, Any],
+        done: list[tuple[int, int, int]],
+        error: str | None = None,
+    ) -> None:
+        """Save the results of one inference and mark its files done, atomically.
+
+        `done` lists (file_id, size, mtime_ns) of the files that had this content.
+        """
+        now = self._clock()
+        gps = metadata.get("gps") or {}
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO content (sha256, analyzers, taken_at, gps_lat, gps_lon, camera, lens,"
+                " width, height, orientation, mime, metadata_json, results_json, analysis_runs,"
+                " analyzed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"
+                " ON CONFLICT (sha256) DO UPDATE SET analyzers = excluded.analyzers,"
+                " taken_at = excluded.taken_at, gps_lat = excluded.gps_lat,"
+                " gps_lon = excluded.gps_lon, camera = excluded.camera, lens = excluded.lens,"
+                " width = excluded.width, height = excluded.height,"
+                " orientation = excluded.orientation, mime = excluded.mime,"
+                " metadata_json = excluded.metadata_json, results_json = excluded.results_json,"
+                " analysis_runs = content.analysis_runs + 1, analyzed_at = excluded.analyzed_at",
+                (
+                    sha256,
+                    analyzers,
+                    metadata.get("taken_at"),
+                    gps.get("lat"),
+                    gps.get("lon"),
+                    metadata.get("camera"),
+                    metadata.get("lens"),
+                    metadata.get("width"),
+                    metadata.get("height"),
+                    metadata.get("orientation"),
+                    metadata.get("mime"),
+                    json.dumps(metadata),
+                    json.dumps(results),
+                    now,
+                ),
+            )
+            db.executemany(
+                "UPDATE files SET state = 'done', sha256 = ?, size = ?, mtime_ns = ?,"
+                " last_error = ?, updated_at = ? WHERE id = ? AND state = 'processing'",
+                [(sha256, size, mtime, error, now, fid) for fid, size, mtime in done],
+            )
+
+    # -- reading -----------------------------------------------------------
+
+    def get(self, share: str, relpath: str) -> FileRow | None:
+        with self._lock:
+            r = self._conn.execute(
+                "SELECT * FROM files WHERE share = ? AND relpath = ?", (share, encode_rel(relpath))
+            ).fetchone()
+        return _row(r) if r else None
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """share -> state -> count (every state present, zeros included)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT share, state, COUNT(*) AS n FROM files GROUP BY share, state"
+            ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["share"], dict.fromkeys(STATES, 0))[r["state"]] = r["n"]
+        return out
+
+    def queue_depth(self) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM files WHERE state IN ('pending', 'processing')"
+            ).fetchone()
+        return int(row[0])
+
+    def quarantined(self, limit: int = 100) -> list[FileRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM files WHERE state = 'quarantined' ORDER BY updated_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def files_with_content(self, sha256: str) -> list[FileRow]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM files WHERE sha256 = ?", (sha256,)).fetchall()
+        return [_row(r) for r in rows]
+
+    def total_analysis_runs(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT COALESCE(SUM(analysis_runs), 0) FROM content").fetchone()
+        return int(row[0])

@@ -1,0 +1,179 @@
+"""`vaultctl`: the command-line client of vaultd.
+
+The socket comes from `--socket`, else $VAULT_SOCKET, else the `[server]
+socket` of the config (`--config`, else $VAULT_CONFIG, else the default).
+Exit codes: 0 success, 1 nothing found, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, load
+from photovault.query.client import Client, ClientError
+
+EXIT_OK, EXIT_NONE, EXIT_ERROR = 0, 1, 2
+
+
+def socket_path(args: argparse.Namespace) -> Path:
+    if args.socket:
+        return Path(args.socket)
+    if os.environ.get("VAULT_SOCKET"):
+        return Path(os.environ["VAULT_SOCKET"])
+    cfg = Path(args.config or os.environ.get("VAULT_CONFIG") or DEFAULT_CONFIG_PATH)
+    return load(cfg, check_paths=False).server.socket
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    frac = done / total if total else 1.0
+    fill = int(round(frac * width))
+    return "[" + "#" * fill + "." * (width - fill) + f"] {frac * 100:5.1f}%"
+
+
+def _eta(remaining: int, rate: float) -> str:
+    if remaining <= 0:
+        return "done"
+    if rate <= 0:
+        return "ETA --"
+    secs = int(remaining / rate)
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    return f"ETA {h}h{m:02d}m" if h else f"ETA {m}m{s:02d}s"
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "never"
+
+
+def format_status(st: dict[str, Any]) -> str:
+    lines = []
+    state = "paused" if st["paused"] else ("quiet hours" if st["quiet_hours_active"] else "running")
+    limit = st.get("rate_limit")
+    lines.append(
+        f"vaultd {st['version']} (pid {st['pid']}): {state}; queue {st['queue_depth']}, "
+        f"settling {st.get('settling', 0)}, {st['rate_per_second']:.1f} img/s"
+        + (f" (limit {limit:g}/s)" if limit else "")
+    )
+    rate = st["rate_per_second"]
+    for sh in st["shares"]:
+        c = sh["counts"]
+        finished = c["done"] + c["failed"] + c["quarantined"]
+        total = sh["total"]
+        lines.append(
+            f"  {sh['name']:<14} {_bar(finished, total)} {finished}/{total}  "
+            f"{_eta(c['pending'] + c['processing'], rate)}  watch={sh['watch']}"
+            + ("  scanning" if sh.get("scanning") else "")
+        )
+        lines.append(
+            f"  {'':<14} pending {c['pending']}, processing {c['processing']}, done {c['done']}, "
+            f"failed {c['failed']}, quarantined {c['quarantined']}; last scan "
+            f"{_when(sh.get('last_scan'))}"
+        )
+        if sh.get("watch_problem"):
+            lines.append(f"  {'':<14} warning: {sh['watch_problem']}")
+    an = st.get("analyzers") or {}
+    if an:
+        active = ", ".join(a["name"] for a in an.get("active", [])) or "none"
+        lines.append(f"analyzers: {active}")
+        for d in an.get("disabled", []):
+            lines.append(f"  disabled {d['name']}: {d['reason']}")
+    if st["quarantined"]:
+        lines.append(f"quarantined ({len(st['quarantined'])}):")
+        for q in st["quarantined"][:20]:
+            lines.append(f"  {q['path']}: {q['reason']}")
+    return "\n".join(lines)
+
+
+def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    while True:
+        st = client.call("status")
+        if args.json:
+            print(json.dumps(st, indent=2))
+            return EXIT_OK
+        text = format_status(st)
+        if not args.watch:
+            print(text)
+            return EXIT_OK
+        sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
+        sys.stdout.flush()
+        time.sleep(args.interval)
+
+
+def cmd_simple(op: str) -> Any:
+    def run(client: Client, args: argparse.Namespace) -> int:
+        extra = {"share": args.share} if getattr(args, "share", None) else {}
+        result = client.call(op, **extra)
+        if op == "rescan":
+            print("scanning: " + ", ".join(result["scanning"]))
+        else:
+            print("paused" if result.get("paused") else "running")
+        return EXIT_OK
+
+    return run
+
+
+def cmd_show(client: Client, args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.path)
+    result = client.call("show", path=path)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, ensure_ascii=False)
+        print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vaultctl", description="Control and query vaultd")
+    p.add_argument("--socket", help="vaultd's Unix socket (default: $VAULT_SOCKET or config)")
+    p.add_argument("--config", "-c", help=f"config file (default $VAULT_CONFIG or "
+                   f"{DEFAULT_CONFIG_PATH})")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("status", help="progress per share, queue, quarantined files")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--watch", action="store_true", help="refresh until interrupted")
+    s.add_argument("--interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_status)
+
+    sub.add_parser("pause", help="stop taking new work (within a second)").set_defaults(
+        func=cmd_simple("pause"))
+    sub.add_parser("resume", help="resume work").set_defaults(func=cmd_simple("resume"))
+    r = sub.add_parser("rescan", help="reconcile a share (or all) with the disk now")
+    r.add_argument("share", nargs="?")
+    r.set_defaults(func=cmd_simple("rescan"))
+
+    sh = sub.add_parser("show", help="what we know of one photo")
+    sh.add_argument("path")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=cmd_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        client = Client(socket_path(args))
+        return int(args.func(client, args))
+    except ConfigError as exc:
+        print(f"vaultctl: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ClientError as exc:
+        print(f"vaultctl: {exc.message}", file=sys.stderr)
+        return EXIT_NONE if exc.code == "not_found" else EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Media stage: decode photos and read their metadata."""

@@ -1,0 +1,133 @@
+"""The bounded pool of decode processes.
+
+Decoding (and hashing, which reads the same bytes) is the CPU-heavy part of
+ingest; it runs in separate processes so inference in the daemon never waits
+for one decode, and at idle CPU and I/O priority so a NAS stays responsive.
+Processes are spawned, not forked: a fork deadlocks once libheif or
+onnxruntime threads exist in the parent (MEASUREMENTS.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import multiprocessing
+import os
+import platform
+import stat
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from photovault.media.types import DecodedImage, MediaError
+
+log = logging.getLogger(__name__)
+
+#: Largest file we read into memory to hash and decode in one go.
+MAX_FILE_BYTES = 2 * 1024**3
+
+_IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "armv7l": 314}
+_IOPRIO_CLASS_IDLE = 3
+_IOPRIO_WHO_PROCESS = 1
+
+
+@dataclass
+class DecodeOutcome:
+    """What a decode process sends back: the content hash and pixels, or a reason."""
+
+    path: str
+    sha256: str | None
+    size: int
+    mtime_ns: int
+    image: DecodedImage | None = None
+    error: str | None = None
+    #: True when retrying cannot help (not an image, bomb); False for maybe-transient
+    #: errors (file vanished, changed while read, I/O error).
+    permanent: bool = False
+
+
+def lower_priority() -> None:
+    """Nice 19 and the idle I/O class: batch work yields to everything else."""
+    try:
+        os.nice(19 - os.nice(0))
+    except OSError:
+        log.debug("cannot renice decode worker", exc_info=True)
+    nr = _IOPRIO_SET.get(platform.machine())
+    if nr is None:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall(nr, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_CLASS_IDLE << 13)
+    except OSError:
+        log.debug("cannot set idle I/O priority", exc_info=True)
+
+
+def decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
+    """Read a file once, hash it and decode it. Runs inside a pool process."""
+    from photovault.media.decode import DecodeLimits, decode_image
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            return DecodeOutcome(path, None, -1, -1, error=f"cannot open: {exc.strerror}")
+    except FileNotFoundError:
+        return DecodeOutcome(path, None, -1, -1, error="file vanished before it was read")
+    except OSError as exc:
+        why = "is a symlink" if exc.errno == 40 else exc.strerror
+        return DecodeOutcome(path, None, -1, -1, error=f"cannot open: {why}",
+                             permanent=exc.errno == 40)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return DecodeOutcome(path, None, -1, -1, error="not a regular file", permanent=True)
+        if st.st_size > MAX_FILE_BYTES:
+            return DecodeOutcome(path, None, st.st_size, st.st_mtime_ns, permanent=True,
+                                 error=f"file too large ({st.st_size} bytes)")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+        after = os.fstat(fd)
+    except OSError as exc:
+        return DecodeOutcome(path, None, -1, -1, error=f"read error: {exc.strerror}")
+    finally:
+        os.close(fd)
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or len(data) != st.st_size:
+        return DecodeOutcome(path, None, st.st_size, st.st_mtime_ns,
+                             error="file changed while it was read (still being copied?)")
+    digest = hashlib.sha256(data).hexdigest()
+    out = DecodeOutcome(path, digest, st.st_size, st.st_mtime_ns)
+    if target_side <= 0:
+        return out
+    try:
+        out.image = decode_image(
+            Path(path), target_side, data=data,
+            limits=DecodeLimits(max_pixels=max_pixels),
+        )
+    except MediaError as exc:
+        out.error, out.permanent = exc.reason, True
+    except MemoryError:
+        out.error, out.permanent = "out of memory while decoding", True
+    except Exception as exc:  # a decoder bug must cost one photo, not the pool
+        out.error, out.permanent = f"decoder failed: {type(exc).__name__}: {exc}", True
+    return out
+
+
+class DecodePool:
+    """A spawn-context process pool at low priority."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=lower_priority,
+        )
+
+    def submit(self, path: Path, target_side: int, max_pixels: int) -> Future[DecodeOutcome]:
+        return self._pool.submit(decode_file, os.fspath(path), target_side, max_pixels)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,338 @@
+"""The batch worker: claim -> decode (pool) -> metadata -> analyze -> sinks -> commit.
+
+One thread drives it. Up to LOOKAHEAD batches are in flight, so the decode
+processes work on the next batch while this thread runs the analyzers on the
+current one (rclip's LOOKAHEAD_BATCHES). Results are committed together with
+the `done` state, so a crash never leaves a photo half-done, and the sinks
+(sidecar, index) are idempotent so a retried batch does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from photovault.analyze.base import AnalysisItem, AnalyzerError
+from photovault.analyze.registry import LoadedAnalyzers, parse_signature
+from photovault.catalog.store import Catalog, FileRow, display
+from photovault.media.types import DecodedImage, MediaError, PhotoMetadata
+from photovault.pipeline.decodepool import DecodeOutcome, DecodePool
+from photovault.pipeline.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+LOOKAHEAD = 2
+
+
+@dataclass
+class Photo:
+    """A finished photo as the sinks see it."""
+
+    file: FileRow
+    path: Path
+    sha256: str
+    facts: dict[str, Any]
+    results: dict[str, Any]
+    image: DecodedImage | None  # None when results were reused without decoding
+
+
+class Sink(Protocol):
+    """A stage after analysis that stores results somewhere (sidecar, index)."""
+
+    name: str
+
+    def store(self, photos: list[Photo]) -> None: ...
+
+
+class MetadataSource(Protocol):
+    def read(self, paths: list[Path]) -> dict[Path, PhotoMetadata | MediaError]: ...
+
+
+@dataclass
+class _Batch:
+    rows: list[FileRow]
+    paths: list[Path]
+    decodes: list[Future[DecodeOutcome]]
+    metadata: Future[dict[Path, PhotoMetadata | MediaError]]
+    claimed_at: float = field(default_factory=time.monotonic)
+
+
+def basic_facts(meta: PhotoMetadata | None, image: DecodedImage | None) -> dict[str, Any]:
+    """Catalog columns straight from exiftool, for when the metadata analyzer is off."""
+    m = meta or PhotoMetadata()
+    w, h = image.stored_size if image else (None, None)
+    gps = {"lat": m.gps_lat, "lon": m.gps_lon} if m.gps_lat is not None and m.gps_lon else None
+    return {
+        "taken_at": m.taken_at,
+        "gps": gps,
+        "camera": m.camera,
+        "lens": m.lens,
+        "width": m.width or w,
+        "height": m.height or h,
+        "orientation": m.orientation or (image.orientation if image else None),
+        "mime": m.mime,
+    }
+
+
+class Worker:
+    """Runs batches until stopped. Construct, then `start()`; `stop()` drains."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        resolve: Any,  # (share, relpath) -> Path | None
+        analyzers: LoadedAnalyzers,
+        throttle: Throttle,
+        metadata: MetadataSource,
+        *,
+        batch_size: int,
+        decode_workers: int,
+        max_pixels: int,
+        sinks: list[Sink] | None = None,
+        on_batch: Any = None,
+    ) -> None:
+        self.catalog = catalog
+        self.resolve = resolve
+        self.analyzers = analyzers
+        self.throttle = throttle
+        self.metadata = metadata
+        self.batch_size = batch_size
+        self.decode_workers = decode_workers
+        self.max_pixels = max_pixels
+        self.sinks = sinks or []
+        self.on_batch = on_batch
+        self.stopping = threading.Event()
+        self.busy = False
+        self._pool = DecodePool(decode_workers)
+        self._meta_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exiftool")
+        self._inflight: deque[_Batch] = deque()
+        self._thread: threading.Thread | None = None
+        self.last_heartbeat = time.monotonic()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain_seconds: float = 6.0) -> None:
+        """Finish what is in flight within `drain_seconds`, requeue the rest."""
+        self.stopping.set()
+        self.throttle.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=drain_seconds + 2)
+        for batch in self._inflight:
+            self.catalog.requeue(r.id for r in batch.rows)
+        self._inflight.clear()
+        self._pool.shutdown()
+        self._meta_exec.shutdown(wait=False, cancel_futures=True)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- loop ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        deadline: float | None = None
+        while True:
+            self.last_heartbeat = time.monotonic()
+            if self.stopping.is_set():
+                deadline = deadline or time.monotonic() + 5.0
+                if not self._inflight or time.monotonic() > deadline:
+                    return
+            else:
+                self._fill()
+            if not self._inflight:
+                self.throttle._wait(self.stopping, 0.5)
+                continue
+            head = self._inflight[0]
+            done, _ = wait(head.decodes, timeout=0.2)
+            if len(done) < len(head.decodes):
+                continue
+            self._inflight.popleft()
+            self.busy = True
+            try:
+                self._process(head)
+            except Exception:
+                log.exception("batch failed unexpectedly; requeueing %d files", len(head.rows))
+                self.catalog.requeue(r.id for r in head.rows)
+                time.sleep(1.0)
+            finally:
+                self.busy = False
+
+    def _fill(self) -> None:
+        while len(self._inflight) < LOOKAHEAD:
+            n = self.throttle.current_rate()
+            if n == 0.0:
+                return
+            allowed = self.throttle.acquire(self.batch_size, self.stopping) if n else 0
+            rows = self.catalog.claim(allowed or self.batch_size)
+            if not rows:
+                return
+            self._submit(rows)
+
+    def _submit(self, rows: list[FileRow]) -> None:
+        side = self.analyzers.image_side
+        paths: list[Path] = []
+        futures: list[Future[DecodeOutcome]] = []
+        for row in rows:
+            path = self.resolve(row.share, row.relpath)
+            paths.append(path)
+            futures.append(self._decode(path, side))
+        metadata = self._meta_exec.submit(self.metadata.read, paths)
+        self._inflight.append(_Batch(rows, paths, futures, metadata))
+
+    def _decode(self, path: Path | None, side: int) -> Future[DecodeOutcome]:
+        if path is None:
+            f: Future[DecodeOutcome] = Future()
+            f.set_result(DecodeOutcome("", None, -1, -1, error="share no longer configured"))
+            return f
+        try:
+            return self._pool.submit(path, side, self.max_pixels)
+        except BrokenProcessPool:
+            self._restart_pool()
+            return self._pool.submit(path, side, self.max_pixels)
+
+    def _restart_pool(self) -> None:
+        log.error("a decode process died; restarting the decode pool")
+        self._pool.shutdown()
+        self._pool = DecodePool(self.decode_workers)
+
+    # -- one batch ---------------------------------------------------------------
+
+    def _outcome(self, f: Future[DecodeOutcome], path: Path) -> DecodeOutcome:
+        try:
+            return f.result()
+        except BrokenProcessPool:
+            self._restart_pool()
+            return DecodeOutcome(str(path), None, -1, -1, error="decoder process crashed")
+        except Exception as exc:
+            return DecodeOutcome(str(path), None, -1, -1, error=f"decode failed: {exc}")
+
+    def _process(self, batch: _Batch) -> None:
+        try:
+            meta_map = batch.metadata.result()
+        except Exception as exc:
+            log.warning("exiftool failed for a batch: %s", exc)
+            meta_map = {}
+        groups: dict[str, list[tuple[FileRow, Path, DecodeOutcome]]] = {}
+        for row, path, fut in zip(batch.rows, batch.paths, batch.decodes, strict=True):
+            out = self._outcome(fut, path)
+            if out.error is not None or out.sha256 is None:
+                self._failed(row, path, out)
+                continue
+            groups.setdefault(out.sha256, []).append((row, path, out))
+
+        signature = parse_signature(self.analyzers.signature)
+        finished: list[tuple[str, str, dict[str, Any], dict[str, Any], list[Photo], str | None]]
+        finished = []
+        to_analyze: list[tuple[str, list[str], dict[str, Any], list[tuple[FileRow, Path,
+                                                                           DecodeOutcome]]]] = []
+        for sha, members in groups.items():
+            known = self.catalog.content(sha)
+            have = parse_signature(known.analyzers) if known else {}
+            missing = [n for n, v in signature.items() if have.get(n) != v]
+            prior = known.results if known else {}
+            if known and not missing:
+                photos = [Photo(r, p, sha, known.metadata, known.results, o.image)
+                          for r, p, o in members]
+                for r, _p, _o in members:
+                    log.info("reused results for %s/%s (same content as an analyzed photo)",
+                             r.share, display(r.relpath))
+                self._store(photos)
+                for r, _p, o in members:
+                    self.catalog.complete(r.id, sha256=sha, size=o.size, mtime_ns=o.mtime_ns)
+                continue
+            to_analyze.append((sha, missing, prior, members))
+
+        if to_analyze:
+            items = []
+            for sha, _missing, prior, members in to_analyze:
+                row, path, out = members[0]
+                meta = meta_map.get(path)
+                if isinstance(meta, MediaError):
+                    log.warning("metadata unreadable for %s: %s", path, meta.reason)
+                    meta = None
+                assert out.image is not None
+                items.append(AnalysisItem(row.id, path, sha, out.image,
+                                          meta or PhotoMetadata(), dict(prior)))
+            errors = self._analyze(items, [m for _s, m, _p, _mm in to_analyze])
+            for item, (sha, _missing, _prior, members), err in zip(
+                items, to_analyze, errors, strict=True
+            ):
+                facts = item.results.get("metadata") or basic_facts(item.metadata, item.image)
+                photos = [Photo(r, p, sha, facts, item.results, o.image) for r, p, o in members]
+                finished.append((sha, self.analyzers.signature, facts, item.results, photos, err))
+
+        for sha, sig, facts, results, photos, err in finished:
+            self._store(photos)
+            self.catalog.store_content(
+                sha, sig, facts, results,
+                [(ph.file.id, self._size(ph, groups), self._mtime(ph, groups)) for ph in photos],
+                error=err,
+            )
+            for ph in photos:
+                log.info("analyzed %s/%s%s", ph.file.share, display(ph.file.relpath),
+                         f" (with errors: {err})" if err else "")
+        n_ok = sum(len(m) for m in groups.values())
+        self.throttle.record_done(n_ok)
+        if self.on_batch is not None:
+            self.on_batch(len(batch.rows), n_ok, time.monotonic() - batch.claimed_at)
+
+    @staticmethod
+    def _size(ph: Photo, groups: dict[str, list[tuple[FileRow, Path, DecodeOutcome]]]) -> int:
+        return next(o.size for r, _p, o in groups[ph.sha256] if r.id == ph.file.id)
+
+    @staticmethod
+    def _mtime(ph: Photo, groups: dict[str, list[tuple[FileRow, Path, DecodeOutcome]]]) -> int:
+        return next(o.mtime_ns for r, _p, o in groups[ph.sha256] if r.id == ph.file.id)
+
+    def _analyze(self, items: list[AnalysisItem], missing: list[list[str]]) -> list[str | None]:
+        """Run each active analyzer on the items that lack its result."""
+        errors: list[list[str]] = [[] for _ in items]
+        for analyzer in self.analyzers.active:
+            idx = [i for i, m in enumerate(missing) if analyzer.name in m]
+            if not idx:
+                continue
+            sub = [items[i] for i in idx]
+            try:
+                results = analyzer.analyze(sub)
+                if len(results) != len(sub):
+                    raise RuntimeError(f"returned {len(results)} results for {len(sub)} photos")
+            except Exception as exc:
+                log.exception("analyzer %s failed on a batch of %d", analyzer.name, len(sub))
+                results = [AnalyzerError(f"{type(exc).__name__}: {exc}")] * len(sub)
+            for i, res in zip(idx, results, strict=True):
+                if isinstance(res, AnalyzerError):
+                    items[i].results[analyzer.name] = {"error": str(res)}
+                    errors[i].append(f"{analyzer.name}: {res}")
+                    log.warning("%s failed on %s: %s", analyzer.name, items[i].path, res)
+                else:
+                    items[i].results[analyzer.name] = res
+        return ["; ".join(e) if e else None for e in errors]
+
+    def _store(self, photos: list[Photo]) -> None:
+        for sink in self.sinks:
+            try:
+                sink.store(photos)
+            except Exception:
+                log.exception("%s stage failed for %d photos", sink.name, len(photos))
+
+    def _failed(self, row: FileRow, path: Path | None, out: DecodeOutcome) -> None:
+        if path is not None and not path.exists() and not path.is_symlink():
+            self.catalog.forget(row.share, row.relpath)
+            log.info("%s vanished before it was processed; forgotten", path)
+            return
+        reason = out.error or "unknown error"
+        state = self.catalog.fail(row.id, reason, permanent=out.permanent)
+        if state == "quarantined":
+            log.warning("quarantined %s: %s", path, reason)
+        else:
+            log.info("will retry %s: %s", path, reason)

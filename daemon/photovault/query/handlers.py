@@ -1,0 +1,115 @@
+"""Request handlers: one method per operation, each validating its own args.
+
+Paths from clients are mapped onto a configured share; anything outside
+every share (including `..` tricks and symlinks pointing out) is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from photovault.catalog.store import display
+from photovault.query.protocol import ProtocolError, Request
+from photovault.query.server import Caller
+
+if TYPE_CHECKING:
+    from photovault.app import Daemon
+
+
+def _str_arg(args: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = args.get(name)
+    if value is None:
+        if required:
+            raise ProtocolError("bad_request", f"missing argument {name!r}")
+        return None
+    if not isinstance(value, str) or "\0" in value or len(value) > 4096:
+        raise ProtocolError("bad_request", f"argument {name!r} must be a path-like string")
+    return value
+
+
+class Handlers:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.ops = {
+            "ping": self.ping,
+            "status": self.status,
+            "pause": self.pause,
+            "resume": self.resume,
+            "rescan": self.rescan,
+            "show": self.show,
+        }
+
+    def handle(self, req: Request, caller: Caller) -> Any:
+        fn = self.ops.get(req.op)
+        if fn is None:
+            raise ProtocolError("unknown_op", f"unknown operation {req.op!r} "
+                                f"(known: {', '.join(sorted(self.ops))})")
+        return fn(req.args, caller)
+
+    def ping(self, args: dict[str, Any], caller: Caller) -> Any:
+        return {"pong": True}
+
+    def status(self, args: dict[str, Any], caller: Caller) -> Any:
+        return self.daemon.status()
+
+    def pause(self, args: dict[str, Any], caller: Caller) -> Any:
+        self.daemon.throttle.pause()
+        return {"paused": True}
+
+    def resume(self, args: dict[str, Any], caller: Caller) -> Any:
+        self.daemon.throttle.resume()
+        return {"paused": False}
+
+    def rescan(self, args: dict[str, Any], caller: Caller) -> Any:
+        share = _str_arg(args, "share", required=False)
+        if share is not None and self.daemon.settings.share(share) is None:
+            raise ProtocolError("not_found", f"no share named {share!r}")
+        return {"scanning": self.daemon.scan_async(share)}
+
+    def locate(self, raw: str) -> tuple[str, str]:
+        """Absolute path -> (share, relpath), or a not_found error."""
+        if not os.path.isabs(raw):
+            raise ProtocolError("bad_request", "path must be absolute")
+        p = os.path.normpath(raw)
+        for share in self.daemon.settings.shares:
+            for root in {os.path.normpath(share.path), os.path.realpath(share.path)}:
+                if p.startswith(root + os.sep):
+                    return share.name, p[len(root) + 1 :]
+        raise ProtocolError("not_found", f"{raw} is not inside any watched share")
+
+    def show(self, args: dict[str, Any], caller: Caller) -> Any:
+        raw = _str_arg(args, "path")
+        assert raw is not None
+        share, rel = self.locate(raw)
+        row = self.daemon.catalog.get(share, rel)
+        if row is None:
+            raise ProtocolError("not_found", f"{raw} is not in the catalog (not a photo, "
+                                "ignored, or not seen yet)")
+        path = self.daemon.resolve(share, rel) or Path(rel)
+        out: dict[str, Any] = {
+            "path": display(os.fspath(path)),
+            "share": share,
+            "state": row.state,
+            "attempts": row.attempts,
+            "error": row.last_error,
+            "sha256": row.sha256,
+            "size": row.size,
+            "taken_at": None,
+            "gps": None,
+            "camera": None,
+            "lens": None,
+            "width": None,
+            "height": None,
+            "orientation": None,
+        }
+        content = self.daemon.catalog.content(row.sha256) if row.sha256 else None
+        if content is not None:
+            facts = content.metadata
+            for key in ("taken_at", "gps", "camera", "lens", "width", "height", "orientation",
+                        "mime"):
+                out[key] = facts.get(key)
+            out["analyzers"] = content.analyzers
+            out["results"] = {k: v for k, v in content.results.items()}
+        return out
