@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "models"
+
+
+def _load_tiny_models() -> ModuleType:
+    name = "photovault_test_tiny_models"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, FIXTURES / "tiny_models.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> ModuleType:
+    return _load_tiny_models()
+
+
+@pytest.fixture
+def tagger_dir(tiny_models: ModuleType, tmp_path: Path) -> Path:
+    """A prepared, valid tagger folder (10 classes, 8-px input) ready to import."""
+    from photovault.models.store import Manifest, describe_file, write_manifest
+
+    src = tmp_path / "src"
+    tiny_models.build_classifier(src / "model.onnx", num_classes=10, side=8)
+    manifest = Manifest(
+        name="tiny-tagger",
+        task="tagger",
+        architecture="tiny",
+        input_size=8,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        files=(describe_file(src / "model.onnx", "image", "fp32"),),
+        num_classes=10,
+        source="tests",
+        licence="CC0-1.0",
+    )
+    write_manifest(src, manifest)
+    return src
