@@ -1,0 +1,67 @@
+# Photo Vault: `make run` (demo daemon on ./var/photos) and `make test` (the whole suite).
+# Both start with `make install`, which works on a fresh Debian/Ubuntu machine.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(VENV)/bin/pip
+# Debian packages the daemon and the tests need (exiftool reads metadata and writes sidecars,
+# exiv2 is the independent reader in tests, exempi backs python-xmp-toolkit).
+APT_PACKAGES = libimage-exiftool-perl exiv2 libexempi8
+EXTRAS ?= cpu,dev
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast lint bench clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(VENV)/bin/activate
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+	$(PIP) install --quiet -e '.[$(EXTRAS)]'
+
+var/vaultd.toml:
+	mkdir -p var/photos
+	printf '%s\n' \
+	  '# Demo configuration written by `make run`; edit freely.' \
+	  'state_dir = "state"' \
+	  '[server]' \
+	  'socket = "vaultd.sock"' \
+	  '[metrics]' \
+	  'listen = "127.0.0.1:9108"' \
+	  '[[shares]]' \
+	  'name = "demo"' \
+	  'path = "photos"' \
+	  '[ingest]' \
+	  'settle_seconds = 2.0' \
+	  'rescan = "*/30 * * * *"' \
+	  '[analyzers]' \
+	  'enabled = ["metadata"]' > $@
+
+run: install var/vaultd.toml
+	@echo "vaultd: drop photos into ./var/photos; in another shell: $(VENV)/bin/vaultctl --config var/vaultd.toml status"
+	$(VENV)/bin/vaultd --config var/vaultd.toml
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check daemon tests bench
+
+bench: install
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info
