@@ -61,6 +61,7 @@ class Daemon:
         self.last_scan_started: float | None = None
         self.scheduler = BackgroundScheduler(daemon=True)
         self.metadata = MetadataReader()
+        self._sessions: Any = None
         self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
         self.sinks: list[Sink] = []
         self.worker = self._make_worker()
@@ -78,11 +79,16 @@ class Daemon:
 
     def _context(self) -> Any:
         """What analyzers get to build themselves (models, sessions, state dir)."""
-        try:
-            from photovault.analyze.context import AnalyzerContext
-        except ImportError:
-            return {"state_dir": self.settings.state_dir}
-        return AnalyzerContext.from_settings(self.settings)
+        from photovault.analyze.context import AnalyzerContext
+        from photovault.analyze.session import SessionFactory
+        from photovault.models.store import ModelStore
+
+        m = self.settings.models
+        if self._sessions is None:
+            self._sessions = SessionFactory(m.providers, m.intra_threads, m.inter_threads,
+                                            m.idle_unload_seconds)
+        return AnalyzerContext(self.settings.state_dir, ModelStore(self.settings.models_dir),
+                               self._sessions)
 
     @staticmethod
     def _make_throttle(settings: Settings) -> Throttle:

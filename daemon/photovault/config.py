@@ -121,6 +121,20 @@ class DecodeSettings(_Section):
     max_megapixels: float = Field(100.0, gt=0, description="refuse larger images (bombs)")
 
 
+class ModelSettings(_Section):
+    """Which installed models the analyzers use, and how sessions run."""
+
+    providers: list[str] = Field(
+        default_factory=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        description="onnxruntime execution providers in order of preference",
+    )
+    intra_threads: int = Field(2, ge=0, description="threads inside one operator; 0 = all cores")
+    inter_threads: int = Field(1, ge=0, description="operators run in parallel")
+    idle_unload_seconds: float = Field(600.0, gt=0, description="unload idle models after this")
+    clip: str | None = Field(None, description="installed CLIP model name (default: the first)")
+    tagger: str | None = Field(None, description="installed tagger model name (default: first)")
+
+
 class AnalyzerSettings(_Section):
     """Which analyzers run, in this order."""
 
@@ -139,6 +153,7 @@ class Settings(_Section):
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     decode: DecodeSettings = Field(default_factory=DecodeSettings)
     analyzers: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
 
     @model_validator(mode="after")
     def _unique_shares(self) -> Settings:
@@ -151,6 +166,10 @@ class Settings(_Section):
     @property
     def catalog_path(self) -> Path:
         return self.state_dir / "catalog.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.state_dir / "models"
 
     def share(self, name: str) -> ShareSettings | None:
         return next((s for s in self.shares if s.name == name), None)

@@ -55,12 +55,12 @@ def write_config(base: Path, *, shares: list[dict[str, Any]] | None = None,
 class VaultProcess:
     """One vaultd subprocess; logs go to base/vaultd.log."""
 
-    def __init__(self, config: Path, base: Path, *, user: str | None = None) -> None:
+    def __init__(self, config: Path, base: Path, *, wrapper: list[str] | None = None) -> None:
         self.config = config
         self.base = base
         self.socket = base / "vaultd.sock"
         self.log_path = base / "vaultd.log"
-        self.user = user
+        self.wrapper = wrapper or []
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
@@ -68,8 +68,9 @@ class VaultProcess:
         env.pop("VAULT_SOCKET", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "photovault.cli.vaultd", "--config", str(self.config)],
-            stdout=log, stderr=log, env=env, user=self.user,
+            [*self.wrapper, sys.executable, "-m", "photovault.cli.vaultd", "--config",
+             str(self.config)],
+            stdout=log, stderr=log, env=env,
         )
         self.wait_for(lambda: self.socket.exists() and self._ping(), timeout,
                       "vaultd did not open its socket")

@@ -67,6 +67,7 @@ class ShareWatcher:
         mode: str = "auto",
         poll_interval: float = 10.0,
         is_own_file: Callable[[Path], bool] = lambda p: False,
+        inotify_factory: Callable[[], BaseObserver] = Observer,
     ) -> None:
         self.name = name
         self.root = root
@@ -75,6 +76,7 @@ class ShareWatcher:
         self.mode = mode
         self.poll_interval = poll_interval
         self.is_own_file = is_own_file
+        self._inotify_factory = inotify_factory
         self.kind = "stopped"  # "inotify" | "polling" | "stopped"
         self.fallback_reason: str | None = None
         self._observer: BaseObserver | None = None
@@ -84,7 +86,7 @@ class ShareWatcher:
     def start(self) -> None:
         if self.mode in ("auto", "inotify"):
             try:
-                self._start(Observer(), "inotify")
+                self._start(self._inotify_factory(), "inotify")
                 return
             except OSError as exc:
                 if exc.errno not in _EXHAUSTED or self.mode == "inotify":
