@@ -236,15 +236,15 @@ def _check_limits(path: Path, size: tuple[int, int], limits: DecodeLimits, fmt: 
     w, h = size
     if w <= 0 or h <= 0:
         raise MediaError(path, f"corrupt {_DISPLAY_NAMES[fmt]} header (size {w}x{h})")
-    if w > limits.max_side or h > limits.max_side:
-        raise MediaError(
-            path, f"decompression bomb: {w}x{h} exceeds the {limits.max_side}-pixel side limit"
-        )
     if w * h > limits.max_pixels:
         raise MediaError(
             path,
             f"decompression bomb: {w}x{h} exceeds the "
             f"{limits.max_pixels / 1e6:g}-megapixel limit",
+        )
+    if w > limits.max_side or h > limits.max_side:
+        raise MediaError(
+            path, f"decompression bomb: {w}x{h} exceeds the {limits.max_side}-pixel side limit"
         )
 
 
