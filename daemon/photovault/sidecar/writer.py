@@ -1,0 +1,435 @@
+"""Write our content into a photo's sidecar: merge, verify, commit atomically.
+
+Strategy (why foreign data provably survives): `merge.merge` splices bytes, so
+everything we do not own stays byte-for-byte where it was. Before a merged file
+replaces the old one it must pass two independent checks:
+
+1. our RDF reader: the foreign view (everything minus what our ownership lists
+   name) of old and new packet is equal, array kinds and language qualifiers
+   included (done inside `merge.merge`);
+2. exiftool: ``exiftool -j -struct -G1 -n`` of old and new agree on every tag
+   except the items we removed and our own namespace, and exiftool reads the
+   new file without a new warning or error.
+
+A file that fails either check, or cannot be parsed safely (malformed XML,
+UTF-16, over the size limit, array properties written as attributes), is left
+untouched and the `WriteResult` says why; the photo is still indexed.
+
+Commit: temp file in the sidecar's folder, fsync, the photo's permission bits and
+group, then a check that the sidecar is still the version we read (size, mtime,
+SHA-256) and `os.replace` (or a no-clobber `os.link` for a new sidecar), then an
+fsync of the folder. If someone changed the sidecar meanwhile we read and merge
+again. A crash leaves the old or the new file, never a partial one; at worst a
+stale ``.NAME.pvtmp-*.xmp`` temp file, removed by a later write. The photo is
+only ever `stat`-ed.
+
+Thread-safety: a `SidecarWriter` may be shared between threads; `write` calls are
+serialized by one lock, because the single exiftool process answers one command
+at a time. Use one writer per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from photovault.sidecar import merge as merging
+from photovault.sidecar.model import SidecarContent
+from photovault.sidecar.naming import TEMP_MARKER
+from photovault.sidecar.reader import (
+    MAX_SIDECAR_BYTES,
+    Fingerprint,
+    encoding_problem,
+    fingerprint_bytes,
+)
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = Path(__file__).with_name("exiftool.config")
+
+#: exiftool JSON keys that differ between any two files and say nothing of content.
+_SKIP_GROUPS = ("System:", "File:", "ExifTool:", "XMP-photovault:")
+_SKIP_TAGS = {"SourceFile", "XMP-x:XMPToolkit"}
+_KEYWORD_TAGS = ("XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-digiKam:TagsList")
+STALE_TEMP_SECONDS = 3600
+
+Status = Literal["written", "unchanged", "skipped", "failed"]
+
+
+class ExifToolUnavailable(Exception):
+    """exiftool could not be started or keeps failing."""
+
+
+@dataclass
+class WriteResult:
+    """Outcome of one `SidecarWriter.write`.
+
+    status: "written" (new content committed), "unchanged" (the sidecar already
+    held exactly this), "skipped" (left untouched on purpose: bad or unsafe input,
+    see `warnings`), "failed" (an I/O or tool error; retry later).
+    `fingerprint` describes the sidecar now on disk as we left it (None when there
+    is none); the watcher compares it with what it sees to ignore our own write.
+    """
+
+    status: Status
+    sidecar: Path
+    fingerprint: Fingerprint | None = None
+    warnings: list[str] = field(default_factory=list)
+    attempts: int = 1
+    faces_written: int = 0
+    faces_skipped: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("written", "unchanged")
+
+
+class _Conflict(Exception):
+    """The sidecar changed under us; read and merge again."""
+
+
+class SidecarWriter:
+    """Long-lived sidecar writer holding one ``exiftool -stay_open`` process.
+
+    The process is started on first use and restarted once when a command fails.
+    `exiftool` is the executable, `verify_with_exiftool=False` skips check 2 (only
+    for environments without exiftool; our own check still runs).
+    """
+
+    def __init__(
+        self,
+        *,
+        exiftool: str = "exiftool",
+        config: Path = CONFIG_PATH,
+        verify_with_exiftool: bool = True,
+        max_attempts: int = 3,
+        max_bytes: int = MAX_SIDECAR_BYTES,
+    ) -> None:
+        self._executable = exiftool
+        self._config = Path(config)
+        self._verify_with_exiftool = verify_with_exiftool
+        self._max_attempts = max_attempts
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._et: Any = None
+
+    # ------------------------------------------------------------ exiftool
+    def _start(self) -> Any:
+        import exiftool  # pyexiftool; imported here so reading needs no exiftool
+
+        et = exiftool.ExifTool(
+            executable=self._executable, common_args=[], config_file=str(self._config)
+        )
+        try:
+            et.run()
+        except Exception as err:  # FileNotFoundError, ExifToolVersionError, ...
+            raise ExifToolUnavailable(f"cannot start exiftool: {err}") from err
+        log.debug("exiftool started (pid %s)", getattr(et, "_process", None) and et._process.pid)
+        return et
+
+    def _execute(self, *args: str) -> str:
+        """Run one exiftool command; restart the process once on failure."""
+        for attempt in (1, 2):
+            try:
+                if self._et is None or not self._et.running:
+                    self._et = self._start()
+                return self._et.execute(*args)
+            except ExifToolUnavailable:
+                raise
+            except Exception as err:  # broken pipe, process died, decode error
+                log.warning("exiftool failed (%s), restarting (attempt %d)", err, attempt)
+                self._stop()
+        raise ExifToolUnavailable("exiftool failed twice in a row")
+
+    def _stop(self) -> None:
+        et, self._et = self._et, None
+        if et is not None:
+            with contextlib.suppress(Exception):
+                et.terminate()
+
+    def close(self) -> None:
+        """Stop the exiftool process (the writer restarts it if used again)."""
+        with self._lock:
+            self._stop()
+
+    def __enter__(self) -> SidecarWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_json(self, *paths: Path) -> list[dict[str, Any]]:
+        """``exiftool -j -struct -G1 -n`` of files, numbers kept as their text."""
+        out = self._execute("-j", "-struct", "-G1", "-n", *(str(p) for p in paths))
+        if not out.strip():
+            return []
+        return json.loads(out, parse_float=str, parse_int=str)
+
+    # ------------------------------------------------------------ writing
+    def write(
+        self,
+        photo: Path,
+        sidecar: Path,
+        content: SidecarContent,
+        stored_size: tuple[int, int],
+        orientation: int,
+    ) -> WriteResult:
+        """Merge `content` into `sidecar` (created if missing) for `photo`.
+
+        `stored_size` is the photo's (width, height) as stored and `orientation`
+        its EXIF orientation; face boxes in `content` are in the oriented frame.
+        Never raises for bad sidecar content or I/O trouble: see `WriteResult`.
+        """
+        photo, sidecar = Path(photo), Path(sidecar)
+        if sidecar.suffix.lower() != ".xmp" or sidecar.resolve() == photo.resolve():
+            raise ValueError(f"refusing to write {sidecar}: not an .xmp sidecar")
+        with self._lock:
+            for attempt in range(1, self._max_attempts + 1):
+                try:
+                    result = self._write_once(photo, sidecar, content, stored_size, orientation)
+                except _Conflict:
+                    log.info("sidecar %s changed while we merged; merging again", sidecar)
+                    continue
+                except ExifToolUnavailable as err:
+                    return self._fail(sidecar, "failed", str(err), attempt)
+                except OSError as err:
+                    return self._fail(sidecar, "failed", f"I/O error: {err}", attempt)
+                result.attempts = attempt
+                return result
+            return self._fail(
+                sidecar, "failed", "sidecar kept changing while we wrote; try later",
+                self._max_attempts,
+            )
+
+    def _fail(self, sidecar: Path, status: Status, why: str, attempts: int) -> WriteResult:
+        log.warning("sidecar %s not written: %s", sidecar, why)
+        return WriteResult(status, sidecar, _current_fingerprint(sidecar), [why], attempts)
+
+    def _write_once(
+        self,
+        photo: Path,
+        sidecar: Path,
+        content: SidecarContent,
+        stored_size: tuple[int, int],
+        orientation: int,
+    ) -> WriteResult:
+        photo_st = os.stat(photo)
+        old, old_fp = _read_snapshot(sidecar, self._max_bytes)
+        if old is not None:
+            problem = encoding_problem(old)
+            if len(old) > self._max_bytes:
+                problem = f"sidecar is over the {self._max_bytes} byte limit; left untouched"
+            if problem:
+                return self._skip(sidecar, problem, old_fp)
+        try:
+            merged = merging.merge(old, content, stored_size, orientation)
+        except merging.MergeRefused as err:
+            return self._skip(sidecar, f"left untouched: {err}", old_fp)
+        base = WriteResult("unchanged", sidecar, old_fp, list(merged.warnings),
+                           faces_written=merged.faces_written,
+                           faces_skipped=merged.faces_skipped)
+        if old is not None and merged.data == old:
+            return base
+        if sidecar.parent != photo.parent:  # mirror tree for read-only shares
+            sidecar.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(sidecar)
+        tmp = sidecar.with_name(f".{sidecar.name}{TEMP_MARKER}{secrets.token_hex(6)}.xmp")
+        try:
+            _write_temp(tmp, merged.data, photo_st, base.warnings)
+            if self._verify_with_exiftool:
+                problem = self._exiftool_check(sidecar if old is not None else None, tmp,
+                                               merged.removed)
+                if problem:
+                    return self._skip(sidecar, f"left untouched: exiftool check: {problem}",
+                                      old_fp)
+            self._before_commit(sidecar)
+            _commit(tmp, sidecar, old, old_fp)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        base.status = "written"
+        base.fingerprint = fingerprint_bytes(sidecar, merged.data)
+        for warning in base.warnings:
+            log.info("sidecar %s: %s", sidecar, warning)
+        return base
+
+    def _before_commit(self, sidecar: Path) -> None:
+        """Seam for tests that simulate another program writing meanwhile."""
+
+    def _skip(self, sidecar: Path, why: str, fp: Fingerprint | None) -> WriteResult:
+        log.warning("sidecar %s: %s", sidecar, why)
+        return WriteResult("skipped", sidecar, fp, [why])
+
+    def _exiftool_check(self, old: Path | None, new: Path,
+                        removed: dict[str, list[str]]) -> str | None:
+        """None when exiftool sees every foreign tag of `old` unchanged in `new`."""
+        paths = [p for p in (old, new) if p is not None]
+        data = self.read_json(*paths)
+        if len(data) != len(paths):
+            return "exiftool returned no data"
+        before = data[0] if old is not None else {}
+        after = data[-1]
+        if "ExifTool:Error" in after:
+            return f"exiftool cannot read the result: {after['ExifTool:Error']}"
+        if after.get("ExifTool:Warning") not in (None, before.get("ExifTool:Warning")):
+            return f"exiftool warns about the result: {after['ExifTool:Warning']}"
+        return exiftool_loss(before, after, removed)
+
+
+def exiftool_loss(before: dict[str, Any], after: dict[str, Any],
+                  removed: dict[str, list[str]] | None = None) -> str | None:
+    """Compare two ``exiftool -j -struct -G1 -n`` records of a sidecar.
+
+    Every tag of `before` must be in `after` with the same value, except that our
+    namespace is ignored, keyword lists may lose the items in `removed` and gain
+    items, and region lists may lose and gain regions carrying our FaceID (MWG) or
+    listed in our MPRegions (MP). Returns None, or the first difference.
+    """
+    removed = removed or {}
+    owned_rects = set(_as_list(before.get("XMP-photovault:MPRegions")))
+    for tag, value in before.items():
+        if tag in _SKIP_TAGS or tag.startswith(_SKIP_GROUPS):
+            continue
+        if tag not in after:
+            return f"{tag} is gone"
+        new = after[tag]
+        if tag in _KEYWORD_TAGS:
+            pool = _as_list(new)
+            for item in _as_list(value):
+                if item in removed.get(tag, []):
+                    continue
+                if item not in pool:
+                    return f"{tag} lost {item!r}"
+                pool.remove(item)
+        elif tag == "XMP-mwg-rs:RegionInfo":
+            problem = _struct_list_loss(value, new, "RegionList", _is_our_mwg_region)
+            if problem:
+                return f"{tag}: {problem}"
+        elif tag == "XMP-MP:RegionInfoMP":
+            problem = _struct_list_loss(
+                value, new, "Regions", lambda r: r.get("Rectangle") in owned_rects
+            )
+            if problem:
+                return f"{tag}: {problem}"
+        elif value != new:
+            return f"{tag} changed"
+    return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _is_our_mwg_region(region: Any) -> bool:
+    ext = region.get("Extensions") if isinstance(region, dict) else None
+    return isinstance(ext, dict) and any(key.endswith("FaceID") for key in ext)
+
+
+def _struct_list_loss(before: Any, after: Any, list_key: str, is_ours) -> str | None:
+    if not isinstance(before, dict):
+        return None if before == after else "changed"
+    if not isinstance(after, dict):
+        return "is no longer a struct"
+    for key, value in before.items():
+        if key == list_key:
+            pool = [r for r in _as_list(after.get(key)) if not is_ours(r)]
+            for region in _as_list(value):
+                if is_ours(region):
+                    continue
+                if region not in pool:
+                    return f"{key} lost or changed {json.dumps(region)[:80]}"
+                pool.remove(region)
+        elif after.get(key) != value:
+            return f"{key} changed"
+    return None
+
+
+# ------------------------------------------------------------------ files
+def _read_snapshot(path: Path, max_bytes: int) -> tuple[bytes | None, Fingerprint | None]:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        return None, None
+    return data, fingerprint_bytes(path, data)
+
+
+def _current_fingerprint(path: Path) -> Fingerprint | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return fingerprint_bytes(path, data)
+
+
+def _write_temp(tmp: Path, data: bytes, photo_st: os.stat_result, warnings: list[str]) -> None:
+    """Create `tmp` exclusively with the photo's permission bits and group, fsynced."""
+    mode = stat.S_IMODE(photo_st.st_mode) & 0o777
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            try:
+                os.fchown(fh.fileno(), -1, photo_st.st_gid)
+            except PermissionError:
+                warnings.append("could not give the sidecar the photo's group")
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _commit(tmp: Path, sidecar: Path, old: bytes | None, old_fp: Fingerprint | None) -> None:
+    """Rename `tmp` over `sidecar` unless the sidecar changed since we read it."""
+    if old is None:
+        try:
+            os.link(tmp, sidecar)  # atomic create-if-absent
+        except FileExistsError as err:
+            raise _Conflict() from err
+        except OSError:  # filesystems without hard links
+            if sidecar.exists():
+                raise _Conflict() from None
+            os.replace(tmp, sidecar)
+    else:
+        now_data, now_fp = _read_snapshot(sidecar, len(old) + 1)
+        if now_data != old or now_fp is None or old_fp is None or (
+            now_fp.mtime_ns, now_fp.size) != (old_fp.mtime_ns, old_fp.size):
+            raise _Conflict()
+        os.replace(tmp, sidecar)
+    _fsync_dir(sidecar.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some network filesystems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(sidecar: Path) -> None:
+    """Temp files a crash left behind next to this sidecar (older than an hour)."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for tmp in sidecar.parent.glob(f".{sidecar.name}{TEMP_MARKER}*"):
+        with contextlib.suppress(OSError):
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
