@@ -27,12 +27,12 @@ from PIL import Image
 from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
 from photovault.models.imagenet import class_tags, classes
-from photovault.models.store import InstalledModel
+from photovault.models.store import InstalledModel, ModelError
 
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
-    "model": "efficientnet-lite0",
+    "model": None,  # installed model name; None = the first installed tagger
     "variant": "fp32",  # a variant listed in the model manifest
     "top_k": 5,  # labels kept per photo
     "min_confidence": 0.25,  # a tag is written only at or above this
@@ -160,15 +160,40 @@ class Tagger(Analyzer):
         self._model.unload()
 
 
-def create(settings: dict[str, Any], context: AnalyzerContext) -> Tagger:
-    """Build the tagger from `[analyzers.tagger]` settings; unknown keys are refused."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
+def _as_dict(settings: Any) -> dict[str, Any]:
+    """Accept the analyzer's own settings dict, or the daemon's whole Settings
+    (registry.load passes that): then only `[models] tagger` applies."""
+    if settings is None:
+        return {}
+    if isinstance(settings, dict):
+        return dict(settings)
+    models = getattr(settings, "models", None)
+    name = getattr(models, "tagger", None)
+    return {} if name is None else {"model": name}
+
+
+def create(settings: Any, context: AnalyzerContext) -> Tagger:
+    """Build the tagger; unknown settings keys are refused.
+
+    Without a model name, the first installed tagger model is used.
+    """
+    own = _as_dict(settings)
+    unknown = sorted(set(own) - set(DEFAULTS))
     if unknown:
         raise ValueError(
             f"unknown tagger setting(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})"
         )
-    merged = {**DEFAULTS, **settings}
-    model = context.model_store.get(str(merged["model"]), kind="tagger")
+    merged = {**DEFAULTS, **own}
+    name = merged["model"]
+    if name is None:
+        installed = [m for m in context.model_store.list() if m.manifest.task == "tagger"]
+        if not installed:
+            raise ModelError(
+                f"no tagger model installed in {context.model_store.root} "
+                "(vaultctl models install tagger efficientnet-lite0)"
+            )
+        name = installed[0].name
+    model = context.model_store.get(str(name), kind="tagger")
     variant = str(merged["variant"])
     model.manifest.file_for("image", variant)  # clear ModelError if the variant is missing
     return Tagger(model, variant, merged, context.session_factory)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -129,7 +129,7 @@ def test_a_model_that_is_not_installed_raises_with_the_install_command(tmp_path:
         tmp_path, ModelStore(tmp_path / "models"), SessionFactory(["CPUExecutionProvider"])
     )
     with pytest.raises(ModelError, match="vaultctl models install tagger efficientnet-lite0"):
-        create({}, context)
+        create({"model": "efficientnet-lite0"}, context)
 
 
 def test_a_variant_the_model_lacks_is_refused(context: AnalyzerContext) -> None:
@@ -144,3 +144,24 @@ def test_status_reports_the_provider_once_loaded(context: AnalyzerContext) -> No
     assert tagger.status()["provider"] == "CPUExecutionProvider"
     tagger.close()
     assert tagger.status()["loaded"] is False
+
+
+def test_without_a_model_name_the_first_installed_tagger_is_used(
+    context: AnalyzerContext,
+) -> None:
+    assert create(None, context).model_name == "efficientnet-lite0"
+
+
+def test_the_daemon_settings_object_selects_the_model_by_models_tagger(
+    context: AnalyzerContext,
+) -> None:
+    settings = SimpleNamespace(models=SimpleNamespace(tagger="efficientnet-lite0"))
+    assert create(settings, context).model_name == "efficientnet-lite0"
+
+
+def test_an_empty_store_says_how_to_install_a_tagger(tmp_path: Path) -> None:
+    context = AnalyzerContext(
+        tmp_path, ModelStore(tmp_path / "models"), SessionFactory(["CPUExecutionProvider"])
+    )
+    with pytest.raises(ModelError, match="no tagger model installed"):
+        create(None, context)
