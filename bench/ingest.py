@@ -70,8 +70,10 @@ def run_vaultd(files: list[Path], workers: int, analyzers: list[str], batch: int
         f"[analyzers]\nenabled = {json.dumps(analyzers)}\n"
     )
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)],
-                            stderr=open(base / "vaultd.log", "wb"))  # noqa: SIM115
+    log = (base / "vaultd.log").open("wb")  # lives as long as vaultd
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)], stderr=log
+    )
     client = Client(base / "s.sock")
     first_done = None
     rss = (0.0, 0.0)
@@ -98,9 +100,14 @@ def run_vaultd(files: list[Path], workers: int, analyzers: list[str], batch: int
         shutil.rmtree(base, ignore_errors=True)
     assert first_done is not None
     steady = (len(files) - first_done[1]) / max(end - first_done[0], 1e-6)
-    return {"elapsed": elapsed, "rate": steady, "cold_rate": len(files) / elapsed,
-            "rss_main": rss[0],
-            "rss_workers": rss[1], "quarantined": c["quarantined"]}
+    return {
+        "elapsed": elapsed,
+        "rate": steady,
+        "cold_rate": len(files) / elapsed,
+        "rss_main": rss[0],
+        "rss_workers": rss[1],
+        "quarantined": c["quarantined"],
+    }
 
 
 def main() -> None:
@@ -123,14 +130,22 @@ def main() -> None:
     print(f"{len(files)} files, {mb:.1f} MB each on average")
 
     decode_rate = decode_only_rate(files, args.side, args.workers)
-    print(f"decode-only ({args.workers} processes, {args.side} px): {decode_rate:6.1f} img/s",
-          flush=True)
+    print(
+        f"decode-only ({args.workers} processes, {args.side} px): {decode_rate:6.1f} img/s",
+        flush=True,
+    )
     res = run_vaultd(files, args.workers, args.analyzers.split(","), args.batch)
-    print(f"vaultd end to end ({args.analyzers}): {res['rate']:6.1f} img/s steady "
-          f"({res['cold_rate']:.1f} img/s over {res['elapsed']:.1f} s including start-up)")
-    print(f"ratio end-to-end / decode-only: {res['rate'] / decode_rate * 100:5.1f}% (target >= 85%)")
-    print(f"vaultd peak RSS: main {res['rss_main']:.0f} MiB, decode workers "
-          f"{res['rss_workers']:.0f} MiB in total")
+    print(
+        f"vaultd end to end ({args.analyzers}): {res['rate']:6.1f} img/s steady "
+        f"({res['cold_rate']:.1f} img/s over {res['elapsed']:.1f} s including start-up)"
+    )
+    print(
+        f"ratio end-to-end / decode-only: {res['rate'] / decode_rate * 100:5.1f}% (target >= 85%)"
+    )
+    print(
+        f"vaultd peak RSS: main {res['rss_main']:.0f} MiB, decode workers "
+        f"{res['rss_workers']:.0f} MiB in total"
+    )
     if res["quarantined"]:
         print(f"warning: {res['quarantined']} files quarantined")
 

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers.vault import VaultProcess, write_config  # noqa: E402
+from helpers.vault import VaultProcess, write_config
 
 
 @pytest.fixture

@@ -85,10 +85,12 @@ class Daemon:
 
         m = self.settings.models
         if self._sessions is None:
-            self._sessions = SessionFactory(m.providers, m.intra_threads, m.inter_threads,
-                                            m.idle_unload_seconds)
-        return AnalyzerContext(self.settings.state_dir, ModelStore(self.settings.models_dir),
-                               self._sessions)
+            self._sessions = SessionFactory(
+                m.providers, m.intra_threads, m.inter_threads, m.idle_unload_seconds
+            )
+        return AnalyzerContext(
+            self.settings.state_dir, ModelStore(self.settings.models_dir), self._sessions
+        )
 
     @staticmethod
     def _make_throttle(settings: Settings) -> Throttle:
@@ -127,8 +129,12 @@ class Daemon:
         self._schedule()
         self.scheduler.start()
         self.scan_async(None)
-        log.info("vaultd %s started: %d shares, analyzers %s", __version__,
-                 len(self.settings.shares), self.analyzers.signature or "(none)")
+        log.info(
+            "vaultd %s started: %d shares, analyzers %s",
+            __version__,
+            len(self.settings.shares),
+            self.analyzers.signature or "(none)",
+        )
 
     def stop(self) -> None:
         log.info("stopping: draining the worker")
@@ -151,20 +157,32 @@ class Daemon:
         cron = self.settings.ingest.rescan
         if cron:
             self.scheduler.add_job(
-                self.scan_async, CronTrigger.from_crontab(cron), args=[None],
-                id="rescan", coalesce=True, max_instances=1,
+                self.scan_async,
+                CronTrigger.from_crontab(cron),
+                args=[None],
+                id="rescan",
+                coalesce=True,
+                max_instances=1,
             )
 
     def _start_share(self, share: ShareSettings) -> None:
         watcher = ShareWatcher(
-            share.name, share.path, self.catalog, self.tracker,
-            mode=share.watch, poll_interval=self.settings.ingest.poll_interval_seconds,
+            share.name,
+            share.path,
+            self.catalog,
+            self.tracker,
+            mode=share.watch,
+            poll_interval=self.settings.ingest.poll_interval_seconds,
         )
         try:
             watcher.start()
         except OSError as exc:
-            log.error("share %s: cannot watch %s: %s (the scheduled scan still covers it)",
-                      share.name, share.path, exc)
+            log.error(
+                "share %s: cannot watch %s: %s (the scheduled scan still covers it)",
+                share.name,
+                share.path,
+                exc,
+            )
         self.watchers[share.name] = watcher
 
     # -- the settle -> catalog hand-off -----------------------------------------
@@ -199,8 +217,13 @@ class Daemon:
                     continue
                 self.scanning.add(name)
                 try:
-                    reconcile(name, share.path, self.catalog, self.tracker,
-                              settle_seconds=self.settings.ingest.settle_seconds)
+                    reconcile(
+                        name,
+                        share.path,
+                        self.catalog,
+                        self.tracker,
+                        settle_seconds=self.settings.ingest.settle_seconds,
+                    )
                 except Exception:
                     log.exception("scan of share %s failed", name)
                 finally:
@@ -229,8 +252,9 @@ class Daemon:
                 self._start_share(share)
                 self.scan_async(name)
         self.tracker.settle_seconds = settings.ingest.settle_seconds
-        self.tracker.open_timeout_seconds = max(settings.ingest.open_timeout_seconds,
-                                                settings.ingest.settle_seconds)
+        self.tracker.open_timeout_seconds = max(
+            settings.ingest.open_timeout_seconds, settings.ingest.settle_seconds
+        )
         paused = self.throttle.paused
         t = settings.throttle
         self.throttle.max_rate = t.max_images_per_second
@@ -271,22 +295,28 @@ class Daemon:
         shares = []
         for s in self.settings.shares:
             c = counts.get(s.name) or dict.fromkeys(
-                ("pending", "processing", "done", "failed", "quarantined"), 0)
+                ("pending", "processing", "done", "failed", "quarantined"), 0
+            )
             w = self.watchers.get(s.name)
-            shares.append({
-                "name": s.name,
-                "path": os.fspath(s.path),
-                "read_only": s.read_only,
-                "counts": c,
-                "total": sum(c.values()),
-                "watch": w.kind if w else "stopped",
-                "watch_problem": w.fallback_reason if w else None,
-                "scanning": s.name in self.scanning,
-                "last_scan": scans.get(s.name),
-            })
+            shares.append(
+                {
+                    "name": s.name,
+                    "path": os.fspath(s.path),
+                    "read_only": s.read_only,
+                    "counts": c,
+                    "total": sum(c.values()),
+                    "watch": w.kind if w else "stopped",
+                    "watch_problem": w.fallback_reason if w else None,
+                    "scanning": s.name in self.scanning,
+                    "last_scan": scans.get(s.name),
+                }
+            )
         quarantined = [
-            {"path": os.fspath(self.resolve(r.share, r.relpath) or r.relpath), "share": r.share,
-             "reason": r.last_error}
+            {
+                "path": os.fspath(self.resolve(r.share, r.relpath) or r.relpath),
+                "share": r.share,
+                "reason": r.last_error,
+            }
             for r in self.catalog.quarantined()
         ]
         finished = [t for t in scans.values() if t]
@@ -305,15 +335,22 @@ class Daemon:
             "scanning": sorted(self.scanning),
             "quarantined": quarantined,
             "analyzers": {
-                "active": [{"name": a.name, "version": a.version, **a.status()}
-                           for a in self.analyzers.active],
+                "active": [
+                    {"name": a.name, "version": a.version, **a.status()}
+                    for a in self.analyzers.active
+                ],
                 "disabled": [{"name": n, "reason": r} for n, r in self.analyzers.disabled.items()],
             },
         }
 
 
-def run(settings: Settings, signals: Any, *, config_path: Path | None = None,
-        load_config: Callable[[], Settings] | None = None) -> int:
+def run(
+    settings: Settings,
+    signals: Any,
+    *,
+    config_path: Path | None = None,
+    load_config: Callable[[], Settings] | None = None,
+) -> int:
     """Run the daemon until a stop signal; returns the exit code."""
     from photovault.lifecycle import sd_notify, watchdog_interval
 
@@ -336,8 +373,9 @@ def run(settings: Settings, signals: Any, *, config_path: Path | None = None,
             daemon.tick()
             if ping_every and time.monotonic() - last_ping >= ping_every and daemon.healthy():
                 st = daemon.status()
-                sd_notify(f"WATCHDOG=1\nSTATUS=queue {st['queue_depth']}, "
-                          f"{st['rate_per_second']} img/s")
+                sd_notify(
+                    f"WATCHDOG=1\nSTATUS=queue {st['queue_depth']}, {st['rate_per_second']} img/s"
+                )
                 last_ping = time.monotonic()
     finally:
         sd_notify("STOPPING=1")

@@ -40,7 +40,9 @@ def _check_cron(value: str, *, allow_empty: bool) -> str:
     try:
         CronTrigger.from_crontab(value)
     except ValueError as exc:
-        raise ValueError(f"not a cron expression ({exc}); expected 5 fields like '0 3 * * *'") from exc
+        raise ValueError(
+            f"not a cron expression ({exc}); expected 5 fields like '0 3 * * *'"
+        ) from exc
     return value
 
 
@@ -231,7 +233,9 @@ def _resolve_relative(settings: Settings, base: Path) -> Settings:
     return settings
 
 
-def load(path: Path, environ: dict[str, str] | None = None, *, check_paths: bool = True) -> Settings:
+def load(
+    path: Path, environ: dict[str, str] | None = None, *, check_paths: bool = True
+) -> Settings:
     """Read, merge env overrides, validate. Raises ConfigError naming file and key."""
     environ = dict(os.environ) if environ is None else environ
     try:

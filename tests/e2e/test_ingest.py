@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from helpers.photos import jpeg_bytes, write_jpeg
 from helpers.vault import VaultProcess, write_config
 
@@ -17,7 +16,9 @@ from helpers.vault import VaultProcess, write_config
 def runs(vault: VaultProcess, path: Path) -> int:
     sha = vault.show(path)["sha256"]
     with vault.db() as db:
-        return db.execute("SELECT analysis_runs FROM content WHERE sha256 = ?", (sha,)).fetchone()[0]
+        return db.execute("SELECT analysis_runs FROM content WHERE sha256 = ?", (sha,)).fetchone()[
+            0
+        ]
 
 
 def test_a_file_written_slowly_in_chunks_is_processed_once_after_it_is_complete(
@@ -41,8 +42,9 @@ def test_a_file_written_slowly_in_chunks_is_processed_once_after_it_is_complete(
     assert runs(vault, target) == 1
 
 
-def test_rename_move_and_copy_reuse_results_and_delete_forgets(tmp_path: Path,
-                                                               vault_factory) -> None:
+def test_rename_move_and_copy_reuse_results_and_delete_forgets(
+    tmp_path: Path, vault_factory
+) -> None:
     vault = vault_factory()
     photos = tmp_path / "photos"
     first = write_jpeg(photos / "a.jpg", 7)
@@ -65,8 +67,11 @@ def test_rename_move_and_copy_reuse_results_and_delete_forgets(tmp_path: Path,
         assert db.execute("SELECT SUM(analysis_runs) FROM content").fetchone()[0] == 1
 
     moved.unlink()
-    vault.wait_for(lambda: vault.ctl("show", str(moved), check=False).returncode == 1, 10,
-                   "deleted file left the catalog")
+    vault.wait_for(
+        lambda: vault.ctl("show", str(moved), check=False).returncode == 1,
+        10,
+        "deleted file left the catalog",
+    )
     assert copy.exists() and vault.counts()["done"] == 1
 
 
@@ -111,8 +116,7 @@ def test_pause_and_resume_take_effect_within_a_second(tmp_path: Path, vault_fact
     vault.wait_idle(expect_done=5)
 
 
-def test_status_shows_progress_and_show_returns_photo_facts(tmp_path: Path,
-                                                            vault_factory) -> None:
+def test_status_shows_progress_and_show_returns_photo_facts(tmp_path: Path, vault_factory) -> None:
     vault = vault_factory()
     p = write_jpeg(tmp_path / "photos" / "x.jpg", 9, (640, 480))
     vault.wait_idle(expect_done=1)
@@ -120,8 +124,14 @@ def test_status_shows_progress_and_show_returns_photo_facts(tmp_path: Path,
     share = st["shares"][0]
     assert share["name"] == "photos" and share["watch"] == "inotify"
     assert share["counts"]["done"] == 1
-    for key in ("queue_depth", "paused", "quiet_hours_active", "rate_per_second", "last_scan",
-                "quarantined"):
+    for key in (
+        "queue_depth",
+        "paused",
+        "quiet_hours_active",
+        "rate_per_second",
+        "last_scan",
+        "quarantined",
+    ):
         assert key in st
     human = vault.ctl("status").stdout
     assert "photos" in human and "1/1" in human and "100.0%" in human
@@ -149,8 +159,13 @@ def test_sighup_reload_adds_a_share(tmp_path: Path, vault_factory) -> None:
     vault = vault_factory()
     second = tmp_path / "second"
     second.mkdir()
-    write_config(tmp_path, shares=[{"name": "photos", "path": str(tmp_path / "photos")},
-                                   {"name": "second", "path": str(second)}])
+    write_config(
+        tmp_path,
+        shares=[
+            {"name": "photos", "path": str(tmp_path / "photos")},
+            {"name": "second", "path": str(second)},
+        ],
+    )
     vault.signal(signal.SIGHUP)
     vault.wait_for(lambda: len(vault.status()["shares"]) == 2, 10, "share added")
     write_jpeg(second / "y.jpg", 5)
@@ -160,16 +175,21 @@ def test_sighup_reload_adds_a_share(tmp_path: Path, vault_factory) -> None:
 def test_a_config_error_stops_vaultd_with_file_and_key(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("batch_size = 8\n", "batch_size = -1\n"))
-    r = subprocess.run([sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)],
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2
     assert str(cfg) in r.stderr and "throttle.batch_size" in r.stderr
 
 
 def test_a_share_set_to_polling_still_ingests(tmp_path: Path, vault_factory) -> None:
     (tmp_path / "photos").mkdir()
-    vault = vault_factory(shares=[{"name": "photos", "path": str(tmp_path / "photos"),
-                                   "watch": "polling"}])
+    vault = vault_factory(
+        shares=[{"name": "photos", "path": str(tmp_path / "photos"), "watch": "polling"}]
+    )
     assert vault.status()["shares"][0]["watch"] == "polling"
     write_jpeg(tmp_path / "photos" / "p.jpg", 11)
     vault.wait_idle(expect_done=1, timeout=30)

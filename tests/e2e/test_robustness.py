@@ -9,18 +9,29 @@ import zlib
 from pathlib import Path
 
 import pytest
+
 from helpers.photos import jpeg_bytes, write_jpeg
 from helpers.vault import VaultProcess, write_config
 
 
 def bomb_png() -> bytes:
     """A valid PNG header claiming 100,000 x 100,000 pixels with a tiny body."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.slow
@@ -44,19 +55,22 @@ def test_two_thousand_files_dropped_at_once_are_each_processed_exactly_once(
 def test_kill_minus_nine_mid_batch_then_restart_finishes_every_file_exactly_once(
     tmp_path: Path, vault_factory
 ) -> None:
-    vault = vault_factory(batch_size=8,
-                          extra="")
+    vault = vault_factory(batch_size=8, extra="")
     cfg = vault.config
-    cfg.write_text(cfg.read_text().replace("[throttle]\n", "[throttle]\nmax_images_per_second = 25\n"))
+    cfg.write_text(
+        cfg.read_text().replace("[throttle]\n", "[throttle]\nmax_images_per_second = 25\n")
+    )
     vault.stop()
     vault.start()
     photos = tmp_path / "photos"
     for i in range(300):
         write_jpeg(photos / f"{i:03d}.jpg", 20_000 + i, (160, 120))
-    vault.wait_for(lambda: 30 <= vault.counts()["done"], 60, "ingest under way")
+    vault.wait_for(lambda: vault.counts()["done"] >= 30, 60, "ingest under way")
     vault.kill9()
     with vault.db() as db:
-        in_flight = db.execute("SELECT COUNT(*) FROM files WHERE state = 'processing'").fetchone()[0]
+        in_flight = db.execute("SELECT COUNT(*) FROM files WHERE state = 'processing'").fetchone()[
+            0
+        ]
         done_before = db.execute("SELECT COUNT(*) FROM files WHERE state = 'done'").fetchone()[0]
     assert done_before < 300, "killed too late to test anything"
     assert in_flight > 0, "kill did not land mid-batch"
@@ -121,15 +135,18 @@ def test_a_file_deleted_while_queued_is_forgotten(tmp_path: Path, vault_factory)
 NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"),
-                    reason="as root, needs setpriv to give up the power to read any file")
+@pytest.mark.skipif(
+    os.geteuid() == 0 and not shutil.which("setpriv"),
+    reason="as root, needs setpriv to give up the power to read any file",
+)
 def test_an_unreadable_file_is_quarantined_with_the_permission_error(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     secret = write_jpeg(photos / "secret.jpg", 6)
     write_jpeg(photos / "open.jpg", 7)
     os.chmod(secret, 0o000)
-    vault = VaultProcess(write_config(tmp_path), tmp_path,
-                         wrapper=NO_DAC if os.geteuid() == 0 else None)
+    vault = VaultProcess(
+        write_config(tmp_path), tmp_path, wrapper=NO_DAC if os.geteuid() == 0 else None
+    )
     vault.start()
     try:
         vault.wait_idle(timeout=60)

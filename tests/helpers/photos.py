@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image
 
 
-def jpeg_bytes(seed: int, size: tuple[int, int] = (320, 240), quality: int = 85,
-               exif: Image.Exif | None = None) -> bytes:
+def jpeg_bytes(
+    seed: int, size: tuple[int, int] = (320, 240), quality: int = 85, exif: Image.Exif | None = None
+) -> bytes:
     rng = np.random.default_rng(seed)
     w, h = size
     base = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]

@@ -16,10 +16,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(base: Path, *, shares: list[dict[str, Any]] | None = None,
-                 settle: float = 0.5, analyzers: list[str] | None = None,
-                 extra: str = "", batch_size: int = 8, decode_workers: int = 2,
-                 rescan: str = "0 3 * * *") -> Path:
+def write_config(
+    base: Path,
+    *,
+    shares: list[dict[str, Any]] | None = None,
+    settle: float = 0.5,
+    analyzers: list[str] | None = None,
+    extra: str = "",
+    batch_size: int = 8,
+    decode_workers: int = 2,
+    rescan: str = "0 3 * * *",
+) -> Path:
     """A config with one share `photos` under base unless shares are given."""
     if shares is None:
         (base / "photos").mkdir(exist_ok=True)
@@ -68,12 +75,21 @@ class VaultProcess:
         env.pop("VAULT_SOCKET", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [*self.wrapper, sys.executable, "-m", "photovault.cli.vaultd", "--config",
-             str(self.config)],
-            stdout=log, stderr=log, env=env,
+            [
+                *self.wrapper,
+                sys.executable,
+                "-m",
+                "photovault.cli.vaultd",
+                "--config",
+                str(self.config),
+            ],
+            stdout=log,
+            stderr=log,
+            env=env,
         )
-        self.wait_for(lambda: self.socket.exists() and self._ping(), timeout,
-                      "vaultd did not open its socket")
+        self.wait_for(
+            lambda: self.socket.exists() and self._ping(), timeout, "vaultd did not open its socket"
+        )
 
     def _ping(self) -> bool:
         try:
@@ -84,9 +100,11 @@ class VaultProcess:
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "photovault.cli.vaultctl", "--socket", str(self.socket),
-             *args],
-            capture_output=True, text=True, check=check, timeout=60,
+            [sys.executable, "-m", "photovault.cli.vaultctl", "--socket", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
         )
 
     def status(self) -> dict[str, Any]:
@@ -96,8 +114,9 @@ class VaultProcess:
         return json.loads(self.ctl("show", str(path), "--json").stdout)
 
     def db(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{self.base / 'state' / 'catalog.sqlite3'}?mode=ro",
-                               uri=True, timeout=10)
+        conn = sqlite3.connect(
+            f"file:{self.base / 'state' / 'catalog.sqlite3'}?mode=ro", uri=True, timeout=10
+        )
         conn.row_factory = sqlite3.Row
         return conn
 
@@ -117,8 +136,9 @@ class VaultProcess:
             time.sleep(0.1)
         raise AssertionError(f"{what} within {timeout}s; log tail:\n{self.log()[-4000:]}")
 
-    def wait_idle(self, share: str = "photos", expect_done: int | None = None,
-                  timeout: float = 60.0) -> dict[str, int]:
+    def wait_idle(
+        self, share: str = "photos", expect_done: int | None = None, timeout: float = 60.0
+    ) -> dict[str, int]:
         """Until nothing is queued or settling (and `expect_done` files are done)."""
         state: dict[str, Any] = {}
 
@@ -130,8 +150,9 @@ class VaultProcess:
                 return False
             return expect_done is None or c["done"] == expect_done
 
-        self.wait_for(idle, timeout, f"share {share} did not become idle "
-                      f"(expect_done={expect_done})")
+        self.wait_for(
+            idle, timeout, f"share {share} did not become idle (expect_done={expect_done})"
+        )
         return next(s["counts"] for s in state["st"]["shares"] if s["name"] == share)
 
     def log(self) -> str:

@@ -40,7 +40,7 @@ def test_unknown_key_is_reported_with_file_and_dotted_key(tmp_path: Path) -> Non
 
 
 def test_wrong_type_names_the_key_and_reason(tmp_path: Path) -> None:
-    p = write(tmp_path, GOOD + "[throttle]\nbatch_size = \"many\"\n")
+    p = write(tmp_path, GOOD + '[throttle]\nbatch_size = "many"\n')
     with pytest.raises(ConfigError, match=r"throttle\.batch_size: .*integer"):
         load(p, environ={})
 
@@ -76,8 +76,11 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 
 
 def test_environment_overrides_nested_and_top_level_keys(tmp_path: Path) -> None:
-    env = {"VAULT_THROTTLE__BATCH_SIZE": "4", "VAULT_LOG_LEVEL": "DEBUG",
-           "VAULT_ANALYZERS__ENABLED": '["metadata", "tagger"]'}
+    env = {
+        "VAULT_THROTTLE__BATCH_SIZE": "4",
+        "VAULT_LOG_LEVEL": "DEBUG",
+        "VAULT_ANALYZERS__ENABLED": '["metadata", "tagger"]',
+    }
     s = load(write(tmp_path, GOOD), environ=env)
     assert s.throttle.batch_size == 4
     assert s.log_level == "DEBUG"

@@ -57,5 +57,5 @@ class Analyzer(ABC):
         """Extra facts for `vaultctl status` (model, provider in use ...)."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most analyzers hold nothing
         """Release models and sessions; called on shutdown and reload."""

@@ -78,7 +78,7 @@ def load(names: list[str], settings: Any, context: Any) -> LoadedAnalyzers:
 
 
 def parse_signature(signature: str) -> dict[str, str]:
-    """"metadata:1,clip:2" -> {"metadata": "1", "clip": "2"}."""
+    """ "metadata:1,clip:2" -> {"metadata": "1", "clip": "2"}."""
     out = {}
     for part in filter(None, signature.split(",")):
         name, _, version = part.partition(":")

@@ -370,5 +370,7 @@ class Catalog:
 
     def total_analysis_runs(self) -> int:
         with self._lock:
-            row = self._conn.execute("SELECT COALESCE(SUM(analysis_runs), 0) FROM content").fetchone()
+            row = self._conn.execute(
+                "SELECT COALESCE(SUM(analysis_runs), 0) FROM content"
+            ).fetchone()
         return int(row[0])

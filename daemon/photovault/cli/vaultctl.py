@@ -33,7 +33,7 @@ def socket_path(args: argparse.Namespace) -> Path:
 
 def _bar(done: int, total: int, width: int = 30) -> str:
     frac = done / total if total else 1.0
-    fill = int(round(frac * width))
+    fill = round(frac * width)
     return "[" + "#" * fill + "." * (width - fill) + f"] {frac * 100:5.1f}%"
 
 
@@ -136,8 +136,9 @@ def cmd_show(client: Client, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vaultctl", description="Control and query vaultd")
     p.add_argument("--socket", help="vaultd's Unix socket (default: $VAULT_SOCKET or config)")
-    p.add_argument("--config", "-c", help=f"config file (default $VAULT_CONFIG or "
-                   f"{DEFAULT_CONFIG_PATH})")
+    p.add_argument(
+        "--config", "-c", help=f"config file (default $VAULT_CONFIG or {DEFAULT_CONFIG_PATH})"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("status", help="progress per share, queue, quarantined files")
@@ -147,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_status)
 
     sub.add_parser("pause", help="stop taking new work (within a second)").set_defaults(
-        func=cmd_simple("pause"))
+        func=cmd_simple("pause")
+    )
     sub.add_parser("resume", help="resume work").set_defaults(func=cmd_simple("resume"))
     r = sub.add_parser("rescan", help="reconcile a share (or all) with the disk now")
     r.add_argument("share", nargs="?")

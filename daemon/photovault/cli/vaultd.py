@@ -31,8 +31,9 @@ def setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vaultd", description="Photo Vault daemon")
-    parser.add_argument("--config", "-c", help=f"TOML config (default {DEFAULT_CONFIG_PATH}, "
-                        "or $VAULT_CONFIG)")
+    parser.add_argument(
+        "--config", "-c", help=f"TOML config (default {DEFAULT_CONFIG_PATH}, or $VAULT_CONFIG)"
+    )
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
     parser.add_argument("--version", action="version", version=f"vaultd {__version__}")
     args = parser.parse_args(argv)

@@ -78,15 +78,22 @@ def decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
         return DecodeOutcome(path, None, -1, -1, error="file vanished before it was read")
     except OSError as exc:
         why = "is a symlink" if exc.errno == 40 else exc.strerror
-        return DecodeOutcome(path, None, -1, -1, error=f"cannot open: {why}",
-                             permanent=exc.errno == 40)
+        return DecodeOutcome(
+            path, None, -1, -1, error=f"cannot open: {why}", permanent=exc.errno == 40
+        )
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return DecodeOutcome(path, None, -1, -1, error="not a regular file", permanent=True)
         if st.st_size > MAX_FILE_BYTES:
-            return DecodeOutcome(path, None, st.st_size, st.st_mtime_ns, permanent=True,
-                                 error=f"file too large ({st.st_size} bytes)")
+            return DecodeOutcome(
+                path,
+                None,
+                st.st_size,
+                st.st_mtime_ns,
+                permanent=True,
+                error=f"file too large ({st.st_size} bytes)",
+            )
         with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read()
         after = os.fstat(fd)
@@ -94,16 +101,25 @@ def decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
         return DecodeOutcome(path, None, -1, -1, error=f"read error: {exc.strerror}")
     finally:
         os.close(fd)
-    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or len(data) != st.st_size:
-        return DecodeOutcome(path, None, st.st_size, st.st_mtime_ns,
-                             error="file changed while it was read (still being copied?)")
+    if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or len(
+        data
+    ) != st.st_size:
+        return DecodeOutcome(
+            path,
+            None,
+            st.st_size,
+            st.st_mtime_ns,
+            error="file changed while it was read (still being copied?)",
+        )
     digest = hashlib.sha256(data).hexdigest()
     out = DecodeOutcome(path, digest, st.st_size, st.st_mtime_ns)
     if target_side <= 0:
         return out
     try:
         out.image = decode_image(
-            Path(path), target_side, data=data,
+            Path(path),
+            target_side,
+            data=data,
             limits=DecodeLimits(max_pixels=max_pixels),
         )
     except MediaError as exc:

@@ -233,19 +233,24 @@ class Worker:
         signature = parse_signature(self.analyzers.signature)
         finished: list[tuple[str, str, dict[str, Any], dict[str, Any], list[Photo], str | None]]
         finished = []
-        to_analyze: list[tuple[str, list[str], dict[str, Any], list[tuple[FileRow, Path,
-                                                                           DecodeOutcome]]]] = []
+        to_analyze: list[
+            tuple[str, list[str], dict[str, Any], list[tuple[FileRow, Path, DecodeOutcome]]]
+        ] = []
         for sha, members in groups.items():
             known = self.catalog.content(sha)
             have = parse_signature(known.analyzers) if known else {}
             missing = [n for n, v in signature.items() if have.get(n) != v]
             prior = known.results if known else {}
             if known and not missing:
-                photos = [Photo(r, p, sha, known.metadata, known.results, o.image)
-                          for r, p, o in members]
+                photos = [
+                    Photo(r, p, sha, known.metadata, known.results, o.image) for r, p, o in members
+                ]
                 for r, _p, _o in members:
-                    log.info("reused results for %s/%s (same content as an analyzed photo)",
-                             r.share, display(r.relpath))
+                    log.info(
+                        "reused results for %s/%s (same content as an analyzed photo)",
+                        r.share,
+                        display(r.relpath),
+                    )
                 self._store(photos)
                 for r, _p, o in members:
                     self.catalog.complete(r.id, sha256=sha, size=o.size, mtime_ns=o.mtime_ns)
@@ -261,8 +266,9 @@ class Worker:
                     log.warning("metadata unreadable for %s: %s", path, meta.reason)
                     meta = None
                 assert out.image is not None
-                items.append(AnalysisItem(row.id, path, sha, out.image,
-                                          meta or PhotoMetadata(), dict(prior)))
+                items.append(
+                    AnalysisItem(row.id, path, sha, out.image, meta or PhotoMetadata(), dict(prior))
+                )
             errors = self._analyze(items, [m for _s, m, _p, _mm in to_analyze])
             for item, (sha, _missing, _prior, members), err in zip(
                 items, to_analyze, errors, strict=True
@@ -274,13 +280,20 @@ class Worker:
         for sha, sig, facts, results, photos, err in finished:
             self._store(photos)
             self.catalog.store_content(
-                sha, sig, facts, results,
+                sha,
+                sig,
+                facts,
+                results,
                 [(ph.file.id, self._size(ph, groups), self._mtime(ph, groups)) for ph in photos],
                 error=err,
             )
             for ph in photos:
-                log.info("analyzed %s/%s%s", ph.file.share, display(ph.file.relpath),
-                         f" (with errors: {err})" if err else "")
+                log.info(
+                    "analyzed %s/%s%s",
+                    ph.file.share,
+                    display(ph.file.relpath),
+                    f" (with errors: {err})" if err else "",
+                )
         n_ok = sum(len(m) for m in groups.values())
         self.throttle.record_done(n_ok)
         if self.on_batch is not None:

@@ -31,8 +31,9 @@ class Client:
             try:
                 sock.connect(str(self.path))
             except FileNotFoundError as exc:
-                raise ClientError("unreachable", f"{self.path}: no such socket (is vaultd running?)"
-                                  ) from exc
+                raise ClientError(
+                    "unreachable", f"{self.path}: no such socket (is vaultd running?)"
+                ) from exc
             except OSError as exc:
                 raise ClientError("unreachable", f"{self.path}: {exc.strerror or exc}") from exc
             sock.sendall(encode_request(op, args))

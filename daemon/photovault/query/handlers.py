@@ -44,8 +44,9 @@ class Handlers:
     def handle(self, req: Request, caller: Caller) -> Any:
         fn = self.ops.get(req.op)
         if fn is None:
-            raise ProtocolError("unknown_op", f"unknown operation {req.op!r} "
-                                f"(known: {', '.join(sorted(self.ops))})")
+            raise ProtocolError(
+                "unknown_op", f"unknown operation {req.op!r} (known: {', '.join(sorted(self.ops))})"
+            )
         return fn(req.args, caller)
 
     def ping(self, args: dict[str, Any], caller: Caller) -> Any:
@@ -85,8 +86,9 @@ class Handlers:
         share, rel = self.locate(raw)
         row = self.daemon.catalog.get(share, rel)
         if row is None:
-            raise ProtocolError("not_found", f"{raw} is not in the catalog (not a photo, "
-                                "ignored, or not seen yet)")
+            raise ProtocolError(
+                "not_found", f"{raw} is not in the catalog (not a photo, ignored, or not seen yet)"
+            )
         path = self.daemon.resolve(share, rel) or Path(rel)
         out: dict[str, Any] = {
             "path": display(os.fspath(path)),
@@ -107,8 +109,16 @@ class Handlers:
         content = self.daemon.catalog.content(row.sha256) if row.sha256 else None
         if content is not None:
             facts = content.metadata
-            for key in ("taken_at", "gps", "camera", "lens", "width", "height", "orientation",
-                        "mime"):
+            for key in (
+                "taken_at",
+                "gps",
+                "camera",
+                "lens",
+                "width",
+                "height",
+                "orientation",
+                "mime",
+            ):
                 out[key] = facts.get(key)
             out["analyzers"] = content.analyzers
             out["results"] = {k: v for k, v in content.results.items()}

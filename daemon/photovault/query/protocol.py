@@ -64,6 +64,8 @@ def encode_ok(result: Any) -> bytes:
 
 def encode_error(code: str, message: str) -> bytes:
     return (
-        json.dumps({"v": VERSION, "ok": False, "error": {"code": code, "message": message}}).encode()
+        json.dumps(
+            {"v": VERSION, "ok": False, "error": {"code": code, "message": message}}
+        ).encode()
         + b"\n"
     )

@@ -8,6 +8,7 @@ SO_PEERCRED so handlers can filter by the caller's file permissions.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import logging
 import os
@@ -65,8 +66,11 @@ class _RequestHandler(socketserver.StreamRequestHandler):
                     return
                 if len(line) > srv.max_request_bytes or not line.endswith(b"\n"):
                     if len(line) > srv.max_request_bytes:
-                        self.wfile.write(encode_error(
-                            "too_large", f"request exceeds {srv.max_request_bytes} bytes"))
+                        self.wfile.write(
+                            encode_error(
+                                "too_large", f"request exceeds {srv.max_request_bytes} bytes"
+                            )
+                        )
                     return
                 self.wfile.write(srv.dispatch(line, caller))
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -122,10 +126,8 @@ class QueryServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def _remove_stale_socket(path: Path) -> None:

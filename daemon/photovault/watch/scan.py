@@ -34,7 +34,9 @@ class ScanResult:
     seconds: float = 0.0
 
 
-def walk_share(root: Path, on_error: Callable[[str, OSError], None]) -> Iterator[tuple[str, int, int]]:
+def walk_share(
+    root: Path, on_error: Callable[[str, OSError], None]
+) -> Iterator[tuple[str, int, int]]:
     """Yield (relpath, size, mtime_ns) of every wanted regular file under root."""
     stack = [""]
     while stack:
@@ -100,7 +102,12 @@ def reconcile(
     result.seconds = time.monotonic() - started
     log.info(
         "scan %s: %d files, %d queued, %d settling, %d forgotten, %d errors in %.1fs",
-        share, result.seen, result.queued, result.settling, result.forgotten, result.errors,
+        share,
+        result.seen,
+        result.queued,
+        result.settling,
+        result.forgotten,
+        result.errors,
         result.seconds,
     )
     return result

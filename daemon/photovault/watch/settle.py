@@ -76,8 +76,11 @@ class SettleTracker:
         """Forget a file (and, for a folder, everything below it)."""
         prefix = relpath + "/"
         with self._lock:
-            for key in [k for k in self._items if k[0] == share and
-                        (k[1] == relpath or k[1].startswith(prefix))]:
+            for key in [
+                k
+                for k in self._items
+                if k[0] == share and (k[1] == relpath or k[1].startswith(prefix))
+            ]:
                 del self._items[key]
 
     def discard_share(self, share: str) -> None:

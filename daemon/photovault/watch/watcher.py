@@ -95,7 +95,9 @@ class ShareWatcher:
                 log.warning(
                     "share %s: %s; falling back to polling every %.0fs "
                     "(raise fs.inotify.max_user_watches to fix)",
-                    self.name, self.fallback_reason, self.poll_interval,
+                    self.name,
+                    self.fallback_reason,
+                    self.poll_interval,
                 )
         self._start(PollingObserver(timeout=self.poll_interval), "polling")
 
@@ -191,8 +193,9 @@ class ShareWatcher:
                 self.catalog.forget(self.name, src)  # e.g. renamed to .tmp
             return
         if src is not None and wanted(src) and self.catalog.move(self.name, src, dest):
-            log.info("share %s: %s moved to %s (results kept)", self.name, display(src),
-                     display(dest))
+            log.info(
+                "share %s: %s moved to %s (results kept)", self.name, display(src), display(dest)
+            )
             return
         # New under this name (e.g. "upload.part" renamed to "IMG_1.jpg"): a
         # rename is atomic, so the file is complete once it has settled.

@@ -54,8 +54,13 @@ def test_in_flight_work_is_requeued_after_a_crash(tmp_path: Path) -> None:
 def test_results_are_committed_with_the_done_state(cat: Catalog) -> None:
     cat.observe("s", "a.jpg", 10, 1)
     (row,) = cat.claim(1)
-    cat.store_content("abc", "metadata:1", {"taken_at": "2024-01-01T00:00:00",
-                      "gps": {"lat": 1.5, "lon": 2.5}}, {"metadata": {}}, [(row.id, 10, 1)])
+    cat.store_content(
+        "abc",
+        "metadata:1",
+        {"taken_at": "2024-01-01T00:00:00", "gps": {"lat": 1.5, "lon": 2.5}},
+        {"metadata": {}},
+        [(row.id, 10, 1)],
+    )
     got = cat.get("s", "a.jpg")
     assert got is not None and got.state == "done" and got.sha256 == "abc"
     content = cat.content("abc")
@@ -85,16 +90,22 @@ def test_non_utf8_names_round_trip(cat: Catalog) -> None:
 
 def test_counts_list_every_state(cat: Catalog) -> None:
     cat.observe("s", "a.jpg", 1, 1)
-    assert cat.counts()["s"] == {"pending": 1, "processing": 0, "done": 0, "failed": 0,
-                                 "quarantined": 0}
+    assert cat.counts()["s"] == {
+        "pending": 1,
+        "processing": 0,
+        "done": 0,
+        "failed": 0,
+        "quarantined": 0,
+    }
 
 
 def test_a_catalog_from_a_newer_vaultd_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite3"
     Catalog(path).close()
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                 (str(SCHEMA_VERSION + 1),))
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+    )
     conn.commit()
     conn.close()
     with pytest.raises(CatalogVersionError, match="newer"):
