@@ -239,8 +239,7 @@ def _check_limits(path: Path, size: tuple[int, int], limits: DecodeLimits, fmt: 
     if w * h > limits.max_pixels:
         raise MediaError(
             path,
-            f"decompression bomb: {w}x{h} exceeds the "
-            f"{limits.max_pixels / 1e6:g}-megapixel limit",
+            f"decompression bomb: {w}x{h} exceeds the {limits.max_pixels / 1e6:g}-megapixel limit",
         )
     if w > limits.max_side or h > limits.max_side:
         raise MediaError(

@@ -107,6 +107,7 @@ def tiff_header(ifd0: dict[int, int], exif: dict[int, int] | None = None) -> byt
     With `exif`, IFD0 gets an Exif IFD pointer (0x8769) to a second IFD holding
     those tags. Enough to stand in for the first bytes of a TIFF-based RAW.
     """
+
     def ifd(tags: dict[int, int], at: int) -> bytes:
         out = struct.pack("<H", len(tags))
         for tag, value in sorted(tags.items()):
@@ -159,6 +160,7 @@ def fake_raw(orientation: int = 6, full_size: tuple[int, int] | None = (3000, 20
 
 def fake_cr3(orientation: int, full_size: tuple[int, int]) -> bytes:
     """An ISO-BMFF CR3 look-alike: ftyp crx, CMT1 (IFD0) and CMT2 (Exif) boxes, a preview."""
+
     def box(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", 8 + len(payload)) + kind + payload
 

@@ -7,21 +7,37 @@ import pytest
 from photovault.media.formats import SUPPORTED_EXTENSIONS, extension_of, is_raw, is_supported
 
 
-@pytest.mark.parametrize("name", ["a.jpg", "b.JPEG", "c.Jpe", "d.png", "e.webp", "f.TIF",
-                                  "g.tiff", "h.gif", "i.HEIC", "j.heif", "k.avif"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a.jpg",
+        "b.JPEG",
+        "c.Jpe",
+        "d.png",
+        "e.webp",
+        "f.TIF",
+        "g.tiff",
+        "h.gif",
+        "i.HEIC",
+        "j.heif",
+        "k.avif",
+    ],
+)
 def test_is_supported_accepts_raster_formats_in_any_case(name: str) -> None:
     assert is_supported(name)
 
 
-@pytest.mark.parametrize("ext", ["dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf",
-                                 "pef", "srw"])
+@pytest.mark.parametrize(
+    "ext", ["dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "pef", "srw"]
+)
 def test_is_supported_accepts_raw_formats_and_marks_them_raw(ext: str) -> None:
     assert is_supported(Path(f"/photos/IMG_0001.{ext.upper()}"))
     assert is_raw(f"IMG_0001.{ext}")
 
 
-@pytest.mark.parametrize("name", ["notes.txt", "IMG_1.jpg.xmp", "movie.mp4", "README",
-                                  ".jpg", "/photos/dir.jpg/file"])
+@pytest.mark.parametrize(
+    "name", ["notes.txt", "IMG_1.jpg.xmp", "movie.mp4", "README", ".jpg", "/photos/dir.jpg/file"]
+)
 def test_is_supported_rejects_other_names(name: str) -> None:
     assert not is_supported(name)
 
