@@ -7,7 +7,8 @@ time. timm (Apache-2.0) ships the 1000 synset ids in class order and their
 WordNet lemmas as plain text; we copy just those two facts.
 
 Usage (once, offline after the download):
-    pip download timm --no-deps -d /tmp/timm && unzip -o /tmp/timm/timm-*.whl 'timm/data/_info/*' -d /tmp/timm
+    pip download timm --no-deps -d /tmp/timm
+    unzip -o /tmp/timm/timm-*.whl 'timm/data/_info/*' -d /tmp/timm
     python scripts/build_imagenet_classes.py /tmp/timm/timm/data/_info
 """
 

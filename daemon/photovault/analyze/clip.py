@@ -1,0 +1,136 @@
+"""CLIP image embeddings for semantic search (and the zero-shot `tags` analyzer).
+
+The image tower maps a photo to a vector; the text tower maps a query to the
+same space; search is a dot product. Embeddings are L2-normalised here, once,
+so every consumer (index, tags, query) can use a plain dot product as cosine.
+
+Preprocessing is CLIP's: resize the short side to the input size (bicubic),
+center crop, ``(x/255 - mean) / std`` with the mean/std from the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
+from photovault.analyze.context import AnalyzerContext
+from photovault.analyze.tagger import preprocess
+from photovault.models.store import InstalledModel, ModelError
+from photovault.models.tokenizer import default_tokenizer
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "model": None,  # installed CLIP model name; None = the first installed
+    "variant": "fp32",  # a variant listed in the manifest (e.g. "int8")
+}
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def find_model(context: AnalyzerContext, name: str | None) -> InstalledModel:
+    """The named CLIP model, or the first installed one."""
+    if name is None:
+        installed = [m for m in context.model_store.list() if m.manifest.task == "clip"]
+        if not installed:
+            raise ModelError(f"no CLIP model installed in {context.model_store.root}")
+        return installed[0]
+    return context.model_store.get(name, kind="clip")
+
+
+class Clip(Analyzer):
+    """Photo -> L2-normalised CLIP embedding; also encodes text queries."""
+
+    name = "clip"
+    version = "1"
+    image_side = 288  # short side of a 4:3 photo ~216-224 px: the crop needs no upscaling
+
+    def __init__(self, model: InstalledModel, variant: str, factory: Any) -> None:
+        manifest = model.manifest
+        self.model_name = manifest.name
+        self.variant = variant
+        self.dim = int(manifest.embedding_dim or 0)
+        self.size = manifest.input_size
+        self.mean = manifest.mean
+        self.std = manifest.std
+        self.crop_fraction = float(manifest.extra.get("crop_fraction", 1.0))
+        self.context_length = int(manifest.extra.get("context_length", 77))
+        image = manifest.file_for("image", variant)
+        text = manifest.file_for("text", variant)
+        self._image_input = next(iter(image.inputs))
+        self._text_input = next(iter(text.inputs))
+        self._image = factory.managed(model.path / image.path, name=f"{manifest.name}:image")
+        self._text = factory.managed(model.path / text.path, name=f"{manifest.name}:text")
+
+    def embed_pixels(self, batch: list[np.ndarray]) -> np.ndarray:
+        x = np.stack(
+            [preprocess(p, self.size, self.mean, self.std, self.crop_fraction) for p in batch]
+        )
+        (out,) = self._image.run({self._image_input: x})
+        return l2_normalize(out.astype(np.float32))
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """Queries -> (N, dim) unit vectors, comparable with photo embeddings."""
+        ids = default_tokenizer()(texts, self.context_length)
+        (out,) = self._text.run({self._text_input: ids})
+        return l2_normalize(out.astype(np.float32))
+
+    def analyze(self, items: list[AnalysisItem]) -> list[dict[str, Any] | AnalyzerError]:
+        results: list[dict[str, Any] | AnalyzerError] = []
+        good: list[np.ndarray] = []
+        positions: list[int] = []
+        for position, item in enumerate(items):
+            pixels = item.image.pixels
+            if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+                log.warning("clip skipped %s: pixels %s %s", item.path, pixels.dtype, pixels.shape)
+                results.append(AnalyzerError(f"expected RGB uint8 pixels, got {pixels.shape}"))
+                continue
+            results.append(AnalyzerError("not run"))
+            good.append(pixels)
+            positions.append(position)
+        if good:
+            embeddings = self.embed_pixels(good)
+            for row, position in enumerate(positions):
+                results[position] = {
+                    "model": self.model_name,
+                    "embedding": [round(float(v), 6) for v in embeddings[row]],
+                }
+        return results
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "variant": self.variant,
+            "loaded": self._image.loaded,
+            "provider": self._image.provider,
+        }
+
+    def close(self) -> None:
+        self._image.unload()
+        self._text.unload()
+
+
+def _own_settings(settings: Any, key: str) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    if isinstance(settings, dict):
+        return dict(settings)
+    name = getattr(getattr(settings, "models", None), key, None)
+    return {} if name is None else {"model": name}
+
+
+def create(settings: Any, context: AnalyzerContext) -> Clip:
+    """Build the CLIP analyzer (settings: model, variant; or the daemon Settings)."""
+    own = _own_settings(settings, "clip")
+    unknown = sorted(set(own) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown clip setting(s): {', '.join(unknown)}")
+    merged = {**DEFAULTS, **own}
+    model = find_model(context, merged["model"])
+    return Clip(model, str(merged["variant"]), context.session_factory)

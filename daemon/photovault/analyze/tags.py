@@ -1,0 +1,147 @@
+"""Zero-shot tags from the CLIP embedding against a vocabulary (tags.toml).
+
+Why: the ImageNet tagger only knows 1000 object classes; scenes and events
+("Beach", "Wedding", "Screenshot") are what people search for, and CLIP can
+score any phrase. Each tag's prompts are put into each template, encoded by
+the text tower, averaged and normalised once at start; per photo this is
+one small matrix product on the embedding the `clip` analyzer already made.
+
+Confidence is CLIP's zero-shot probability: softmax over the vocabulary of
+``logit_scale * cosine``. It says "this tag fits best among these", not
+"this is certainly a beach"; hence both a probability and a raw-cosine floor
+(default 0.2; unrelated photo/text pairs score about 0.1-0.18).
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
+from photovault.analyze.clip import Clip, find_model, l2_normalize
+from photovault.analyze.context import AnalyzerContext
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "model": None,  # CLIP model (must be the one the clip analyzer uses)
+    "variant": "fp32",
+    "vocabulary": None,  # path to a tags.toml; None = <state_dir>/tags.toml, else packaged
+    "min_confidence": 0.3,
+    "min_similarity": 0.2,
+    "max_tags": 3,
+    "logit_scale": 100.0,
+}
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    tags: tuple[str, ...]
+    prompts: tuple[tuple[str, ...], ...]  # per tag, already put into the templates
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> Vocabulary:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+        templates = data.get("templates", ["{}"])
+        if not templates or not all(isinstance(t, str) and "{}" in t for t in templates):
+            raise ValueError(f"{where}: templates must be strings containing {{}}")
+        entries = data.get("tag", [])
+        if not entries:
+            raise ValueError(f"{where}: no [[tag]] entries")
+        tags: list[str] = []
+        prompts: list[tuple[str, ...]] = []
+        for number, entry in enumerate(entries, 1):
+            tag, phrases = entry.get("tag"), entry.get("prompts")
+            if not isinstance(tag, str) or not tag or not phrases:
+                raise ValueError(f"{where}: [[tag]] #{number} needs tag and prompts")
+            if tag in tags:
+                raise ValueError(f"{where}: tag {tag!r} listed twice")
+            tags.append(tag)
+            prompts.append(tuple(t.format(p) for p in phrases for t in templates))
+        return cls(tuple(tags), tuple(prompts))
+
+    @classmethod
+    def load(cls, path: Path | None) -> Vocabulary:
+        if path is not None:
+            return cls.parse(Path(path).read_text(encoding="utf-8"), str(path))
+        packaged = resources.files("photovault.models").joinpath("data/tags.toml")
+        return cls.parse(packaged.read_text(encoding="utf-8"), "packaged tags.toml")
+
+
+class ZeroShotTags(Analyzer):
+    name = "tags"
+    version = "1"
+    image_side = 0  # reads the clip embedding, needs no pixels
+    requires = ("clip",)
+
+    def __init__(self, clip: Clip, vocabulary: Vocabulary, settings: dict[str, Any]) -> None:
+        self.vocabulary = vocabulary
+        self.model_name = clip.model_name
+        self.min_confidence = float(settings["min_confidence"])
+        self.min_similarity = float(settings["min_similarity"])
+        self.max_tags = int(settings["max_tags"])
+        self.logit_scale = float(settings["logit_scale"])
+        rows = []
+        for prompts in vocabulary.prompts:
+            rows.append(l2_normalize(clip.encode_text(list(prompts)).mean(axis=0, keepdims=True)))
+        self.text = np.concatenate(rows).astype(np.float32)  # (tags, dim)
+        clip.close()  # the text tower is not needed again until a reload
+        log.info("tags: %d tags encoded with %s", len(vocabulary.tags), clip.model_name)
+
+    def analyze(self, items: list[AnalysisItem]) -> list[dict[str, Any] | AnalyzerError]:
+        return [self._one(item) for item in items]
+
+    def _one(self, item: AnalysisItem) -> dict[str, Any] | AnalyzerError:
+        clip = item.results.get("clip")
+        if not isinstance(clip, dict) or "embedding" not in clip:
+            return AnalyzerError("no clip embedding for this photo")
+        if clip.get("model") != self.model_name:
+            return AnalyzerError(f"clip embedding from {clip.get('model')}, need {self.model_name}")
+        embedding = np.asarray(clip["embedding"], dtype=np.float32)
+        if embedding.shape != (self.text.shape[1],):
+            return AnalyzerError(f"clip embedding has shape {embedding.shape}")
+        similarity = self.text @ embedding
+        logits = self.logit_scale * similarity
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs)[: self.max_tags]
+        tags = [
+            {
+                "tag": self.vocabulary.tags[i],
+                "confidence": round(float(probs[i]), 4),
+                "similarity": round(float(similarity[i]), 4),
+                "source": "clip",
+            }
+            for i in order
+            if probs[i] >= self.min_confidence and similarity[i] >= self.min_similarity
+        ]
+        return {"model": self.model_name, "tags": tags}
+
+
+def create(settings: Any, context: AnalyzerContext) -> ZeroShotTags:
+    """Build the zero-shot tagger; encodes the vocabulary once with the CLIP text tower."""
+    own = dict(settings) if isinstance(settings, dict) else {}
+    if not isinstance(settings, dict) and settings is not None:
+        name = getattr(getattr(settings, "models", None), "clip", None)
+        own = {} if name is None else {"model": name}
+    unknown = sorted(set(own) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown tags setting(s): {', '.join(unknown)}")
+    merged = {**DEFAULTS, **own}
+    path = merged["vocabulary"]
+    if path is None and (context.state_dir / "tags.toml").is_file():
+        path = context.state_dir / "tags.toml"
+    vocabulary = Vocabulary.load(Path(path) if path is not None else None)
+    clip = Clip(
+        find_model(context, merged["model"]), str(merged["variant"]), context.session_factory
+    )
+    return ZeroShotTags(clip, vocabulary, merged)

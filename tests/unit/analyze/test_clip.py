@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from photovault.analyze.base import AnalysisItem, AnalyzerError
+from photovault.analyze.clip import create
+from photovault.analyze.context import AnalyzerContext
+from photovault.analyze.session import SessionFactory
+from photovault.media.types import DecodedImage, PhotoMetadata
+from photovault.models.store import ModelError, ModelStore
+
+
+def item(pixels: np.ndarray) -> AnalysisItem:
+    image = DecodedImage(pixels=pixels, stored_size=(pixels.shape[1], pixels.shape[0]))
+    return AnalysisItem(1, Path("/p/1.jpg"), "0" * 64, image, PhotoMetadata())
+
+
+def photo(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+
+def test_a_photo_embedding_is_a_unit_vector_of_the_model_dimension(
+    clip_context: AnalyzerContext,
+) -> None:
+    (result,) = create({}, clip_context).analyze([item(photo(0))])
+    embedding = np.asarray(result["embedding"])
+    assert embedding.shape == (8,)
+    assert np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-5)
+    assert result["model"] == "tiny-clip"
+
+
+def test_a_batch_gives_the_same_embeddings_as_photos_one_by_one(
+    clip_context: AnalyzerContext,
+) -> None:
+    clip = create({}, clip_context)
+    batch = clip.analyze([item(photo(1)), item(photo(2))])
+    single = [clip.analyze([item(photo(1))])[0], clip.analyze([item(photo(2))])[0]]
+    np.testing.assert_allclose(
+        [r["embedding"] for r in batch], [r["embedding"] for r in single], atol=1e-5
+    )
+
+
+def test_text_queries_encode_to_unit_vectors(clip_context: AnalyzerContext) -> None:
+    vectors = create({}, clip_context).encode_text(["a cat", "a beach at sunset"])
+    assert vectors.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_photo_with_bad_pixels_fails_alone(clip_context: AnalyzerContext) -> None:
+    good, bad = create({}, clip_context).analyze(
+        [item(photo(0)), item(np.zeros((4, 4), dtype=np.uint8))]
+    )
+    assert isinstance(good, dict)
+    assert isinstance(bad, AnalyzerError)
+
+
+def test_the_daemon_settings_object_selects_the_model_by_models_clip(
+    clip_context: AnalyzerContext,
+) -> None:
+    settings = SimpleNamespace(models=SimpleNamespace(clip="tiny-clip"))
+    assert create(settings, clip_context).model_name == "tiny-clip"
+
+
+def test_without_an_installed_clip_model_create_raises(tmp_path: Path) -> None:
+    context = AnalyzerContext(
+        tmp_path, ModelStore(tmp_path / "models"), SessionFactory(["CPUExecutionProvider"])
+    )
+    with pytest.raises(ModelError, match="no CLIP model installed"):
+        create({}, context)

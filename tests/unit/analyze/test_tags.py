@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photovault.analyze.base import AnalysisItem, AnalyzerError
+from photovault.analyze.context import AnalyzerContext
+from photovault.analyze.tags import Vocabulary, ZeroShotTags, create
+from photovault.media.types import DecodedImage, PhotoMetadata
+
+REPO = Path(__file__).resolve().parents[3]
+
+VOCAB = """
+templates = ["a photo of {}."]
+[[tag]]
+tag = "Animals|Cat"
+prompts = ["a cat"]
+[[tag]]
+tag = "Places|Beach"
+prompts = ["a beach", "the sea"]
+[[tag]]
+tag = "Vehicles|Car"
+prompts = ["a car"]
+"""
+
+
+def item(results: dict) -> AnalysisItem:
+    image = DecodedImage(pixels=np.zeros((1, 1, 3), np.uint8), stored_size=(1, 1))
+    return AnalysisItem(1, Path("/p/1.jpg"), "0" * 64, image, PhotoMetadata(), results)
+
+
+@pytest.fixture
+def tags(clip_context: AnalyzerContext, tmp_path: Path) -> ZeroShotTags:
+    vocabulary = tmp_path / "tags.toml"
+    vocabulary.write_text(VOCAB)
+    return create({"vocabulary": str(vocabulary), "min_confidence": 0.0}, clip_context)
+
+
+def test_the_packaged_vocabulary_is_the_example_in_config() -> None:
+    packaged = REPO / "daemon/photovault/models/data/tags.toml"
+    assert packaged.read_text() == (REPO / "config/tags.toml").read_text()
+    assert len(Vocabulary.load(None).tags) >= 30
+
+
+def test_prompts_are_put_into_every_template() -> None:
+    vocabulary = Vocabulary.parse(VOCAB, "test")
+    assert vocabulary.prompts[1] == ("a photo of a beach.", "a photo of the sea.")
+
+
+def test_a_tag_listed_twice_is_refused() -> None:
+    text = '[[tag]]\ntag = "A"\nprompts = ["a"]\n[[tag]]\ntag = "A"\nprompts = ["b"]\n'
+    with pytest.raises(ValueError, match="listed twice"):
+        Vocabulary.parse(text, "tags.toml")
+
+
+def test_a_tag_without_prompts_is_refused_naming_the_file() -> None:
+    with pytest.raises(ValueError, match=r"my\.toml: \[\[tag\]\] #1 needs tag and prompts"):
+        Vocabulary.parse('[[tag]]\ntag = "A"\n', "my.toml")
+
+
+def test_a_photo_whose_embedding_matches_a_tag_gets_that_tag_first(tags: ZeroShotTags) -> None:
+    embedding = tags.text[1].tolist()  # exactly the "Places|Beach" text vector
+    (result,) = tags.analyze([item({"clip": {"model": "tiny-clip", "embedding": embedding}})])
+    assert result["tags"][0]["tag"] == "Places|Beach"
+    assert result["tags"][0]["similarity"] == pytest.approx(1.0, abs=1e-4)
+    assert result["tags"][0]["source"] == "clip"
+
+
+def test_tags_below_the_similarity_floor_are_left_out(tags: ZeroShotTags) -> None:
+    # A vector orthogonal to every tag vector has similarity 0 with all of them.
+    basis = np.linalg.svd(tags.text)[2]
+    orthogonal = basis[-1].tolist()
+    (result,) = tags.analyze([item({"clip": {"model": "tiny-clip", "embedding": orthogonal}})])
+    assert result["tags"] == []
+
+
+def test_a_photo_without_a_clip_embedding_fails_alone(tags: ZeroShotTags) -> None:
+    (result,) = tags.analyze([item({})])
+    assert isinstance(result, AnalyzerError)
+
+
+def test_an_embedding_from_another_clip_model_is_refused(tags: ZeroShotTags) -> None:
+    (result,) = tags.analyze([item({"clip": {"model": "other", "embedding": [0.0] * 8}})])
+    assert isinstance(result, AnalyzerError)
+    assert "other" in str(result)
+
+
+def test_tags_requires_the_clip_analyzer(tags: ZeroShotTags) -> None:
+    assert tags.requires == ("clip",)
