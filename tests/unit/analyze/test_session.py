@@ -148,3 +148,17 @@ def test_inspect_model_reports_symbolic_batch_as_none(classifier_path: Path) -> 
     assert signature.inputs[0].name == "pixels"
     assert signature.inputs[0].shape == (None, 3, 8, 8)
     assert signature.outputs[0].shape == (None, 10)
+
+
+def test_int8_quantization_keeps_the_outputs_close_to_fp32(
+    tiny_models: object, tmp_path: Path
+) -> None:
+    fp32 = tiny_models.build_classifier(tmp_path / "fp32.onnx", num_classes=64, side=8)
+    int8 = tmp_path / "int8.onnx"
+    session_mod.quantize_dynamic_int8(fp32, int8, op_types=["MatMul"])
+    factory = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0)
+    x = {"pixels": np.random.default_rng(0).random((4, 3, 8, 8), dtype=np.float32)}
+    (want,) = factory.create(fp32).run(None, x)
+    (got,) = factory.create(int8).run(None, x)
+    cosine = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+    assert cosine.min() > 0.99
