@@ -1,1 +1,44 @@
-"""sidecar stage."""
+"""Sidecar stage: XMP read, merge and atomic write.
+
+Users see our tags and faces in digiKam, darktable, Lightroom and exiftool through
+the sidecars, and keep them if they leave us; a sidecar often already holds a
+person's own work, so this package never rewrites what it does not own.
+
+Public API
+----------
+model
+    ``Keyword(path, confidence=None, source="")``,
+    ``FaceRegion(box, name=None, face_id=None, confidence=None, model=None)`` with
+    ``box`` = normalized top-left (x, y, w, h) in the ORIENTED image,
+    ``SidecarContent(keywords=(), faces=(), analyzed_at="", model_versions={})``.
+geometry
+    ``oriented_to_stored(box, orientation)``, ``stored_to_oriented(box, orientation)``
+    for EXIF orientations 1-8; ``to_centre`` / ``from_centre`` (MWG),
+    ``mp_rectangle`` / ``parse_mp_rectangle`` (Microsoft MP), ``clamp``, ``iou``.
+naming
+    ``sidecar_path(photo, naming="ext"|"base", *, share_root, read_only=False,
+    mirror_root=None) -> Path``; ``is_sidecar_name(name)``, ``is_temp_name(name)``.
+writer
+    ``SidecarWriter(*, exiftool="exiftool", config=CONFIG_PATH,
+    verify_with_exiftool=True, max_attempts=3, max_bytes=...)`` with
+    ``write(photo, sidecar, content, stored_size, orientation) -> WriteResult``
+    (``status`` written/unchanged/skipped/failed, ``fingerprint``, ``warnings``),
+    ``read_json(*paths)`` and ``close()``; thread-safe (one lock, one exiftool).
+reader
+    ``read_sidecar(path, orientation=1) -> ReadResult`` (never raises on file
+    content), ``adopted_names(before, after) -> list[Adoption]``, ``Fingerprint``.
+
+What we write: dc:subject (leaves), lr:hierarchicalSubject ("A|B"),
+digiKam:TagsList ("A/B"), MWG face regions in the stored frame (centre-based,
+normalized, with AppliedToDimensions) and Microsoft MP regions (top-left, same
+frame, as digiKam writes them). Provenance lives in our namespace
+``photovault`` = ``http://ns.photovault.local/xmp/1.0/`` (``exiftool.config``
+teaches exiftool its tags): per photo SchemaVersion, AnalyzedAt, Models,
+KeywordDetails and the ownership lists Subjects / HierarchicalSubjects / TagsList
+/ MPRegions; per region, inside ``mwg-rs:Extensions``: FaceID, Confidence, Model,
+AnalyzedAt, WrittenName.
+
+How it works: `merge` splices bytes (see its docstring for why no XMP library's
+re-serialization is safe), `writer` verifies with our RDF reader and exiftool and
+commits atomically, `rdf` is the span-keeping RDF parser both use.
+"""

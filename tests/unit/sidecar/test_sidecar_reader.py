@@ -6,13 +6,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from sidecar_helpers import FIXTURES, copy_fixture, make_photo
+from sidecar_helpers import FIXTURES, copy_fixture
 from sidecar_helpers import content as make_content
 
 from photovault.sidecar import reader as reader_mod
 from photovault.sidecar.merge import merge
-from photovault.sidecar.reader import adopted_names, read_sidecar
 from photovault.sidecar.rdf import XmpSyntaxError, find_rdf, parse_xml, properties
+from photovault.sidecar.reader import adopted_names, read_sidecar
 
 
 def test_digikam_keywords_and_named_regions_are_read():
@@ -153,8 +153,3 @@ def test_a_name_is_adopted_by_overlap_when_extensions_were_dropped(tmp_path: Pat
     adoptions = adopted_names(before, after)
     assert [(a.face_id, a.name, a.matched_by) for a in adoptions] == [("face-2", "Grace",
                                                                         "overlap")]
-
-
-def test_photo_is_not_needed_to_read(tmp_path: Path):
-    make_photo(tmp_path)
-    assert read_sidecar(tmp_path / "IMG_1.jpg.xmp").exists is False
