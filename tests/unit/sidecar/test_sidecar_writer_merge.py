@@ -185,3 +185,25 @@ def test_a_large_keyword_set_with_utf8_names_is_written_whole(writer, tmp_path):
     assert len(subjects) == 3 + 600
     assert "Straße Nº599 — 東京 ✓" in subjects
     assert "Straße Nº0 — 東京 ✓" in exiv2_keys(sidecar)["Xmp.dc.subject"][1]
+
+
+def test_after_exiv2_rewrites_the_packet_a_name_is_adopted_and_kept(writer, tmp_path):
+    import subprocess
+
+    from photovault.sidecar.reader import adopted_names
+
+    _, sidecar, _ = _write(writer, tmp_path, "digikam-full-portrait.xmp")
+    before = read_sidecar(sidecar)
+    # what digiKam does: Exiv2 re-serializes the whole packet in its own style
+    subprocess.run(["exiv2", "-M", "set Xmp.mwg-rs.Regions/mwg-rs:RegionList[4]/mwg-rs:Name Ada",
+                    str(sidecar)], check=True, capture_output=True)
+    after = read_sidecar(sidecar)
+    assert [(a.face_id, a.name) for a in adopted_names(before, after)] == [("face-2", "Ada")]
+    result = writer.write(tmp_path / "IMG_1.jpg", sidecar,
+                          content(keywords=(("Animals", "Cat"),), analyzed_at="2025-01-01"),
+                          (840, 700), 1)
+    assert result.status == "written", result.warnings
+    again = read_sidecar(sidecar)
+    assert [f.name for f in again.faces if f.source == "mwg"] == [
+        "Marie Curie", "Pierre Curie", "Zoë Ångström", "Ada"]
+    assert again.subjects == ["Marie Curie", "Pierre Curie", "Cat"]
