@@ -70,9 +70,11 @@ class VaultProcess:
         self.wrapper = wrapper or []
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> None:
-        env = dict(os.environ)
-        env.pop("VAULT_SOCKET", None)
+    def start(self, timeout: float = 30.0, env: dict[str, str] | None = None) -> None:
+        """`env`: extra variables for the daemon (NOTIFY_SOCKET, WATCHDOG_USEC ...)."""
+        child_env = dict(os.environ)
+        child_env.pop("VAULT_SOCKET", None)
+        child_env.update(env or {})
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [
@@ -85,7 +87,7 @@ class VaultProcess:
             ],
             stdout=log,
             stderr=log,
-            env=env,
+            env=child_env,
         )
         self.wait_for(
             lambda: self.socket.exists() and self._ping(), timeout, "vaultd did not open its socket"
