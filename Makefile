@@ -8,7 +8,9 @@ PIP     = $(VENV)/bin/pip
 # Debian packages the daemon and the tests need (exiftool reads metadata and writes sidecars,
 # exiv2 is the independent reader in tests, exempi backs python-xmp-toolkit).
 APT_PACKAGES = libimage-exiftool-perl exiv2 libexempi8
-EXTRAS ?= cpu,dev
+EXTRAS ?= cpu,dev,export
+# The CPU build of torch, for model export only (a plain `torch` would pull a multi-GB CUDA build).
+TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-fast lint bench clean
@@ -27,6 +29,7 @@ install: $(VENV)/bin/activate
 	    echo "missing Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
 	fi
+	$(PIP) install --quiet '$(TORCH_PIN)'
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
 
 var/vaultd.toml:

@@ -131,6 +131,10 @@ def decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
     return out
 
 
+def _warm() -> None:
+    import photovault.media.decode  # noqa: F401 - import cost paid before real work
+
+
 class DecodePool:
     """A spawn-context process pool at low priority."""
 
@@ -141,6 +145,12 @@ class DecodePool:
             mp_context=multiprocessing.get_context("spawn"),
             initializer=lower_priority,
         )
+
+    def warm(self) -> None:
+        """Start every process now: spawning and importing takes seconds, and that
+        delay should not land on the first photo after start or resume."""
+        for f in [self._pool.submit(_warm) for _ in range(self.workers)]:
+            f.result()
 
     def submit(self, path: Path, target_side: int, max_pixels: int) -> Future[DecodeOutcome]:
         return self._pool.submit(decode_file, os.fspath(path), target_side, max_pixels)

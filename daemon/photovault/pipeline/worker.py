@@ -120,6 +120,7 @@ class Worker:
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
+        threading.Thread(target=self._pool.warm, name="warm-pool", daemon=True).start()
         self._thread.start()
 
     def stop(self, drain_seconds: float = 6.0) -> None:
