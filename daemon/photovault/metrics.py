@@ -229,6 +229,10 @@ class StatusCollector(Collector):
             "photovault_watcher_mode",
             "1 for the share's current watch mode (polling = inotify fallback), else 0.",
             labels=["share", "mode"])
+        fallback = GaugeMetricFamily(
+            "photovault_watcher_fallback",
+            "1 when the share is polled because inotify failed (not because it was configured).",
+            labels=["share"])
         scanning = GaugeMetricFamily("photovault_share_scanning",
                                      "1 while a reconcile scan of the share runs.",
                                      labels=["share"])
@@ -243,10 +247,11 @@ class StatusCollector(Collector):
             current = s.get("watch", "stopped")
             for m in sorted(set(WATCH_MODES) | {current}):
                 mode.add_metric([name, m], 1.0 if m == current else 0.0)
+            fallback.add_metric([name], _flag(s.get("watch_problem")))
             scanning.add_metric([name], _flag(s.get("scanning")))
             if s.get("last_scan"):
                 last_scan.add_metric([name], float(s["last_scan"]))
-        yield from (files, mode, scanning, last_scan)
+        yield from (files, mode, fallback, scanning, last_scan)
 
     @staticmethod
     def _analyzers(analyzers: Mapping[str, Any]) -> Iterator[Metric]:

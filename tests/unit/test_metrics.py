@@ -24,7 +24,8 @@ def status(**over: Any) -> dict[str, Any]:
              "watch": "inotify", "scanning": False, "last_scan": 1_700_000_000.0},
             {"name": "phone", "counts": {"pending": 0, "processing": 0, "done": 7,
                                          "failed": 1, "quarantined": 1},
-             "watch": "polling", "scanning": True, "last_scan": None},
+             "watch": "polling", "watch_problem": "inotify unavailable: ENOSPC",
+             "scanning": True, "last_scan": None},
         ],
         "queue_depth": 4,
         "settling": 2,
@@ -104,6 +105,12 @@ def test_watcher_mode_marks_the_polling_fallback_per_share() -> None:
     assert mode == {"inotify": 0, "polling": 1, "stopped": 0}
     assert reg.get_sample_value("photovault_watcher_mode",
                                 {"share": "family", "mode": "inotify"}) == 1
+
+
+def test_a_polling_fallback_is_told_apart_from_configured_polling() -> None:
+    _m, reg = make()
+    assert reg.get_sample_value("photovault_watcher_fallback", {"share": "phone"}) == 1
+    assert reg.get_sample_value("photovault_watcher_fallback", {"share": "family"}) == 0
 
 
 def test_scan_times_are_absent_until_a_scan_finished() -> None:
