@@ -1,1 +1,26 @@
-"""index stage."""
+"""Search index: LanceDB tables of photos, faces and people, and the search API.
+
+`PhotoIndex` owns the tables in `<state_dir>/index/`; `IndexSink` plugs it into
+the pipeline; `Filters` and `Hit` are what the query service passes and gets.
+"""
+
+from __future__ import annotations
+
+from photovault.index.filters import Filters, Near
+from photovault.index.records import FaceRecord, PhotoRecord, record_from_photo
+from photovault.index.schema import SCHEMA_VERSION, IndexSchemaError
+from photovault.index.store import Hit, IndexSettings, IndexSink, PhotoIndex
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "FaceRecord",
+    "Filters",
+    "Hit",
+    "IndexSchemaError",
+    "IndexSettings",
+    "IndexSink",
+    "Near",
+    "PhotoIndex",
+    "PhotoRecord",
+    "record_from_photo",
+]

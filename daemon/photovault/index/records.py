@@ -1,0 +1,284 @@
+"""What the index stores per photo, and how pipeline results become rows.
+
+The pipeline hands sinks a `Photo` (catalog row + facts + analyzer results);
+`record_from_photo` is the one place that knows the shape of those results,
+so a change in an analyzer's output touches this file and nothing else in
+the index. Derived columns (lookup keys, full-text document, wall-clock time)
+are computed here, at write time, so searches stay simple predicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from photovault.index.schema import faces_schema, photos_schema
+
+log = logging.getLogger(__name__)
+
+_WORD_SPLIT = re.compile(r"[\s/\\|_\-.,;:()\[\]{}+]+")
+
+
+@dataclass
+class FaceRecord:
+    """One detected face. `box` is (x, y, w, h) as fractions of the upright image."""
+
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    person_id: int | None = None
+    person: str | None = None
+    embedding: np.ndarray | None = None
+
+
+@dataclass
+class PhotoRecord:
+    """One catalogued file, as the index wants it. Only id, share and path are required."""
+
+    id: int
+    share: str
+    path: str  # relative to the share root, '/'-separated
+    abs_path: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
+    taken_at: str | None = None  # ISO 8601 as the camera recorded it, offset optional
+    lat: float | None = None
+    lon: float | None = None
+    camera: str | None = None
+    width: int | None = None
+    height: int | None = None
+    tags: list[dict[str, Any]] = field(default_factory=list)  # {"tag", "confidence", "source"}
+    labels: list[dict[str, Any]] = field(default_factory=list)  # {"synset", "label", "score"}
+    people: list[str] = field(default_factory=list)
+    person_ids: list[int] = field(default_factory=list)
+    dhash: str | None = None
+    vector: np.ndarray | None = None  # CLIP image embedding, L2-normalised
+    faces: list[FaceRecord] | None = None  # None: leave stored faces alone
+
+
+def _ok(result: Any) -> dict[str, Any]:
+    """An analyzer result, or {} when the analyzer is off or failed on this photo."""
+    if isinstance(result, dict) and "error" not in result:
+        return result
+    return {}
+
+
+def _vector(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=np.float32).reshape(-1)
+    return arr if arr.size else None
+
+
+def record_from_photo(photo: Any) -> PhotoRecord:
+    """Map the worker's `Photo` (pipeline/worker.py) to a `PhotoRecord`.
+
+    Expected analyzer results (any may be missing or hold {"error": ...}):
+    - metadata: {"taken_at", "gps": {"lat", "lon"}, "camera", "width", "height", "dhash"}
+    - tagger:   {"tags": [{"tag", "confidence", "source"}], "labels": [{"synset", "label",
+                "score"}]}
+    - clip:     {"embedding": 512 floats} (or "vector")
+    - faces:    {"faces": [{"box": [x, y, w, h], "score", "person_id", "person",
+                "embedding"}]}
+    `photo.facts` (exiftool) fills what the metadata analyzer did not.
+    """
+    f = photo.file
+    facts = dict(photo.facts or {})
+    results = photo.results or {}
+    meta = _ok(results.get("metadata"))
+    merged = {**facts, **{k: v for k, v in meta.items() if v is not None}}
+    gps = merged.get("gps") or {}
+    tagger = _ok(results.get("tagger"))
+    clip = _ok(results.get("clip"))
+    faces_res = _ok(results.get("faces"))
+    faces: list[FaceRecord] | None = None
+    if "faces" in results:
+        faces = []
+        for raw in faces_res.get("faces") or []:
+            box = raw.get("box") or (0.0, 0.0, 0.0, 0.0)
+            faces.append(
+                FaceRecord(
+                    box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+                    score=float(raw.get("score", 1.0)),
+                    person_id=raw.get("person_id"),
+                    person=raw.get("person") or raw.get("name"),
+                    embedding=_vector(raw.get("embedding")),
+                )
+            )
+    people = sorted({fr.person for fr in faces or [] if fr.person})
+    person_ids = sorted({int(fr.person_id) for fr in faces or [] if fr.person_id is not None})
+    return PhotoRecord(
+        id=int(f.id),
+        share=f.share,
+        path=f.relpath,
+        abs_path=str(photo.path) if photo.path is not None else None,
+        sha256=photo.sha256,
+        size=getattr(f, "size", None),
+        mtime_ns=getattr(f, "mtime_ns", None),
+        taken_at=merged.get("taken_at"),
+        lat=gps.get("lat"),
+        lon=gps.get("lon"),
+        camera=merged.get("camera"),
+        width=merged.get("width"),
+        height=merged.get("height"),
+        tags=list(tagger.get("tags") or []),
+        labels=list(tagger.get("labels") or []),
+        people=people,
+        person_ids=person_ids,
+        dhash=merged.get("dhash"),
+        vector=_vector(clip.get("embedding", clip.get("vector"))),
+        faces=faces,
+    )
+
+
+# -- derived columns ---------------------------------------------------------
+
+
+def tag_keys(tags: Iterable[dict[str, Any]]) -> list[str]:
+    """Lowercased keys a tag filter may name: the full path, every ancestor path
+    and every segment ("Animals|Dog" -> animals, animals|dog, dog)."""
+    keys: set[str] = set()
+    for t in tags:
+        name = str(t.get("tag") or "").strip()
+        if not name:
+            continue
+        parts = [p.strip().lower() for p in name.split("|") if p.strip()]
+        for i, part in enumerate(parts):
+            keys.add(part)
+            keys.add("|".join(parts[: i + 1]))
+    return sorted(keys)
+
+
+def path_words(path: str) -> str:
+    """Words of a path for full-text search: "2023/Beach_Trip/IMG_01.jpg" ->
+    "2023 Beach Trip IMG 01 jpg" (the FTS tokenizer lowercases)."""
+    return " ".join(w for w in _WORD_SPLIT.split(path) if w)
+
+
+def search_text(rec: PhotoRecord) -> str:
+    """One document per photo for the full-text index (LanceDB's native FTS
+    indexes one column): tags, classifier labels, person names, path words."""
+    parts: list[str] = []
+    for t in rec.tags:
+        parts.append(str(t.get("tag") or "").replace("|", " "))
+    for lab in rec.labels:
+        parts.append(str(lab.get("label") or ""))
+    parts.extend(rec.people)
+    parts.append(path_words(rec.path))
+    if rec.camera:
+        parts.append(rec.camera)
+    return " ".join(p for p in parts if p)
+
+
+def local_time(taken_at: str | None) -> datetime | None:
+    """The wall-clock capture time (offset dropped), or None when unparseable."""
+    if not taken_at:
+        return None
+    text = taken_at.strip().replace("Z", "+00:00")
+    if len(text) >= 19 and text[4] == ":" and text[7] == ":":  # EXIF "YYYY:MM:DD HH:MM:SS"
+        text = text[:4] + "-" + text[5:7] + "-" + text[8:]
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        log.debug("unparseable taken_at %r", taken_at)
+        return None
+    return dt.replace(tzinfo=None)
+
+
+def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
+    """Arrow rows for `photos`. A vector of the wrong size is stored as null
+    (and logged) rather than failing the whole batch."""
+    schema = photos_schema(vector_dim)
+    n = len(records)
+    flat = np.zeros((n, vector_dim), dtype=np.float32)
+    valid = np.zeros(n, dtype=bool)
+    for i, r in enumerate(records):
+        if r.vector is None:
+            continue
+        if r.vector.shape != (vector_dim,) or not np.all(np.isfinite(r.vector)):
+            log.warning("photo %s/%s: CLIP vector of shape %s ignored (expected %d floats)",
+                        r.share, r.path, r.vector.shape, vector_dim)
+            continue
+        flat[i] = r.vector
+        valid[i] = True
+    vectors = pa.FixedSizeListArray.from_arrays(
+        pa.array(flat.reshape(-1)), vector_dim, mask=pa.array(~valid)
+    )
+    cols: dict[str, Any] = {
+        "id": [r.id for r in records],
+        "share": [r.share for r in records],
+        "path": [r.path for r in records],
+        "abs_path": [r.abs_path for r in records],
+        "sha256": [r.sha256 for r in records],
+        "size": [r.size for r in records],
+        "mtime_ns": [r.mtime_ns for r in records],
+        "taken_at": [r.taken_at for r in records],
+        "taken_local": [local_time(r.taken_at) for r in records],
+        "lat": [r.lat for r in records],
+        "lon": [r.lon for r in records],
+        "camera": [r.camera for r in records],
+        "width": [r.width for r in records],
+        "height": [r.height for r in records],
+        "tags": [
+            [
+                {"tag": t.get("tag"), "confidence": t.get("confidence"), "source": t.get("source")}
+                for t in r.tags
+            ]
+            for r in records
+        ],
+        "tag_keys": [tag_keys(r.tags) for r in records],
+        "labels": [
+            [
+                {"synset": lab.get("synset"), "label": lab.get("label"),
+                 "score": lab.get("score")}
+                for lab in r.labels
+            ]
+            for r in records
+        ],
+        "people": [list(r.people) for r in records],
+        "people_keys": [sorted({p.lower() for p in r.people}) for r in records],
+        "person_ids": [list(r.person_ids) for r in records],
+        "dhash": [r.dhash for r in records],
+        "search_text": [search_text(r) for r in records],
+    }
+    arrays = [pa.array(cols[f.name], type=f.type) for f in schema if f.name != "vector"]
+    arrays.append(vectors)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def faces_table(
+    items: Sequence[tuple[str, Sequence[FaceRecord]]], face_dim: int
+) -> pa.Table:
+    """Arrow rows for `faces` from (sha256, faces) pairs; face_id is sha256:index."""
+    schema = faces_schema(face_dim)
+    rows: list[tuple[str, str, FaceRecord]] = [
+        (f"{sha}:{i}", sha, fr) for sha, frs in items for i, fr in enumerate(frs)
+    ]
+    n = len(rows)
+    flat = np.zeros((n, face_dim), dtype=np.float32)
+    valid = np.zeros(n, dtype=bool)
+    for i, (_fid, _sha, fr) in enumerate(rows):
+        if fr.embedding is not None and fr.embedding.shape == (face_dim,):
+            flat[i] = fr.embedding
+            valid[i] = True
+    emb = pa.FixedSizeListArray.from_arrays(
+        pa.array(flat.reshape(-1)), face_dim, mask=pa.array(~valid)
+    )
+    return pa.Table.from_arrays(
+        [
+            pa.array([r[0] for r in rows], pa.string()),
+            pa.array([r[1] for r in rows], pa.string()),
+            pa.array([list(r[2].box) for r in rows], schema.field("box").type),
+            pa.array([r[2].score for r in rows], pa.float32()),
+            pa.array([r[2].person_id for r in rows], pa.int64()),
+            emb,
+        ],
+        schema=schema,
+    )

@@ -1,0 +1,210 @@
+"""Table layouts of the search index and the version that guards them.
+
+The index is derived data (everything in it can be rebuilt from the catalog),
+but rebuilding a large library costs hours of re-reading analyzer results, so
+the layout is versioned like the catalog (rclip's `DB.VERSION`): an older
+index is migrated forward step by step, a newer one is refused with a message
+that says what to do, instead of being silently misread.
+
+The version lives in `meta.json` beside the LanceDB tables, written
+atomically (temp file + rename), because LanceDB has no place for
+database-wide metadata and a one-row meta table would itself need a schema.
+
+Decision on the CLIP vector: it is a nullable column of `photos`, not a
+separate table. Searches filter and rank in one LanceDB query (prefiltered
+vector search), and a library without a CLIP model simply has null vectors;
+null rows never appear in vector results and are skipped by index training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+META_FILE = "meta.json"
+
+PHOTOS = "photos"
+FACES = "faces"
+PEOPLE = "people"
+
+
+class IndexSchemaError(RuntimeError):
+    """The index on disk cannot be used by this version of photovault."""
+
+
+TAG_TYPE = pa.struct(
+    [
+        pa.field("tag", pa.string()),
+        pa.field("confidence", pa.float32()),
+        pa.field("source", pa.string()),
+    ]
+)
+LABEL_TYPE = pa.struct(
+    [
+        pa.field("synset", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("score", pa.float32()),
+    ]
+)
+
+
+def photos_schema(vector_dim: int) -> pa.Schema:
+    """One row per catalogued file (not per content hash): a search hit is a path.
+
+    `tag_keys` and `people_keys` are lowercased lookup lists derived from
+    `tags` and `people`, so tag and person filters are plain `array_has`
+    predicates that LanceDB evaluates (and can index) before the limit.
+    `taken_local` is the capture wall-clock time without offset: "after May 1"
+    means the photographer's May 1, whatever time zone the camera was in.
+    """
+    return pa.schema(
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            pa.field("share", pa.string(), nullable=False),
+            pa.field("path", pa.string(), nullable=False),
+            pa.field("abs_path", pa.string()),
+            pa.field("sha256", pa.string()),
+            pa.field("size", pa.int64()),
+            pa.field("mtime_ns", pa.int64()),
+            pa.field("taken_at", pa.string()),
+            pa.field("taken_local", pa.timestamp("us")),
+            pa.field("lat", pa.float64()),
+            pa.field("lon", pa.float64()),
+            pa.field("camera", pa.string()),
+            pa.field("width", pa.int32()),
+            pa.field("height", pa.int32()),
+            pa.field("tags", pa.list_(TAG_TYPE)),
+            pa.field("tag_keys", pa.list_(pa.string())),
+            pa.field("labels", pa.list_(LABEL_TYPE)),
+            pa.field("people", pa.list_(pa.string())),
+            pa.field("people_keys", pa.list_(pa.string())),
+            pa.field("person_ids", pa.list_(pa.int64())),
+            pa.field("dhash", pa.string()),
+            pa.field("search_text", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), vector_dim), nullable=True),
+        ]
+    )
+
+
+def faces_schema(face_dim: int) -> pa.Schema:
+    """Faces belong to content (sha256), not to a path: two copies of a file
+    show the same faces, and face clustering must not count them twice."""
+    return pa.schema(
+        [
+            pa.field("face_id", pa.string(), nullable=False),
+            pa.field("sha256", pa.string(), nullable=False),
+            pa.field("box", pa.list_(pa.float32(), 4)),
+            pa.field("score", pa.float32()),
+            pa.field("person_id", pa.int64()),
+            pa.field("embedding", pa.list_(pa.float32(), face_dim), nullable=True),
+        ]
+    )
+
+
+def people_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("person_id", pa.int64(), nullable=False),
+            pa.field("name", pa.string()),
+        ]
+    )
+
+
+# A migration takes the LanceDB connection and the stored meta, changes the
+# tables in place and returns the meta of the next version.
+Migration = Callable[[Any, dict[str, Any]], dict[str, Any]]
+
+# from-version -> step to from-version + 1. Empty while version 1 is current.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def read_meta(index_dir: Path) -> dict[str, Any] | None:
+    path = index_dir / META_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IndexSchemaError(f"{path} is not valid JSON ({exc}); remove {index_dir} "
+                               "to rebuild the index from the catalog") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("schema_version"), int):
+        raise IndexSchemaError(f"{path} has no integer schema_version; remove {index_dir} "
+                               "to rebuild the index from the catalog")
+    return meta
+
+
+def write_meta(index_dir: Path, meta: Mapping[str, Any]) -> None:
+    """Write meta.json atomically: a crash leaves the old file or the new one."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".tmp", dir=index_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(dict(meta), fh, indent=2, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, index_dir / META_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_version(
+    index_dir: Path,
+    db: Any,
+    *,
+    vector_dim: int,
+    face_dim: int,
+    migrations: Mapping[int, Migration] | None = None,
+    current: int = SCHEMA_VERSION,
+) -> dict[str, Any]:
+    """Bring the stored meta to `current`, or refuse. Returns the meta in use.
+
+    A fresh directory gets the current version. A vector dimension other than
+    the stored one is refused too: mixing 512-d and 768-d vectors in one column
+    is impossible, and the fix (rebuild after a model change) is the user's call.
+    """
+    steps = MIGRATIONS if migrations is None else migrations
+    meta = read_meta(index_dir)
+    if meta is None:
+        meta = {"schema_version": current, "vector_dim": vector_dim, "face_dim": face_dim}
+        write_meta(index_dir, meta)
+        return meta
+    version = meta["schema_version"]
+    if version > current:
+        raise IndexSchemaError(
+            f"the search index in {index_dir} has schema version {version}, but this "
+            f"photovault understands versions up to {current}: upgrade photovault, or "
+            f"remove {index_dir} to rebuild the index from the catalog"
+        )
+    while version < current:
+        step = steps.get(version)
+        if step is None:
+            raise IndexSchemaError(
+                f"no migration from index schema version {version} to {version + 1}; "
+                f"remove {index_dir} to rebuild the index from the catalog"
+            )
+        log.info("migrating search index %s from schema version %d", index_dir, version)
+        meta = dict(step(db, dict(meta)))
+        meta["schema_version"] = version + 1
+        write_meta(index_dir, meta)
+        version += 1
+    for key, want in (("vector_dim", vector_dim), ("face_dim", face_dim)):
+        have = meta.get(key, want)
+        if have != want:
+            raise IndexSchemaError(
+                f"the search index in {index_dir} stores {key}={have}, but {want} was "
+                f"configured (a different model?): remove {index_dir} to rebuild it"
+            )
+    return meta
