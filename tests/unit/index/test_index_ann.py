@@ -1,0 +1,92 @@
+"""The vector index appears past the threshold and keeps recall@20 >= 0.95."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from photovault.index import Filters, IndexSettings, PhotoIndex, PhotoRecord
+
+
+def random_unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def fill(idx: PhotoIndex, vectors: np.ndarray, start: int = 0, stop: int | None = None,
+         chunk: int = 10_000) -> None:
+    """Index vectors[start:stop] as photos whose id is the row number."""
+    stop = len(vectors) if stop is None else stop
+    for lo in range(start, stop, chunk):
+        idx.upsert(PhotoRecord(id=i, share="s", path=f"d{i % 10}/{i}.jpg",
+                               abs_path=f"/p/d{i % 10}/{i}.jpg", vector=vectors[i],
+                               camera="Canon" if i % 10 == 3 else "Nikon")
+                   for i in range(lo, min(lo + chunk, stop)))
+        idx.flush()
+
+
+def recall_at_20(idx: PhotoIndex, vectors: np.ndarray, queries: np.ndarray,
+                 filters: Filters | None = None, keep: np.ndarray | None = None) -> float:
+    scores = queries @ vectors.T
+    if keep is not None:
+        scores[:, ~keep] = -np.inf
+    truth = np.argsort(-scores, axis=1)[:, :20]
+    found = []
+    for q, t in zip(queries, truth, strict=True):
+        got = {h.id for h in idx.search(q, None, filters or Filters(), 20)}
+        found.append(len(got & set(t.tolist())) / 20)
+    return float(np.mean(found))
+
+
+def test_exact_search_is_used_below_the_threshold_and_an_index_appears_past_it(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = random_unit(rng, 3000, 512)
+    settings = IndexSettings(ann_threshold=2000, ann_partitions=8, exact_below=100,
+                             flush_rows=10_000)
+    idx = PhotoIndex(tmp_path / "index", settings)
+    fill(idx, vectors, 0, 1500)
+    idx.maintain()
+    assert not idx.has_ann
+
+    fill(idx, vectors, 1500)
+    did = idx.maintain()
+
+    assert idx.has_ann
+    assert did["ann"]["vectors"] == 3000
+    queries = random_unit(rng, 20, 512)
+    assert recall_at_20(idx, vectors, queries) >= 0.95
+    keep = np.arange(3000) % 10 == 3
+    assert recall_at_20(idx, vectors, queries, Filters(camera="canon"), keep) >= 0.95
+    idx.close()
+
+
+def test_rows_added_after_the_index_was_built_are_found(tmp_path):
+    rng = np.random.default_rng(1)
+    vectors = random_unit(rng, 2600, 512)
+    idx = PhotoIndex(tmp_path / "index", IndexSettings(ann_threshold=2000, ann_partitions=8,
+                                                       flush_rows=10_000))
+    fill(idx, vectors, 0, 2500)
+    idx.maintain()
+    fill(idx, vectors, 2500)
+
+    hits = idx.search(vectors[2550], None, Filters(), 5)
+
+    assert hits[0].id == 2550
+    idx.close()
+
+
+@pytest.mark.slow
+def test_recall_at_20_stays_above_0_95_on_100k_random_vectors(tmp_path):
+    rng = np.random.default_rng(2)
+    vectors = random_unit(rng, 100_000, 512)
+    idx = PhotoIndex(tmp_path / "index", IndexSettings(ann_threshold=50_000,
+                                                       flush_rows=20_000))
+    fill(idx, vectors, chunk=20_000)
+    idx.maintain()
+    assert idx.has_ann
+
+    queries = random_unit(rng, 50, 512)
+    assert recall_at_20(idx, vectors, queries) >= 0.95
+    keep = np.arange(100_000) % 10 == 3
+    assert recall_at_20(idx, vectors, queries, Filters(camera="canon"), keep) >= 0.95
+    idx.close()

@@ -1,0 +1,81 @@
+"""The index layout is versioned: older is migrated, newer is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from photovault.index import SCHEMA_VERSION, IndexSchemaError, IndexSettings, PhotoIndex
+from photovault.index.schema import read_meta, write_meta
+
+
+def settings() -> IndexSettings:
+    return IndexSettings(vector_dim=16, face_dim=4)
+
+
+def test_a_fresh_index_records_the_current_schema_version(tmp_path):
+    PhotoIndex(tmp_path / "index", settings()).close()
+
+    meta = json.loads((tmp_path / "index" / "meta.json").read_text())
+
+    assert meta["schema_version"] == SCHEMA_VERSION
+    assert meta["vector_dim"] == 16
+
+
+def test_an_index_from_a_newer_photovault_is_refused_with_a_clear_error(tmp_path):
+    write_meta(tmp_path / "index", {"schema_version": SCHEMA_VERSION + 1})
+
+    with pytest.raises(IndexSchemaError, match=r"schema version 2.*upgrade photovault"):
+        PhotoIndex(tmp_path / "index", settings())
+
+
+def test_an_older_index_is_migrated_step_by_step(tmp_path):
+    write_meta(tmp_path / "index", {"schema_version": SCHEMA_VERSION - 1, "vector_dim": 16,
+                                    "face_dim": 4})
+    ran: list[int] = []
+
+    def step(db, meta):
+        ran.append(meta["schema_version"])
+        return {**meta, "migrated": True}
+
+    PhotoIndex(tmp_path / "index", settings(), migrations={SCHEMA_VERSION - 1: step}).close()
+
+    assert ran == [SCHEMA_VERSION - 1]
+    meta = read_meta(tmp_path / "index")
+    assert meta["schema_version"] == SCHEMA_VERSION
+    assert meta["migrated"] is True
+
+
+def test_an_older_index_without_a_migration_is_refused(tmp_path):
+    write_meta(tmp_path / "index", {"schema_version": SCHEMA_VERSION - 1})
+
+    with pytest.raises(IndexSchemaError, match="no migration"):
+        PhotoIndex(tmp_path / "index", settings(), migrations={})
+
+
+def test_a_different_vector_size_is_refused_instead_of_mixed(tmp_path):
+    PhotoIndex(tmp_path / "index", settings()).close()
+
+    with pytest.raises(IndexSchemaError, match="vector_dim=16"):
+        PhotoIndex(tmp_path / "index", IndexSettings(vector_dim=512, face_dim=4))
+
+
+def test_a_corrupt_meta_file_is_refused(tmp_path):
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "meta.json").write_text("{not json")
+
+    with pytest.raises(IndexSchemaError, match="not valid JSON"):
+        PhotoIndex(tmp_path / "index", settings())
+
+
+def test_reopening_keeps_the_rows(tmp_path):
+    from .conftest import photo
+
+    idx = PhotoIndex(tmp_path / "index", settings())
+    idx.upsert([photo(1)])
+    idx.close()
+
+    again = PhotoIndex(tmp_path / "index", settings())
+    assert again.count() == 1
+    again.close()
