@@ -1,0 +1,191 @@
+"""Photos uploaded over SMB: a real smbd on loopback, real smbclient uploads, a real vaultd.
+
+smbd listens on 127.0.0.1:44500 only (not 445), with every state folder in
+tmp, and exports the folder vaultd watches with the share settings of
+deploy/samba/smb.conf.example. Needs the Debian packages `samba` and `smbclient`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers.photos import jpeg_bytes
+from helpers.vault import REPO, VaultProcess, write_config
+
+EXAMPLE = REPO / "deploy" / "samba" / "smb.conf.example"
+PORT = 44500
+# Site-specific lines of the example replaced for the test (who may log in, groups).
+SITE_SPECIFIC = {"path", "valid users", "force group", "comment"}
+
+
+def tool(name: str) -> str:
+    exe = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if exe is None:
+        pytest.skip(f"{name} not installed (apt-get install samba smbclient)")
+    return exe
+
+
+def share_options() -> list[str]:
+    """`key = value` lines of the example's [photos] section."""
+    text = EXAMPLE.read_text()
+    section = text[text.index("[photos]"):]
+    out = []
+    for line in section.splitlines()[1:]:
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        key = line.split("=", 1)[0].strip()
+        if key not in SITE_SPECIFIC:
+            out.append(line)
+    return out
+
+
+def test_the_example_share_parses_without_unknown_parameters() -> None:
+    result = subprocess.run([tool("testparm"), "-s", str(EXAMPLE)], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "Unknown parameter" not in result.stderr, result.stderr
+
+
+class Smbd:
+    def __init__(self, base: Path, share: Path) -> None:
+        smbd = tool("smbd")
+        for d in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
+            (base / d).mkdir(parents=True)
+        opts = "\n  ".join(share_options())
+        self.conf = base / "smb.conf"
+        self.conf.write_text(f"""[global]
+  server role = standalone server
+  smb ports = {PORT}
+  bind interfaces only = yes
+  interfaces = lo
+  disable netbios = yes
+  private dir = {base}/private
+  lock directory = {base}/lock
+  state directory = {base}/state
+  cache directory = {base}/cache
+  pid directory = {base}/pid
+  ncalrpc dir = {base}/ncalrpc
+  log file = {base}/log.smbd
+  passdb backend = tdbsam:{base}/private/passdb.tdb
+  map to guest = Bad User
+  load printers = no
+  printcap name = /dev/null
+  disable spoolss = yes
+  server min protocol = SMB2_10
+  usershare path =
+[photos]
+  path = {share}
+  guest ok = yes
+  force user = root
+  {opts}
+""")
+        self.log = open(base / "smbd.out", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [smbd, "--foreground", "--no-process-group", f"--configfile={self.conf}",
+             "--debug-stdout"],
+            stdout=self.log, stderr=self.log,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"smbd exited: {(base / 'smbd.out').read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("smbd did not listen on 127.0.0.1:44500")
+
+    def put(self, local: Path, remote: str) -> None:
+        result = subprocess.run(
+            [tool("smbclient"), "//127.0.0.1/photos", "-p", str(PORT), "-N",
+             "--configfile", str(self.conf), "-c", f'put "{local}" "{remote}"'],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0 and "NT_STATUS" not in result.stdout, (
+            result.stdout + result.stderr)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def smb_vault(tmp_path: Path) -> Iterator[tuple[Smbd, VaultProcess]]:
+    share = tmp_path / "photos"
+    share.mkdir()
+    try:
+        socket.create_connection(("127.0.0.1", PORT), timeout=0.5).close()
+        pytest.skip(f"port {PORT} is already taken on this machine")
+    except OSError:
+        pass
+    smbd = Smbd(tmp_path / "samba", share)
+    vault = VaultProcess(write_config(tmp_path, settle=1.0), tmp_path)
+    try:
+        vault.start()
+        yield smbd, vault
+    finally:
+        vault.stop()
+        smbd.stop()
+
+
+def analysis_runs(vault: VaultProcess, path: Path) -> int:
+    sha = vault.show(path)["sha256"]
+    with vault.db() as db:
+        row = db.execute("SELECT analysis_runs FROM content WHERE sha256 = ?", (sha,)).fetchone()
+    return int(row[0])
+
+
+@pytest.mark.slow
+def test_photos_uploaded_over_smb_are_each_indexed_once_and_only_when_complete(
+    tmp_path: Path, smb_vault: tuple[Smbd, VaultProcess],
+) -> None:
+    smbd, vault = smb_vault
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    small = {f"IMG_{i:04d}.JPG": jpeg_bytes(i, (640, 480)) for i in range(3)}
+    # A large, camera-sized photo (tens of MB) arrives in many SMB writes.
+    big = jpeg_bytes(99, (6000, 4000), quality=100)
+    assert len(big) > 20_000_000
+    files = {**small, "big/DSC_9999.JPG": big}
+    for name, data in files.items():
+        (outbox / name).parent.mkdir(parents=True, exist_ok=True)
+        (outbox / name).write_bytes(data)
+
+    for name in small:
+        smbd.put(outbox / name, name)
+    subprocess.run([tool("smbclient"), "//127.0.0.1/photos", "-p", str(PORT), "-N",
+                    "--configfile", str(smbd.conf), "-c", "mkdir big"],
+                   check=True, capture_output=True, timeout=60)
+    smbd.put(outbox / "big/DSC_9999.JPG", r"big\DSC_9999.JPG")
+    vault.wait_idle(expect_done=len(files), timeout=120)
+
+    share = tmp_path / "photos"
+    for name, data in files.items():
+        shown = vault.show(share / name)
+        assert shown["state"] == "done", shown
+        assert shown["size"] == len(data) and shown["attempts"] == 0, (name, shown)
+        assert analysis_runs(vault, share / name) == 1, name
+    big_shown = vault.show(share / "big/DSC_9999.JPG")
+    assert (big_shown["width"], big_shown["height"]) == (6000, 4000)
+    counts = vault.counts()
+    assert counts["failed"] == 0 and counts["quarantined"] == 0, counts
+    # One "queued" line per file: nothing was picked up half-written and again later.
+    for name in files:
+        leaf = re.escape(Path(name).name)
+        assert len(re.findall(rf"queued photos/\S*{leaf} ", vault.log())) == 1, name
