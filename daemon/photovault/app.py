@@ -33,6 +33,7 @@ from photovault.pipeline.throttle import QuietHours, Throttle
 from photovault.pipeline.worker import Sink, Worker
 from photovault.query.handlers import Handlers
 from photovault.query.server import QueryServer
+from photovault.sidecar.stage import SidecarStage
 from photovault.watch.scan import reconcile
 from photovault.watch.settle import SettleTracker
 from photovault.watch.watcher import ShareWatcher
@@ -64,6 +65,7 @@ class Daemon:
         self._sessions: Any = None
         self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
         self.sinks: list[Sink] = []
+        self.sidecars = SidecarStage(self.catalog, settings)
         self.worker = self._make_worker()
         self.server = QueryServer(
             settings.server.socket,
@@ -109,6 +111,7 @@ class Daemon:
             decode_workers=t.decode_workers,
             max_pixels=int(self.settings.decode.max_megapixels * 1_000_000),
             sinks=self.sinks,
+            on_batch=lambda *_: self.sidecars.wake(),
         )
 
     def resolve(self, share: str, relpath: str) -> Path | None:
@@ -126,6 +129,7 @@ class Daemon:
             self._start_share(share)
         self._poller.start()
         self.worker.start()
+        self.sidecars.start()
         self._schedule()
         self.scheduler.start()
         self.scan_async(None)
@@ -146,6 +150,7 @@ class Daemon:
             w.stop()
         self._stop_poll.set()
         self.worker.stop()
+        self.sidecars.stop()
         self.server.stop()
         self.metadata.close()
         self.analyzers.close()
@@ -173,6 +178,7 @@ class Daemon:
             self.tracker,
             mode=share.watch,
             poll_interval=self.settings.ingest.poll_interval_seconds,
+            on_sidecar=self.sidecars.sidecar_changed,
         )
         try:
             watcher.start()
@@ -263,6 +269,7 @@ class Daemon:
         if paused:
             self.throttle.pause()
         self.worker.batch_size = t.batch_size
+        self.sidecars.settings = settings
         self.catalog.max_attempts = settings.ingest.max_attempts
         if settings.analyzers.enabled != [a.name for a in self.analyzers.active] + list(
             self.analyzers.disabled
@@ -334,6 +341,10 @@ class Daemon:
             "last_scan": min(finished) if finished and len(finished) == len(shares) else None,
             "scanning": sorted(self.scanning),
             "quarantined": quarantined,
+            "sidecar_warnings": [
+                {"path": path, "warning": warning}
+                for _fid, path, warning in self.catalog.sidecar_warnings()
+            ],
             "analyzers": {
                 "active": [
                     {"name": a.name, "version": a.version, **a.status()}

@@ -123,6 +123,15 @@ class DecodeSettings(_Section):
     max_megapixels: float = Field(100.0, gt=0, description="refuse larger images (bombs)")
 
 
+class SidecarSettings(_Section):
+    """XMP sidecars beside the photos (or in a mirror tree for read-only shares)."""
+
+    enabled: bool = Field(True, description="write tags and faces into XMP sidecars")
+    naming: Literal["ext", "base"] = Field(
+        "ext", description="ext: IMG_1.jpg.xmp (digiKam, darktable); base: IMG_1.xmp (Lightroom)"
+    )
+
+
 class ModelSettings(_Section):
     """Which installed models the analyzers use, and how sessions run."""
 
@@ -156,6 +165,7 @@ class Settings(_Section):
     decode: DecodeSettings = Field(default_factory=DecodeSettings)
     analyzers: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
+    sidecars: SidecarSettings = Field(default_factory=SidecarSettings)
 
     @model_validator(mode="after")
     def _unique_shares(self) -> Settings:
@@ -168,6 +178,10 @@ class Settings(_Section):
     @property
     def catalog_path(self) -> Path:
         return self.state_dir / "catalog.sqlite3"
+
+    @property
+    def sidecar_mirror(self) -> Path:
+        return self.state_dir / "sidecars"
 
     @property
     def models_dir(self) -> Path:

@@ -15,8 +15,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: Bump with a new entry in MIGRATIONS; never edit an existing one.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+# Statements are split on ";": keep semicolons out of comments.
 MIGRATIONS: dict[int, str] = {
     1: """
     CREATE TABLE files (
@@ -61,6 +62,31 @@ MIGRATIONS: dict[int, str] = {
         share       TEXT PRIMARY KEY,
         finished_at REAL NOT NULL,
         files_seen  INTEGER NOT NULL
+    );
+    """,
+    2: """
+    -- What we last did to each photo's sidecar. A done file with no row here
+    -- still needs its sidecar written (the sidecar stage's queue).
+    CREATE TABLE sidecars (
+        file_id     INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+        state       TEXT NOT NULL,    -- written, unchanged, skipped, failed, empty
+        path        BLOB,
+        mtime_ns    INTEGER,          -- fingerprint of our last write: the watcher
+        size        INTEGER,          -- uses it to ignore its own change
+        sha256      TEXT,
+        warning     TEXT,
+        imported    TEXT,             -- JSON: keywords and face names read back
+        updated_at  REAL NOT NULL
+    );
+    CREATE INDEX sidecars_path ON sidecars (path);
+
+    -- Face names given outside face clustering: typed in digiKam & co. (read
+    -- back from a sidecar) or imported, keyed by our stable face id.
+    CREATE TABLE face_names (
+        face_id     TEXT PRIMARY KEY,
+        name        TEXT,
+        source      TEXT NOT NULL,
+        updated_at  REAL NOT NULL
     );
     """,
 }

@@ -34,6 +34,12 @@ def decode_rel(raw: bytes) -> str:
     return os.fsdecode(raw)
 
 
+def face_id(sha256: str, index: int) -> str:
+    """Stable id of the index-th face found in a content: the same photo bytes give the
+    same ids after a catalog rebuild, so names imported from sidecars find their face."""
+    return f"{sha256[:16]}-{index}"
+
+
 def display(relpath: str) -> str:
     """A printable form of a possibly non-UTF-8 path (undecodable bytes as \\xNN)."""
     return os.fsencode(relpath).decode("utf-8", "backslashreplace")
@@ -165,6 +171,7 @@ class Catalog:
                 " (relpath = ? OR substr(relpath, 1, ?) = ?)",
                 (share, s, len(sp), sp),
             ).fetchall()
+            db.executemany("DELETE FROM sidecars WHERE file_id = ?", [(r["id"],) for r in rows])
             for r in rows:
                 new = d + bytes(r["relpath"])[len(s) :]
                 db.execute("DELETE FROM files WHERE share = ? AND relpath = ?", (share, new))
@@ -277,6 +284,7 @@ class Catalog:
                 " last_error = ?, updated_at = ? WHERE id = ? AND state = 'processing'",
                 (sha256, size, mtime_ns, error, self._clock(), file_id),
             )
+            db.execute("DELETE FROM sidecars WHERE file_id = ?", (file_id,))
 
     def store_content(
         self,
@@ -327,6 +335,7 @@ class Catalog:
                 " last_error = ?, updated_at = ? WHERE id = ? AND state = 'processing'",
                 [(sha256, size, mtime, error, now, fid) for fid, size, mtime in done],
             )
+            db.executemany("DELETE FROM sidecars WHERE file_id = ?", [(f,) for f, _, _ in done])
 
     # -- reading -----------------------------------------------------------
 
@@ -374,3 +383,126 @@ class Catalog:
                 "SELECT COALESCE(SUM(analysis_runs), 0) FROM content"
             ).fetchone()
         return int(row[0])
+
+    def files_of_share(self, share: str, state: str = "done") -> list[FileRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM files WHERE share = ? AND state = ? ORDER BY id", (share, state)
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def get_by_id(self, file_id: int) -> FileRow | None:
+        with self._lock:
+            r = self._conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+        return _row(r) if r else None
+
+    # -- sidecars ------------------------------------------------------------
+
+    def sidecar_work(self, limit: int, retry_after: float = 600.0) -> list[FileRow]:
+        """Done files whose sidecar is not written yet (or failed long enough ago)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT f.* FROM files f LEFT JOIN sidecars s ON s.file_id = f.id"
+                " WHERE f.state = 'done' AND (s.file_id IS NULL OR s.state = 'imported' OR"
+                " (s.state = 'failed' AND s.updated_at < ?)) ORDER BY f.id LIMIT ?",
+                (self._clock() - retry_after, limit),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def record_sidecar(
+        self,
+        file_id: int,
+        state: str,
+        path: str | None,
+        fingerprint: tuple[int, int, str] | None = None,
+        warning: str | None = None,
+    ) -> None:
+        mtime, size, sha = fingerprint or (None, None, None)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sidecars (file_id, state, path, mtime_ns, size, sha256, warning,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (file_id) DO UPDATE SET"
+                " state = excluded.state, path = excluded.path, mtime_ns = excluded.mtime_ns,"
+                " size = excluded.size, sha256 = excluded.sha256, warning = excluded.warning,"
+                " updated_at = excluded.updated_at",
+                (
+                    file_id,
+                    state,
+                    os.fsencode(path) if path else None,
+                    mtime,
+                    size,
+                    sha,
+                    warning,
+                    self._clock(),
+                ),
+            )
+
+    def record_import(self, file_id: int, path: str, imported: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sidecars (file_id, state, path, imported, updated_at)"
+                " VALUES (?, 'imported', ?, ?, ?) ON CONFLICT (file_id) DO UPDATE SET"
+                " imported = excluded.imported",
+                (file_id, os.fsencode(path), json.dumps(imported), self._clock()),
+            )
+
+    def sidecar(self, file_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            r = self._conn.execute(
+                "SELECT * FROM sidecars WHERE file_id = ?", (file_id,)
+            ).fetchone()
+        if r is None:
+            return None
+        return {
+            "state": r["state"],
+            "path": os.fsdecode(r["path"]) if r["path"] else None,
+            "fingerprint": (r["mtime_ns"], r["size"], r["sha256"]) if r["sha256"] else None,
+            "warning": r["warning"],
+            "imported": json.loads(r["imported"]) if r["imported"] else None,
+        }
+
+    def files_by_sidecar(self, path: str) -> list[int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT file_id FROM sidecars WHERE path = ?", (os.fsencode(path),)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def sidecar_warnings(self, limit: int = 100) -> list[tuple[int, str, str]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT file_id, path, warning FROM sidecars WHERE warning IS NOT NULL"
+                " ORDER BY updated_at DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(r[0], os.fsdecode(r[1]) if r[1] else "", r[2]) for r in rows]
+
+    def reset_sidecars(self, share: str | None) -> int:
+        """Forget what we wrote so the sidecar stage writes them all again."""
+        with self._tx() as db:
+            if share is None:
+                return db.execute("DELETE FROM sidecars").rowcount
+            return db.execute(
+                "DELETE FROM sidecars WHERE file_id IN (SELECT id FROM files WHERE share = ?)",
+                (share,),
+            ).rowcount
+
+    def set_face_name(self, face_id: str, name: str | None, source: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO face_names (face_id, name, source, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (face_id) DO UPDATE SET name = excluded.name,"
+                " source = excluded.source, updated_at = excluded.updated_at",
+                (face_id, name, source, self._clock()),
+            )
+
+    def face_names(self, face_ids: Iterable[str]) -> dict[str, str | None]:
+        ids = list(face_ids)
+        if not ids:
+            return {}
+        with self._lock:
+            marks = ",".join("?" * len(ids))
+            rows = self._conn.execute(
+                f"SELECT face_id, name FROM face_names WHERE face_id IN ({marks})", ids
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}

@@ -133,6 +133,83 @@ def cmd_show(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sidecar(client: Client, args: argparse.Namespace) -> int:
+    result = client.call("sidecar", path=os.path.abspath(args.path))
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(
+        f"sidecar: {result['sidecar']} ({'exists' if result['exists'] else 'not written'}, "
+        f"{result['state']})"
+    )
+    if result.get("warning"):
+        print(f"warning: {result['warning']}")
+    if result.get("problem"):
+        print(f"problem: {result['problem']}")
+    for kw in result["keywords"]:
+        print(f"  keyword  {kw}")
+    for face in result["faces"]:
+        box = ", ".join(f"{v:.3f}" for v in face["box"] or [])
+        print(f"  face     {face['name'] or '(unnamed)'}  [{box}]  {face['face_id']}")
+    if result.get("other_keywords"):
+        print(f"  (not ours, left as they are: {', '.join(result['other_keywords'])})")
+    return EXIT_OK
+
+
+def cmd_sidecars(client: Client, args: argparse.Namespace) -> int:
+    extra = {"share": args.share} if args.share else {}
+    if args.action == "rewrite":
+        r = client.call("sidecars_rewrite", **extra)
+        print(f"rewriting sidecars of {r['queued']} photos")
+    else:
+        r = client.call("sidecars_import", **extra)
+        print(f"imported {r['imported']} sidecars")
+    return EXIT_OK
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    cfg = Path(args.config or os.environ.get("VAULT_CONFIG") or DEFAULT_CONFIG_PATH)
+    return load(cfg, check_paths=False)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Model store commands work on the config's state dir, daemon running or not."""
+    from photovault.models.install import install
+    from photovault.models.store import ModelError, import_model, list_models, remove
+
+    store = _settings(args).models_dir
+    try:
+        if args.action == "list":
+            rows = list_models(store)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            elif not rows:
+                print(
+                    "no models installed (try: vaultctl models install tagger efficientnet-lite0)"
+                )
+            else:
+                for r in rows:
+                    print(
+                        f"{r['name']:<24} {r['task']:<8} {r['architecture']:<20} "
+                        f"{','.join(r['variants']):<12} {r['bytes'] / 1e6:7.1f} MB  "
+                        f"{r['licence']}"
+                    )
+            return EXIT_OK if rows or args.json else EXIT_NONE
+        if args.action == "install":
+            m = install(store, args.kind, args.name, {"replace": args.replace})
+            print(f"installed {m.name} ({m.task}) into {store}")
+        elif args.action == "import":
+            m = import_model(store, args.kind, Path(args.dir), replace=args.replace)
+            print(f"imported {m.name} ({m.task}) into {store}")
+        else:
+            remove(store, args.name)
+            print(f"removed {args.name}")
+    except ModelError as exc:
+        print(f"vaultctl: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vaultctl", description="Control and query vaultd")
     p.add_argument("--socket", help="vaultd's Unix socket (default: $VAULT_SOCKET or config)")
@@ -159,12 +236,39 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("path")
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(func=cmd_show)
+
+    sc = sub.add_parser("sidecar", help="what we wrote into a photo's XMP sidecar")
+    sc.add_argument("path")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(func=cmd_sidecar)
+    scs = sub.add_parser("sidecars", help="rewrite all sidecars, or import them into the catalog")
+    scs.add_argument("action", choices=["rewrite", "import"])
+    scs.add_argument("share", nargs="?")
+    scs.set_defaults(func=cmd_sidecars)
+
+    m = sub.add_parser("models", help="list, install, import or remove models (no daemon needed)")
+    msub = m.add_subparsers(dest="action", required=True)
+    ml = msub.add_parser("list")
+    ml.add_argument("--json", action="store_true")
+    mi = msub.add_parser("install", help="e.g. `models install tagger efficientnet-lite0`")
+    mi.add_argument("kind", choices=["tagger", "clip"])
+    mi.add_argument("name")
+    mi.add_argument("--replace", action="store_true")
+    mm = msub.add_parser("import", help="validate and install a folder of exported ONNX files")
+    mm.add_argument("kind", choices=["tagger", "clip"])
+    mm.add_argument("dir")
+    mm.add_argument("--replace", action="store_true")
+    mr = msub.add_parser("remove")
+    mr.add_argument("name")
+    m.set_defaults(local=cmd_models)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "local", None):
+            return int(args.local(args))
         client = Client(socket_path(args))
         return int(args.func(client, args))
     except ConfigError as exc:

