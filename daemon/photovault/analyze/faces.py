@@ -100,7 +100,7 @@ class FaceSettings(BaseModel):
         1, ge=1, le=100, description="Dlib: average the embedding over this many jittered chips"
     )
     cluster_distance: float = Field(
-        0.45,
+        0.5,
         gt=0,
         description="two faces are neighbours when their embedding distance is at most this "
         "(Dlib: euclidean; deepface models: cosine)",
@@ -266,7 +266,9 @@ class DlibEngine:
             if right <= left or bottom <= top:
                 continue
             out.append(
-                Face(left, top, right - left, bottom - top, float(score), [float(v) for v in vector])
+                Face(
+                    left, top, right - left, bottom - top, float(score), [float(v) for v in vector]
+                )
             )
         return out
 
@@ -427,5 +429,7 @@ def create(settings: Any, context: AnalyzerContext) -> FacesAnalyzer:
         for name in DLIB_FILES.values():
             (weights_dir(context.state_dir) / name).unlink(missing_ok=True)
         engine = build_engine(cfg, context.state_dir)
-    log.info("faces: model %s, detector %s (%s)", engine.model, engine.detector, type(engine).__name__)
+    log.info(
+        "faces: model %s, detector %s (%s)", engine.model, engine.detector, type(engine).__name__
+    )
     return FacesAnalyzer(engine, cfg)
