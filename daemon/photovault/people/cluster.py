@@ -54,6 +54,8 @@ def distance_blocks(
     a: np.ndarray, b: np.ndarray, metric: Metric, block: int = BLOCK
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (row offset, distances of a[offset:offset+block] to every row of b)."""
+    if metric == "euclidean":  # float64: |a|^2 + |b|^2 - 2ab cancels badly in float32
+        a, b = a.astype(np.float64), b.astype(np.float64)
     b_sq = (b * b).sum(axis=1) if metric == "euclidean" else None
     for start in range(0, len(a), block):
         part = a[start : start + block]
