@@ -8,27 +8,39 @@ PIP     = $(VENV)/bin/pip
 # Debian packages the daemon and the tests need (exiftool reads metadata and writes sidecars,
 # exiv2 is the independent reader in tests, exempi backs python-xmp-toolkit).
 APT_PACKAGES = libimage-exiftool-perl exiv2 libexempi8
+# Only the tests need these: real Prometheus/promtool, smbd and smbclient, systemd-analyze,
+# shellcheck for deploy/install.sh, setpriv (util-linux) to drop root's read-anything power.
+APT_TEST_PACKAGES = prometheus samba smbclient systemd shellcheck util-linux
 EXTRAS ?= cpu,dev,export
 # The CPU build of torch, for model export only (a plain `torch` would pull a multi-GB CUDA build).
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install install-test-deps run test test-fast lint bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-install: $(VENV)/bin/activate
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs missing Debian packages when root (services they bring are not started: a
+# policy-rc.d denies it, so no smbd or Prometheus ends up listening), else names them.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    own_policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; own_policy=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; rc=$$?; \
+	    if [ -n "$$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; \
 	  else \
 	    echo "missing Debian packages:$$missing -- run: sudo apt-get install$$missing" >&2; exit 1; \
 	  fi; \
 	fi
+endef
+
+install: $(VENV)/bin/activate
+	$(call apt_install,$(APT_PACKAGES))
 	$(PIP) install --quiet '$(TORCH_PIN)'
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
 
@@ -58,10 +70,13 @@ run: install var/vaultd.toml var/state/models/efficientnet-lite0/manifest.json
 	@echo "vaultd: drop photos into ./var/photos; in another shell: $(VENV)/bin/vaultctl --config var/vaultd.toml status"
 	$(VENV)/bin/vaultd --config var/vaultd.toml
 
-test: install
+install-test-deps:
+	$(call apt_install,$(APT_TEST_PACKAGES))
+
+test: install install-test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install install-test-deps
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 lint: install

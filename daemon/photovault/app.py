@@ -23,12 +23,14 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from prometheus_client import CollectorRegistry
 
 from photovault import __version__
 from photovault.analyze import registry
 from photovault.catalog.store import Catalog, display
 from photovault.config import Settings, ShareSettings
 from photovault.media.metadata import MetadataReader
+from photovault.metrics import Exporter, Metrics, serve
 from photovault.pipeline.throttle import QuietHours, Throttle
 from photovault.pipeline.worker import Sink, Worker
 from photovault.query.handlers import Handlers
@@ -44,7 +46,13 @@ log = logging.getLogger(__name__)
 class Daemon:
     """Owns every stage; started and stopped by `photovault.cli.vaultd`."""
 
-    def __init__(self, settings: Settings, *, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
         self.settings = settings
         self.config_path = config_path
         self.started_at = time.time()
@@ -62,10 +70,13 @@ class Daemon:
         self.last_scan_started: float | None = None
         self.scheduler = BackgroundScheduler(daemon=True)
         self.metadata = MetadataReader()
+        # status() runs only at scrape time, so handing it over before start() is safe.
+        self.metrics = Metrics(metrics_registry or CollectorRegistry(), self.status)
+        self._exporter: Exporter | None = None
         self._sessions: Any = None
         self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
         self.sinks: list[Sink] = []
-        self.sidecars = SidecarStage(self.catalog, settings)
+        self.sidecars = SidecarStage(self.catalog, settings, metrics=self.metrics)
         self.worker = self._make_worker()
         self.server = QueryServer(
             settings.server.socket,
@@ -88,11 +99,21 @@ class Daemon:
         m = self.settings.models
         if self._sessions is None:
             self._sessions = SessionFactory(
-                m.providers, m.intra_threads, m.inter_threads, m.idle_unload_seconds
+                m.providers,
+                m.intra_threads,
+                m.inter_threads,
+                m.idle_unload_seconds,
+                on_load=self._model_loaded,
             )
         return AnalyzerContext(
             self.settings.state_dir, ModelStore(self.settings.models_dir), self._sessions
         )
+
+    def _model_loaded(self, name: str, seconds: float, error: str | None) -> None:
+        if error is None:
+            self.metrics.model_load(name, seconds)
+        else:
+            self.metrics.error("model_load")
 
     @staticmethod
     def _make_throttle(settings: Settings) -> Throttle:
@@ -112,6 +133,7 @@ class Daemon:
             max_pixels=int(self.settings.decode.max_megapixels * 1_000_000),
             sinks=self.sinks,
             on_batch=lambda *_: self.sidecars.wake(),
+            metrics=self.metrics,
         )
 
     def resolve(self, share: str, relpath: str) -> Path | None:
@@ -125,6 +147,16 @@ class Daemon:
         if recovered:
             log.info("resuming: %d files that were in flight go back to the queue", recovered)
         self.server.start()
+        self.metrics.declare_analyzers(a.name for a in self.analyzers.active)
+        if self.settings.metrics.listen:
+            try:
+                self._exporter = serve(self.settings.metrics.listen, self.metrics.registry)
+                log.info("metrics on http://%s/metrics", self.settings.metrics.listen)
+            except (OSError, ValueError) as exc:
+                self.metrics.error("metrics")
+                log.error(
+                    "metrics exporter not started on %s: %s", self.settings.metrics.listen, exc
+                )
         for share in self.settings.shares:
             self._start_share(share)
         self._poller.start()
@@ -152,6 +184,8 @@ class Daemon:
         self.worker.stop()
         self.sidecars.stop()
         self.server.stop()
+        if self._exporter is not None:
+            self._exporter.stop()
         self.metadata.close()
         self.analyzers.close()
         self.catalog.close()
@@ -183,6 +217,7 @@ class Daemon:
         try:
             watcher.start()
         except OSError as exc:
+            self.metrics.error("watcher")
             log.error(
                 "share %s: cannot watch %s: %s (the scheduled scan still covers it)",
                 share.name,
@@ -231,6 +266,7 @@ class Daemon:
                         settle_seconds=self.settings.ingest.settle_seconds,
                     )
                 except Exception:
+                    self.metrics.error("scan")
                     log.exception("scan of share %s failed", name)
                 finally:
                     self.scanning.discard(name)
@@ -278,6 +314,7 @@ class Daemon:
             self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
             self.worker.analyzers = self.analyzers
             old_analyzers.close()
+            self.metrics.declare_analyzers(a.name for a in self.analyzers.active)
         self._schedule()
         log.info("configuration reloaded")
 

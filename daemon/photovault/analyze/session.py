@@ -160,7 +160,10 @@ class SessionFactory:
         inter_threads: int = 1,
         idle_ttl_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        on_load: Callable[[str, float, str | None], None] | None = None,
     ) -> None:
+        """`on_load(name, seconds, error)` is called after every model load attempt
+        that finished (error None) or finally failed; the daemon feeds metrics with it."""
         if intra_threads < 0 or inter_threads < 0:
             raise ValueError("thread counts must be >= 0 (0 lets onnxruntime choose)")
         self.requested_providers = list(providers)
@@ -168,6 +171,7 @@ class SessionFactory:
         self.inter_threads = inter_threads
         self.idle_ttl_s = idle_ttl_s
         self.clock = clock
+        self.on_load = on_load
         self.providers = self._filter_providers(self.requested_providers)
         self._models: weakref.WeakSet[ManagedModel] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -287,6 +291,8 @@ class ManagedModel:
                     )
                 continue
             self.load_count += 1
+            if self.factory.on_load is not None:
+                self.factory.on_load(self.name, time.monotonic() - started, None)
             log.info(
                 "loaded model %s from %s on %s in %.2f s",
                 self.name,
@@ -296,6 +302,8 @@ class ManagedModel:
             )
             return session
         assert last is not None
+        if self.factory.on_load is not None:
+            self.factory.on_load(self.name, 0.0, _short(last))
         raise ModelLoadError(self.path, _short(last)) from last
 
     def session(self) -> Any:

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import platform
 import stat
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ class DecodeOutcome:
     #: True when retrying cannot help (not an image, bomb); False for maybe-transient
     #: errors (file vanished, changed while read, I/O error).
     permanent: bool = False
+    #: Time spent reading, hashing and decoding, measured in the decode process.
+    seconds: float = 0.0
 
 
 def lower_priority() -> None:
@@ -65,6 +68,13 @@ def lower_priority() -> None:
 
 def decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
     """Read a file once, hash it and decode it. Runs inside a pool process."""
+    started = time.perf_counter()
+    out = _decode_file(path, target_side, max_pixels)
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def _decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
     from photovault.media.decode import DecodeLimits, decode_image
 
     try:

@@ -97,6 +97,7 @@ class Worker:
         max_pixels: int,
         sinks: list[Sink] | None = None,
         on_batch: Any = None,
+        metrics: Any = None,
     ) -> None:
         self.catalog = catalog
         self.resolve = resolve
@@ -108,6 +109,7 @@ class Worker:
         self.max_pixels = max_pixels
         self.sinks = sinks or []
         self.on_batch = on_batch
+        self.metrics = metrics
         self.stopping = threading.Event()
         self.busy = False
         self._pool = DecodePool(decode_workers)
@@ -187,8 +189,27 @@ class Worker:
             path = self.resolve(row.share, row.relpath)
             paths.append(path)
             futures.append(self._decode(path, side))
-        metadata = self._meta_exec.submit(self.metadata.read, paths)
+        metadata = self._meta_exec.submit(self._read_metadata, paths)
         self._inflight.append(_Batch(rows, paths, futures, metadata))
+
+    def _read_metadata(self, paths: list[Path | None]) -> dict[Path, PhotoMetadata | MediaError]:
+        started = time.monotonic()
+        try:
+            return self.metadata.read([p for p in paths if p is not None])
+        except Exception:
+            self._error("metadata")
+            raise
+        finally:
+            self._stage("metadata", time.monotonic() - started)
+
+    def _stage(self, stage: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_stage(stage, seconds)
+
+    def _error(self, kind: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            for _ in range(n):
+                self.metrics.error(kind)
 
     def _decode(self, path: Path | None, side: int) -> Future[DecodeOutcome]:
         if path is None:
@@ -226,6 +247,8 @@ class Worker:
         groups: dict[str, list[tuple[FileRow, Path, DecodeOutcome]]] = {}
         for row, path, fut in zip(batch.rows, batch.paths, batch.decodes, strict=True):
             out = self._outcome(fut, path)
+            if out.seconds:
+                self._stage("decode", out.seconds)
             if out.error is not None or out.sha256 is None:
                 self._failed(row, path, out)
                 continue
@@ -316,6 +339,7 @@ class Worker:
             if not idx:
                 continue
             sub = [items[i] for i in idx]
+            started = time.monotonic()
             try:
                 results = analyzer.analyze(sub)
                 if len(results) != len(sub):
@@ -323,6 +347,11 @@ class Worker:
             except Exception as exc:
                 log.exception("analyzer %s failed on a batch of %d", analyzer.name, len(sub))
                 results = [AnalyzerError(f"{type(exc).__name__}: {exc}")] * len(sub)
+            self._stage(f"analyzer:{analyzer.name}", time.monotonic() - started)
+            failed = sum(isinstance(r, AnalyzerError) for r in results)
+            self._error("analyzer", failed)
+            if self.metrics is not None:
+                self.metrics.photos_analyzed(analyzer.name, len(sub) - failed)
             for i, res in zip(idx, results, strict=True):
                 if isinstance(res, AnalyzerError):
                     items[i].results[analyzer.name] = {"error": str(res)}
@@ -334,10 +363,13 @@ class Worker:
 
     def _store(self, photos: list[Photo]) -> None:
         for sink in self.sinks:
+            started = time.monotonic()
             try:
                 sink.store(photos)
             except Exception:
+                self._error(sink.name)
                 log.exception("%s stage failed for %d photos", sink.name, len(photos))
+            self._stage(sink.name, time.monotonic() - started)
 
     def _failed(self, row: FileRow, path: Path | None, out: DecodeOutcome) -> None:
         if path is not None and not path.exists() and not path.is_symlink():
@@ -345,6 +377,7 @@ class Worker:
             log.info("%s vanished before it was processed; forgotten", path)
             return
         reason = out.error or "unknown error"
+        self._error("decode")
         state = self.catalog.fail(row.id, reason, permanent=out.permanent)
         if state == "quarantined":
             log.warning("quarantined %s: %s", path, reason)

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,11 +87,13 @@ class SidecarStage:
         *,
         writer: SidecarWriter | None = None,
         names: NamesProvider | None = None,
+        metrics: Any = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
         self.writer = writer or SidecarWriter()
         self.names = names or catalog.face_names
+        self.metrics = metrics
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._changed: set[tuple[str, str]] = set()
@@ -176,11 +179,18 @@ class SidecarStage:
         if share.read_only:
             target.parent.mkdir(parents=True, exist_ok=True)
         stored = (int(facts.get("width") or 0), int(facts.get("height") or 0))
+        started = time.monotonic()
         try:
             result = self.writer.write(
                 photo, target, content, stored, int(facts.get("orientation") or 1)
             )
+            if self.metrics is not None:
+                self.metrics.observe_stage("sidecar", time.monotonic() - started)
+                if result.status == "failed":
+                    self.metrics.error("sidecar")
         except Exception as exc:
+            if self.metrics is not None:
+                self.metrics.error("sidecar")
             log.exception("sidecar write failed for %s", photo)
             self.catalog.record_sidecar(
                 row.id, "failed", os.fspath(target), warning=f"{type(exc).__name__}: {exc}"
