@@ -202,12 +202,17 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
     for i, r in enumerate(records):
         if r.vector is None:
             continue
-        if r.vector.shape != (vector_dim,) or not np.all(np.isfinite(r.vector)):
+        if r.vector.shape != (vector_dim,):
             log.warning("photo %s/%s: CLIP vector of shape %s ignored (expected %d floats)",
                         r.share, r.path, r.vector.shape, vector_dim)
             continue
         flat[i] = r.vector
         valid[i] = True
+    finite = np.isfinite(flat).all(axis=1)
+    for i in np.flatnonzero(valid & ~finite):
+        log.warning("photo %s/%s: CLIP vector with NaN or inf ignored",
+                    records[i].share, records[i].path)
+    valid &= finite
     vectors = pa.FixedSizeListArray.from_arrays(
         pa.array(flat.reshape(-1)), vector_dim, mask=pa.array(~valid)
     )

@@ -76,7 +76,7 @@ class IndexSettings:
     ann_partitions: int | None = None  # None: LanceDB's default for the row count
     nprobes: int = 20
     refine_factor: int = 5
-    exact_below: int = 20_000  # filtered candidates at or below this: exact search
+    exact_below: int = 2_000  # filtered candidates at or below this: exact search
     flush_rows: int = 1024
     flush_seconds: float = 2.0
     optimize_after_writes: int = 32  # flushes/deletes between compactions
@@ -181,6 +181,8 @@ class PhotoIndex:
         self._last_optimize = clock()
         self._indexes: set[str] = set()
         self._refresh_index_names()
+        # Face bookkeeping costs a lookup per write; skip it while no faces exist.
+        self._has_faces = self.faces.count_rows() > 0
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -247,12 +249,22 @@ class PhotoIndex:
             return len(records)
 
     def _write(self, records: list[PhotoRecord]) -> None:
-        ids = [r.id for r in records]
-        old_shas = self._shas_where(f"id IN ({', '.join(str(i) for i in ids)})")
-        data = photos_table(records, self.settings.vector_dim)
-        (self.photos.merge_insert("id").when_matched_update_all()
-         .when_not_matched_insert_all().execute(data, on_bad_vectors="null"))
         with_faces = [(r.sha256, r.faces) for r in records if r.faces is not None and r.sha256]
+        # Which of these files are already indexed (and showing which content)?
+        # New photos, the common case, take a plain append, several times
+        # faster than merge_insert's join; only updates pay for the merge.
+        ids = ", ".join(str(r.id) for r in records)
+        existing = self.photos.search().where(f"id IN ({ids})").select(
+            ["id", "sha256"]).limit(None).to_arrow()
+        old_shas = {s for s in existing["sha256"].to_pylist() if s}
+        data = photos_table(records, self.settings.vector_dim)
+        if existing.num_rows == 0:
+            # on_bad_vectors="null": lancedb's checker counts a null vector as "wrong
+            # length" and would refuse the batch; photos_table already nulls bad ones.
+            self.photos.add(data, on_bad_vectors="null")
+        else:
+            (self.photos.merge_insert("id").when_matched_update_all()
+             .when_not_matched_insert_all().execute(data, on_bad_vectors="null"))
         if with_faces:
             shas = sorted({sha for sha, _ in with_faces})
             self.faces.delete(f"sha256 IN ({', '.join(sql_string(s) for s in shas)})")
@@ -262,6 +274,7 @@ class PhotoIndex:
             ft = faces_table(unique, self.settings.face_dim)
             if ft.num_rows:
                 self.faces.add(ft, on_bad_vectors="null")
+                self._has_faces = True
             names = {fr.person_id: fr.person for _s, frs in unique for fr in frs
                      if fr.person_id is not None and fr.person}
             if names:
@@ -281,7 +294,7 @@ class PhotoIndex:
 
     def _drop_orphan_faces(self, shas: set[str]) -> None:
         """Faces of content that no remaining file shows go with it."""
-        if not shas or self.faces.count_rows() == 0:
+        if not shas or not self._has_faces:
             return
         listed = ", ".join(sql_string(s) for s in sorted(shas))
         still = self._shas_where(f"sha256 IN ({listed})")
