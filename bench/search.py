@@ -196,6 +196,15 @@ def run_size(n: int, *, dim: int, n_queries: int, workdir: Path, settings: Index
     out["search"]["filters only ~1%"] = {"p50_ms": timed["p50_ms"], "p95_ms": timed["p95_ms"]}
     report(f"{n:>9,} photos: filters only (~1%)        p50 {timed['p50_ms']:7.1f} ms  "
            f"p95 {timed['p95_ms']:7.1f} ms")
+    lat = []
+    for i in range(max(5, n_queries // 4)):
+        t0 = time.perf_counter()
+        idx.similar(int(i * (n // 7)) % n, 20)
+        lat.append((time.perf_counter() - t0) * 1000)
+    out["search"]["similar"] = {"p50_ms": round(float(np.percentile(lat, 50)), 2),
+                                "p95_ms": round(float(np.percentile(lat, 95)), 2)}
+    report(f"{n:>9,} photos: similar(photo)             p50 {np.percentile(lat, 50):7.1f} ms  "
+           f"p95 {np.percentile(lat, 95):7.1f} ms")
     idx.close()
     return out
 

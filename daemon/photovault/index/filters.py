@@ -60,6 +60,42 @@ class Filters:
     shares: Collection[str] | None = None
     allowed: Callable[[str], bool] | Collection[str] | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Filters:
+        """Filters from a query-protocol object (JSON): dates as ISO strings, near as
+        {"lat", "lon", "km"} or [lat, lon, km]. Unknown keys are refused so a typo
+        in a client does not silently widen a search. `allowed` is never read from
+        the wire: the server sets it from the caller's credentials."""
+        known = {"persons", "tags", "after", "before", "near", "camera", "path", "shares"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+
+        def when(key: str) -> date | datetime | None:
+            value = data.get(key)
+            if value in (None, ""):
+                return None
+            text = str(value)
+            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+
+        near = data.get("near")
+        if isinstance(near, dict):
+            near = Near(float(near["lat"]), float(near["lon"]), float(near["km"]))
+        elif near is not None:
+            lat, lon, km = near
+            near = Near(float(lat), float(lon), float(km))
+        shares = data.get("shares")
+        return cls(
+            persons=tuple(data.get("persons") or ()),
+            tags=tuple(data.get("tags") or ()),
+            after=when("after"),
+            before=when("before"),
+            near=near,
+            camera=data.get("camera") or None,
+            path=data.get("path") or None,
+            shares=None if shares is None else tuple(shares),
+        )
+
     def near_spec(self) -> Near | None:
         if self.near is None:
             return None

@@ -9,6 +9,7 @@ are computed here, at write time, so searches stay simple predicates.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -141,18 +142,25 @@ def record_from_photo(photo: Any) -> PhotoRecord:
 # -- derived columns ---------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _keys_of(name: str) -> tuple[str, ...]:
+    parts = [p.strip().lower() for p in name.split("|") if p.strip()]
+    keys: set[str] = set()
+    for i, part in enumerate(parts):
+        keys.add(part)
+        keys.add("|".join(parts[: i + 1]))
+    return tuple(keys)
+
+
 def tag_keys(tags: Iterable[dict[str, Any]]) -> list[str]:
     """Lowercased keys a tag filter may name: the full path, every ancestor path
-    and every segment ("Animals|Dog" -> animals, animals|dog, dog)."""
+    and every segment ("Animals|Dog" -> animals, animals|dog, dog). Cached per
+    tag name: the vocabulary is small and this runs for every written row."""
     keys: set[str] = set()
     for t in tags:
-        name = str(t.get("tag") or "").strip()
-        if not name:
-            continue
-        parts = [p.strip().lower() for p in name.split("|") if p.strip()]
-        for i, part in enumerate(parts):
-            keys.add(part)
-            keys.add("|".join(parts[: i + 1]))
+        name = t.get("tag")
+        if name:
+            keys.update(_keys_of(str(name)))
     return sorted(keys)
 
 
@@ -231,22 +239,11 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
         "camera": [r.camera for r in records],
         "width": [r.width for r in records],
         "height": [r.height for r in records],
-        "tags": [
-            [
-                {"tag": t.get("tag"), "confidence": t.get("confidence"), "source": t.get("source")}
-                for t in r.tags
-            ]
-            for r in records
-        ],
+        # pyarrow takes the analyzer dicts as they are (missing keys -> null,
+        # extra keys ignored), which saves a copy per tag.
+        "tags": [r.tags for r in records],
         "tag_keys": [tag_keys(r.tags) for r in records],
-        "labels": [
-            [
-                {"synset": lab.get("synset"), "label": lab.get("label"),
-                 "score": lab.get("score")}
-                for lab in r.labels
-            ]
-            for r in records
-        ],
+        "labels": [r.labels for r in records],
         "people": [list(r.people) for r in records],
         "people_keys": [sorted({p.lower() for p in r.people}) for r in records],
         "person_ids": [list(r.person_ids) for r in records],

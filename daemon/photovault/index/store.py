@@ -77,7 +77,7 @@ class IndexSettings:
     nprobes: int = 20
     refine_factor: int = 5
     exact_below: int = 2_000  # filtered candidates at or below this: exact search
-    flush_rows: int = 1024
+    flush_rows: int = 4096  # bulk backfills; the pipeline's trickle flushes on time
     flush_seconds: float = 2.0
     optimize_after_writes: int = 32  # flushes/deletes between compactions
     optimize_seconds: float = 600.0  # ...or this long after the last one

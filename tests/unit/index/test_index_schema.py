@@ -78,4 +78,7 @@ def test_reopening_keeps_the_rows(tmp_path):
 
     again = PhotoIndex(tmp_path / "index", settings())
     assert again.count() == 1
+    from photovault.index import Filters
+
+    assert [h.id for h in again.search(None, "misc", Filters(), 5)] == [1]
     again.close()

@@ -211,3 +211,20 @@ def test_hits_carry_path_share_time_tags_and_people(make_index):
     assert hit.tags == ["A|High", "A|Low"]
     assert hit.people == ["Alice"]
     assert hit.to_dict()["sha256"] == f"{1:064x}"
+
+
+def test_filters_from_a_protocol_object_parse_dates_and_near_and_refuse_unknown_keys():
+    import pytest
+
+    from photovault.index.filters import Near
+
+    f = Filters.from_dict({"persons": ["Alice"], "after": "2023-05-01",
+                           "before": "2023-06-01T12:00:00", "near": {"lat": 1, "lon": 2,
+                                                                     "km": 3}})
+
+    assert f.persons == ("Alice",)
+    assert f.after == date(2023, 5, 1)
+    assert f.before == datetime(2023, 6, 1, 12, 0)
+    assert f.near == Near(1.0, 2.0, 3.0)
+    with pytest.raises(ValueError, match="unknown filter"):
+        Filters.from_dict({"allowed": ["/etc/passwd"]})
