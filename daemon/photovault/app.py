@@ -85,6 +85,8 @@ class Daemon:
             request_timeout=settings.server.request_timeout_seconds,
             max_request_bytes=settings.server.max_request_bytes,
         )
+        self._models_checked = time.monotonic()
+        self._models_seen = self._models_fingerprint()
         self._stop_poll = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="settle", daemon=True)
 
@@ -146,6 +148,7 @@ class Daemon:
         recovered = self.catalog.recover()
         if recovered:
             log.info("resuming: %d files that were in flight go back to the queue", recovered)
+        self.requeue_stale()
         self.server.start()
         self.metrics.declare_analyzers(a.name for a in self.analyzers.active)
         if self.settings.metrics.listen:
@@ -310,21 +313,60 @@ class Daemon:
         if settings.analyzers.enabled != [a.name for a in self.analyzers.active] + list(
             self.analyzers.disabled
         ):
-            old_analyzers = self.analyzers
-            self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
-            self.worker.analyzers = self.analyzers
-            old_analyzers.close()
-            self.metrics.declare_analyzers(a.name for a in self.analyzers.active)
+            self.reload_analyzers()
         self._schedule()
         log.info("configuration reloaded")
 
     def tick(self) -> None:
-        """Housekeeping from the main loop: dead observers fall back to polling."""
+        """Housekeeping from the main loop: dead observers fall back to polling,
+        idle models unload, newly installed models are picked up."""
         for watcher in list(self.watchers.values()):
             try:
                 watcher.check()
             except Exception:
                 log.exception("share %s: watcher restart failed", watcher.name)
+        if self._sessions is not None:
+            self._sessions.reap()
+        now = time.monotonic()
+        if now - self._models_checked >= 5.0:
+            self._models_checked = now
+            seen = self._models_fingerprint()
+            if seen != self._models_seen:
+                self._models_seen = seen
+                log.info("model store changed; reloading analyzers")
+                self.reload_analyzers()
+
+    def _models_fingerprint(self) -> tuple[tuple[str, int], ...]:
+        try:
+            return tuple(
+                sorted(
+                    (os.fspath(p), p.stat().st_mtime_ns)
+                    for p in self.settings.models_dir.glob("*/manifest.json")
+                )
+            )
+        except OSError:
+            return ()
+
+    def reload_analyzers(self) -> None:
+        """Build the analyzers anew (config or model store changed); requeue what
+        lacks a result of the new set, so it is (re-)analyzed in the background."""
+        old = self.analyzers
+        self.analyzers = registry.load(
+            self.settings.analyzers.enabled, self.settings, self._context()
+        )
+        self.worker.analyzers = self.analyzers
+        old.close()
+        self.metrics.declare_analyzers(a.name for a in self.analyzers.active)
+        self.requeue_stale()
+
+    def requeue_stale(self) -> None:
+        required = registry.parse_signature(self.analyzers.signature)
+        n = self.catalog.requeue_stale(required)
+        if n:
+            log.info(
+                "%d photos lack results of %s; queued to analyze them", n, self.analyzers.signature
+            )
+            self.throttle.wake()
 
     def healthy(self) -> bool:
         """For the systemd watchdog: the worker thread lives and is not stuck."""

@@ -41,7 +41,9 @@ def find_model(context: AnalyzerContext, name: str | None) -> InstalledModel:
         if not installed:
             raise ModelError(f"no CLIP model installed in {context.model_store.root}")
         return installed[0]
-    return context.model_store.get(name, kind="clip")
+    model = context.model_store.get(name, kind="clip")
+    context.model_store.verify(model.name)  # hashes, load, shapes: fail at start, named
+    return model
 
 
 class Clip(Analyzer):

@@ -194,6 +194,9 @@ def create(settings: Any, context: AnalyzerContext) -> Tagger:
             )
         name = installed[0].name
     model = context.model_store.get(str(name), kind="tagger")
+    # Full check (hashes, load, shapes) at start: a truncated or swapped file
+    # disables this analyzer with the file named, instead of failing every photo.
+    context.model_store.verify(model.name)
     variant = str(merged["variant"])
     model.manifest.file_for("image", variant)  # clear ModelError if the variant is missing
     return Tagger(model, variant, merged, context.session_factory)

@@ -506,3 +506,28 @@ class Catalog:
                 f"SELECT face_id, name FROM face_names WHERE face_id IN ({marks})", ids
             ).fetchall()
         return {r[0]: r[1] for r in rows}
+
+    def requeue_stale(self, required: dict[str, str]) -> int:
+        """Queue done files whose stored results lack a current analyzer version.
+
+        Called when the analyzer set or a model changes: the worker then runs only
+        the missing analyzers on them (a new CLIP model re-embeds, nothing else).
+        """
+        from photovault.analyze.registry import parse_signature
+
+        with self._lock:
+            rows = self._conn.execute("SELECT sha256, analyzers FROM content").fetchall()
+        stale = [
+            r["sha256"]
+            for r in rows
+            if any(parse_signature(r["analyzers"]).get(n) != v for n, v in required.items())
+        ]
+        count = 0
+        with self._tx() as db:
+            for sha in stale:
+                count += db.execute(
+                    "UPDATE files SET state = 'pending', attempts = 0, queue_seq = ?"
+                    " WHERE sha256 = ? AND state = 'done'",
+                    (self._next_seq(), sha),
+                ).rowcount
+        return count
