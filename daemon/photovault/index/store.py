@@ -79,8 +79,12 @@ class IndexSettings:
     exact_below: int = 2_000  # filtered candidates at or below this: exact search
     flush_rows: int = 4096  # bulk backfills; the pipeline's trickle flushes on time
     flush_seconds: float = 2.0
-    optimize_after_writes: int = 32  # flushes/deletes between compactions
-    optimize_seconds: float = 600.0  # ...or this long after the last one
+    # Compact and fold new rows into the indexes after this many writes (each is
+    # a fragment), or this many rows (unindexed rows are searched flat, which
+    # costs latency), or this long after the last time when anything was written.
+    optimize_after_writes: int = 64
+    optimize_after_rows: int = 20_000
+    optimize_seconds: float = 300.0
     keep_versions_seconds: float = 600.0  # older table versions are deleted by optimize
     scalar_index_rows: int = 20_000  # table size at which filter columns get indexes
 
@@ -178,6 +182,7 @@ class PhotoIndex:
         self._buffer: dict[int, PhotoRecord] = {}
         self._buffer_since: float | None = None
         self._writes_since_optimize = 0
+        self._rows_since_optimize = 0
         self._last_optimize = clock()
         self._indexes: set[str] = set()
         self._refresh_index_names()
@@ -245,6 +250,7 @@ class PhotoIndex:
                         self._buffer.setdefault(rec.id, rec)
                     self._buffer_since = self._buffer_since or self._clock()
                 raise
+            self._rows_since_optimize += len(records)
             self._after_write()
             return len(records)
 
@@ -409,6 +415,7 @@ class PhotoIndex:
         self.flush_if_due()
         s = self.settings
         due = (self._writes_since_optimize >= s.optimize_after_writes
+               or self._rows_since_optimize >= s.optimize_after_rows
                or (self._writes_since_optimize > 0
                    and self._clock() - self._last_optimize >= s.optimize_seconds))
         if due:
@@ -447,6 +454,7 @@ class PhotoIndex:
                 table.optimize(cleanup_older_than=keep)
             did["optimize_s"] = round(time.perf_counter() - t0, 3)
             self._writes_since_optimize = 0
+            self._rows_since_optimize = 0
             self._last_optimize = self._clock()
             did.update(self._ensure_indexes())
         log.info("index maintenance: %s", did)

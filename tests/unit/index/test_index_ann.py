@@ -60,7 +60,7 @@ def test_exact_search_is_used_below_the_threshold_and_an_index_appears_past_it(t
     idx.close()
 
 
-def test_rows_added_after_the_index_was_built_are_found(tmp_path):
+def test_rows_added_after_the_index_was_built_are_found_and_folded_in_by_maintain(tmp_path):
     rng = np.random.default_rng(1)
     vectors = random_unit(rng, 2600, 512)
     idx = PhotoIndex(tmp_path / "index", IndexSettings(ann_threshold=2000, ann_partitions=8,
@@ -70,8 +70,11 @@ def test_rows_added_after_the_index_was_built_are_found(tmp_path):
     fill(idx, vectors, 2500)
 
     hits = idx.search(vectors[2550], None, Filters(), 5)
-
     assert hits[0].id == 2550
+
+    idx.maintain()
+    assert idx.photos.index_stats("vector_idx").num_unindexed_rows == 0
+    assert idx.search(vectors[2550], None, Filters(), 5)[0].id == 2550
     idx.close()
 
 
