@@ -364,8 +364,15 @@ class PhotoIndex:
                     abs_path = abs_path[: len(abs_path) - len(rec.path)] + new_path
                 moved.append(replace(rec, path=new_path, abs_path=abs_path))
             moved_ids = {r.id for r in moved}
-            at_dest = self.photos.search().where(self._under(share, dest)).select(
-                ["id"]).limit(None).to_arrow()["id"].to_pylist()
+            # Only rows at exactly the new paths are replaced (as the catalog
+            # does); other files already in a destination folder stay.
+            new_paths = [r.path for r in moved]
+            at_dest: list[int] = []
+            for lo in range(0, len(new_paths), 500):
+                listed = ", ".join(sql_string(p) for p in new_paths[lo:lo + 500])
+                at_dest += self.photos.search().where(
+                    f"share = {sql_string(share)} AND path IN ({listed})").select(
+                    ["id"]).limit(None).to_arrow()["id"].to_pylist()
             clash = sorted(set(at_dest) - moved_ids)
             if clash:
                 self._delete_where(f"id IN ({', '.join(str(i) for i in clash)})")

@@ -166,3 +166,13 @@ def test_renaming_a_person_updates_person_filters_and_text_search(make_index):
     hits = idx.search(None, None, Filters(persons=["marguerite", "bob"]), 10)
     assert [(h.id, h.people) for h in hits] == [(1, ["Bob", "Marguerite"])]
     assert [h.id for h in idx.search(None, "marguerite", Filters(), 10)] == [1]
+
+
+def test_moving_a_folder_into_an_existing_one_keeps_the_files_already_there(make_index):
+    idx = make_index()
+    idx.upsert([photo(1, path="trip/a.jpg"), photo(2, path="2023/old.jpg")])
+    idx.flush()
+
+    idx.move("main", "trip", "2023")
+
+    assert paths(idx) == ["2023/a.jpg", "2023/old.jpg"]
