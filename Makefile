@@ -11,7 +11,7 @@ APT_PACKAGES = libimage-exiftool-perl exiv2 libexempi8
 # Only the tests need these: real Prometheus/promtool, smbd and smbclient, systemd-analyze,
 # shellcheck for deploy/install.sh, setpriv (util-linux) to drop root's read-anything power.
 APT_TEST_PACKAGES = prometheus samba smbclient systemd shellcheck util-linux
-EXTRAS ?= cpu,dev,export
+EXTRAS ?= cpu,dev,export,faces,deepface
 # The CPU build of torch, for model export only (a plain `torch` would pull a multi-GB CUDA build).
 TORCH_PIN ?= torch==2.13.0
 PYTEST_ARGS ?=

@@ -31,6 +31,7 @@ from photovault.catalog.store import Catalog, display
 from photovault.config import Settings, ShareSettings
 from photovault.media.metadata import MetadataReader
 from photovault.metrics import Exporter, Metrics, serve
+from photovault.people.stage import PeopleStage
 from photovault.pipeline.throttle import QuietHours, Throttle
 from photovault.pipeline.worker import Sink, Worker
 from photovault.query.handlers import Handlers
@@ -76,7 +77,20 @@ class Daemon:
         self._sessions: Any = None
         self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
         self.sinks: list[Sink] = []
-        self.sidecars = SidecarStage(self.catalog, settings, metrics=self.metrics)
+        self.people = PeopleStage.open(
+            settings.state_dir,
+            settings.faces,
+            self.catalog,
+            on_changed=lambda: self.sidecars.wake(),
+        )
+        self.sinks.append(self.people)
+        self.sidecars = SidecarStage(
+            self.catalog,
+            settings,
+            faces=self.people.faces_for,
+            on_adopt=self.people.adopt,
+            metrics=self.metrics,
+        )
         self.worker = self._make_worker()
         self.server = QueryServer(
             settings.server.socket,
@@ -165,6 +179,7 @@ class Daemon:
         self._poller.start()
         self.worker.start()
         self.sidecars.start()
+        self.people.start()
         self._schedule()
         self.scheduler.start()
         self.scan_async(None)
@@ -186,6 +201,7 @@ class Daemon:
         self._stop_poll.set()
         self.worker.stop()
         self.sidecars.stop()
+        self.people.stop()
         self.server.stop()
         if self._exporter is not None:
             self._exporter.stop()
@@ -420,6 +436,7 @@ class Daemon:
             "last_scan": min(finished) if finished and len(finished) == len(shares) else None,
             "scanning": sorted(self.scanning),
             "quarantined": quarantined,
+            "people": self.people.status(),
             "sidecar_warnings": [
                 {"path": path, "warning": warning}
                 for _fid, path, warning in self.catalog.sidecar_warnings()

@@ -22,6 +22,8 @@ from typing import Any, Literal
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from photovault.analyze.faces import FaceSettings
+
 DEFAULT_CONFIG_PATH = Path("/etc/photovault/vaultd.toml")
 ENV_PREFIX = "VAULT_"
 
@@ -166,6 +168,7 @@ class Settings(_Section):
     analyzers: AnalyzerSettings = Field(default_factory=AnalyzerSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     sidecars: SidecarSettings = Field(default_factory=SidecarSettings)
+    faces: FaceSettings = Field(default_factory=FaceSettings)
 
     @model_validator(mode="after")
     def _unique_shares(self) -> Settings:

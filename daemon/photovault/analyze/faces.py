@@ -95,7 +95,9 @@ class FaceSettings(BaseModel):
         description="skip faces the detector scores below this (HOG: SVM margin, ~0..3; "
         "dlib_cnn: ~0..1.5; opencv: cascade level weight; deepface: confidence 0..1)",
     )
-    max_faces: int = Field(50, ge=1, description="keep at most this many faces per photo")
+    max_faces: int = Field(
+        500, ge=1, description="keep at most this many faces per photo (group photos: 50+)"
+    )
     num_jitters: int = Field(
         1, ge=1, le=100, description="Dlib: average the embedding over this many jittered chips"
     )

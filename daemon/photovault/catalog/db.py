@@ -79,15 +79,6 @@ MIGRATIONS: dict[int, str] = {
         updated_at  REAL NOT NULL
     );
     CREATE INDEX sidecars_path ON sidecars (path);
-
-    -- Face names given outside face clustering: typed in digiKam & co. (read
-    -- back from a sidecar) or imported, keyed by our stable face id.
-    CREATE TABLE face_names (
-        face_id     TEXT PRIMARY KEY,
-        name        TEXT,
-        source      TEXT NOT NULL,
-        updated_at  REAL NOT NULL
-    );
     """,
 }
 

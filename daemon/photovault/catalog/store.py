@@ -34,12 +34,6 @@ def decode_rel(raw: bytes) -> str:
     return os.fsdecode(raw)
 
 
-def face_id(sha256: str, index: int) -> str:
-    """Stable id of the index-th face found in a content: the same photo bytes give the
-    same ids after a catalog rebuild, so names imported from sidecars find their face."""
-    return f"{sha256[:16]}-{index}"
-
-
 def display(relpath: str) -> str:
     """A printable form of a possibly non-UTF-8 path (undecodable bytes as \\xNN)."""
     return os.fsencode(relpath).decode("utf-8", "backslashreplace")
@@ -487,25 +481,16 @@ class Catalog:
                 (share,),
             ).rowcount
 
-    def set_face_name(self, face_id: str, name: str | None, source: str) -> None:
+    def reset_sidecars_of(self, shas: list[str]) -> int:
+        """Rewrite the sidecars of every file with one of these contents."""
+        count = 0
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO face_names (face_id, name, source, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (face_id) DO UPDATE SET name = excluded.name,"
-                " source = excluded.source, updated_at = excluded.updated_at",
-                (face_id, name, source, self._clock()),
-            )
-
-    def face_names(self, face_ids: Iterable[str]) -> dict[str, str | None]:
-        ids = list(face_ids)
-        if not ids:
-            return {}
-        with self._lock:
-            marks = ",".join("?" * len(ids))
-            rows = self._conn.execute(
-                f"SELECT face_id, name FROM face_names WHERE face_id IN ({marks})", ids
-            ).fetchall()
-        return {r[0]: r[1] for r in rows}
+            for sha in shas:
+                count += db.execute(
+                    "DELETE FROM sidecars WHERE file_id IN (SELECT id FROM files WHERE sha256 = ?)",
+                    (sha,),
+                ).rowcount
+        return count
 
     def requeue_stale(self, required: dict[str, str]) -> int:
         """Queue done files whose stored results lack a current analyzer version.

@@ -167,6 +167,69 @@ def cmd_sidecars(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def render_sheet(faces: list[dict[str, Any]], out: str) -> int:
+    """Contact sheet of face crops, rendered here from photos this user can read."""
+    from photovault.media.decode import decode_image
+    from photovault.media.types import MediaError
+    from photovault.people.sheet import crop_face, render_face_sheet
+
+    crops, labels = [], []
+    cache: dict[str, Any] = {}
+    for f in faces[:120]:
+        path = f.get("path")
+        if not path:
+            continue
+        if path not in cache:
+            try:
+                cache[path] = decode_image(Path(path), 1024).pixels
+            except (MediaError, OSError) as exc:
+                print(f"vaultctl: skipped {path}: {exc}", file=sys.stderr)
+                cache[path] = None
+        if cache[path] is not None:
+            crops.append(crop_face(cache[path], f["box"]))
+            labels.append(f"face {f['id']}")
+    render_face_sheet(crops, out, labels=labels)
+    return len(crops)
+
+
+def cmd_people(client: Client, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        people = client.call("people_list")
+        if args.json:
+            print(json.dumps(people, indent=2, ensure_ascii=False))
+        else:
+            for p in people:
+                print(
+                    f"{p['id']:>5}  {p['name'] or '(unnamed)':<24} {p['faces']:>5} faces  "
+                    f"{len(p['photos']):>5} photos"
+                )
+        return EXIT_OK if people else EXIT_NONE
+    if args.action == "show":
+        person = client.call("people_show", id=args.id)
+        if args.sheet:
+            n = render_sheet(person["faces"], args.sheet)
+            print(f"wrote {args.sheet} ({n} faces)")
+        if args.json:
+            print(json.dumps(person, indent=2, ensure_ascii=False))
+        elif not args.sheet:
+            print(
+                f"person {person['id']}: {person['name'] or '(unnamed)'}, {person['faces']} faces"
+            )
+            for f in person["faces"]:
+                print(f"  face {f['id']:>6}  {f['path']}  ({f['assigned_by']})")
+        return EXIT_OK
+    if args.action == "name":
+        r = client.call("people_name", id=args.id, name=args.name)
+    elif args.action == "rename":
+        r = client.call("people_rename", old=args.old, new=args.new)
+    elif args.action == "merge":
+        r = client.call("people_merge", keep=args.keep, other=args.other)
+    else:
+        r = client.call("people_reject", face_id=args.face_id, person_id=args.person_id)
+    print(json.dumps(r, ensure_ascii=False))
+    return EXIT_OK
+
+
 def _settings(args: argparse.Namespace) -> Any:
     cfg = Path(args.config or os.environ.get("VAULT_CONFIG") or DEFAULT_CONFIG_PATH)
     return load(cfg, check_paths=False)
@@ -245,6 +308,28 @@ def build_parser() -> argparse.ArgumentParser:
     scs.add_argument("action", choices=["rewrite", "import"])
     scs.add_argument("share", nargs="?")
     scs.set_defaults(func=cmd_sidecars)
+
+    pp = sub.add_parser("people", help="list, check, name, merge and correct people")
+    psub = pp.add_subparsers(dest="action", required=True)
+    pl = psub.add_parser("list")
+    pl.add_argument("--json", action="store_true")
+    ps = psub.add_parser("show", help="a person's faces; --sheet renders a contact sheet")
+    ps.add_argument("id", type=int)
+    ps.add_argument("--sheet", metavar="FILE.jpg")
+    ps.add_argument("--json", action="store_true")
+    pn = psub.add_parser("name", help="name a person (written into every sidecar)")
+    pn.add_argument("id", type=int)
+    pn.add_argument("name")
+    pr = psub.add_parser("rename")
+    pr.add_argument("old")
+    pr.add_argument("new")
+    pm = psub.add_parser("merge", help="move B's faces into A")
+    pm.add_argument("keep", type=int, metavar="A")
+    pm.add_argument("other", type=int, metavar="B")
+    pj = psub.add_parser("reject", help="this face is not that person (remembered)")
+    pj.add_argument("face_id", type=int, metavar="FACE_ID")
+    pj.add_argument("person_id", type=int, metavar="PERSON_ID")
+    pp.set_defaults(func=cmd_people)
 
     m = sub.add_parser("models", help="list, install, import or remove models (no daemon needed)")
     msub = m.add_subparsers(dest="action", required=True)

@@ -85,9 +85,13 @@ class PeopleVersionError(PeopleError):
 
 @dataclass
 class ClusterReport:
+    """What one `cluster()` run changed. `named_photos`: photos whose faces joined a
+    person who has a name (their sidecars must show it)."""
+
     new_people: list[int] = field(default_factory=list)
     joined: int = 0  # faces that joined an existing person
     waiting: int = 0  # faces still unassigned afterwards
+    named_photos: set[str] = field(default_factory=set)
 
 
 def iou(a: list[float], b: list[float]) -> float:
@@ -338,12 +342,16 @@ class PeopleStore:
                     report.new_people.append(person)
                     for pos in positions:
                         assign[pos] = (person, "cluster")
+            named = {r[0] for r in conn.execute("SELECT id FROM people WHERE name IS NOT NULL")}
             for pos, (person, how) in assign.items():
                 conn.execute(
                     "UPDATE faces SET person_id = ?, assigned_by = ? WHERE id = ?",
                     (person, how, u_ids[pos]),
                 )
                 report.joined += how == "join"
+                if person in named:
+                    row = conn.execute("SELECT photo FROM faces WHERE id = ?", (u_ids[pos],))
+                    report.named_photos.add(row.fetchone()[0])
             report.waiting = len(u_ids) - len(assign)
         log.info(
             "people clustered: %d new, %d joined, %d waiting",
@@ -448,6 +456,44 @@ class PeopleStore:
                 (person_id, face_id),
             ).rowcount:
                 raise PeopleError(f"no face with id {face_id}")
+
+    def create_person(self, name: str) -> int:
+        """A new named person (e.g. a name typed on a face no cluster holds yet)."""
+        name = name.strip()
+        if not name:
+            raise PeopleError("a name must not be empty")
+        with self._lock, self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, self._clock())
+            )
+            return int(cur.lastrowid)
+
+    def photo_faces(self, photo: str) -> list[dict[str, Any]]:
+        """[{"id", "box", "score", "person_id", "person"}] of one photo, in detector order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT f.id, f.box, f.score, f.person_id, p.name FROM faces f "
+                "LEFT JOIN people p ON p.id = f.person_id "
+                "WHERE f.photo = ? AND f.model = ? AND f.idx >= 0 ORDER BY f.idx",
+                (photo, self.model),
+            ).fetchall()
+        return [
+            {
+                "id": r["id"],
+                "box": json.loads(r["box"]),
+                "score": r["score"],
+                "person_id": r["person_id"],
+                "person": r["name"],
+            }
+            for r in rows
+        ]
+
+    def photos_of(self, person_id: int) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT photo FROM faces WHERE person_id = ?", (person_id,)
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def faces_of(self, person_id: int) -> list[dict[str, Any]]:
         """[{"id", "photo", "box", "score", "assigned_by"}] of one person, oldest first."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photovault.catalog.store import FileRow, display
+from photovault.people.store import PeopleError
 from photovault.query.protocol import ProtocolError, Request
 from photovault.query.server import Caller
 from photovault.sidecar.reader import read_sidecar
@@ -30,6 +31,13 @@ def _str_arg(args: dict[str, Any], name: str, *, required: bool = True) -> str |
     return value
 
 
+def _int_arg(args: dict[str, Any], name: str) -> int:
+    value = args.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError("bad_request", f"argument {name!r} must be an integer")
+    return value
+
+
 class Handlers:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -43,6 +51,12 @@ class Handlers:
             "sidecar": self.sidecar,
             "sidecars_rewrite": self.sidecars_rewrite,
             "sidecars_import": self.sidecars_import,
+            "people_list": self.people_list,
+            "people_show": self.people_show,
+            "people_name": self.people_name,
+            "people_rename": self.people_rename,
+            "people_merge": self.people_merge,
+            "people_reject": self.people_reject,
         }
 
     def handle(self, req: Request, caller: Caller) -> Any:
@@ -183,6 +197,16 @@ class Handlers:
             ]
             out["labels"] = (content.results.get("tagger") or {}).get("labels", [])
             out["results"] = {k: v for k, v in content.results.items() if k not in ("clip",)}
+        out["faces"] = [
+            {
+                "id": f["id"],
+                "box": f["box"],
+                "person_id": f["person_id"],
+                "person": f["person"],
+                "score": f["score"],
+            }
+            for f in (self.daemon.people.faces_for(row.sha256) if row.sha256 else [])
+        ]
         record = self.daemon.catalog.sidecar(row.id)
         sidecar = self.daemon.sidecars.path_for(row)
         out["sidecar"] = os.fspath(sidecar) if sidecar and sidecar.exists() else None
@@ -193,3 +217,69 @@ class Handlers:
             if record["imported"]:
                 out["sidecar_keywords"] = record["imported"]["keywords"]
         return out
+
+    # -- people ------------------------------------------------------------------------
+
+    def _paths_of(self, shas: list[str]) -> list[str]:
+        out = []
+        for sha in shas:
+            for r in self.daemon.catalog.files_with_content(sha):
+                p = self.daemon.resolve(r.share, r.relpath)
+                if p is not None:
+                    out.append(display(os.fspath(p)))
+        return sorted(out)
+
+    def _people_call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except PeopleError as exc:
+            raise ProtocolError(
+                "not_found" if "no " in str(exc) else "bad_request", str(exc)
+            ) from exc
+
+    def people_list(self, args: dict[str, Any], caller: Caller) -> Any:
+        stage = self.daemon.people
+        return [
+            {**p, "photos": self._paths_of(stage.people.photos_of(p["id"]))}
+            for p in stage.people.people()
+        ]
+
+    def people_show(self, args: dict[str, Any], caller: Caller) -> Any:
+        pid = _int_arg(args, "id")
+        stage = self.daemon.people
+        person = next((p for p in stage.people.people() if p["id"] == pid), None)
+        if person is None:
+            raise ProtocolError("not_found", f"no person with id {pid}")
+        faces = []
+        for f in self._people_call(stage.people.faces_of, pid):
+            paths = self._paths_of([f["photo"]])
+            faces.append(
+                {
+                    "id": f["id"],
+                    "box": f["box"],
+                    "score": f["score"],
+                    "assigned_by": f["assigned_by"],
+                    "path": paths[0] if paths else None,
+                }
+            )
+        return {**person, "faces": faces}
+
+    def people_name(self, args: dict[str, Any], caller: Caller) -> Any:
+        return self._people_call(
+            self.daemon.people.name_person, _int_arg(args, "id"), _str_arg(args, "name")
+        )
+
+    def people_rename(self, args: dict[str, Any], caller: Caller) -> Any:
+        return self._people_call(
+            self.daemon.people.rename, _str_arg(args, "old"), _str_arg(args, "new")
+        )
+
+    def people_merge(self, args: dict[str, Any], caller: Caller) -> Any:
+        return self._people_call(
+            self.daemon.people.merge, _int_arg(args, "keep"), _int_arg(args, "other")
+        )
+
+    def people_reject(self, args: dict[str, Any], caller: Caller) -> Any:
+        return self._people_call(
+            self.daemon.people.reject, _int_arg(args, "face_id"), _int_arg(args, "person_id")
+        )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from photovault.catalog.store import Catalog, FileRow, display, face_id
+from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings
 from photovault.sidecar.model import FaceRegion, Keyword, SidecarContent
 from photovault.sidecar.naming import sidecar_path
@@ -32,11 +32,14 @@ log = logging.getLogger(__name__)
 #: Analyzers whose results become keywords, in the order they are written.
 KEYWORD_SOURCES = ("tagger", "tags")
 
-NamesProvider = Callable[[list[str]], dict[str, str | None]]
+#: sha256 -> [{"id", "box", "score", "person"}] of the photo's faces (the people store).
+FacesProvider = Callable[[str], list[dict[str, Any]]]
+#: (face_id, name or None, previous name) for a name typed on our region elsewhere.
+AdoptCallback = Callable[[str, str | None, str | None], None]
 
 
 def build_content(
-    sha256: str, results: dict[str, Any], names: dict[str, str | None], signature: str
+    results: dict[str, Any], faces: list[dict[str, Any]], signature: str
 ) -> SidecarContent:
     """What we write for one photo, from its stored analyzer results."""
     best: dict[tuple[str, ...], Keyword] = {}
@@ -49,17 +52,19 @@ def build_content(
             old = best.get(path)
             if old is None or (conf or 0) > (old.confidence or 0):
                 best[path] = Keyword(path, conf, source)
-    faces = []
-    for i, f in enumerate((results.get("faces") or {}).get("faces", []) or []):
-        fid = face_id(sha256, i)
-        name = names.get(fid)
-        faces.append(FaceRegion(tuple(f["box"]), name, fid, f.get("score"), f.get("model")))
+    regions = []
+    model = (results.get("faces") or {}).get("model") or next(
+        (f.get("model") for f in (results.get("faces") or {}).get("faces", []) or []), None
+    )
+    for f in faces:
+        name = f.get("person")
+        regions.append(FaceRegion(tuple(f["box"]), name, str(f["id"]), f.get("score"), model))
         if name:
             best.setdefault(("People", name), Keyword(("People", name), None, "faces"))
     versions = dict(part.split(":", 1) for part in signature.split(",") if ":" in part)
     return SidecarContent(
         keywords=tuple(best.values()),
-        faces=tuple(faces),
+        faces=tuple(regions),
         analyzed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         model_versions=versions,
     )
@@ -86,13 +91,15 @@ class SidecarStage:
         settings: Settings,
         *,
         writer: SidecarWriter | None = None,
-        names: NamesProvider | None = None,
+        faces: FacesProvider | None = None,
+        on_adopt: AdoptCallback | None = None,
         metrics: Any = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
         self.writer = writer or SidecarWriter()
-        self.names = names or catalog.face_names
+        self.faces = faces or (lambda sha: [])
+        self.on_adopt = on_adopt
         self.metrics = metrics
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -157,11 +164,8 @@ class SidecarStage:
         content = self.catalog.content(row.sha256) if row.sha256 else None
         if content is None:
             return None
-        n_faces = len((content.results.get("faces") or {}).get("faces", []) or [])
-        names = self.names([face_id(content.sha256, i) for i in range(n_faces)])
-        return build_content(
-            content.sha256, content.results, names, content.analyzers
-        ), content.metadata
+        built = build_content(content.results, self.faces(content.sha256), content.analyzers)
+        return built, content.metadata
 
     def write_one(self, row: FileRow) -> str:
         target = self.path_for(row)
@@ -272,7 +276,8 @@ class SidecarStage:
             log.warning("sidecar %s not read: %s", display(os.fspath(path)), result.problem)
             return result
         for adoption in adopted_names(None, result):
-            self.catalog.set_face_name(adoption.face_id, adoption.name, "sidecar")
+            if self.on_adopt is not None:
+                self.on_adopt(adoption.face_id, adoption.name, adoption.previous_name)
             log.info(
                 "adopted face name %r for %s from %s (was %r)",
                 adoption.name,
