@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from helpers.vault import VaultProcess
 
 FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
