@@ -185,6 +185,19 @@ def search_text(rec: PhotoRecord) -> str:
     return " ".join(p for p in parts if p)
 
 
+def dhash_int(value: str | None) -> int | None:
+    """A 16-hex-digit dHash as a signed 64-bit integer (same bits), or None."""
+    if not value:
+        return None
+    try:
+        bits = int(value, 16)
+    except ValueError:
+        return None
+    if bits >> 64:
+        return None
+    return bits - (1 << 64) if bits >> 63 else bits
+
+
 def local_time(taken_at: str | None) -> datetime | None:
     """The wall-clock capture time (offset dropped), or None when unparseable."""
     if not taken_at:
@@ -248,6 +261,7 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
         "people_keys": [sorted({p.lower() for p in r.people}) for r in records],
         "person_ids": [list(r.person_ids) for r in records],
         "dhash": [r.dhash for r in records],
+        "dhash_int": [dhash_int(r.dhash) for r in records],
         "search_text": [search_text(r) for r in records],
     }
     arrays = [pa.array(cols[f.name], type=f.type) for f in schema if f.name != "vector"]

@@ -90,6 +90,9 @@ def photos_schema(vector_dim: int) -> pa.Schema:
             pa.field("people_keys", pa.list_(pa.string())),
             pa.field("person_ids", pa.list_(pa.int64())),
             pa.field("dhash", pa.string()),
+            # the same 64 bits as a signed integer: `similar` scans this column of
+            # the whole library, and a fixed-width column reads ~10x faster
+            pa.field("dhash_int", pa.int64()),
             pa.field("search_text", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), vector_dim), nullable=True),
         ]

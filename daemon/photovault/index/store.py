@@ -131,28 +131,6 @@ def _hits(table: pa.Table, scores: Sequence[float]) -> list[Hit]:
     return out
 
 
-def _dhash_bits(values: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Hex dHashes to uint64 and a validity mask, vectorised (this runs over
-    every row of the library on each `similar` call)."""
-    out = np.zeros(len(values), dtype=np.uint64)
-    valid = np.array([isinstance(v, str) and len(v) == 16 for v in values], dtype=bool)
-    if valid.any():
-        good = [v for v, ok in zip(values, valid, strict=True) if ok]
-        try:
-            out[valid] = np.frombuffer(bytes.fromhex("".join(good)), dtype=">u8")
-        except ValueError:  # a malformed hash somewhere: fall back to one by one
-            for i in np.flatnonzero(valid):
-                try:
-                    out[i] = np.uint64(int(values[i], 16))  # type: ignore[arg-type]
-                except ValueError:
-                    valid[i] = False
-    return out, valid
-
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-
-
 def _norm(v: Any) -> np.ndarray:
     a = np.asarray(v, dtype=np.float32).reshape(-1)
     n = float(np.linalg.norm(a))
@@ -611,7 +589,7 @@ class PhotoIndex:
         where_self = (f"id = {int(photo)}" if isinstance(photo, int)
                       else f"sha256 = {sql_string(photo)}")
         src = self.photos.search().where(where_self).select(
-            ["id", "sha256", "dhash", "vector"]).limit(1).to_arrow()
+            ["id", "sha256", "dhash_int", "vector"]).limit(1).to_arrow()
         if src.num_rows == 0:
             raise KeyError(f"no indexed photo {photo!r}")
         me = src.to_pylist()[0]
@@ -624,21 +602,26 @@ class PhotoIndex:
         # Near-duplicates by dHash are found over the whole (filtered) table:
         # a re-encoded copy must come first even if the vectors rank it lower.
         dups: dict[int, int] = {}
-        if me.get("dhash"):
-            (mine,), _ = _dhash_bits([me["dhash"]])
-            scan = self.photos.search().select(["id", "dhash", "lat", "lon", "abs_path"])
-            cond = f"({where}) AND dhash IS NOT NULL" if where else "dhash IS NOT NULL"
-            cand = scan.where(cond).limit(None).to_arrow()
+        if me.get("dhash_int") is not None:
+            mine = np.array([me["dhash_int"]], dtype=np.int64).view(np.uint64)[0]
+            cond = f"({where}) AND dhash_int IS NOT NULL" if where else "dhash_int IS NOT NULL"
+            cand = self.photos.search().select(["id", "dhash_int"]).where(cond).limit(
+                None).to_arrow()
             if cand.num_rows:
-                bits, valid = _dhash_bits(cand["dhash"].to_pylist())
-                dist = _popcount(bits ^ mine)
-                mask = valid & (dist <= NEAR_DUPLICATE_BITS)
-                if check is not None and mask.any():
-                    mask &= check(cand)
-                cand_ids = cand["id"].to_numpy()
-                for i in np.flatnonzero(mask):
+                bits = cand["dhash_int"].to_numpy(zero_copy_only=False).astype(np.int64)
+                # unsigned view: bitwise_count of a signed value counts its |x|
+                dist = np.bitwise_count(bits.view(np.uint64) ^ mine)
+                cand_ids = cand["id"].to_numpy(zero_copy_only=False)
+                for i in np.flatnonzero(dist <= NEAR_DUPLICATE_BITS):
                     if int(cand_ids[i]) != me["id"]:
                         dups[int(cand_ids[i])] = int(dist[i])
+            if dups and check is not None:
+                # Only the few near-duplicates need the Python-side check.
+                listed = ", ".join(str(i) for i in dups)
+                rows = self.photos.search().where(f"id IN ({listed})").select(
+                    ["id", "lat", "lon", "abs_path"]).limit(None).to_arrow()
+                keep = {int(i) for i in rows.filter(pa.array(check(rows)))["id"].to_pylist()}
+                dups = {i: d for i, d in dups.items() if i in keep}
         hits: list[Hit] = []
         cos: dict[int, float] = {}
         if me.get("vector") is not None:

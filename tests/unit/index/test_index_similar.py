@@ -74,3 +74,15 @@ def test_similar_names_an_unknown_photo(make_index):
 
     with pytest.raises(KeyError):
         idx.similar(99, 5)
+
+
+def test_near_duplicates_are_found_when_the_top_bit_of_the_dhash_is_set(make_index):
+    idx = make_index()
+    idx.upsert([photo(1, dhash="8000000000000001"), photo(2, dhash="8000000000000003"),
+                photo(3, dhash="0000000000000001"), photo(4, dhash="7fffffffffffffff")])
+    idx.flush()
+
+    hits = idx.similar(1, 5)
+
+    assert [(h.id, h.dhash_distance) for h in hits] == [(3, 1), (2, 1)] or [
+        (h.id, h.dhash_distance) for h in hits] == [(2, 1), (3, 1)]
