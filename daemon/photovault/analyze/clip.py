@@ -6,6 +6,10 @@ so every consumer (index, tags, query) can use a plain dot product as cosine.
 
 Preprocessing is CLIP's: resize the short side to the input size (bicubic),
 center crop, ``(x/255 - mean) / std`` with the mean/std from the manifest.
+
+``manifest_problems`` lists what this module needs from a CLIP manifest
+(tokenizer, context length, resize rule); import and install refuse a model
+that fails it, so a model that cannot run correctly here is never installed.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import numpy as np
 from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
 from photovault.analyze.tagger import preprocess
-from photovault.models.store import InstalledModel, ModelError
-from photovault.models.tokenizer import default_tokenizer
+from photovault.models.store import InstalledModel, Manifest, ModelError
+from photovault.models.tokenizer import VOCAB_SIZE, default_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,43 @@ DEFAULTS: dict[str, Any] = {
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
+
+
+# What encode_text and embed_pixels implement; a manifest asking for anything
+# else would give silently wrong embeddings.
+TOKENIZER = "clip-bpe"
+RESIZE_MODES = ("shortest",)
+INTERPOLATIONS = ("bicubic",)
+
+
+def manifest_problems(manifest: Manifest) -> list[str]:
+    """Why this analyzer could not run a CLIP model correctly (empty: it can).
+
+    The store checks what is generic (files, hashes, shapes, both towers'
+    width equal to embedding_dim); this adds what only CLIP needs.
+    """
+    out: list[str] = []
+    extra = manifest.extra
+    context = extra.get("context_length")
+    if not isinstance(context, int) or context <= 0:
+        out.append("extra.context_length must be a positive integer")
+    if extra.get("tokenizer") != TOKENIZER:
+        out.append(
+            f"extra.tokenizer must be {TOKENIZER!r} (CLIP's BPE), got {extra.get('tokenizer')!r}"
+        )
+    if extra.get("vocab_size", VOCAB_SIZE) != VOCAB_SIZE:
+        out.append(f"extra.vocab_size {extra['vocab_size']} differs from CLIP's {VOCAB_SIZE}")
+    if extra.get("resize_mode", "shortest") not in RESIZE_MODES:
+        out.append(f"resize_mode {extra['resize_mode']!r} is not supported")
+    if extra.get("interpolation", "bicubic") not in INTERPOLATIONS:
+        out.append(f"interpolation {extra['interpolation']!r} is not supported")
+    for f in manifest.files:
+        if f.role != "text" or not isinstance(context, int):
+            continue
+        for shape in f.inputs.values():
+            if len(shape) == 2 and shape[1] != context:
+                out.append(f"{f.path}: text input {shape} does not match context_length {context}")
+    return out
 
 
 def find_model(context: AnalyzerContext, name: str | None) -> InstalledModel:
@@ -63,6 +104,15 @@ class Clip(Analyzer):
         self.std = manifest.std
         self.crop_fraction = float(manifest.extra.get("crop_fraction", 1.0))
         self.context_length = int(manifest.extra.get("context_length", 77))
+        gpu_only = manifest.extra.get("gpu_only_variants", [])
+        providers = getattr(factory, "providers", ["CPUExecutionProvider"])
+        if variant in gpu_only and providers[0] == "CPUExecutionProvider":
+            # onnxruntime's CPU graph fusion crashes the process on fp16 CLIP
+            # graphs (shared/MEASUREMENTS.md); refuse with a reason instead.
+            raise ModelError(
+                f"variant {variant} of {manifest.name} is for GPUs; on this CPU-only "
+                "onnxruntime use fp32 or int8"
+            )
         image = manifest.file_for("image", variant)
         text = manifest.file_for("text", variant)
         self._image_input = next(iter(image.inputs))
@@ -70,18 +120,22 @@ class Clip(Analyzer):
         self._image = factory.managed(model.path / image.path, name=f"{manifest.name}:image")
         self._text = factory.managed(model.path / text.path, name=f"{manifest.name}:text")
 
-    def embed_pixels(self, batch: list[np.ndarray]) -> np.ndarray:
+    def embed_pixels(self, batch: list[np.ndarray], normalize: bool = True) -> np.ndarray:
+        """Photos -> (N, dim) unit vectors (raw tower output with normalize=False,
+        which install-time checks compare with open_clip's)."""
         x = np.stack(
             [preprocess(p, self.size, self.mean, self.std, self.crop_fraction) for p in batch]
         )
         (out,) = self._image.run({self._image_input: x})
-        return l2_normalize(out.astype(np.float32))
+        out = out.astype(np.float32)
+        return l2_normalize(out) if normalize else out
 
-    def encode_text(self, texts: list[str]) -> np.ndarray:
+    def encode_text(self, texts: list[str], normalize: bool = True) -> np.ndarray:
         """Queries -> (N, dim) unit vectors, comparable with photo embeddings."""
         ids = default_tokenizer()(texts, self.context_length)
         (out,) = self._text.run({self._text_input: ids})
-        return l2_normalize(out.astype(np.float32))
+        out = out.astype(np.float32)
+        return l2_normalize(out) if normalize else out
 
     def analyze(self, items: list[AnalysisItem]) -> list[dict[str, Any] | AnalyzerError]:
         results: list[dict[str, Any] | AnalyzerError] = []
