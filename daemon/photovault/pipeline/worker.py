@@ -117,6 +117,7 @@ class Worker:
         self._inflight: deque[_Batch] = deque()
         self._thread: threading.Thread | None = None
         self.last_heartbeat = time.monotonic()
+        self._drain = 4.0
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -125,8 +126,14 @@ class Worker:
         threading.Thread(target=self._pool.warm, name="warm-pool", daemon=True).start()
         self._thread.start()
 
-    def stop(self, drain_seconds: float = 6.0) -> None:
-        """Finish what is in flight within `drain_seconds`, requeue the rest."""
+    def stop(self, drain_seconds: float = 4.0) -> None:
+        """Finish what is in flight within `drain_seconds`, requeue the rest.
+
+        A batch still inside an analyzer after that is abandoned (the thread is a
+        daemon thread); its files stay `processing` and go back to the queue at the
+        next start, so SIGTERM always exits within systemd's 10 s.
+        """
+        self._drain = drain_seconds
         self.stopping.set()
         self.throttle.wake()
         if self._thread is not None:
@@ -147,7 +154,7 @@ class Worker:
         while True:
             self.last_heartbeat = time.monotonic()
             if self.stopping.is_set():
-                deadline = deadline or time.monotonic() + 5.0
+                deadline = deadline or time.monotonic() + self._drain
                 if not self._inflight or time.monotonic() > deadline:
                     return
             else:
