@@ -15,15 +15,16 @@ How it works, and why in this order:
    cannot overwrite each other either). We chose renaming over refusing because
    re-exporting a folder after adding photos is the common case, and the user
    sees every new name in the report.
-2. Strip. One exiftool invocation over all copies (split only when the
-   argument list would grow too long) deletes the EXIF GPS IFD, all XMP
+2. Strip. One exiftool run over all copies (split only when the argument
+   list would grow too long) deletes the EXIF GPS IFD, all XMP
    `exif:GPS*`, IPTC City / Sub-location / Province-State / Country / location
    codes, XMP photoshop City/State/Country, iptcCore Location/CountryCode and
    the creator's contact address, iptcExt LocationCreated/LocationShown, and
    any other tag in any group (Apple, Google, Microsoft, Darwin Core, maker
    notes where exiftool can write them) whose name says GPS, location, city,
    country, province, state, latitude, longitude, locality or landmark.
-3. Verify. Every copy is read back (`exiftool -j -G1 -a -n -ee`) and its tag
+3. Verify. In the same exiftool run (a second command after `-execute`, so
+   exiftool starts once), every copy is read back (`exiftool -j -G1 -a -n -ee`) and its tag
    names are searched for the same words. A copy that still carries one gets
    a second, harsher pass (its maker notes are dropped and the remaining tags
    deleted by exact name); if that does not clean it either, the copy is
@@ -42,6 +43,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +88,7 @@ NOT_A_PHOTO = "not a photo (sidecars and other files are not copied)"
 
 # Keep one exiftool command line well under ARG_MAX (2 MiB on Linux).
 _MAX_ARG_BYTES = 120_000
+_READ_MARK = "::photovault-verify::"
 # Folders that hold NAS thumbnails or OS metadata, never the user's photos.
 _SYSTEM_DIRS = frozenset({"@eaDir", "#recycle", "$RECYCLE.BIN", "lost+found"})
 
@@ -269,12 +272,11 @@ def _copy_exclusive(source: Path, target: Path) -> Path:
 
 
 def _check_exiftool(exiftool: str) -> None:
-    try:
-        subprocess.run([exiftool, "-ver"], capture_output=True, check=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
+    """Fail before copying: without exiftool the copies would keep their location."""
+    if shutil.which(exiftool) is None:
         raise ExportError(
-            f"cannot run exiftool ({exiftool}): {exc}; install libimage-exiftool-perl"
-        ) from exc
+            f"cannot run exiftool ({exiftool}): not found; install libimage-exiftool-perl"
+        )
 
 
 def _strip_and_verify(copies: list[Path], exiftool: str, timeout_s: float) -> dict[Path, str]:
@@ -282,21 +284,14 @@ def _strip_and_verify(copies: list[Path], exiftool: str, timeout_s: float) -> di
     problems: dict[Path, str] = {}
     if not copies:
         return problems
-    for path, reason in _run_write(exiftool, STRIP_ARGS, copies, timeout_s).items():
-        problems[path] = f"exiftool could not rewrite it: {reason}"
-    todo = [c for c in copies if c not in problems]
-    residue = _verify(exiftool, todo, timeout_s, problems)
+    residue = _strip_pass(exiftool, STRIP_ARGS, copies, timeout_s, problems)
     if residue:
         # Second pass, only for the few that kept something: drop the maker
         # notes (some makers store places there in tags exiftool cannot delete
         # one by one) and delete what is left by its exact group and name.
-        for path, tags in residue.items():
-            args = ("-makernotes:all=", *(f"-{tag}=" for tag in tags))
-            failed = _run_write(exiftool, args, [path], timeout_s)
-            if path in failed:
-                problems[path] = f"location tags remain ({', '.join(tags)}): {failed[path]}"
-        retry = [p for p in residue if p not in problems]
-        still = _verify(exiftool, retry, timeout_s, problems)
+        names = sorted({tag for tags in residue.values() for tag in tags})
+        args = ("-makernotes:all=", *(f"-{tag}=" for tag in names))
+        still = _strip_pass(exiftool, args, list(residue), timeout_s, problems)
         for path, tags in still.items():
             problems[path] = f"location tags could not be removed: {', '.join(tags)}"
     return problems
@@ -306,7 +301,7 @@ def _chunks(paths: list[Path]) -> Iterable[list[Path]]:
     chunk: list[Path] = []
     size = 0
     for path in paths:
-        length = len(os.fsencode(path)) + 1
+        length = 2 * (len(os.fsencode(path)) + 1)  # named in both commands
         if chunk and size + length > _MAX_ARG_BYTES:
             yield chunk
             chunk, size = [], 0
@@ -316,37 +311,63 @@ def _chunks(paths: list[Path]) -> Iterable[list[Path]]:
         yield chunk
 
 
-def _exiftool(exiftool: str, args: Sequence[str], paths: list[Path], timeout_s: float) -> Any:
-    try:
-        return subprocess.run(
-            [exiftool, *args, *(str(p) for p in paths)],
-            capture_output=True, timeout=timeout_s + 2 * len(paths),
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ExportError(f"exiftool took longer than {exc.timeout:.0f} s; export stopped") from exc
-    except OSError as exc:
-        raise ExportError(f"cannot run exiftool ({exiftool}): {exc}") from exc
+def _strip_pass(
+    exiftool: str,
+    tag_args: Sequence[str],
+    paths: list[Path],
+    timeout_s: float,
+    problems: dict[Path, str],
+) -> dict[Path, list[str]]:
+    """Delete tags in place and read the files back, in one exiftool run per chunk.
 
-
-def _run_write(
-    exiftool: str, tag_args: Sequence[str], paths: list[Path], timeout_s: float
-) -> dict[Path, str]:
-    """Delete tags in place; returns the files exiftool reported an error for.
-
-    `-m` lets exiftool write files with minor format problems (common in
-    phone photos); the read-back decides whether the result is acceptable.
+    Returns the files that still carry location tags (with the tags). Files
+    exiftool could not rewrite or read back go to `problems`: unchecked means
+    not kept. `-m` lets exiftool write files with minor format problems
+    (common in phone photos); the read-back decides whether the result is
+    acceptable. The second command (after `-execute`) marks its start on
+    stderr, so errors are told apart by the command that raised them.
     """
-    failed: dict[Path, str] = {}
-    base = ("-m", "-q", "-overwrite_original", "-P", *tag_args)
+    residue: dict[Path, list[str]] = {}
     for chunk in _chunks(paths):
-        proc = _exiftool(exiftool, base, chunk, timeout_s)
-        errors = _errors_by_file(proc.stderr.decode("utf-8", "replace"), chunk)
-        failed.update(errors)
-        if proc.returncode not in (0, 1):
-            # Something other than per-file errors: trust no file of the chunk.
-            for path in chunk:
-                failed.setdefault(path, f"exiftool exited with status {proc.returncode}")
-    return failed
+        names = [str(p) for p in chunk]
+        cmd = [
+            exiftool, "-m", "-q", "-overwrite_original", "-P", *tag_args, *names,
+            "-execute", "-echo2", _READ_MARK, *VERIFY_ARGS, *names,
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s + 2 * len(chunk))
+        except subprocess.TimeoutExpired as exc:
+            raise ExportError(
+                f"exiftool took longer than {exc.timeout:.0f} s; export stopped"
+            ) from exc
+        except OSError as exc:
+            raise ExportError(f"cannot run exiftool ({exiftool}): {exc}") from exc
+        stderr = proc.stderr.decode("utf-8", "replace")
+        write_err, _, read_err = stderr.partition(_READ_MARK)
+        for path, why in _errors_by_file(write_err, chunk).items():
+            problems[path] = f"exiftool could not rewrite it: {why}"
+        for path, why in _errors_by_file(read_err, chunk).items():
+            problems.setdefault(path, f"cannot be read back to check it: {why}")
+        try:
+            rows = json.loads(proc.stdout.decode("utf-8", "surrogateescape") or "[]")
+        except json.JSONDecodeError:
+            rows = []
+        by_name = dict(zip(names, chunk, strict=True))
+        seen: set[Path] = set()
+        for row in rows if isinstance(rows, list) else []:
+            path = by_name.get(str(row.get("SourceFile"))) if isinstance(row, dict) else None
+            if path is None or path in problems:
+                continue
+            seen.add(path)
+            error = next((v for k, v in row.items() if k.endswith(":Error")), None)
+            if error is not None:
+                problems[path] = f"cannot be read back to check it: {error}"
+            elif tags := location_tags(row):
+                residue[path] = tags
+        for path in chunk:
+            if path not in seen:
+                problems.setdefault(path, "cannot be read back to check it")
+    return residue
 
 
 def _errors_by_file(stderr: str, paths: list[Path]) -> dict[Path, str]:
@@ -375,37 +396,3 @@ def location_tags(row: dict[str, Any]) -> list[str]:
         if key != "SourceFile" and LOCATION_TAG.search(name):
             found.append(key)
     return found
-
-
-def _verify(
-    exiftool: str, paths: list[Path], timeout_s: float, problems: dict[Path, str]
-) -> dict[Path, list[str]]:
-    """Read `paths` back; returns those with location tags left.
-
-    Files that cannot be read back go to `problems`: unchecked means not kept.
-    """
-    residue: dict[Path, list[str]] = {}
-    for chunk in _chunks(paths):
-        proc = _exiftool(exiftool, VERIFY_ARGS, chunk, timeout_s)
-        try:
-            rows = json.loads(proc.stdout.decode("utf-8", "surrogateescape") or "[]")
-        except json.JSONDecodeError:
-            rows = []
-        by_name = {str(p): p for p in chunk}
-        seen: set[Path] = set()
-        for row in rows if isinstance(rows, list) else []:
-            path = by_name.get(str(row.get("SourceFile"))) if isinstance(row, dict) else None
-            if path is None:
-                continue
-            seen.add(path)
-            error = next((v for k, v in row.items() if k.endswith(":Error")), None)
-            if error is not None:
-                problems[path] = f"cannot be read back to check it: {error}"
-                continue
-            tags = location_tags(row)
-            if tags:
-                residue[path] = tags
-        for path in chunk:
-            if path not in seen:
-                problems.setdefault(path, "cannot be read back to check it")
-    return residue
