@@ -12,8 +12,10 @@ APT_PACKAGES = libimage-exiftool-perl exiv2 libexempi8
 # shellcheck for deploy/install.sh, setpriv (util-linux) to drop root's read-anything power.
 APT_TEST_PACKAGES = prometheus samba smbclient systemd shellcheck util-linux
 EXTRAS ?= cpu,dev,export,faces,deepface
-# The CPU build of torch, for model export only (a plain `torch` would pull a multi-GB CUDA build).
-TORCH_PIN ?= torch==2.13.0
+# torch + torchvision for model export only (vaultd never imports them). These two exact
+# versions are what the package index offers as a matching pair here; a plain `torch` could
+# pull a mismatched torchvision that fails to import.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
 .PHONY: install install-test-deps run test test-fast lint bench clean
@@ -41,7 +43,7 @@ endef
 
 install: $(VENV)/bin/activate
 	$(call apt_install,$(APT_PACKAGES))
-	$(PIP) install --quiet '$(TORCH_PIN)'
+	$(PIP) install --quiet $(TORCH_PIN)
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
 
 var/vaultd.toml:

@@ -27,13 +27,14 @@ from prometheus_client import CollectorRegistry
 
 from photovault import __version__
 from photovault.analyze import registry
-from photovault.catalog.store import Catalog, display
+from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings, ShareSettings
+from photovault.index import IndexSchemaError, IndexSettings, IndexSink, PhotoIndex
 from photovault.media.metadata import MetadataReader
 from photovault.metrics import Exporter, Metrics, serve
 from photovault.people.stage import PeopleStage
 from photovault.pipeline.throttle import QuietHours, Throttle
-from photovault.pipeline.worker import Sink, Worker
+from photovault.pipeline.worker import Photo, Sink, Worker
 from photovault.query.handlers import Handlers
 from photovault.query.server import QueryServer
 from photovault.sidecar.stage import SidecarStage
@@ -42,6 +43,22 @@ from photovault.watch.settle import SettleTracker
 from photovault.watch.watcher import ShareWatcher
 
 log = logging.getLogger(__name__)
+
+
+class _IndexFollower:
+    """Keeps the search index in step with the catalog's deletes and moves."""
+
+    def __init__(self, index: PhotoIndex) -> None:
+        self.index = index
+
+    def forgotten(self, share: str, relpath: str) -> None:
+        self.index.delete(share, relpath)
+
+    def moved(self, share: str, src: str, dest: str) -> None:
+        self.index.move(share, src, dest)
+
+    def share_dropped(self, share: str) -> None:
+        self.index.drop_share(share)
 
 
 class Daemon:
@@ -78,12 +95,14 @@ class Daemon:
         self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
         self.sinks: list[Sink] = []
         self.people = PeopleStage.open(
-            settings.state_dir,
-            settings.faces,
-            self.catalog,
-            on_changed=lambda: self.sidecars.wake(),
+            settings.state_dir, settings.faces, self.catalog, on_changed=self._names_changed
         )
-        self.sinks.append(self.people)
+        self.index = self._open_index()
+        self._index_sink = IndexSink(self.index)
+        self._index_follower = _IndexFollower(self.index)
+        self.catalog.listeners.append(self._index_follower)
+        # Order matters: the people sink adds person names that the index stores.
+        self.sinks.extend([self.people, self._index_sink])
         self.sidecars = SidecarStage(
             self.catalog,
             settings,
@@ -124,6 +143,63 @@ class Daemon:
         return AnalyzerContext(
             self.settings.state_dir, ModelStore(self.settings.models_dir), self._sessions
         )
+
+    def _open_index(self) -> PhotoIndex:
+        """The LanceDB index, sized for the CLIP model in use. A dimension change
+        (another CLIP model) moves the old index aside and rebuilds from the catalog."""
+        clip = next((a for a in self.analyzers.active if a.name == "clip"), None)
+        dim = int(getattr(clip, "dim", 0) or 512)
+        face_dim = 128 if self.settings.faces.model == "Dlib" else 512
+        folder = self.settings.state_dir / "index"
+        cfg = IndexSettings(vector_dim=dim, face_dim=face_dim)
+        try:
+            return PhotoIndex(folder, cfg)
+        except IndexSchemaError as exc:
+            if "newer" in str(exc):
+                raise
+            aside = folder.with_name(f"index.old-{int(time.time())}")
+            log.warning(
+                "search index %s cannot be used (%s); moved to %s, rebuilding", folder, exc, aside
+            )
+            folder.rename(aside)
+            return PhotoIndex(folder, cfg)
+
+    def photos_from_catalog(self, rows: list[FileRow]) -> list[Photo]:
+        """Catalog rows as the sinks see them (no pixels), names from the people store."""
+        out = []
+        for row in rows:
+            content = self.catalog.content(row.sha256) if row.sha256 else None
+            path = self.resolve(row.share, row.relpath)
+            if content is None or path is None:
+                continue
+            results = self.people.enrich(content.sha256, content.results)
+            out.append(Photo(row, path, content.sha256, content.metadata, results, None))
+        return out
+
+    def reindex(self, shas: list[str]) -> None:
+        rows = [
+            r for sha in shas for r in self.catalog.files_with_content(sha) if r.state == "done"
+        ]
+        if rows:
+            self.index.store(self.photos_from_catalog(rows))
+
+    def _names_changed(self, shas: list[str]) -> None:
+        self.sidecars.wake()
+        try:
+            self.reindex(shas)
+        except Exception:
+            log.exception("re-indexing %d photos after a name change failed", len(shas))
+
+    def rebuild_index(self) -> int:
+        """Fill an empty index from the catalog (first start after an upgrade, a
+        restore, or a deleted index folder)."""
+        n = 0
+        for rows in self.catalog.done_files(2000):
+            self.index.store(self.photos_from_catalog(rows))
+            n += len(rows)
+        self.index.flush()
+        log.info("search index rebuilt from the catalog: %d photos", n)
+        return n
 
     def _model_loaded(self, name: str, seconds: float, error: str | None) -> None:
         if error is None:
@@ -180,6 +256,9 @@ class Daemon:
         self.worker.start()
         self.sidecars.start()
         self.people.start()
+        self.index.start()
+        if self.index.count() == 0 and self.catalog.count_done():
+            threading.Thread(target=self.rebuild_index, name="reindex", daemon=True).start()
         self._schedule()
         self.scheduler.start()
         self.scan_async(None)
@@ -201,6 +280,7 @@ class Daemon:
         self._stop_poll.set()
         self.worker.stop()
         self.sidecars.stop()
+        self.index.close()
         self.people.stop()
         self.server.stop()
         if self._exporter is not None:
@@ -373,6 +453,17 @@ class Daemon:
         self.worker.analyzers = self.analyzers
         old.close()
         self.metrics.declare_analyzers(a.name for a in self.analyzers.active)
+        clip = next((a for a in self.analyzers.active if a.name == "clip"), None)
+        if (
+            clip is not None
+            and int(getattr(clip, "dim", 0) or 512) != self.index.settings.vector_dim
+        ):
+            log.info("CLIP embedding size changed; rebuilding the search index")
+            self.index.close()
+            new = self._open_index()
+            self.index = new
+            self._index_sink.index = self._index_follower.index = new
+            new.start()
         self.requeue_stale()
 
     def requeue_stale(self) -> None:

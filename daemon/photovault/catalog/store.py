@@ -12,6 +12,7 @@ file names on a share need not be valid UTF-8.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from photovault.catalog.db import connect
+
+log = logging.getLogger(__name__)
 
 STATES = ("pending", "processing", "done", "failed", "quarantined")
 
@@ -90,6 +93,17 @@ class Catalog:
         self._conn = connect(path)
         row = self._conn.execute("SELECT COALESCE(MAX(queue_seq), 0) FROM files").fetchone()
         self._seq = int(row[0])
+        #: Objects told about deletes and moves after they are committed (the search
+        #: index follows the catalog this way): methods forgotten(share, relpath),
+        #: moved(share, src, dest), share_dropped(share).
+        self.listeners: list[Any] = []
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, event)(*args)
+            except Exception:
+                log.exception("catalog listener %s.%s failed", type(listener).__name__, event)
 
     def close(self) -> None:
         with self._lock:
@@ -148,7 +162,9 @@ class Catalog:
                 "DELETE FROM files WHERE share = ? AND (relpath = ? OR substr(relpath, 1, ?) = ?)",
                 (share, rel, len(prefix), prefix),
             )
-            return cur.rowcount
+        if cur.rowcount:
+            self._notify("forgotten", share, relpath)
+        return cur.rowcount
 
     def move(self, share: str, src: str, dest: str) -> int:
         """A file or folder was renamed: carry its rows (and results) along.
@@ -172,7 +188,9 @@ class Catalog:
                 db.execute(
                     "UPDATE files SET relpath = ?, updated_at = ? WHERE id = ?", (new, now, r["id"])
                 )
-            return len(rows)
+        if rows:
+            self._notify("moved", share, src, dest)
+        return len(rows)
 
     def known(self, share: str) -> dict[str, tuple[int, int]]:
         """relpath -> (size, mtime_ns) of every catalogued file of a share."""
@@ -185,6 +203,7 @@ class Catalog:
     def drop_share(self, share: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM files WHERE share = ?", (share,))
+        self._notify("share_dropped", share)
 
     def record_scan(self, share: str, files_seen: int) -> None:
         with self._tx() as db:
@@ -516,3 +535,23 @@ class Catalog:
                     (self._next_seq(), sha),
                 ).rowcount
         return count
+
+    def done_files(self, batch: int = 1000) -> Iterator[list[FileRow]]:
+        """Every done file, in batches (rebuilding the search index from the catalog)."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT * FROM files WHERE state = 'done' AND id > ? ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield [_row(r) for r in rows]
+
+    def count_done(self) -> int:
+        with self._lock:
+            return int(
+                self._conn.execute("SELECT COUNT(*) FROM files WHERE state = 'done'").fetchone()[0]
+            )

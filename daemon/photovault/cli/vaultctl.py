@@ -237,8 +237,8 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Model store commands work on the config's state dir, daemon running or not."""
-    from photovault.models.install import install
-    from photovault.models.store import ModelError, import_model, list_models, remove
+    from photovault.models.install import import_model, install
+    from photovault.models.store import ModelError, list_models, remove
 
     store = _settings(args).models_dir
     try:
@@ -259,7 +259,12 @@ def cmd_models(args: argparse.Namespace) -> int:
                     )
             return EXIT_OK if rows or args.json else EXIT_NONE
         if args.action == "install":
-            m = install(store, args.kind, args.name, {"replace": args.replace})
+            opts: dict[str, Any] = {"replace": args.replace}
+            for key in ("pretrained", "variants", "name"):  # only when given: the tagger
+                value = getattr(args, f"opt_{key}")  # refuses options it does not know
+                if value:
+                    opts[key] = value
+            m = install(store, args.kind, args.name, opts)
             print(f"installed {m.name} ({m.task}) into {store}")
         elif args.action == "import":
             m = import_model(store, args.kind, Path(args.dir), replace=args.replace)
@@ -339,6 +344,24 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("kind", choices=["tagger", "clip"])
     mi.add_argument("name")
     mi.add_argument("--replace", action="store_true")
+    mi.add_argument(
+        "--pretrained",
+        dest="opt_pretrained",
+        metavar="TAG|FILE",
+        help="clip: open_clip pretrained tag (downloads) or a local checkpoint file",
+    )
+    mi.add_argument(
+        "--variants",
+        dest="opt_variants",
+        metavar="fp32,int8,fp16",
+        help="clip: variants to export (default fp32,int8; fp16 on GPU boxes)",
+    )
+    mi.add_argument(
+        "--store-name",
+        dest="opt_name",
+        metavar="NAME",
+        help="clip: name in the model store (default: architecture + weights)",
+    )
     mm = msub.add_parser("import", help="validate and install a folder of exported ONNX files")
     mm.add_argument("kind", choices=["tagger", "clip"])
     mm.add_argument("dir")

@@ -37,7 +37,7 @@ class PeopleStage:
     ) -> None:
         self.people = store
         self.catalog = catalog
-        self.on_changed = on_changed or (lambda: None)
+        self.on_changed = on_changed or (lambda shas: None)
         self.cluster_every = cluster_every
         self._pending = threading.Event()
         self._stop = threading.Event()
@@ -77,7 +77,8 @@ class PeopleStage:
     # -- the worker's sink ------------------------------------------------------------
 
     def store(self, photos: list[Photo]) -> None:
-        """Worker sink: remember each analyzed photo's faces (ids kept across re-analysis)."""
+        """Worker sink: remember each analyzed photo's faces (ids kept across re-analysis)
+        and hand the later sinks (the index) results that carry person names."""
         added = False
         for ph in photos:
             result = ph.results.get("faces")
@@ -85,8 +86,31 @@ class PeopleStage:
                 continue  # analyzer off or failed on this photo: keep what we had
             self.people.add_photo_faces(ph.sha256, result["faces"])
             added = added or bool(result["faces"])
+            ph.results = self.enrich(ph.sha256, ph.results)
         if added:
             self._pending.set()
+
+    def enrich(self, sha256: str, results: dict[str, Any]) -> dict[str, Any]:
+        """A copy of `results` whose faces carry their id, person id and person name.
+
+        A copy, so the catalog keeps pure analyzer output and names stay in one
+        place (the people store)."""
+        result = results.get("faces")
+        if not isinstance(result, dict) or not result.get("faces"):
+            return results
+        known = self.people.photo_faces(sha256)
+        faces = []
+        for i, f in enumerate(result["faces"]):
+            extra = known[i] if i < len(known) else {}
+            faces.append(
+                {
+                    **f,
+                    "id": extra.get("id"),
+                    "person_id": extra.get("person_id"),
+                    "person": extra.get("person"),
+                }
+            )
+        return {**results, "faces": {**result, "faces": faces}}
 
     # -- for the sidecar stage and `show` ----------------------------------------------
 
@@ -94,10 +118,12 @@ class PeopleStage:
         return self.people.photo_faces(sha256)
 
     def rewrite_photos(self, shas: set[str] | list[str]) -> int:
-        n = self.catalog.reset_sidecars_of(list(shas))
+        """Names changed on these photos: rewrite their sidecars and index rows."""
+        shas = list(shas)
+        n = self.catalog.reset_sidecars_of(shas)
         if n:
             log.info("rewriting %d sidecars for changed names", n)
-            self.on_changed()
+        self.on_changed(shas)
         return n
 
     def rewrite_person(self, person_id: int) -> int:

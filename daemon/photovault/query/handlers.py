@@ -7,11 +7,14 @@ every share (including `..` tricks and symlinks pointing out) is refused.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photovault.catalog.store import FileRow, display
+from photovault.index import Filters
 from photovault.people.store import PeopleError
+from photovault.query.permissions import Identity
 from photovault.query.protocol import ProtocolError, Request
 from photovault.query.server import Caller
 from photovault.sidecar.reader import read_sidecar
@@ -57,6 +60,9 @@ class Handlers:
             "people_rename": self.people_rename,
             "people_merge": self.people_merge,
             "people_reject": self.people_reject,
+            "search": self.search,
+            "similar": self.similar,
+            "embed": self.embed,
         }
 
     def handle(self, req: Request, caller: Caller) -> Any:
@@ -101,7 +107,16 @@ class Handlers:
                     return share.name, p[len(root) + 1 :]
         raise ProtocolError("not_found", f"{raw} is not inside any watched share")
 
-    def _row(self, args: dict[str, Any]) -> tuple[str, str, FileRow]:
+    def _row(self, args: dict[str, Any], caller: Caller) -> tuple[str, str, FileRow]:
+        """The catalogued photo at args["path"], if this caller may open it."""
+        share, rel, row = self._row_any(args)
+        allowed = self._allowed(caller)
+        path = self.daemon.resolve(row.share, row.relpath)
+        if allowed is not None and (path is None or not allowed(os.fspath(path))):
+            raise ProtocolError("not_found", "no such photo")  # not even that it exists
+        return share, rel, row
+
+    def _row_any(self, args: dict[str, Any]) -> tuple[str, str, FileRow]:
         raw = _str_arg(args, "path")
         assert raw is not None
         share, rel = self.locate(raw)
@@ -114,7 +129,7 @@ class Handlers:
 
     def sidecar(self, args: dict[str, Any], caller: Caller) -> Any:
         """What we wrote into a photo's sidecar, read back from the file itself."""
-        _share, _rel, row = self._row(args)
+        _share, _rel, row = self._row(args, caller)
         path = self.daemon.sidecars.path_for(row)
         record = self.daemon.catalog.sidecar(row.id) or {}
         out: dict[str, Any] = {
@@ -157,7 +172,7 @@ class Handlers:
         return {"imported": self.daemon.sidecars.import_share(share), "share": share}
 
     def show(self, args: dict[str, Any], caller: Caller) -> Any:
-        share, rel, row = self._row(args)
+        share, rel, row = self._row(args, caller)
         path = self.daemon.resolve(share, rel) or Path(rel)
         out: dict[str, Any] = {
             "path": display(os.fspath(path)),
@@ -220,12 +235,13 @@ class Handlers:
 
     # -- people ------------------------------------------------------------------------
 
-    def _paths_of(self, shas: list[str]) -> list[str]:
+    def _paths_of(self, shas: list[str], caller: Caller) -> list[str]:
+        allowed = self._allowed(caller)
         out = []
         for sha in shas:
             for r in self.daemon.catalog.files_with_content(sha):
                 p = self.daemon.resolve(r.share, r.relpath)
-                if p is not None:
+                if p is not None and (allowed is None or allowed(os.fspath(p))):
                     out.append(display(os.fspath(p)))
         return sorted(out)
 
@@ -240,7 +256,7 @@ class Handlers:
     def people_list(self, args: dict[str, Any], caller: Caller) -> Any:
         stage = self.daemon.people
         return [
-            {**p, "photos": self._paths_of(stage.people.photos_of(p["id"]))}
+            {**p, "photos": self._paths_of(stage.people.photos_of(p["id"]), caller)}
             for p in stage.people.people()
         ]
 
@@ -252,7 +268,7 @@ class Handlers:
             raise ProtocolError("not_found", f"no person with id {pid}")
         faces = []
         for f in self._people_call(stage.people.faces_of, pid):
-            paths = self._paths_of([f["photo"]])
+            paths = self._paths_of([f["photo"]], caller)
             faces.append(
                 {
                     "id": f["id"],
@@ -283,3 +299,126 @@ class Handlers:
         return self._people_call(
             self.daemon.people.reject, _int_arg(args, "face_id"), _int_arg(args, "person_id")
         )
+
+    # -- search ------------------------------------------------------------------------
+
+    def _identity(self, caller: Caller) -> Identity:
+        return Identity.of(caller.uid, caller.gid, self.daemon.settings.server.admin_group)
+
+    def _allowed(self, caller: Caller) -> Any:
+        """Predicate on absolute paths: what this caller could open (None: everything)."""
+        ident = self._identity(caller)
+        if ident.admin:
+            return None
+        roots = [(os.fspath(s.path) + os.sep, s.path) for s in self.daemon.settings.shares]
+
+        def allowed(abs_path: str) -> bool:
+            for prefix, root in roots:
+                if abs_path.startswith(prefix):
+                    return ident.can_read(Path(abs_path), root)
+            return False
+
+        return allowed
+
+    def _filters(self, args: dict[str, Any], caller: Caller) -> Filters:
+        raw = args.get("filters") or {}
+        if not isinstance(raw, dict):
+            raise ProtocolError("bad_request", "'filters' must be an object")
+        try:
+            filters = Filters.from_dict(raw)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ProtocolError("bad_request", f"bad filter: {exc}") from exc
+        filters.allowed = self._allowed(caller)
+        return filters
+
+    @staticmethod
+    def _limit(args: dict[str, Any]) -> int:
+        limit = args.get("limit", 20)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ProtocolError("bad_request", "'limit' must be an integer from 1 to 1000")
+        return limit
+
+    def _clip(self) -> Any:
+        return next((a for a in self.daemon.analyzers.active if a.name == "clip"), None)
+
+    @staticmethod
+    def _hit(h: Any) -> dict[str, Any]:
+        return {
+            "path": h.abs_path or h.path,
+            "score": round(float(h.score), 4),
+            "taken_at": h.taken_at,
+            "tags": list(h.tags),
+            "people": list(h.people),
+            "share": h.share,
+            "near_duplicate": h.dhash_distance is not None and h.dhash_distance <= 6,
+        }
+
+    def search(self, args: dict[str, Any], caller: Caller) -> Any:
+        started = time.monotonic()
+        text = args.get("text") or ""
+        if not isinstance(text, str) or len(text) > 1000:
+            raise ProtocolError("bad_request", "'text' must be a string of at most 1000 chars")
+        filters = self._filters(args, caller)
+        if not text.strip() and not args.get("filters"):
+            raise ProtocolError("bad_request", "give a text, a filter, or both")
+        clip = self._clip()
+        vector = clip.encode_text([text])[0] if clip is not None and text.strip() else None
+        hits = self.daemon.index.search(vector, text.strip() or None, filters, self._limit(args))
+        self.daemon.metrics.search_latency(time.monotonic() - started)
+        return {
+            "mode": "semantic"
+            if vector is not None
+            else ("keywords" if text.strip() else "filters"),
+            "results": [self._hit(h) for h in hits],
+        }
+
+    def similar(self, args: dict[str, Any], caller: Caller) -> Any:
+        started = time.monotonic()
+        _share, _rel, row = self._row(args, caller)
+        filters = self._filters({"filters": args.get("filters") or {}}, caller)
+        hits = self.daemon.index.similar(row.id, self._limit(args), filters)
+        self.daemon.metrics.search_latency(time.monotonic() - started)
+        return {"results": [self._hit(h) for h in hits]}
+
+    def embed(self, args: dict[str, Any], caller: Caller) -> Any:
+        """The vector the daemon stores (image) or searches with (text)."""
+        clip = self._clip()
+        if clip is None:
+            raise ProtocolError(
+                "unavailable",
+                "no CLIP model is active (vaultctl models "
+                "install clip ..., and enable 'clip' in [analyzers])",
+            )
+        kind = args.get("kind")
+        if kind == "text":
+            text = _str_arg(args, "text")
+            vector = clip.encode_text([text])[0]
+        elif kind == "image":
+            _share, _rel, row = self._row(args, caller)
+            path = self.daemon.resolve(row.share, row.relpath)
+            assert path is not None
+            content = self.daemon.catalog.content(row.sha256) if row.sha256 else None
+            stored = (content.results.get("clip") or {}) if content else {}
+            if "embedding" in stored:
+                vector = stored["embedding"]
+            else:
+                from photovault.analyze.base import AnalysisItem
+                from photovault.media.decode import decode_image
+                from photovault.media.types import MediaError, PhotoMetadata
+
+                try:
+                    image = decode_image(path, clip.image_side)
+                except MediaError as exc:
+                    raise ProtocolError("bad_request", str(exc)) from exc
+                (res,) = clip.analyze(
+                    [AnalysisItem(row.id, path, row.sha256 or "", image, PhotoMetadata())]
+                )
+                if not isinstance(res, dict):
+                    raise ProtocolError("internal", str(res))
+                vector = res["embedding"]
+        else:
+            raise ProtocolError("bad_request", "'kind' must be 'text' or 'image'")
+        return {
+            "model": getattr(clip, "model_name", "clip"),
+            "vector": [round(float(v), 7) for v in vector],
+        }
