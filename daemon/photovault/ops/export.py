@@ -142,7 +142,9 @@ def export_strip_location(
     `dest` is a file, `dest` lies inside a source folder (the export would
     feed on itself), or exiftool cannot be run. Problems with single files
     (unreadable, corrupt, location that cannot be removed) are reported in
-    `ExportReport.failed` and the other files go on.
+    `ExportReport.failed` and the other files go on. `timeout_s` (plus half a
+    second per file) bounds each exiftool run; when one is exceeded every copy
+    made so far is removed and `ExportError` raised, since none was checked.
     """
     dest = Path(dest)
     if not sources:
@@ -168,7 +170,13 @@ def export_strip_location(
             continue
         copies[copy] = source
 
-    outcome = _strip_and_verify(list(copies), exiftool, timeout_s)
+    try:
+        outcome = _strip_and_verify(list(copies), exiftool, timeout_s)
+    except BaseException:
+        # exiftool died or hung: no copy made here is known to be clean.
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+        raise
     for copy, source in copies.items():
         problem = outcome.get(copy)
         if problem is None:
@@ -207,7 +215,9 @@ def _plan(sources: list[Path], dest: Path, report: ExportReport) -> list[tuple[P
             base = dest / (src_real.name or "photos")
             plan.extend(_walk(src, base, report))
         elif src.is_file():
-            if is_supported(src):
+            if "\n" in src.name:
+                report.failed.append((src, "the file name contains a line break"))
+            elif is_supported(src):
                 plan.append((src, dest / src.name))
             else:
                 report.skipped.append((src, NOT_A_PHOTO))
@@ -335,7 +345,7 @@ def _strip_pass(
             "-execute", "-echo2", _READ_MARK, *VERIFY_ARGS, *names,
         ]
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s + 2 * len(chunk))
+            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s + 0.5 * len(chunk))
         except subprocess.TimeoutExpired as exc:
             raise ExportError(
                 f"exiftool took longer than {exc.timeout:.0f} s; export stopped"

@@ -242,3 +242,14 @@ def test_location_tags_judges_tag_names_not_values() -> None:
         "XMP-photoshop:State", "IPTC:Province-State", "XMP-iptcExt:LocationShownSublocation",
         "Panasonic:Landmark", "Composite:GPSPosition",
     ]
+
+
+def test_copies_are_removed_when_exiftool_hangs(trip: Path, tmp_path: Path) -> None:
+    slow = tmp_path / "exiftool-hangs"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+
+    with pytest.raises(ExportError, match="longer than"):
+        export_strip_location([trip], tmp_path / "out", exiftool=str(slow), timeout_s=0.1)
+
+    assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
