@@ -339,7 +339,7 @@ def _strip_pass(
     """
     residue: dict[Path, list[str]] = {}
     for chunk in _chunks(paths):
-        names = [str(p) for p in chunk]
+        names = [os.path.abspath(p) for p in chunk]  # never read as an option ("-x.jpg")
         cmd = [
             exiftool, "-m", "-q", "-overwrite_original", "-P", *tag_args, *names,
             "-execute", "-echo2", _READ_MARK, *VERIFY_ARGS, *names,
@@ -382,7 +382,7 @@ def _strip_pass(
 
 def _errors_by_file(stderr: str, paths: list[Path]) -> dict[Path, str]:
     """Map exiftool's `Error: <why> - <file>` lines to the files they name."""
-    by_name = {str(p): p for p in paths}
+    by_name = {os.path.abspath(p): p for p in paths}
     errors: dict[Path, str] = {}
     for line in stderr.splitlines():
         if not line.startswith("Error:"):
