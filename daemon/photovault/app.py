@@ -520,6 +520,7 @@ class Daemon:
             "shares": shares,
             "queue_depth": self.catalog.queue_depth(),
             "settling": len(self.tracker),
+            "index_pending": self.index.pending(),
             "paused": self.throttle.paused,
             "quiet_hours_active": self.throttle.quiet_active(),
             "rate_limit": self.throttle.current_rate(),

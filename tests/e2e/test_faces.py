@@ -92,6 +92,18 @@ def test_faces_are_found_clustered_and_a_name_reaches_every_sidecar(people_vault
         )
         assert "People|Barack Obama" in keywords(sidecar)
         assert vault.show(files[name])["faces"][0]["person"] == "Barack Obama"
+
+    def found_by_name() -> list[str]:
+        r = vault.ctl("search", "--person", "barack obama", "--json", check=False)
+        return (
+            sorted(Path(x["path"]).name for x in json.loads(r.stdout)) if r.returncode == 0 else []
+        )
+
+    vault.wait_for(
+        lambda: found_by_name() == ["obama.jpg", "obama2.jpg", "obama3.jpg"],
+        30,
+        "search --person finds the named person's photos",
+    )
     biden_regions = regions(files["biden.jpg"].with_name("biden.jpg.xmp"))
     assert biden_regions and "Name" not in biden_regions[0]  # unnamed face, no name
 

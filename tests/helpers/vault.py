@@ -23,6 +23,7 @@ def write_config(
     settle: float = 0.5,
     analyzers: list[str] | None = None,
     extra: str = "",
+    socket_group: str | None = None,
     batch_size: int = 8,
     decode_workers: int = 2,
     rescan: str = "0 3 * * *",
@@ -37,6 +38,7 @@ def write_config(
         "[server]",
         f'socket = "{base / "vaultd.sock"}"',
         "request_timeout_seconds = 2.0",
+        *([f'socket_group = "{socket_group}"'] if socket_group else []),
         "[metrics]",
         'listen = ""',
         "[ingest]",
@@ -148,7 +150,7 @@ class VaultProcess:
             st = self.status()
             state["st"] = st
             c = next(s["counts"] for s in st["shares"] if s["name"] == share)
-            if st["queue_depth"] or st["settling"] or st["scanning"]:
+            if st["queue_depth"] or st["settling"] or st["scanning"] or st.get("index_pending"):
                 return False
             return expect_done is None or c["done"] == expect_done
 

@@ -192,6 +192,114 @@ def render_sheet(faces: list[dict[str, Any]], out: str) -> int:
     return len(crops)
 
 
+def render_contact_sheet(results: list[dict[str, Any]], out: str) -> int:
+    """Thumbnails of results with their rank and file name, for people who would
+    rather look than read. Rendered here, from files this user can read."""
+    from photovault.media.decode import decode_image
+    from photovault.media.types import MediaError
+    from photovault.people.sheet import render_face_sheet
+
+    thumbs, labels = [], []
+    for rank, r in enumerate(results, 1):
+        try:
+            thumbs.append(decode_image(Path(r["path"]), 256).pixels)
+        except (MediaError, OSError) as exc:
+            print(f"vaultctl: skipped {r['path']}: {exc}", file=sys.stderr)
+            continue
+        labels.append(f"{rank}. {Path(r['path']).name}")
+    render_face_sheet(thumbs, out, tile=200, labels=labels)
+    return len(thumbs)
+
+
+def _short_date(value: str | None) -> str:
+    return (value or "")[:16].replace("T", " ")
+
+
+def print_results(results: list[dict[str, Any]]) -> None:
+    """An aligned table: score, path, date, tags, people."""
+    rows = [
+        (
+            f"{r['score']:.3f}",
+            r["path"],
+            _short_date(r.get("taken_at")),
+            ", ".join(t.rsplit("|", 1)[-1] for t in r.get("tags", []))[:40],
+            ", ".join(r.get("people", []))[:30],
+        )
+        for r in results
+    ]
+    head = ("score", "path", "date", "tags", "people")
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(5)]
+    for row in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    f: dict[str, Any] = {}
+    if args.person:
+        f["persons"] = args.person
+    if args.tag:
+        f["tags"] = args.tag
+    for key in ("after", "before", "camera", "path"):
+        if getattr(args, key):
+            f[key] = getattr(args, key)
+    if args.near:
+        parts = args.near.split(",")
+        try:
+            lat, lon = float(parts[0]), float(parts[1])
+            km = float(parts[2]) if len(parts) > 2 else 5.0
+        except (ValueError, IndexError) as exc:
+            raise ClientError(
+                "bad_request", f"--near expects LAT,LON[,KM], got {args.near!r}"
+            ) from exc
+        f["near"] = {"lat": lat, "lon": lon, "km": km}
+    return f
+
+
+def _show_results(result: dict[str, Any], args: argparse.Namespace) -> int:
+    results = result["results"]
+    if args.sheet:
+        n = render_contact_sheet(results, args.sheet)
+        print(f"wrote {args.sheet} ({n} photos)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    elif results:
+        print_results(results)
+    else:
+        print("no photos found", file=sys.stderr)
+    return EXIT_OK if results else EXIT_NONE
+
+
+def cmd_search(client: Client, args: argparse.Namespace) -> int:
+    text = " ".join(args.text)
+    filters = _filters(args)
+    if not text and not filters:
+        raise ClientError("bad_request", "give a search text, a filter, or both")
+    result = client.call("search", text=text, filters=filters, limit=args.limit)
+    return _show_results(result, args)
+
+
+def cmd_similar(client: Client, args: argparse.Namespace) -> int:
+    result = client.call("similar", path=os.path.abspath(args.photo), limit=args.limit)
+    return _show_results(result, args)
+
+
+def cmd_embed(client: Client, args: argparse.Namespace) -> int:
+    if args.kind == "text":
+        result = client.call("embed", kind="text", text=args.value)
+    else:
+        result = client.call("embed", kind="image", path=os.path.abspath(args.value))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        vec = result["vector"]
+        print(
+            f"{result['model']}: {len(vec)} dimensions, first: "
+            + ", ".join(f"{v:.4f}" for v in vec[:4])
+            + " ..."
+        )
+    return EXIT_OK
+
+
 def cmd_people(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
         people = client.call("people_list")
@@ -313,6 +421,33 @@ def build_parser() -> argparse.ArgumentParser:
     scs.add_argument("action", choices=["rewrite", "import"])
     scs.add_argument("share", nargs="?")
     scs.set_defaults(func=cmd_sidecars)
+
+    se = sub.add_parser("search", help="find photos by meaning, keywords, people, dates, places")
+    se.add_argument("text", nargs="*", help="what to look for (may be empty with filters)")
+    se.add_argument("--person", action="append", metavar="NAME", help="repeatable; all must appear")
+    se.add_argument(
+        "--tag", action="append", metavar="TAG", help="repeatable: 'dog', 'Animals|Dog'"
+    )
+    se.add_argument("--after", metavar="DATE", help="taken on or after (YYYY-MM-DD[THH:MM])")
+    se.add_argument("--before", metavar="DATE", help="taken before")
+    se.add_argument("--near", metavar="LAT,LON[,KM]", help="within KM (default 5) of a place")
+    se.add_argument("--camera", metavar="TEXT", help="camera make/model contains TEXT")
+    se.add_argument("--path", metavar="GLOB", help="share-relative (or absolute) path glob")
+    se.add_argument("--limit", type=int, default=20)
+    se.add_argument("--json", action="store_true")
+    se.add_argument("--sheet", metavar="FILE.jpg", help="also render a contact sheet")
+    se.set_defaults(func=cmd_search)
+    si = sub.add_parser("similar", help="photos that look like PHOTO, near-duplicates first")
+    si.add_argument("photo")
+    si.add_argument("--limit", type=int, default=20)
+    si.add_argument("--json", action="store_true")
+    si.add_argument("--sheet", metavar="FILE.jpg")
+    si.set_defaults(func=cmd_similar)
+    em = sub.add_parser("embed", help="the CLIP vector of an image or a text")
+    em.add_argument("kind", choices=["image", "text"])
+    em.add_argument("value", help="image path or text")
+    em.add_argument("--json", action="store_true")
+    em.set_defaults(func=cmd_embed)
 
     pp = sub.add_parser("people", help="list, check, name, merge and correct people")
     psub = pp.add_subparsers(dest="action", required=True)
