@@ -338,6 +338,67 @@ def cmd_people(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Copies for sharing, location removed (runs here, with this user's rights)."""
+    from photovault.ops.export import ExportError, export_strip_location
+
+    if not args.strip_location:
+        print(
+            "vaultctl: export needs --strip-location (the only export mode: sharing copies "
+            "must not carry where you live)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    *sources, dest = args.paths
+    if not sources:
+        print("vaultctl: export needs at least one SRC and a DEST", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        report = export_strip_location([Path(p) for p in sources], Path(dest))
+    except ExportError as exc:
+        print(f"vaultctl: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        for f in report.copied:
+            print(f"copied {f.source} -> {f.copy} (location removed)")
+        for path, reason in report.skipped:
+            print(f"skipped {path}: {reason}")
+    for path, reason in report.failed:
+        print(f"vaultctl: FAILED {path}: {reason}", file=sys.stderr)
+    return EXIT_OK if not report.failed else EXIT_ERROR
+
+
+def cmd_backup(client: Client, args: argparse.Namespace) -> int:
+    r = client.call("backup", dest=os.path.abspath(args.dest), include_models=args.include_models)
+    print(f"backup written to {r['path']}")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore needs vaultd stopped: it swaps the state files under it."""
+    from photovault.ops.backup import RestoreError, restore, socket_is_live
+
+    settings = _settings(args)
+    try:
+        report = restore(
+            Path(args.src),
+            settings.state_dir,
+            daemon_running=socket_is_live(settings.server.socket),
+            force=args.force,
+        )
+    except RestoreError as exc:
+        print(f"vaultctl: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"restored {', '.join(report.restored)} from {report.source}")
+    if report.aside:
+        print(f"the previous state was kept in {report.aside}")
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _settings(args: argparse.Namespace) -> Any:
     cfg = Path(args.config or os.environ.get("VAULT_CONFIG") or DEFAULT_CONFIG_PATH)
     return load(cfg, check_paths=False)
@@ -470,6 +531,25 @@ def build_parser() -> argparse.ArgumentParser:
     pj.add_argument("face_id", type=int, metavar="FACE_ID")
     pj.add_argument("person_id", type=int, metavar="PERSON_ID")
     pp.set_defaults(func=cmd_people)
+
+    ex = sub.add_parser("export", help="copy photos for sharing, GPS and places removed")
+    ex.add_argument(
+        "--strip-location",
+        action="store_true",
+        required=True,
+        help="required: the only export mode (copies never carry where you live)",
+    )
+    ex.add_argument("paths", nargs="+", metavar="SRC... DEST")
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(local=cmd_export)
+    bk = sub.add_parser("backup", help="snapshot catalog, index, people, model manifests")
+    bk.add_argument("dest")
+    bk.add_argument("--include-models", action="store_true", help="also the ONNX files")
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="restore a snapshot (vaultd must be stopped)")
+    rs.add_argument("src")
+    rs.add_argument("--force", action="store_true", help="accept a newer schema version")
+    rs.set_defaults(local=cmd_restore)
 
     m = sub.add_parser("models", help="list, install, import or remove models (no daemon needed)")
     msub = m.add_subparsers(dest="action", required=True)

@@ -61,8 +61,20 @@ log = logging.getLogger(__name__)
 
 NEAR_DUPLICATE_BITS = 6
 
-HIT_COLUMNS = ["id", "share", "path", "abs_path", "sha256", "taken_at", "taken_local", "tags",
-               "people", "lat", "lon", "dhash"]
+HIT_COLUMNS = [
+    "id",
+    "share",
+    "path",
+    "abs_path",
+    "sha256",
+    "taken_at",
+    "taken_local",
+    "tags",
+    "people",
+    "lat",
+    "lon",
+    "dhash",
+]
 
 
 @dataclass
@@ -154,8 +166,11 @@ class PhotoIndex:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._db = lancedb.connect(str(self.dir))
         self.meta = ensure_version(
-            self.dir, self._db, vector_dim=self.settings.vector_dim,
-            face_dim=self.settings.face_dim, migrations=migrations,
+            self.dir,
+            self._db,
+            vector_dim=self.settings.vector_dim,
+            face_dim=self.settings.face_dim,
+            migrations=migrations,
         )
         s = self.settings
         self.photos = self._table(PHOTOS, photos_schema(s.vector_dim))
@@ -182,6 +197,11 @@ class PhotoIndex:
 
     def _refresh_index_names(self) -> None:
         self._indexes = {cfg.columns[0] for cfg in self.photos.list_indices()}
+
+    def writes_held(self) -> threading.RLock:
+        """Hold index writes (a backup copies the folder meanwhile); re-entrant, so
+        `flush()` may run inside."""
+        return self._write_lock
 
     @property
     def has_ann(self) -> bool:
@@ -211,8 +231,10 @@ class PhotoIndex:
 
     def flush_if_due(self) -> int:
         with self._buf_lock:
-            due = (self._buffer_since is not None
-                   and self._clock() - self._buffer_since >= self.settings.flush_seconds)
+            due = (
+                self._buffer_since is not None
+                and self._clock() - self._buffer_since >= self.settings.flush_seconds
+            )
         return self.flush() if due else 0
 
     def flush(self) -> int:
@@ -244,8 +266,13 @@ class PhotoIndex:
         # New photos, the common case, take a plain append, several times
         # faster than merge_insert's join; only updates pay for the merge.
         ids = ", ".join(str(r.id) for r in records)
-        existing = self.photos.search().where(f"id IN ({ids})").select(
-            ["id", "sha256"]).limit(None).to_arrow()
+        existing = (
+            self.photos.search()
+            .where(f"id IN ({ids})")
+            .select(["id", "sha256"])
+            .limit(None)
+            .to_arrow()
+        )
         old_shas = {s for s in existing["sha256"].to_pylist() if s}
         data = photos_table(records, self.settings.vector_dim)
         if existing.num_rows == 0:
@@ -253,20 +280,27 @@ class PhotoIndex:
             # length" and would refuse the batch; photos_table already nulls bad ones.
             self.photos.add(data, on_bad_vectors="null")
         else:
-            (self.photos.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(data, on_bad_vectors="null"))
+            (
+                self.photos.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data, on_bad_vectors="null")
+            )
         if with_faces:
             shas = sorted({sha for sha, _ in with_faces})
             self.faces.delete(f"sha256 IN ({', '.join(sql_string(s) for s in shas)})")
             seen: set[str] = set()
-            unique = [(sha, frs) for sha, frs in with_faces
-                      if not (sha in seen or seen.add(sha))]  # type: ignore[func-returns-value]
+            unique = [(sha, frs) for sha, frs in with_faces if not (sha in seen or seen.add(sha))]  # type: ignore[func-returns-value]
             ft = faces_table(unique, self.settings.face_dim)
             if ft.num_rows:
                 self.faces.add(ft, on_bad_vectors="null")
                 self._has_faces = True
-            names = {fr.person_id: fr.person for _s, frs in unique for fr in frs
-                     if fr.person_id is not None and fr.person}
+            names = {
+                fr.person_id: fr.person
+                for _s, frs in unique
+                for fr in frs
+                if fr.person_id is not None and fr.person
+            }
             if names:
                 self._upsert_people(names)
         new_shas = {r.sha256 for r in records}
@@ -304,8 +338,10 @@ class PhotoIndex:
     @staticmethod
     def _under(share: str, relpath: str, column: str = "path") -> str:
         rel = relpath.strip("/")
-        return (f"share = {sql_string(share)} AND ({column} = {sql_string(rel)}"
-                f" OR starts_with({column}, {sql_string(rel + '/')}))")
+        return (
+            f"share = {sql_string(share)} AND ({column} = {sql_string(rel)}"
+            f" OR starts_with({column}, {sql_string(rel + '/')}))"
+        )
 
     def delete(self, share: str, relpath: str) -> int:
         """A file, or a folder with everything under it, left the catalog."""
@@ -334,14 +370,19 @@ class PhotoIndex:
         src, dest = src.strip("/"), dest.strip("/")
         with self._write_lock:
             self.flush()
-            rows = (self.photos.search().where(self._under(share, src)).limit(None)
-                    .to_arrow().to_pylist())
+            rows = (
+                self.photos.search()
+                .where(self._under(share, src))
+                .limit(None)
+                .to_arrow()
+                .to_pylist()
+            )
             if not rows:
                 return 0
             moved: list[PhotoRecord] = []
             for row in rows:
                 rec = record_from_row(row)
-                tail = rec.path[len(src):]
+                tail = rec.path[len(src) :]
                 new_path = dest + tail
                 abs_path = rec.abs_path
                 if abs_path and abs_path.endswith(rec.path):
@@ -353,10 +394,15 @@ class PhotoIndex:
             new_paths = [r.path for r in moved]
             at_dest: list[int] = []
             for lo in range(0, len(new_paths), 500):
-                listed = ", ".join(sql_string(p) for p in new_paths[lo:lo + 500])
-                at_dest += self.photos.search().where(
-                    f"share = {sql_string(share)} AND path IN ({listed})").select(
-                    ["id"]).limit(None).to_arrow()["id"].to_pylist()
+                listed = ", ".join(sql_string(p) for p in new_paths[lo : lo + 500])
+                at_dest += (
+                    self.photos.search()
+                    .where(f"share = {sql_string(share)} AND path IN ({listed})")
+                    .select(["id"])
+                    .limit(None)
+                    .to_arrow()["id"]
+                    .to_pylist()
+                )
             clash = sorted(set(at_dest) - moved_ids)
             if clash:
                 self._delete_where(f"id IN ({', '.join(str(i) for i in clash)})")
@@ -367,11 +413,19 @@ class PhotoIndex:
     # -- people ----------------------------------------------------------------
 
     def _upsert_people(self, names: dict[int, str | None]) -> None:
-        data = pa.table({"person_id": pa.array(list(names), pa.int64()),
-                         "name": pa.array(list(names.values()), pa.string())},
-                        schema=people_schema())
-        (self.people.merge_insert("person_id").when_matched_update_all()
-         .when_not_matched_insert_all().execute(data))
+        data = pa.table(
+            {
+                "person_id": pa.array(list(names), pa.int64()),
+                "name": pa.array(list(names.values()), pa.string()),
+            },
+            schema=people_schema(),
+        )
+        (
+            self.people.merge_insert("person_id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(data)
+        )
 
     def set_person(self, person_id: int, name: str | None) -> int:
         """Name (or unname) a person; photos showing them are updated so person
@@ -381,8 +435,13 @@ class PhotoIndex:
             old = self.people.search().where(f"person_id = {int(person_id)}").limit(1).to_arrow()
             old_name = old["name"][0].as_py() if old.num_rows else None
             self._upsert_people({int(person_id): name})
-            rows = self.photos.search().where(
-                f"array_has(person_ids, {int(person_id)})").limit(None).to_arrow().to_pylist()
+            rows = (
+                self.photos.search()
+                .where(f"array_has(person_ids, {int(person_id)})")
+                .limit(None)
+                .to_arrow()
+                .to_pylist()
+            )
             changed: list[PhotoRecord] = []
             for row in rows:
                 rec = record_from_row(row)
@@ -396,8 +455,13 @@ class PhotoIndex:
             return len(changed)
 
     def faces_of(self, sha256: str) -> list[dict[str, Any]]:
-        return (self.faces.search().where(f"sha256 = {sql_string(sha256)}").limit(None)
-                .to_arrow().to_pylist())
+        return (
+            self.faces.search()
+            .where(f"sha256 = {sql_string(sha256)}")
+            .limit(None)
+            .to_arrow()
+            .to_pylist()
+        )
 
     # -- maintenance -----------------------------------------------------------
 
@@ -405,10 +469,14 @@ class PhotoIndex:
         """Called about once a second: flush a stale buffer, maintain when due."""
         self.flush_if_due()
         s = self.settings
-        due = (self._writes_since_optimize >= s.optimize_after_writes
-               or self._rows_since_optimize >= s.optimize_after_rows
-               or (self._writes_since_optimize > 0
-                   and self._clock() - self._last_optimize >= s.optimize_seconds))
+        due = (
+            self._writes_since_optimize >= s.optimize_after_writes
+            or self._rows_since_optimize >= s.optimize_after_rows
+            or (
+                self._writes_since_optimize > 0
+                and self._clock() - self._last_optimize >= s.optimize_seconds
+            )
+        )
         if due:
             self.maintain()
 
@@ -465,8 +533,13 @@ class PhotoIndex:
             self._ensure_fts()
             did["fts"] = "built"
         if rows >= s.scalar_index_rows:
-            wanted = {"id": BTree(), "taken_local": BTree(), "tag_keys": LabelList(),
-                      "people_keys": LabelList(), "lat": BTree()}
+            wanted = {
+                "id": BTree(),
+                "taken_local": BTree(),
+                "tag_keys": LabelList(),
+                "people_keys": LabelList(),
+                "lat": BTree(),
+            }
             for column, cfg in wanted.items():
                 if column not in self._indexes:
                     self.photos.create_index(column, config=cfg, replace=True)
@@ -475,7 +548,8 @@ class PhotoIndex:
         vectors = self.photos.count_rows("vector IS NOT NULL")
         trained = int(self.meta.get("ann_trained_vectors") or 0)
         build = vectors >= s.ann_threshold and (
-            not self.has_ann or vectors >= trained * s.ann_retrain_growth)
+            not self.has_ann or vectors >= trained * s.ann_retrain_growth
+        )
         if build:
             t0 = time.perf_counter()
             cfg = IvfSq(distance_type="cosine", num_partitions=s.ann_partitions)
@@ -484,8 +558,11 @@ class PhotoIndex:
             self.meta["ann_trained_vectors"] = vectors
             write_meta(self.dir, self.meta)
             did["ann"] = {"vectors": vectors, "build_s": round(time.perf_counter() - t0, 1)}
-            log.info("built the vector index over %d vectors in %.1f s", vectors,
-                     time.perf_counter() - t0)
+            log.info(
+                "built the vector index over %d vectors in %.1f s",
+                vectors,
+                time.perf_counter() - t0,
+            )
         return did
 
     # -- reading ---------------------------------------------------------------
@@ -515,7 +592,8 @@ class PhotoIndex:
         if text_vector is not None:
             q = _norm(text_vector)
             exact = not self.has_ann or (
-                where is not None and self.count(where) <= self.settings.exact_below)
+                where is not None and self.count(where) <= self.settings.exact_below
+            )
             table = self._collect(lambda k: self._vector_query(q, where, k, exact), check, limit)
             return _hits(table, (1.0 - table["_distance"].to_numpy()).tolist())
         if text is not None and text.strip():
@@ -526,8 +604,12 @@ class PhotoIndex:
         return self._filter_only(where, check, limit)
 
     def _vector_query(self, q: np.ndarray, where: str | None, k: int, exact: bool) -> pa.Table:
-        b = (self.photos.search(q, vector_column_name="vector").distance_type("cosine")
-             .limit(k).select([*HIT_COLUMNS, "_distance"]))
+        b = (
+            self.photos.search(q, vector_column_name="vector")
+            .distance_type("cosine")
+            .limit(k)
+            .select([*HIT_COLUMNS, "_distance"])
+        )
         if where:
             b = b.where(where, prefilter=True)
         if exact:
@@ -537,8 +619,11 @@ class PhotoIndex:
         return b.to_arrow()
 
     def _text_query(self, text: str, where: str | None, k: int) -> pa.Table:
-        b = (self.photos.search(text, query_type="fts", fts_columns="search_text")
-             .limit(k).select([*HIT_COLUMNS, "_score"]))
+        b = (
+            self.photos.search(text, query_type="fts", fts_columns="search_text")
+            .limit(k)
+            .select([*HIT_COLUMNS, "_score"])
+        )
         if where:
             b = b.where(where, prefilter=True)
         return b.to_arrow()
@@ -566,8 +651,7 @@ class PhotoIndex:
             t = t.filter(pa.array(check(t)))
         if t.num_rows == 0:
             return []
-        order = pc.sort_indices(t, sort_keys=[("taken_local", "descending"),
-                                              ("path", "ascending")])
+        order = pc.sort_indices(t, sort_keys=[("taken_local", "descending"), ("path", "ascending")])
         ids = t["id"].take(order).slice(0, limit).to_pylist()
         rows = self._rows_by_id(ids)
         return _hits(rows, [0.0] * rows.num_rows)
@@ -575,8 +659,13 @@ class PhotoIndex:
     def _rows_by_id(self, ids: list[int]) -> pa.Table:
         if not ids:
             return self.photos.search().select(HIT_COLUMNS).limit(0).to_arrow()
-        t = (self.photos.search().where(f"id IN ({', '.join(str(i) for i in ids)})")
-             .select(HIT_COLUMNS).limit(len(ids)).to_arrow())
+        t = (
+            self.photos.search()
+            .where(f"id IN ({', '.join(str(i) for i in ids)})")
+            .select(HIT_COLUMNS)
+            .limit(len(ids))
+            .to_arrow()
+        )
         pos = {v: i for i, v in enumerate(t["id"].to_pylist())}
         return t.take(pa.array([pos[i] for i in ids if i in pos], pa.int64()))
 
@@ -586,10 +675,16 @@ class PhotoIndex:
         """Photos that look like `photo` (catalog file id or content sha256):
         near-duplicates (dHash within 6 bits) first, then by image-embedding cosine.
         The photo itself (that file) is left out; other copies of it are not."""
-        where_self = (f"id = {int(photo)}" if isinstance(photo, int)
-                      else f"sha256 = {sql_string(photo)}")
-        src = self.photos.search().where(where_self).select(
-            ["id", "sha256", "dhash_int", "vector"]).limit(1).to_arrow()
+        where_self = (
+            f"id = {int(photo)}" if isinstance(photo, int) else f"sha256 = {sql_string(photo)}"
+        )
+        src = (
+            self.photos.search()
+            .where(where_self)
+            .select(["id", "sha256", "dhash_int", "vector"])
+            .limit(1)
+            .to_arrow()
+        )
         if src.num_rows == 0:
             raise KeyError(f"no indexed photo {photo!r}")
         me = src.to_pylist()[0]
@@ -605,8 +700,9 @@ class PhotoIndex:
         if me.get("dhash_int") is not None:
             mine = np.array([me["dhash_int"]], dtype=np.int64).view(np.uint64)[0]
             cond = f"({where}) AND dhash_int IS NOT NULL" if where else "dhash_int IS NOT NULL"
-            cand = self.photos.search().select(["id", "dhash_int"]).where(cond).limit(
-                None).to_arrow()
+            cand = (
+                self.photos.search().select(["id", "dhash_int"]).where(cond).limit(None).to_arrow()
+            )
             if cand.num_rows:
                 bits = cand["dhash_int"].to_numpy(zero_copy_only=False).astype(np.int64)
                 # unsigned view: bitwise_count of a signed value counts its |x|
@@ -618,8 +714,13 @@ class PhotoIndex:
             if dups and check is not None:
                 # Only the few near-duplicates need the Python-side check.
                 listed = ", ".join(str(i) for i in dups)
-                rows = self.photos.search().where(f"id IN ({listed})").select(
-                    ["id", "lat", "lon", "abs_path"]).limit(None).to_arrow()
+                rows = (
+                    self.photos.search()
+                    .where(f"id IN ({listed})")
+                    .select(["id", "lat", "lon", "abs_path"])
+                    .limit(None)
+                    .to_arrow()
+                )
                 keep = {int(i) for i in rows.filter(pa.array(check(rows)))["id"].to_pylist()}
                 dups = {i: d for i, d in dups.items() if i in keep}
         hits: list[Hit] = []
@@ -627,9 +728,11 @@ class PhotoIndex:
         if me.get("vector") is not None:
             q = _norm(me["vector"])
             exact = not self.has_ann or (
-                where is not None and self.count(where) <= self.settings.exact_below)
-            t = self._collect(lambda k: self._vector_query(q, where, k, exact), check,
-                              limit + 1 + len(dups))
+                where is not None and self.count(where) <= self.settings.exact_below
+            )
+            t = self._collect(
+                lambda k: self._vector_query(q, where, k, exact), check, limit + 1 + len(dups)
+            )
             for h in _hits(t, (1.0 - t["_distance"].to_numpy()).tolist()):
                 if h.id != me["id"]:
                     cos[h.id] = h.score
@@ -639,9 +742,14 @@ class PhotoIndex:
             rows = self._rows_by_id(missing)
             extra = _hits(rows, [0.0] * rows.num_rows)
             if me.get("vector") is not None:
-                vecs = self.photos.search().where(
-                    f"id IN ({', '.join(str(i) for i in missing)})").select(
-                    ["id", "vector"]).limit(len(missing)).to_arrow().to_pylist()
+                vecs = (
+                    self.photos.search()
+                    .where(f"id IN ({', '.join(str(i) for i in missing)})")
+                    .select(["id", "vector"])
+                    .limit(len(missing))
+                    .to_arrow()
+                    .to_pylist()
+                )
                 q = _norm(me["vector"])
                 for r in vecs:
                     if r["vector"] is not None:
@@ -659,12 +767,23 @@ def record_from_row(row: dict[str, Any]) -> PhotoRecord:
     """A stored row back into a record (for moves and renames, which rewrite rows)."""
     vec = row.get("vector")
     return PhotoRecord(
-        id=row["id"], share=row["share"], path=row["path"], abs_path=row.get("abs_path"),
-        sha256=row.get("sha256"), size=row.get("size"), mtime_ns=row.get("mtime_ns"),
-        taken_at=row.get("taken_at"), lat=row.get("lat"), lon=row.get("lon"),
-        camera=row.get("camera"), width=row.get("width"), height=row.get("height"),
-        tags=list(row.get("tags") or []), labels=list(row.get("labels") or []),
-        people=list(row.get("people") or []), person_ids=list(row.get("person_ids") or []),
+        id=row["id"],
+        share=row["share"],
+        path=row["path"],
+        abs_path=row.get("abs_path"),
+        sha256=row.get("sha256"),
+        size=row.get("size"),
+        mtime_ns=row.get("mtime_ns"),
+        taken_at=row.get("taken_at"),
+        lat=row.get("lat"),
+        lon=row.get("lon"),
+        camera=row.get("camera"),
+        width=row.get("width"),
+        height=row.get("height"),
+        tags=list(row.get("tags") or []),
+        labels=list(row.get("labels") or []),
+        people=list(row.get("people") or []),
+        person_ids=list(row.get("person_ids") or []),
         dhash=row.get("dhash"),
         vector=np.asarray(vec, dtype=np.float32) if vec is not None else None,
         faces=None,

@@ -63,6 +63,7 @@ class Handlers:
             "search": self.search,
             "similar": self.similar,
             "embed": self.embed,
+            "backup": self.backup,
         }
 
     def handle(self, req: Request, caller: Caller) -> Any:
@@ -422,3 +423,28 @@ class Handlers:
             "model": getattr(clip, "model_name", "clip"),
             "vector": [round(float(v), 7) for v in vector],
         }
+
+    # -- backup --------------------------------------------------------------------------
+
+    def backup(self, args: dict[str, Any], caller: Caller) -> Any:
+        """A consistent snapshot while running. Admins only: it writes as the daemon."""
+        if not self._identity(caller).admin:
+            raise ProtocolError("forbidden", "backup needs root or the admin group")
+        dest = _str_arg(args, "dest")
+        assert dest is not None
+        if not os.path.isabs(dest):
+            raise ProtocolError("bad_request", "dest must be an absolute path")
+        from photovault.ops.backup import BackupError, backup
+
+        index = self.daemon.index
+        try:
+            report = backup(
+                self.daemon.settings.state_dir,
+                Path(dest),
+                flush=index.flush,
+                hold=index.writes_held,
+                include_models=bool(args.get("include_models")),
+            )
+        except (BackupError, OSError) as exc:
+            raise ProtocolError("failed", str(exc)) from exc
+        return report.to_dict()
