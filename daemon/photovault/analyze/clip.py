@@ -98,6 +98,9 @@ class Clip(Analyzer):
         manifest = model.manifest
         self.model_name = manifest.name
         self.variant = variant
+        # The model is part of the version: another model (or variant) makes every
+        # stored embedding stale, and the daemon re-embeds in the background.
+        self.version = f"1+{manifest.name}.{variant}"
         self.dim = int(manifest.embedding_dim or 0)
         self.size = manifest.input_size
         self.mean = manifest.mean

@@ -271,6 +271,9 @@ class Worker:
             known = self.catalog.content(sha)
             have = parse_signature(known.analyzers) if known else {}
             missing = [n for n, v in signature.items() if have.get(n) != v]
+            for a in self.analyzers.active:  # results built on a stale one are stale too
+                if a.name not in missing and any(r in missing for r in a.requires):
+                    missing.append(a.name)
             prior = known.results if known else {}
             if known and not missing:
                 photos = [
