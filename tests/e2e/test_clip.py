@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers.photos import write_jpeg
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
