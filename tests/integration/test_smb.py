@@ -7,6 +7,7 @@ deploy/samba/smb.conf.example. Needs the Debian packages `samba` and `smbclient`
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import signal
@@ -37,7 +38,7 @@ def tool(name: str) -> str:
 def share_options() -> list[str]:
     """`key = value` lines of the example's [photos] section."""
     text = EXAMPLE.read_text()
-    section = text[text.index("[photos]"):]
+    section = text[text.index("[photos]") :]
     out = []
     for line in section.splitlines()[1:]:
         line = line.strip()
@@ -50,8 +51,9 @@ def share_options() -> list[str]:
 
 
 def test_the_example_share_parses_without_unknown_parameters() -> None:
-    result = subprocess.run([tool("testparm"), "-s", str(EXAMPLE)], capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [tool("testparm"), "-s", str(EXAMPLE)], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     assert "Unknown parameter" not in result.stderr, result.stderr
 
@@ -91,9 +93,18 @@ class Smbd:
 """)
         self.log = open(base / "smbd.out", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [smbd, "--foreground", "--no-process-group", f"--configfile={self.conf}",
-             "--debug-stdout"],
-            stdout=self.log, stderr=self.log,
+            [
+                smbd,
+                "--foreground",
+                "--no-process-group",
+                f"--configfile={self.conf}",
+                "--debug-stdout",
+            ],
+            stdout=self.log,
+            stderr=self.log,
+            # smbd signals its whole process group when it stops: give it a session of
+            # its own, or it takes pytest (and make, and CI) down with it.
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -108,12 +119,24 @@ class Smbd:
 
     def put(self, local: Path, remote: str) -> None:
         result = subprocess.run(
-            [tool("smbclient"), "//127.0.0.1/photos", "-p", str(PORT), "-N",
-             "--configfile", str(self.conf), "-c", f'put "{local}" "{remote}"'],
-            capture_output=True, text=True, timeout=120,
+            [
+                tool("smbclient"),
+                "//127.0.0.1/photos",
+                "-p",
+                str(PORT),
+                "-N",
+                "--configfile",
+                str(self.conf),
+                "-c",
+                f'put "{local}" "{remote}"',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0 and "NT_STATUS" not in result.stdout, (
-            result.stdout + result.stderr)
+            result.stdout + result.stderr
+        )
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -126,7 +149,7 @@ class Smbd:
 
 
 @pytest.fixture
-def smb_vault(tmp_path: Path) -> Iterator[tuple[Smbd, VaultProcess]]:
+def smb_vault(tmp_path: Path, real_tagger_store: Path) -> Iterator[tuple[Smbd, VaultProcess]]:
     share = tmp_path / "photos"
     share.mkdir()
     try:
@@ -135,7 +158,10 @@ def smb_vault(tmp_path: Path) -> Iterator[tuple[Smbd, VaultProcess]]:
     except OSError:
         pass
     smbd = Smbd(tmp_path / "samba", share)
-    vault = VaultProcess(write_config(tmp_path, settle=1.0), tmp_path)
+    shutil.copytree(real_tagger_store, tmp_path / "state" / "models")
+    vault = VaultProcess(
+        write_config(tmp_path, settle=1.0, analyzers=["metadata", "tagger"]), tmp_path
+    )
     try:
         vault.start()
         yield smbd, vault
@@ -153,7 +179,8 @@ def analysis_runs(vault: VaultProcess, path: Path) -> int:
 
 @pytest.mark.slow
 def test_photos_uploaded_over_smb_are_each_indexed_once_and_only_when_complete(
-    tmp_path: Path, smb_vault: tuple[Smbd, VaultProcess],
+    tmp_path: Path,
+    smb_vault: tuple[Smbd, VaultProcess],
 ) -> None:
     smbd, vault = smb_vault
     outbox = tmp_path / "outbox"
@@ -169,9 +196,22 @@ def test_photos_uploaded_over_smb_are_each_indexed_once_and_only_when_complete(
 
     for name in small:
         smbd.put(outbox / name, name)
-    subprocess.run([tool("smbclient"), "//127.0.0.1/photos", "-p", str(PORT), "-N",
-                    "--configfile", str(smbd.conf), "-c", "mkdir big"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            tool("smbclient"),
+            "//127.0.0.1/photos",
+            "-p",
+            str(PORT),
+            "-N",
+            "--configfile",
+            str(smbd.conf),
+            "-c",
+            "mkdir big",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     smbd.put(outbox / "big/DSC_9999.JPG", r"big\DSC_9999.JPG")
     vault.wait_idle(expect_done=len(files), timeout=120)
 
@@ -189,3 +229,78 @@ def test_photos_uploaded_over_smb_are_each_indexed_once_and_only_when_complete(
     for name in files:
         leaf = re.escape(Path(name).name)
         assert len(re.findall(rf"queued photos/\S*{leaf} ", vault.log())) == 1, name
+
+
+def smb_get(smbd: Smbd, remote: str, local: Path) -> bytes:
+    result = subprocess.run(
+        [
+            tool("smbclient"),
+            "//127.0.0.1/photos",
+            "-p",
+            str(PORT),
+            "-N",
+            "--configfile",
+            str(smbd.conf),
+            "-c",
+            f'get "{remote}" "{local}"',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "NT_STATUS" not in result.stdout, result.stdout
+    return local.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_slow_smb_copy_is_indexed_once_complete_and_its_sidecar_is_readable_over_smb(
+    tmp_path: Path,
+    smb_vault: tuple[Smbd, VaultProcess],
+) -> None:
+    """A real SMB2 client (smbprotocol) writes a cat photo in chunks with pauses longer
+    than settle_seconds, keeping the file open; vaultd waits for the close."""
+    smbclient = pytest.importorskip("smbclient")
+    from PIL import Image
+    from skimage import data
+
+    smbd, vault = smb_vault
+    buf = io.BytesIO()
+    Image.fromarray(data.chelsea()).resize((1800, 1200)).save(buf, "JPEG", quality=97)
+    photo = buf.getvalue()
+    # A guest session has no signing key to verify the negotiation with.
+    smbclient.ClientConfig(require_secure_negotiate=False)
+    smbclient.register_session(
+        "127.0.0.1",
+        username="guest",
+        password="",
+        port=PORT,
+        require_signing=False,
+        auth_protocol="ntlm",
+    )
+    remote = r"\\127.0.0.1\photos\chelsea.jpg"
+    share = tmp_path / "photos"
+    try:
+        with smbclient.open_file(remote, mode="wb", port=PORT) as fh:
+            step = len(photo) // 6 + 1
+            for i in range(0, len(photo), step):
+                fh.write(photo[i : i + step])
+                fh.flush()
+                time.sleep(1.5)  # > settle_seconds, file still open
+                assert vault.ctl("show", str(share / "chelsea.jpg"), check=False).returncode == 1
+    finally:
+        smbclient.reset_connection_cache()
+    vault.wait_idle(expect_done=1, timeout=120)
+    shown = vault.show(share / "chelsea.jpg")
+    assert shown["size"] == len(photo) and shown["attempts"] == 0
+    assert analysis_runs(vault, share / "chelsea.jpg") == 1
+    assert any(t["tag"] == "Animals|Cat" for t in shown["tags"])
+
+    vault.wait_for(
+        lambda: vault.show(share / "chelsea.jpg").get("sidecar_state") == "written",
+        30,
+        "sidecar written",
+    )
+    sidecar = smb_get(smbd, "chelsea.jpg.xmp", tmp_path / "fetched.xmp")
+    assert b"Animals|Cat" in sidecar
+    found = vault.ctl("search", "--tag", "cat", "--json").stdout
+    assert "chelsea.jpg" in found
