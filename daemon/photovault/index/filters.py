@@ -239,8 +239,9 @@ def python_check(f: Filters) -> Callable[[Any], Any] | None:
             lat = table["lat"].to_numpy(zero_copy_only=False).astype(np.float64)
             lon = table["lon"].to_numpy(zero_copy_only=False).astype(np.float64)
             with np.errstate(invalid="ignore"):
-                mask &= np.nan_to_num(haversine_km(near.lat, near.lon, lat, lon),
-                                      nan=np.inf) <= near.km
+                mask &= (
+                    np.nan_to_num(haversine_km(near.lat, near.lon, lat, lon), nan=np.inf) <= near.km
+                )
         if allowed_fn is not None:
             paths = table["abs_path"].to_pylist()
             for i, p in enumerate(paths):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,8 +119,8 @@ def record_from_photo(photo: Any) -> PhotoRecord:
     return PhotoRecord(
         id=int(f.id),
         share=f.share,
-        path=f.relpath,
-        abs_path=str(photo.path) if photo.path is not None else None,
+        path=storable(f.relpath),
+        abs_path=storable(str(photo.path)) if photo.path is not None else None,
         sha256=photo.sha256,
         size=getattr(f, "size", None),
         mtime_ns=getattr(f, "mtime_ns", None),
@@ -162,6 +163,17 @@ def tag_keys(tags: Iterable[dict[str, Any]]) -> list[str]:
         if name:
             keys.update(_keys_of(str(name)))
     return sorted(keys)
+
+
+def storable(text: str) -> str:
+    """A path as Arrow can store it. File names need not be UTF-8 (Python keeps the bad
+    bytes as surrogates); those bytes become \\xNN, as `vaultctl show` prints them.
+    Such rows are shown to admins only: a permission check cannot stat the escaped path."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 def path_words(path: str) -> str:
@@ -224,15 +236,21 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
         if r.vector is None:
             continue
         if r.vector.shape != (vector_dim,):
-            log.warning("photo %s/%s: CLIP vector of shape %s ignored (expected %d floats)",
-                        r.share, r.path, r.vector.shape, vector_dim)
+            log.warning(
+                "photo %s/%s: CLIP vector of shape %s ignored (expected %d floats)",
+                r.share,
+                r.path,
+                r.vector.shape,
+                vector_dim,
+            )
             continue
         flat[i] = r.vector
         valid[i] = True
     finite = np.isfinite(flat).all(axis=1)
     for i in np.flatnonzero(valid & ~finite):
-        log.warning("photo %s/%s: CLIP vector with NaN or inf ignored",
-                    records[i].share, records[i].path)
+        log.warning(
+            "photo %s/%s: CLIP vector with NaN or inf ignored", records[i].share, records[i].path
+        )
     valid &= finite
     vectors = pa.FixedSizeListArray.from_arrays(
         pa.array(flat.reshape(-1)), vector_dim, mask=pa.array(~valid)
@@ -269,9 +287,7 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def faces_table(
-    items: Sequence[tuple[str, Sequence[FaceRecord]]], face_dim: int
-) -> pa.Table:
+def faces_table(items: Sequence[tuple[str, Sequence[FaceRecord]]], face_dim: int) -> pa.Table:
     """Arrow rows for `faces` from (sha256, faces) pairs; face_id is sha256:index."""
     schema = faces_schema(face_dim)
     rows: list[tuple[str, str, FaceRecord]] = [

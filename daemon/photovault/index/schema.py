@@ -140,11 +140,15 @@ def read_meta(index_dir: Path) -> dict[str, Any] | None:
     try:
         meta = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise IndexSchemaError(f"{path} is not valid JSON ({exc}); remove {index_dir} "
-                               "to rebuild the index from the catalog") from exc
+        raise IndexSchemaError(
+            f"{path} is not valid JSON ({exc}); remove {index_dir} "
+            "to rebuild the index from the catalog"
+        ) from exc
     if not isinstance(meta, dict) or not isinstance(meta.get("schema_version"), int):
-        raise IndexSchemaError(f"{path} has no integer schema_version; remove {index_dir} "
-                               "to rebuild the index from the catalog")
+        raise IndexSchemaError(
+            f"{path} has no integer schema_version; remove {index_dir} "
+            "to rebuild the index from the catalog"
+        )
     return meta
 
 

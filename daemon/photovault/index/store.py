@@ -44,6 +44,7 @@ from photovault.index.records import (
     faces_table,
     photos_table,
     record_from_photo,
+    storable,
 )
 from photovault.index.schema import (
     FACES,
@@ -345,6 +346,7 @@ class PhotoIndex:
 
     def delete(self, share: str, relpath: str) -> int:
         """A file, or a folder with everything under it, left the catalog."""
+        relpath = storable(relpath)
         with self._write_lock:
             self.flush()
             return self._delete_where(self._under(share, relpath))
@@ -367,7 +369,7 @@ class PhotoIndex:
 
         Rows already at the destination are replaced, as the catalog does.
         """
-        src, dest = src.strip("/"), dest.strip("/")
+        src, dest = storable(src).strip("/"), storable(dest).strip("/")
         with self._write_lock:
             self.flush()
             rows = (
