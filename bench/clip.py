@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+import rss  # bench/rss.py, beside this script
 from photovault.analyze.clip import Clip
 from photovault.analyze.session import SessionFactory
 from photovault.analyze.tagger import preprocess
@@ -248,3 +249,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    rss.report()

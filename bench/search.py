@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+import rss  # bench/rss.py, beside this script
 from photovault.index import Filters, IndexSettings, PhotoIndex, PhotoRecord
 
 log = logging.getLogger("bench.search")
@@ -245,4 +246,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    rss.report()
+    raise SystemExit(code)
