@@ -180,8 +180,13 @@ def _own_settings(settings: Any, key: str) -> dict[str, Any]:
         return {}
     if isinstance(settings, dict):
         return dict(settings)
-    name = getattr(getattr(settings, "models", None), key, None)
-    return {} if name is None else {"model": name}
+    models = getattr(settings, "models", None)
+    name = getattr(models, key, None)
+    own = {} if name is None else {"model": name}
+    variant = getattr(models, f"{key}_variant", None)
+    if variant:
+        own["variant"] = variant
+    return own
 
 
 def create(settings: Any, context: AnalyzerContext) -> Clip:
