@@ -262,11 +262,10 @@ class Worker:
             groups.setdefault(out.sha256, []).append((row, path, out))
 
         signature = parse_signature(self.analyzers.signature)
-        finished: list[tuple[str, str, dict[str, Any], dict[str, Any], list[Photo], str | None]]
+        Member = tuple[FileRow, Path, DecodeOutcome]
+        finished: list[tuple[str, dict[str, Any], dict[str, Any], list[Member], str | None]]
         finished = []
-        to_analyze: list[
-            tuple[str, list[str], dict[str, Any], list[tuple[FileRow, Path, DecodeOutcome]]]
-        ] = []
+        to_analyze: list[tuple[str, list[str], dict[str, Any], list[Member]]] = []
         for sha, members in groups.items():
             known = self.catalog.content(sha)
             have = parse_signature(known.analyzers) if known else {}
@@ -308,17 +307,17 @@ class Worker:
                 items, to_analyze, errors, strict=True
             ):
                 facts = item.results.get("metadata") or basic_facts(item.metadata, item.image)
-                photos = [Photo(r, p, sha, facts, item.results, o.image) for r, p, o in members]
-                finished.append((sha, self.analyzers.signature, facts, item.results, photos, err))
+                finished.append((sha, facts, item.results, members, err))
 
-        for sha, sig, facts, results, photos, err in finished:
+        for sha, facts, results, members, err in finished:
+            photos = [Photo(r, p, sha, facts, results, o.image) for r, p, o in members]
             self._store(photos)
             self.catalog.store_content(
                 sha,
-                sig,
+                self.analyzers.signature,
                 facts,
                 results,
-                [(ph.file.id, self._size(ph, groups), self._mtime(ph, groups)) for ph in photos],
+                [(r.id, o.size, o.mtime_ns) for r, _p, o in members],
                 error=err,
             )
             for ph in photos:
@@ -332,14 +331,6 @@ class Worker:
         self.throttle.record_done(n_ok)
         if self.on_batch is not None:
             self.on_batch(len(batch.rows), n_ok, time.monotonic() - batch.claimed_at)
-
-    @staticmethod
-    def _size(ph: Photo, groups: dict[str, list[tuple[FileRow, Path, DecodeOutcome]]]) -> int:
-        return next(o.size for r, _p, o in groups[ph.sha256] if r.id == ph.file.id)
-
-    @staticmethod
-    def _mtime(ph: Photo, groups: dict[str, list[tuple[FileRow, Path, DecodeOutcome]]]) -> int:
-        return next(o.mtime_ns for r, _p, o in groups[ph.sha256] if r.id == ph.file.id)
 
     def _analyze(self, items: list[AnalysisItem], missing: list[list[str]]) -> list[str | None]:
         """Run each active analyzer on the items that lack its result."""
