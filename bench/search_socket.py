@@ -89,8 +89,8 @@ def peak_rss(pid: int) -> float:
     return 0.0
 
 
-def run(n: int, model_dir: Path, n_queries: int, workdir: Path) -> None:
-    base = workdir / f"vault-{n}"
+def run(n: int, model_dir: Path, n_queries: int, workdir: Path, variant: str) -> None:
+    base = workdir / f"vault-{n}-{variant}"
     shutil.rmtree(base, ignore_errors=True)
     (base / "state").mkdir(parents=True)
     manifest = import_model(base / "state" / "models", "clip", model_dir)
@@ -114,7 +114,7 @@ def run(n: int, model_dir: Path, n_queries: int, workdir: Path) -> None:
         f'[server]\nsocket = "{base / "s.sock"}"\n[metrics]\nlisten = ""\n'
         f'[[shares]]\nname = "bench"\npath = "{base / "empty"}"\n'
         '[analyzers]\nenabled = ["clip"]\n'
-        f'[models]\nclip = "{manifest.name}"\n'
+        f'[models]\nclip = "{manifest.name}"\nclip_variant = "{variant}"\n'
     )
     log = (base / "vaultd.log").open("wb")  # lives as long as vaultd
     proc = subprocess.Popen(
@@ -133,7 +133,7 @@ def run(n: int, model_dir: Path, n_queries: int, workdir: Path) -> None:
                 time.sleep(0.5)
         timed(client, "search", 5)  # warm: model load, caches
         active = client.call("status")["analyzers"]["active"]
-        variant = next((a.get("variant") for a in active if a["name"] == "clip"), "?")
+        variant = next((a.get("variant") for a in active if a["name"] == "clip"), variant)
         enc = timed(client, "embed", n_queries)
         plain = timed(client, "search", n_queries, limit=20)
         filt = timed(
@@ -159,12 +159,14 @@ def main() -> int:
     ap.add_argument("--full", action="store_true", help="also 1M photos")
     ap.add_argument("--clip-dir", type=Path, help="an exported CLIP model folder")
     ap.add_argument("--queries", type=int, default=40)
+    ap.add_argument("--variants", default="fp32,int8", help="CLIP variants to measure")
     args = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="pv-bench-socket-"))
     try:
         model_dir = args.clip_dir or random_vit(workdir)
         for n in [*args.sizes, *([1_000_000] if args.full else [])]:
-            run(n, model_dir, args.queries, workdir)
+            for variant in args.variants.split(","):
+                run(n, model_dir, args.queries, workdir, variant)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps({"note": "compare ratios within one run; this machine is noisy"}))
