@@ -85,7 +85,6 @@ class Daemon:
         self.watchers: dict[str, ShareWatcher] = {}
         self.scan_lock = threading.Lock()
         self.scanning: set[str] = set()
-        self.last_scan_started: float | None = None
         self.scheduler = BackgroundScheduler(daemon=True)
         self.metadata = MetadataReader()
         # status() runs only at scrape time, so handing it over before start() is safe.
@@ -350,7 +349,6 @@ class Daemon:
 
     def _scan(self, names: list[str]) -> None:
         with self.scan_lock:
-            self.last_scan_started = time.time()
             for name in names:
                 share = self.settings.share(name)
                 if share is None:
@@ -476,8 +474,10 @@ class Daemon:
             self.throttle.wake()
 
     def healthy(self) -> bool:
-        """For the systemd watchdog: the worker thread lives and is not stuck."""
-        return self.worker.alive()
+        """For the systemd watchdog: the worker thread lives and is not stuck (its loop
+        beats at least every half second between batches; one batch may take minutes on
+        a slow NAS, never ten)."""
+        return self.worker.alive() and time.monotonic() - self.worker.last_heartbeat < 600
 
     # -- status ---------------------------------------------------------------
 

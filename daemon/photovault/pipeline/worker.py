@@ -111,7 +111,6 @@ class Worker:
         self.on_batch = on_batch
         self.metrics = metrics
         self.stopping = threading.Event()
-        self.busy = False
         self._pool = DecodePool(decode_workers)
         self._meta_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exiftool")
         self._inflight: deque[_Batch] = deque()
@@ -167,15 +166,12 @@ class Worker:
             if len(done) < len(head.decodes):
                 continue
             self._inflight.popleft()
-            self.busy = True
             try:
                 self._process(head)
             except Exception:
                 log.exception("batch failed unexpectedly; requeueing %d files", len(head.rows))
                 self.catalog.requeue(r.id for r in head.rows)
                 time.sleep(1.0)
-            finally:
-                self.busy = False
 
     def _fill(self) -> None:
         while len(self._inflight) < LOOKAHEAD:
