@@ -3,52 +3,18 @@ import while running, background re-embedding, semantic search, `vaultctl embed`
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from helpers.photos import write_jpeg
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 pytest.importorskip("onnx")
 
 
-def tiny_clip(folder: Path) -> Path:
-    """A CLIP-shaped model pair (32-px input, 8-d embeddings) with a full manifest."""
-    spec = importlib.util.spec_from_file_location("pv_tiny_models_e2e", FIXTURES / "tiny_models.py")
-    assert spec and spec.loader
-    tiny = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = tiny
-    spec.loader.exec_module(tiny)
-    from photovault.models.store import Manifest, describe_file, write_manifest
-
-    tiny.build_image_encoder(folder / "image.onnx", dim=8, side=32)
-    tiny.build_text_encoder(folder / "text.onnx", dim=8)
-    write_manifest(
-        folder,
-        Manifest(
-            name="tiny-clip",
-            task="clip",
-            architecture="tiny",
-            input_size=32,
-            mean=(0.48145466, 0.4578275, 0.40821073),
-            std=(0.26862954, 0.26130258, 0.27577711),
-            files=(
-                describe_file(folder / "image.onnx", "image", "fp32"),
-                describe_file(folder / "text.onnx", "text", "fp32"),
-            ),
-            embedding_dim=8,
-            extra={"context_length": 77, "crop_fraction": 1.0, "tokenizer": "clip-bpe"},
-        ),
-    )
-    return folder
-
-
 def test_a_clip_model_imported_while_running_embeds_the_library_and_powers_search(
-    tmp_path: Path, vault_factory
+    tmp_path: Path, vault_factory, tiny_models
 ) -> None:
     vault = vault_factory(analyzers=["metadata", "clip"])
     for i in range(4):
@@ -57,7 +23,7 @@ def test_a_clip_model_imported_while_running_embeds_the_library_and_powers_searc
     r = vault.ctl("embed", "text", "a dog", check=False)
     assert r.returncode == 2 and "no CLIP model" in r.stderr
 
-    src = tiny_clip(tmp_path / "export")
+    src = tiny_models.build_clip_dir(tmp_path / "export")
     out = vault.ctl("--config", str(vault.config), "models", "import", "clip", str(src)).stdout
     assert "imported tiny-clip" in out
     listed = json.loads(vault.ctl("--config", str(vault.config), "models", "list", "--json").stdout)
@@ -89,10 +55,10 @@ def test_a_clip_model_imported_while_running_embeds_the_library_and_powers_searc
 
 
 def test_a_corrupt_clip_export_is_refused_at_import_naming_the_file(
-    tmp_path: Path, vault_factory
+    tmp_path: Path, vault_factory, tiny_models
 ) -> None:
     vault = vault_factory()
-    src = tiny_clip(tmp_path / "export")
+    src = tiny_models.build_clip_dir(tmp_path / "export")
     (src / "text.onnx").write_bytes(b"not a model")
     r = vault.ctl("--config", str(vault.config), "models", "import", "clip", str(src), check=False)
     assert r.returncode == 2 and "text.onnx" in r.stderr

@@ -27,8 +27,6 @@ from photovault.models.store import (
     Manifest,
     ModelError,
     ModelStore,
-    describe_file,
-    write_manifest,
 )
 
 ARCH = "PV-Tiny-ViT"
@@ -233,26 +231,7 @@ def test_unknown_clip_install_options_are_refused(tmp_path: Path) -> None:
 
 
 def make_clip_dir(tiny_models: ModuleType, folder: Path, text_dim: int = 8, **extra: Any) -> Path:
-    tiny_models.build_image_encoder(folder / "image.onnx", dim=8, side=32)
-    tiny_models.build_text_encoder(folder / "text.onnx", dim=text_dim)
-    write_manifest(
-        folder,
-        Manifest(
-            name="hand-made-clip",
-            task="clip",
-            architecture="tiny",
-            input_size=32,
-            mean=(0.5, 0.5, 0.5),
-            std=(0.25, 0.25, 0.25),
-            files=(
-                describe_file(folder / "image.onnx", "image", "fp32"),
-                describe_file(folder / "text.onnx", "text", "fp32"),
-            ),
-            embedding_dim=8,
-            extra={"context_length": 77, "tokenizer": "clip-bpe", **extra},
-        ),
-    )
-    return folder
+    return tiny_models.build_clip_dir(folder, "hand-made-clip", text_dim, **extra)
 
 
 def test_a_hand_exported_folder_with_a_complete_manifest_imports(
