@@ -117,7 +117,8 @@ class Smbd:
                 time.sleep(0.2)
         raise AssertionError("smbd did not listen on 127.0.0.1:44500")
 
-    def put(self, local: Path, remote: str) -> None:
+    def client(self, command: str, timeout: float = 120) -> None:
+        """Run one smbclient command against the share, as a guest."""
         result = subprocess.run(
             [
                 tool("smbclient"),
@@ -128,15 +129,22 @@ class Smbd:
                 "--configfile",
                 str(self.conf),
                 "-c",
-                f'put "{local}" "{remote}"',
+                command,
             ],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
         )
         assert result.returncode == 0 and "NT_STATUS" not in result.stdout, (
             result.stdout + result.stderr
         )
+
+    def put(self, local: Path, remote: str) -> None:
+        self.client(f'put "{local}" "{remote}"')
+
+    def get(self, remote: str, local: Path) -> bytes:
+        self.client(f'get "{remote}" "{local}"', timeout=60)
+        return local.read_bytes()
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -196,22 +204,7 @@ def test_photos_uploaded_over_smb_are_each_indexed_once_and_only_when_complete(
 
     for name in small:
         smbd.put(outbox / name, name)
-    subprocess.run(
-        [
-            tool("smbclient"),
-            "//127.0.0.1/photos",
-            "-p",
-            str(PORT),
-            "-N",
-            "--configfile",
-            str(smbd.conf),
-            "-c",
-            "mkdir big",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    smbd.client("mkdir big", timeout=60)
     smbd.put(outbox / "big/DSC_9999.JPG", r"big\DSC_9999.JPG")
     vault.wait_idle(expect_done=len(files), timeout=120)
 
@@ -229,27 +222,6 @@ def test_photos_uploaded_over_smb_are_each_indexed_once_and_only_when_complete(
     for name in files:
         leaf = re.escape(Path(name).name)
         assert len(re.findall(rf"queued photos/\S*{leaf} ", vault.log())) == 1, name
-
-
-def smb_get(smbd: Smbd, remote: str, local: Path) -> bytes:
-    result = subprocess.run(
-        [
-            tool("smbclient"),
-            "//127.0.0.1/photos",
-            "-p",
-            str(PORT),
-            "-N",
-            "--configfile",
-            str(smbd.conf),
-            "-c",
-            f'get "{remote}" "{local}"',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0 and "NT_STATUS" not in result.stdout, result.stdout
-    return local.read_bytes()
 
 
 @pytest.mark.slow
@@ -300,7 +272,7 @@ def test_a_slow_smb_copy_is_indexed_once_complete_and_its_sidecar_is_readable_ov
         30,
         "sidecar written",
     )
-    sidecar = smb_get(smbd, "chelsea.jpg.xmp", tmp_path / "fetched.xmp")
+    sidecar = smbd.get("chelsea.jpg.xmp", tmp_path / "fetched.xmp")
     assert b"Animals|Cat" in sidecar
     found = vault.ctl("search", "--tag", "cat", "--json").stdout
     assert "chelsea.jpg" in found
