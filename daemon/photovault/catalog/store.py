@@ -390,13 +390,6 @@ class Catalog:
             rows = self._conn.execute("SELECT * FROM files WHERE sha256 = ?", (sha256,)).fetchall()
         return [_row(r) for r in rows]
 
-    def total_analysis_runs(self) -> int:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT COALESCE(SUM(analysis_runs), 0) FROM content"
-            ).fetchone()
-        return int(row[0])
-
     def files_of_share(self, share: str, state: str = "done") -> list[FileRow]:
         with self._lock:
             rows = self._conn.execute(

@@ -67,7 +67,6 @@ class ShareWatcher:
         *,
         mode: str = "auto",
         poll_interval: float = 10.0,
-        is_own_file: Callable[[Path], bool] = lambda p: False,
         inotify_factory: Callable[[], BaseObserver] = Observer,
         on_sidecar: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -77,7 +76,6 @@ class ShareWatcher:
         self.tracker = tracker
         self.mode = mode
         self.poll_interval = poll_interval
-        self.is_own_file = is_own_file
         self._inotify_factory = inotify_factory
         self._on_sidecar = on_sidecar
         self.kind = "stopped"  # "inotify" | "polling" | "stopped"
@@ -165,7 +163,7 @@ class ShareWatcher:
             return
         if self._sidecar_event(rel, event):
             return
-        if not wanted(rel) or self.is_own_file(self.root / rel):
+        if not wanted(rel):
             return
         path = self.root / rel
         if isinstance(event, FileDeletedEvent):
