@@ -59,3 +59,19 @@ class Analyzer(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most analyzers hold nothing
         """Release models and sessions; called on shutdown and reload."""
+
+
+#: Analyzers whose results carry {"tags": [{"tag", "confidence", "source"}]}.
+TAG_SOURCES = ("tagger", "tags")
+
+
+def photo_tags(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every tag of a photo's stored results, from each tag-producing analyzer (a
+    failed analyzer's {"error": ...} contributes none). Show, sidecars and the index
+    all read tags through here, so a new tag source is added in one place."""
+    return [
+        tag
+        for source in TAG_SOURCES
+        for tag in (results.get(source) or {}).get("tags", []) or []
+        if isinstance(tag, dict) and tag.get("tag")
+    ]

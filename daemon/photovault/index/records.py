@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from photovault.analyze.base import photo_tags
 from photovault.index.schema import faces_schema, photos_schema
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def record_from_photo(photo: Any) -> PhotoRecord:
     Expected analyzer results (any may be missing or hold {"error": ...}):
     - metadata: {"taken_at", "gps": {"lat", "lon"}, "camera", "width", "height", "dhash"}
     - tagger:   {"tags": [{"tag", "confidence", "source"}], "labels": [{"synset", "label",
-                "score"}]}
+                "score"}]}; tags also from the CLIP `tags` analyzer (analyze.base.photo_tags)
     - clip:     {"embedding": 512 floats} (or "vector")
     - faces:    {"faces": [{"box": [x, y, w, h], "score", "person_id", "person",
                 "embedding"}]}
@@ -130,7 +131,7 @@ def record_from_photo(photo: Any) -> PhotoRecord:
         camera=merged.get("camera"),
         width=merged.get("width"),
         height=merged.get("height"),
-        tags=list(tagger.get("tags") or []),
+        tags=photo_tags(results),
         labels=list(tagger.get("labels") or []),
         people=people,
         person_ids=person_ids,

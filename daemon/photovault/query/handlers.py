@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from photovault.analyze.base import photo_tags
 from photovault.catalog.store import FileRow, display
 from photovault.index import Filters
 from photovault.people.store import PeopleError
@@ -206,11 +207,7 @@ class Handlers:
             ):
                 out[key] = facts.get(key)
             out["analyzers"] = content.analyzers
-            out["tags"] = [
-                t
-                for src in ("tagger", "tags")
-                for t in (content.results.get(src) or {}).get("tags", []) or []
-            ]
+            out["tags"] = photo_tags(content.results)
             out["labels"] = (content.results.get("tagger") or {}).get("labels", [])
             out["results"] = {k: v for k, v in content.results.items() if k not in ("clip",)}
         out["faces"] = [

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from photovault.analyze.base import photo_tags
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings
 from photovault.sidecar.model import FaceRegion, Keyword, SidecarContent
@@ -28,9 +29,6 @@ from photovault.sidecar.reader import ReadResult, adopted_names, read_sidecar
 from photovault.sidecar.writer import SidecarWriter
 
 log = logging.getLogger(__name__)
-
-#: Analyzers whose results become keywords, in the order they are written.
-KEYWORD_SOURCES = ("tagger", "tags")
 
 #: sha256 -> [{"id", "box", "score", "person"}] of the photo's faces (the people store).
 FacesProvider = Callable[[str], list[dict[str, Any]]]
@@ -43,15 +41,14 @@ def build_content(
 ) -> SidecarContent:
     """What we write for one photo, from its stored analyzer results."""
     best: dict[tuple[str, ...], Keyword] = {}
-    for source in KEYWORD_SOURCES:
-        for tag in (results.get(source) or {}).get("tags", []) or []:
-            path = tuple(p for p in str(tag.get("tag", "")).split("|") if p)
-            if not path:
-                continue
-            conf = tag.get("confidence")
-            old = best.get(path)
-            if old is None or (conf or 0) > (old.confidence or 0):
-                best[path] = Keyword(path, conf, source)
+    for tag in photo_tags(results):
+        path = tuple(p for p in str(tag["tag"]).split("|") if p)
+        if not path:
+            continue
+        conf = tag.get("confidence")
+        old = best.get(path)
+        if old is None or (conf or 0) > (old.confidence or 0):
+            best[path] = Keyword(path, conf, str(tag.get("source") or ""))
     regions = []
     model = (results.get("faces") or {}).get("model") or next(
         (f.get("model") for f in (results.get("faces") or {}).get("faces", []) or []), None

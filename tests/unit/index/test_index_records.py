@@ -13,33 +13,73 @@ from photovault.pipeline.worker import Photo
 
 
 def pipeline_photo(results: dict, facts: dict | None = None) -> Photo:
-    row = FileRow(id=42, share="main", relpath="2023/Lisbon/IMG_1.jpg", size=1234,
-                  mtime_ns=5, state="processing", attempts=0, last_error=None, sha256="ab")
-    return Photo(file=row, path=Path("/srv/photos/2023/Lisbon/IMG_1.jpg"), sha256="ab",
-                 facts=facts or {}, results=results, image=None)
+    row = FileRow(
+        id=42,
+        share="main",
+        relpath="2023/Lisbon/IMG_1.jpg",
+        size=1234,
+        mtime_ns=5,
+        state="processing",
+        attempts=0,
+        last_error=None,
+        sha256="ab",
+    )
+    return Photo(
+        file=row,
+        path=Path("/srv/photos/2023/Lisbon/IMG_1.jpg"),
+        sha256="ab",
+        facts=facts or {},
+        results=results,
+        image=None,
+    )
 
 
 def test_a_pipeline_photo_maps_every_analyzer_result_to_its_column():
     photo = pipeline_photo(
         {
-            "metadata": {"taken_at": "2023-05-01T10:00:00+01:00",
-                         "gps": {"lat": 38.7, "lon": -9.1}, "camera": "Canon EOS R5",
-                         "width": 6000, "height": 4000, "dhash": "00ff00ff00ff00ff"},
-            "tagger": {"tags": [{"tag": "Animals|Dog", "confidence": 0.8, "source": "tagger"}],
-                       "labels": [{"synset": "n1", "label": "pug", "score": 0.6}]},
+            "metadata": {
+                "taken_at": "2023-05-01T10:00:00+01:00",
+                "gps": {"lat": 38.7, "lon": -9.1},
+                "camera": "Canon EOS R5",
+                "width": 6000,
+                "height": 4000,
+                "dhash": "00ff00ff00ff00ff",
+            },
+            "tagger": {
+                "tags": [{"tag": "Animals|Dog", "confidence": 0.8, "source": "tagger"}],
+                "labels": [{"synset": "n1", "label": "pug", "score": 0.6}],
+            },
             "clip": {"embedding": [0.5] * 4},
-            "faces": {"faces": [{"box": [0.1, 0.2, 0.3, 0.4], "score": 0.9, "person_id": 3,
-                                 "person": "Alice", "embedding": [1.0, 0.0]}]},
+            "faces": {
+                "faces": [
+                    {
+                        "box": [0.1, 0.2, 0.3, 0.4],
+                        "score": 0.9,
+                        "person_id": 3,
+                        "person": "Alice",
+                        "embedding": [1.0, 0.0],
+                    }
+                ]
+            },
         }
     )
 
     rec = record_from_photo(photo)
 
     assert (rec.id, rec.share, rec.path, rec.abs_path) == (
-        42, "main", "2023/Lisbon/IMG_1.jpg", "/srv/photos/2023/Lisbon/IMG_1.jpg")
+        42,
+        "main",
+        "2023/Lisbon/IMG_1.jpg",
+        "/srv/photos/2023/Lisbon/IMG_1.jpg",
+    )
     assert (rec.sha256, rec.size, rec.mtime_ns) == ("ab", 1234, 5)
-    assert (rec.lat, rec.lon, rec.camera, rec.width, rec.height) == (38.7, -9.1,
-                                                                      "Canon EOS R5", 6000, 4000)
+    assert (rec.lat, rec.lon, rec.camera, rec.width, rec.height) == (
+        38.7,
+        -9.1,
+        "Canon EOS R5",
+        6000,
+        4000,
+    )
     assert rec.dhash == "00ff00ff00ff00ff"
     assert rec.tags[0]["tag"] == "Animals|Dog" and rec.labels[0]["label"] == "pug"
     assert rec.vector is not None and rec.vector.dtype == np.float32
@@ -48,8 +88,9 @@ def test_a_pipeline_photo_maps_every_analyzer_result_to_its_column():
 
 
 def test_failed_or_missing_analyzers_leave_their_columns_empty_and_facts_fill_in():
-    photo = pipeline_photo({"tagger": {"error": "boom"}},
-                           facts={"taken_at": "2023-05-01T10:00:00", "camera": "X"})
+    photo = pipeline_photo(
+        {"tagger": {"error": "boom"}}, facts={"taken_at": "2023-05-01T10:00:00", "camera": "X"}
+    )
 
     rec = record_from_photo(photo)
 
@@ -79,7 +120,13 @@ def test_a_vector_of_the_wrong_size_is_stored_as_null_not_fatal(make_index):
 
 def test_tag_keys_cover_paths_ancestors_and_segments():
     assert tag_keys([{"tag": "Animals|Dog"}, {"tag": "Places|Beach "}]) == [
-        "animals", "animals|dog", "beach", "dog", "places", "places|beach"]
+        "animals",
+        "animals|dog",
+        "beach",
+        "dog",
+        "places",
+        "places|beach",
+    ]
 
 
 def test_path_words_split_folders_and_separators():
@@ -90,3 +137,17 @@ def test_local_time_drops_the_offset_and_reads_exif_style_dates():
     assert str(local_time("2023-05-01T23:30:00-07:00")) == "2023-05-01 23:30:00"
     assert str(local_time("2023:05:01 10:00:00")) == "2023-05-01 10:00:00"
     assert local_time("garbage") is None
+
+
+def test_zero_shot_clip_tags_are_indexed_beside_the_taggers_and_errors_add_none():
+    rec = record_from_photo(
+        pipeline_photo(
+            {
+                "tagger": {"tags": [{"tag": "Animals|Dog", "confidence": 0.9, "source": "tagger"}]},
+                "tags": {"tags": [{"tag": "Places|Beach", "confidence": 0.4, "source": "clip"}]},
+                "faces": {"error": "dlib missing"},
+            }
+        )
+    )
+    assert [t["tag"] for t in rec.tags] == ["Animals|Dog", "Places|Beach"]
+    assert record_from_photo(pipeline_photo({"tags": {"error": "no clip"}})).tags == []
