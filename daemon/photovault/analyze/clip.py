@@ -70,9 +70,15 @@ def manifest_problems(manifest: Manifest) -> list[str]:
         if f.role != "text" or not isinstance(context, int):
             continue
         for shape in f.inputs.values():
-            if len(shape) == 2 and shape[1] != context:
+            # None: a text tower that takes any length up to the context (trimmed queries).
+            if len(shape) == 2 and shape[1] not in (context, None):
                 out.append(f"{f.path}: text input {shape} does not match context_length {context}")
     return out
+
+
+def trim_length(ids: np.ndarray, eot: int) -> int:
+    """Tokens a batch needs: up to and including the last row's end token."""
+    return int(np.argmax(ids == eot, axis=1).max()) + 1
 
 
 def find_model(context: AnalyzerContext, name: str | None) -> InstalledModel:
@@ -120,6 +126,10 @@ class Clip(Analyzer):
         text = manifest.file_for("text", variant)
         self._image_input = next(iter(image.inputs))
         self._text_input = next(iter(text.inputs))
+        # A text tower exported with a dynamic length axis gets only the tokens up
+        # to the last end token instead of 77 (models/export_clip.py explains why
+        # that is exact); a fixed-length one (most imported models) gets all 77.
+        self._text_trim = list(text.inputs[self._text_input])[1:] == [None]
         self._image = factory.managed(model.path / image.path, name=f"{manifest.name}:image")
         self._text = factory.managed(model.path / text.path, name=f"{manifest.name}:text")
 
@@ -135,7 +145,10 @@ class Clip(Analyzer):
 
     def encode_text(self, texts: list[str], normalize: bool = True) -> np.ndarray:
         """Queries -> (N, dim) unit vectors, comparable with photo embeddings."""
-        ids = default_tokenizer()(texts, self.context_length)
+        tokenizer = default_tokenizer()
+        ids = tokenizer(texts, self.context_length)
+        if self._text_trim:
+            ids = ids[:, : trim_length(ids, tokenizer.eot)]
         (out,) = self._text.run({self._text_input: ids})
         out = out.astype(np.float32)
         return l2_normalize(out) if normalize else out

@@ -63,6 +63,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from photovault.analyze.clip import trim_length
 from photovault.models.store import (
     InstalledModel,
     Manifest,
@@ -288,11 +289,12 @@ def describe(model: Any, architecture: str) -> dict[str, Any]:
     }
 
 
-def _towers(model: Any) -> dict[str, Any]:
+def _towers(model: Any, trim: bool = False) -> dict[str, Any]:
     """torch modules mapping (pixels | tokens) -> float32 embedding, for export.
 
     The casts make an fp16 model's ONNX file take and give float32, so the
-    analyzer feeds every variant the same arrays.
+    analyzer feeds every variant the same arrays. With ``trim`` the text tower
+    takes any sequence length up to the context (see ``text_can_trim``).
     """
     torch = _torch()
 
@@ -311,19 +313,98 @@ def _towers(model: Any) -> dict[str, Any]:
             self.clip = clip
 
         def forward(self, tokens: Any) -> Any:
+            if trim:
+                return _encode_text_trimmed(self.clip, tokens).float()
             return self.clip.encode_text(tokens).float()
 
     return {"image": ImageTower(model).eval(), "text": TextTower(model).eval()}
 
 
-def export_tower(tower: Any, role: str, path: Path, input_size: int, context_length: int) -> None:
-    """One tower to ONNX with a dynamic batch axis (TorchScript exporter, opset 17)."""
+def _encode_text_trimmed(clip: Any, tokens: Any) -> Any:
+    """open_clip's ``CLIP.encode_text`` for tokens of any length L <= context.
+
+    The stock method adds all 77 positional embeddings and the 77x77 causal
+    mask, so it only takes full-length input. Slicing both to L gives the same
+    embedding: the mask is causal, so no position sees a later one, and the
+    pooled position (the end token) comes before the cut. A typical query is
+    8-15 tokens, so the text tower does a fifth of the work or less.
+    """
+    from open_clip.transformer import text_global_pool
+
+    length = tokens.shape[1]
+    cast_dtype = clip.transformer.get_cast_dtype()
+    x = clip.token_embedding(tokens).to(cast_dtype)
+    x = x + clip.positional_embedding[:length].to(cast_dtype)
+    mask = clip.attn_mask[:length, :length].to(cast_dtype)
+    for block in clip.transformer.resblocks:
+        if hasattr(block, "ln_1_kv") or not isinstance(block.attn, _torch().nn.MultiheadAttention):
+            raise ModelError(f"{type(block).__name__} is not a plain self-attention block")
+        x = x + block.ls_1(_self_attention(block.attn, block.ln_1(x), mask))
+        x = x + block.ls_2(block.mlp(block.ln_2(x)))
+    x = clip.ln_final(x)
+    eos = getattr(clip, "text_eos_id", None)
+    x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=eos)
+    if clip.text_projection is not None:
+        if isinstance(clip.text_projection, _torch().nn.Linear):
+            x = clip.text_projection(x)
+        else:
+            x = x @ clip.text_projection
+    return x
+
+
+def _self_attention(mha: Any, x: Any, mask: Any) -> Any:
+    """``nn.MultiheadAttention`` on batch-first x, written out so the ONNX trace
+    keeps the sequence length symbolic (torch's own reshapes bake in the length
+    of the example input)."""
+    functional = _torch().nn.functional
+    batch, width, heads = x.shape[0], mha.embed_dim, mha.num_heads
+    qkv = functional.linear(x, mha.in_proj_weight, mha.in_proj_bias)
+    q, k, v = qkv.reshape(batch, -1, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+    scores = (q * (width // heads) ** -0.5) @ k.transpose(-2, -1) + mask
+    out = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(batch, -1, width)
+    return mha.out_proj(out)
+
+
+def text_can_trim(model: Any, context_length: int) -> bool:
+    """Whether this model's text embedding survives cutting the padding off.
+
+    True for open_clip's ``CLIP`` class (causal mask, end-token pooling);
+    decided by computing it, not by trusting class names: the trimmed forward
+    must give the full-length embedding (cosine >= EXPORT_MIN_COSINE) on the
+    test texts, or the tower is exported at the fixed context length.
+    """
+    from photovault.models.tokenizer import default_tokenizer
+
+    torch = _torch()
+    tokenizer = default_tokenizer()
+    ids = tokenizer(list(TEST_TEXTS), context_length)
+    cut = trim_length(ids, tokenizer.eot)
+    try:
+        with torch.no_grad():
+            full = model.encode_text(torch.from_numpy(ids)).float().numpy()
+            short = _encode_text_trimmed(model, torch.from_numpy(ids[:, :cut])).float().numpy()
+    except Exception as exc:  # any model that lacks the CLIP text layout
+        log.info("text tower takes only full-length input: %s", exc)
+        return False
+    cosine = float(_cosines(short, full).min())
+    if cosine < EXPORT_MIN_COSINE:
+        log.info("text tower takes only full-length input: trimmed cosine %.6f", cosine)
+        return False
+    return True
+
+
+def export_tower(
+    tower: Any, role: str, path: Path, input_size: int, context_length: int, trim: bool = False
+) -> None:
+    """One tower to ONNX (TorchScript exporter, opset 17) with a dynamic batch
+    axis, and for a ``trim`` text tower a dynamic length axis too."""
     torch = _torch()
     if role == "image":
         dummy = torch.zeros(1, 3, input_size, input_size)
     else:
         dummy = torch.zeros(1, context_length, dtype=torch.int64)
     name = INPUTS[role]
+    axes = {0: "batch", 1: "length"} if role == "text" and trim else {0: "batch"}
     # nn.MultiheadAttention's inference fast path traces to an op the exporter cannot
     # write (aten::_native_multi_head_attention); the slow path is the same maths.
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -341,7 +422,7 @@ def export_tower(tower: Any, role: str, path: Path, input_size: int, context_len
                 str(path),
                 input_names=[name],
                 output_names=[OUTPUT],
-                dynamic_axes={name: {0: "batch"}, OUTPUT: {0: "batch"}},
+                dynamic_axes={name: axes, OUTPUT: {0: "batch"}},
                 opset_version=OPSET,
                 dynamo=False,
             )
@@ -453,19 +534,26 @@ def _check_export(towers: dict[str, Any], paths: dict[str, Path], ctx: dict[str,
     factory = _exact_factory()
     size = ctx["input_size"]
     pixels = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
-    tokens = torch.from_numpy(default_tokenizer()(list(TEST_TEXTS[:3]), ctx["context_length"]))
+    tokenizer = default_tokenizer()
+    ids = tokenizer(list(TEST_TEXTS[:3]), ctx["context_length"])
+    tokens = torch.from_numpy(ids)
+    cases = [("image", pixels, pixels), ("text", tokens, tokens)]
+    if ctx.get("text_trim"):
+        # The trimmed input must give what torch gives for the full-length one.
+        cases.append(("text_trimmed", tokens[:, : trim_length(ids, tokenizer.eot)], tokens))
     figures: dict[str, float] = {}
-    for role, x in (("image", pixels), ("text", tokens)):
+    for label, x, reference in cases:
+        role = label.split("_")[0]
         with torch.no_grad():
-            want = towers[role](x).numpy()
+            want = towers[role](reference).numpy()
         session = factory.create(paths[role])
         (got,) = session.run(None, {INPUTS[role]: x.numpy()})
         cosine = float(_cosines(got, want).min())
-        figures[f"{role}_min_cosine"] = cosine
-        figures[f"{role}_max_abs_diff"] = float(np.abs(got - want).max())
+        figures[f"{label}_min_cosine"] = cosine
+        figures[f"{label}_max_abs_diff"] = float(np.abs(got - want).max())
         if cosine < EXPORT_MIN_COSINE:
             raise ModelError(
-                f"{paths[role]}: ONNX differs from torch "
+                f"{paths[role]}: ONNX differs from torch on {label} input "
                 f"(cosine {cosine:.6f} < {EXPORT_MIN_COSINE})"
             )
     log.info("ONNX fp32 matches torch: %s", figures)
@@ -495,14 +583,17 @@ def export(
     torch = _torch()
     model, source = load_model(architecture, pretrained)
     ctx = describe(model, architecture)
+    ctx["text_trim"] = text_can_trim(model, ctx["context_length"])
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    towers = _towers(model)
+    towers = _towers(model, ctx["text_trim"])
     files: dict[tuple[str, str], Path] = {}
     for role in ("image", "text"):
         path = out_dir / f"{role}.fp32.onnx"
         log.info("exporting %s tower of %s to %s", role, architecture, path)
-        export_tower(towers[role], role, path, ctx["input_size"], ctx["context_length"])
+        export_tower(
+            towers[role], role, path, ctx["input_size"], ctx["context_length"], ctx["text_trim"]
+        )
         files[(role, "fp32")] = path
     checks: dict[str, Any] = {
         "onnx_vs_torch": _check_export(
@@ -511,10 +602,12 @@ def export(
     }
 
     if "fp16" in variants:
-        half = _towers(copy.deepcopy(model).half())
+        half = _towers(copy.deepcopy(model).half(), ctx["text_trim"])
         for role in ("image", "text"):
             path = out_dir / f"{role}.fp16.onnx"
-            export_tower(half[role], role, path, ctx["input_size"], ctx["context_length"])
+            export_tower(
+                half[role], role, path, ctx["input_size"], ctx["context_length"], ctx["text_trim"]
+            )
             files[(role, "fp16")] = path
         del half
     if "int8" in variants:
@@ -549,6 +642,8 @@ def export(
         "resize_mode": "shortest",
         "interpolation": "bicubic",
         "logit_scale": ctx["logit_scale"],
+        # Informative; the analyzer reads the text input's shape ([batch, null] = any length).
+        "text_trim": ctx["text_trim"],
         "normalized": False,
         "gpu_only_variants": ["fp16"],
         "pretrained": pretrained if not _is_path(pretrained) else Path(pretrained).name,

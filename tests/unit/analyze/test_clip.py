@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -48,6 +48,35 @@ def test_text_queries_encode_to_unit_vectors(clip_context: AnalyzerContext) -> N
     vectors = create({}, clip_context).encode_text(["a cat", "a beach at sunset"])
     assert vectors.shape == (2, 8)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def _token_table(model_dir: Path) -> np.ndarray:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_dir / "text.onnx")).graph
+    return next(numpy_helper.to_array(t) for t in graph.initializer if t.name == "table")
+
+
+@pytest.mark.parametrize("text_context", [77, None], ids=["fixed-length", "any-length"])
+def test_a_text_tower_that_takes_any_length_gets_queries_cut_after_their_end_token(
+    tiny_models: ModuleType, tmp_path: Path, text_context: int | None
+) -> None:
+    """The tiny text tower averages every token it is given, padding included, so
+    its output shows how many tokens the analyzer sent."""
+    from photovault.models.tokenizer import default_tokenizer
+
+    src = tiny_models.build_clip_dir(tmp_path / "src", text_context=text_context)
+    store = ModelStore(tmp_path / "models")
+    store.import_dir(src)
+    context = AnalyzerContext(tmp_path, store, SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0))
+    texts = ["a cat", "a beach at sunset with a red umbrella"]
+    got = create({}, context).encode_text(texts, normalize=False)
+
+    ids = default_tokenizer()(texts)
+    kept = 77 if text_context else len(default_tokenizer().encode(texts[1])) + 2
+    want = _token_table(src)[ids[:, :kept]].mean(axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_a_photo_with_bad_pixels_fails_alone(clip_context: AnalyzerContext) -> None:

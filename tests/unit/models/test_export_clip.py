@@ -90,8 +90,11 @@ def test_an_export_records_what_the_analyzer_needs_to_reproduce_the_model(
     assert extra["tokenizer"] == "clip-bpe"
     assert extra["resize_mode"] == "shortest"
     assert extra["gpu_only_variants"] == ["fp16"]
+    assert extra["text_trim"] is True
     for f in manifest.files:
         assert next(iter(f.outputs.values())) == [None, 16]
+        if f.role == "text":  # any batch, any length up to the context
+            assert next(iter(f.inputs.values())) == [None, None]
     assert "sha256" in manifest.source
 
 
@@ -99,6 +102,9 @@ def test_the_fp32_onnx_towers_compute_what_torch_and_open_clip_compute(exported:
     checks = read_manifest(exported).extra["checks"]
     assert checks["onnx_vs_torch"]["image_min_cosine"] > 0.99999
     assert checks["onnx_vs_torch"]["text_min_cosine"] > 0.99999
+    # The text tower takes queries cut after their end token, and gives what torch
+    # gives for the same query padded to 77 tokens.
+    assert checks["onnx_vs_torch"]["text_trimmed_min_cosine"] > 0.99999
     ours = checks["ours_vs_open_clip"]
     assert ours["tokens_equal"] is True
     assert ours["text_min_cosine"] > 0.99999
