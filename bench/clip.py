@@ -97,8 +97,8 @@ def bare_session(path: Path, threads: int, fused: bool) -> Any:
 class UnfusedFactory(SessionFactory):
     """SessionFactory with basic graph optimisation only (fp16 on the CPU)."""
 
-    def session_options(self) -> Any:
-        options = super().session_options()
+    def session_options(self, spinning: bool = False) -> Any:
+        options = super().session_options(spinning)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         return options
 

@@ -13,7 +13,11 @@ Choices and why:
   most of the day is memory held for nothing.
 * ``session.intra_op.allow_spinning = 0``: onnxruntime's worker threads
   otherwise busy-wait after each run, which measured ~2x slower decoding in the
-  same process (see shared/MEASUREMENTS.md).
+  same process (see shared/MEASUREMENTS.md). Interactive models (the CLIP text
+  tower answering a search) are the exception: a query is a few hundred tiny
+  operators, each of which must wake a sleeping thread, and spinning made a
+  query 25-35% faster here (int8 p50 12-14 ms -> 9-10 ms); queries are rare,
+  so the busy-waiting they cause is short.
 * Providers are filtered to those this onnxruntime build has, so one config
   (``["CUDAExecutionProvider", "CPUExecutionProvider"]``) works on both kinds
   of machine; the fall-back is logged once per process, not once per model.
@@ -209,8 +213,9 @@ class SessionFactory:
             chosen.append(CPU_PROVIDER)
         return chosen
 
-    def session_options(self) -> Any:
-        """The onnxruntime SessionOptions every session gets (see module docstring)."""
+    def session_options(self, spinning: bool = False) -> Any:
+        """The onnxruntime SessionOptions every session gets (see module docstring);
+        ``spinning`` lets the worker threads busy-wait (interactive models only)."""
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = False
         options.intra_op_num_threads = self.intra_threads
@@ -218,25 +223,34 @@ class SessionFactory:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        spin = "1" if spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         return options
 
-    def create(self, path: Path | str) -> Any:
+    def create(self, path: Path | str, spinning: bool = False) -> Any:
         """Create an InferenceSession for `path` (raises onnxruntime's own errors)."""
         return ort.InferenceSession(
-            str(path), sess_options=self.session_options(), providers=self.providers
+            str(path), sess_options=self.session_options(spinning), providers=self.providers
         )
 
     def managed(
-        self, path: Path | str, name: str | None = None, idle_ttl_s: float | None = None
+        self,
+        path: Path | str,
+        name: str | None = None,
+        idle_ttl_s: float | None = None,
+        interactive: bool = False,
     ) -> ManagedModel:
-        """A lazily loaded model that `reap()` unloads once idle for the TTL."""
+        """A lazily loaded model that `reap()` unloads once idle for the TTL.
+
+        ``interactive``: a model a person waits on (a search query), run with
+        thread spinning for latency; batch models never spin."""
         model = ManagedModel(
             self,
             Path(path),
             name=name or Path(path).stem,
             idle_ttl_s=self.idle_ttl_s if idle_ttl_s is None else idle_ttl_s,
+            interactive=interactive,
         )
         with self._lock:
             self._models.add(model)
@@ -265,11 +279,19 @@ class ManagedModel:
     reap it; a run and an unload never overlap.
     """
 
-    def __init__(self, factory: SessionFactory, path: Path, name: str, idle_ttl_s: float) -> None:
+    def __init__(
+        self,
+        factory: SessionFactory,
+        path: Path,
+        name: str,
+        idle_ttl_s: float,
+        interactive: bool = False,
+    ) -> None:
         self.factory = factory
         self.path = path
         self.name = name
         self.idle_ttl_s = idle_ttl_s
+        self.interactive = interactive
         self._session: Any = None
         self._last_used = 0.0
         self._lock = threading.RLock()
@@ -292,7 +314,7 @@ class ManagedModel:
         for attempt in (1, 2):
             try:
                 started = time.monotonic()
-                session = self.factory.create(self.path)
+                session = self.factory.create(self.path, spinning=self.interactive)
             except Exception as exc:
                 last = exc
                 if attempt == 1:

@@ -476,8 +476,8 @@ def _exact_factory(threads: int = 2) -> Any:
     from photovault.analyze.session import SessionFactory
 
     class ExactFactory(SessionFactory):
-        def session_options(self) -> Any:
-            options = super().session_options()
+        def session_options(self, spinning: bool = False) -> Any:
+            options = super().session_options(spinning)
             options.graph_optimization_level = type(
                 options.graph_optimization_level
             ).ORT_DISABLE_ALL

@@ -79,6 +79,19 @@ def test_a_text_tower_that_takes_any_length_gets_queries_cut_after_their_end_tok
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_only_the_text_tower_a_search_waits_on_lets_its_threads_spin(
+    clip_context: AnalyzerContext,
+) -> None:
+    clip = create({}, clip_context)
+    clip.encode_text(["a cat"])
+    clip.analyze([item(photo(0))])
+    key = "session.intra_op.allow_spinning"
+    text_options = clip._text.session().get_session_options()
+    image_options = clip._image.session().get_session_options()
+    assert text_options.get_session_config_entry(key) == "1"
+    assert image_options.get_session_config_entry(key) == "0"
+
+
 def test_a_photo_with_bad_pixels_fails_alone(clip_context: AnalyzerContext) -> None:
     good, bad = create({}, clip_context).analyze(
         [item(photo(0)), item(np.zeros((4, 4), dtype=np.uint8))]

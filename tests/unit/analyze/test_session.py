@@ -130,11 +130,11 @@ def test_a_load_that_fails_once_succeeds_on_the_retry(
     real_create = factory.create
     calls = {"n": 0}
 
-    def flaky(path: Path) -> object:
+    def flaky(path: Path, spinning: bool = False) -> object:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("transient")
-        return real_create(path)
+        return real_create(path, spinning)
 
     monkeypatch.setattr(factory, "create", flaky)
     model: ManagedModel = factory.managed(classifier_path)
