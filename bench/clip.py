@@ -72,17 +72,26 @@ def photos(count: int) -> list[np.ndarray]:
 
 
 def timed(fns: list[Callable[[], Any]], min_s: float, min_rounds: int = 3) -> list[float]:
-    """Median seconds per call of each fn, run in turns (one call each per round) so
-    that load from other processes on a shared box hits all of them alike."""
+    """Median seconds per call of each fn, run in turns of ~0.5 s blocks so that load
+    from other processes on a shared box hits all of them alike.
+
+    Blocks, not single calls in turn: the bare session's threads spin after each
+    run (onnxruntime's default) and would steal the cores from whichever call
+    came right after it, making the next one look slower than it is.
+    """
     for fn in fns:
         fn()  # warm-up: first run allocates and picks kernels
     times: list[list[float]] = [[] for _ in fns]
     started = time.perf_counter()
     while len(times[0]) < min_rounds or time.perf_counter() - started < min_s * len(fns):
         for fn, out in zip(fns, times, strict=True):
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
+            block = time.perf_counter()
+            while True:
+                t = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t)
+                if t - block >= 0.5:
+                    break
     return [statistics.median(t) for t in times]
 
 
@@ -205,8 +214,8 @@ def bench_variant(
         )
     latencies: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(args.query_rounds):
-        for q in QUERIES:
-            for label, run in runs.items():  # interleaved: noise hits all alike
+        for label, run in runs.items():  # a block of queries each, in turns
+            for q in QUERIES:
                 t = time.perf_counter()
                 run(q)
                 latencies[label].append(time.perf_counter() - t)

@@ -22,15 +22,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 import rss  # bench/rss.py, beside this script
-from photovault.index import IndexSettings, PhotoIndex
+from photovault.index import Filters, IndexSettings, PhotoIndex
 from photovault.models.install import import_model
 from photovault.query.client import Client
-from search import attributes, clustered_vectors, load
+from search import START, attributes, clustered_vectors, load, queries_near
 
 QUERIES = [
     "a dog on the beach",
@@ -89,6 +90,10 @@ def peak_rss(pid: int) -> float:
     return 0.0
 
 
+def disk_gib(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**30
+
+
 def build(n: int, model_dir: Path, workdir: Path) -> tuple[Path, str]:
     """A state dir with the model imported and N synthetic photos indexed (ANN built)."""
     base = workdir / f"vault-{n}"
@@ -97,19 +102,38 @@ def build(n: int, model_dir: Path, workdir: Path) -> tuple[Path, str]:
     manifest = import_model(base / "state" / "models", "clip", model_dir)
     dim = int(manifest.embedding_dim or 512)
     rng = np.random.default_rng(7)
-    vectors, _ = clustered_vectors(rng, n, dim, clusters=max(10, n // 2000))
+    vectors, centres = clustered_vectors(rng, n, dim, clusters=max(10, n // 2000))
+    attrs = attributes(n)
     idx = PhotoIndex(base / "state" / "index", IndexSettings(vector_dim=dim, face_dim=128))
     t0 = time.perf_counter()
-    rate = load(idx, vectors, attributes(n), batch=4096)
-    del vectors
+    rate = load(idx, vectors, attrs, batch=4096)
     t1 = time.perf_counter()
     idx.maintain()
-    idx.close()
     print(
         f"{n:>9,} photos: indexed at {rate:,.0f} photos/s; indexes (ANN, scalar, FTS) built "
-        f"in {time.perf_counter() - t1:.0f} s; total {time.perf_counter() - t0:.0f} s",
+        f"in {time.perf_counter() - t1:.0f} s; total {time.perf_counter() - t0:.0f} s; "
+        f"on disk {disk_gib(base / 'state'):.1f} GiB",
         flush=True,
     )
+    # Recall of what vaultd will serve, against exact search in numpy, with and
+    # without the filter the timed queries use (Canon, taken 2020 or later).
+    queries = queries_near(rng, centres, 20)
+    canon_2020 = (attrs["camera"] == 0) & (attrs["day"] >= (date(2020, 1, 1) - START.date()).days)
+    for label, filters, keep in (
+        ("no filter", Filters(), None),
+        ("camera + after", Filters(camera="canon", after=date(2020, 1, 1)), canon_2020),
+    ):
+        found = []
+        for q in queries:
+            scores = vectors @ q
+            if keep is not None:
+                scores[~keep] = -np.inf
+            truth = set(np.argpartition(-scores, 20)[:20].tolist())
+            got = {h.id for h in idx.search(q, None, filters, 20)}
+            found.append(len(got & truth) / 20)
+        print(f"{'':>9}  recall@20 vs exact, {label}: {np.mean(found):.3f}", flush=True)
+    idx.close()
+    del vectors
     (base / "empty").mkdir()
     return base, manifest.name
 
