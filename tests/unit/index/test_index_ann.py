@@ -93,3 +93,46 @@ def test_recall_at_20_stays_above_0_95_on_100k_random_vectors(tmp_path):
     keep = np.arange(100_000) % 10 == 3
     assert recall_at_20(idx, vectors, queries, Filters(camera="canon"), keep) >= 0.95
     idx.close()
+
+
+def test_partitions_hold_8k_vectors_each_until_the_library_is_large_then_sqrt(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = random_unit(rng, 2500, 64)
+    small = PhotoIndex(tmp_path / "small", IndexSettings(vector_dim=64, ann_threshold=2000,
+                                                         partition_rows=1000))
+    fill(small, vectors)
+    small.maintain()
+    assert small.meta["ann_partitions"] == 3  # ceil(2500 / 1000)
+    small.close()
+
+    large = PhotoIndex(tmp_path / "large", IndexSettings(vector_dim=64, ann_threshold=2000,
+                                                         fine_partitions_from=2000))
+    fill(large, vectors)
+    large.maintain()
+    assert large.meta["ann_partitions"] == 50  # sqrt(2500)
+    large.close()
+
+
+def test_a_filtered_search_needs_no_count_while_every_partition_is_probed(tmp_path):
+    """With nprobes >= partitions the filtered ANN search is exhaustive: the
+    count that decides on an exact search would be a wasted scan."""
+    rng = np.random.default_rng(4)
+    vectors = random_unit(rng, 2500, 64)
+    idx = PhotoIndex(tmp_path / "index", IndexSettings(vector_dim=64, ann_threshold=2000,
+                                                       ann_partitions=4, nprobes=4,
+                                                       exact_below=1000))
+    fill(idx, vectors)
+    idx.maintain()
+    counted: list[str | None] = []
+    real_count = idx.count
+    idx.count = lambda where=None: counted.append(where) or real_count(where)  # type: ignore[method-assign]
+
+    keep = np.arange(2500) % 10 == 3  # 250 photos: below exact_below
+    queries = random_unit(rng, 10, 64)
+    assert recall_at_20(idx, vectors, queries, Filters(camera="canon"), keep) >= 0.95
+    assert counted == []
+
+    idx.settings.nprobes = 2  # now partitions are skipped: a small match is searched exactly
+    assert recall_at_20(idx, vectors, queries, Filters(camera="canon"), keep) == 1.0
+    assert counted
+    idx.close()
