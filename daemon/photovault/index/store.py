@@ -26,12 +26,15 @@ recall 1.00 on clustered vectors (build 88 s, in the background).
 Real photo embeddings cluster strongly; uniformly random ones at 1M would
 need more probes (`nprobes`).
 
-Filtered vector searches: while `nprobes` covers every partition, the ANN
-query with a prefilter is already exhaustive, so it is used as is (an exact
-flat scan with a prefilter measured 77 ms at 30k photos against 23 ms). With
-more partitions, a filter matching at most `exact_below` photos is searched
-exactly (a few probes could miss all of them) and a wider one probes further
-partitions until it has enough results.
+Filtered vector searches use the ANN index with a prefilter and probe
+further partitions (`maximum_nprobes`, up to all of them) only while fewer
+than the asked number of matches were found, so a filter matching one photo
+still finds it. At 100k clustered photos in 286 partitions this kept
+recall@20 at 1.00 for filters matching one photo, 0.3%, 5% and 10% of the
+library, and was faster than first counting the matches and scanning small
+sets flat (one photo: 67 vs 202 ms; 5%: 45 vs 67 ms; an exact prefiltered
+flat scan cost 77 ms at 30k photos). Only an index built before the number
+of partitions was recorded still counts and scans up to `exact_below`.
 
 Deletes and moves flush the buffer first, so a write queued before a delete
 can never resurrect the row after it.
@@ -111,7 +114,7 @@ class IndexSettings:
     partition_rows: int = 8_192  # vectors per partition below that
     nprobes: int = 20
     refine_factor: int = 2
-    exact_below: int = 2_000  # filtered candidates at or below this: exact search
+    exact_below: int = 2_000  # indexes without recorded partitions: exact search up to this
     flush_rows: int = 4096  # bulk backfills; the pipeline's trickle flushes on time
     flush_seconds: float = 2.0
     # Compact and fold new rows into the indexes after this many writes (each is
@@ -639,9 +642,8 @@ class PhotoIndex:
             return True
         if where is None:
             return False
-        partitions = self._partitions()
-        if partitions is not None and partitions <= self.settings.nprobes:
-            return False  # every partition is probed: the ANN search is exhaustive
+        if self._partitions() is not None:
+            return False  # probes go on until enough matches are found
         return self.count(where) <= self.settings.exact_below
 
     def _vector_query(self, q: np.ndarray, where: str | None, k: int, exact: bool) -> pa.Table:
