@@ -59,29 +59,20 @@ def peak_rss_mib(pid: int) -> tuple[float, float]:
 
 
 def bare_tower_rate(model_dir: Path, variant: str, batch: int, threads: int = 2) -> float:
-    """Images/s of the bare image tower on preprocessed tensors (no decoding)."""
+    """Images/s of the bare image tower on preprocessed tensors (no decoding),
+    timed the way bench/clip.py times its bare sessions."""
     import numpy as np
-    import onnxruntime as ort
 
+    from clip import bare_session, timed  # bench/clip.py
     from photovault.models.store import validate_dir
 
     manifest = validate_dir(model_dir, "clip")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(
-        str(model_dir / manifest.file_for("image", variant).path),
-        options,
-        providers=["CPUExecutionProvider"],
-    )
+    session = bare_session(model_dir / manifest.file_for("image", variant).path, threads, True)
     name = session.get_inputs()[0].name
     side = manifest.input_size
     x = np.random.default_rng(0).standard_normal((batch, 3, side, side)).astype(np.float32)
-    session.run(None, {name: x})
-    runs, t0 = 0, time.perf_counter()
-    while runs < 3 or time.perf_counter() - t0 < 10:
-        session.run(None, {name: x})
-        runs += 1
-    return runs * batch / (time.perf_counter() - t0)
+    (seconds,) = timed([lambda: session.run(None, {name: x})], min_s=10.0)
+    return batch / seconds
 
 
 def run_vaultd(

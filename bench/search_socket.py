@@ -31,7 +31,7 @@ import rss  # bench/rss.py, beside this script
 from photovault.index import Filters, IndexSettings, PhotoIndex
 from photovault.models.install import import_model
 from photovault.query.client import Client
-from search import START, attributes, clustered_vectors, load, queries_near
+from search import START, attributes, clustered_vectors, exact_top, load, queries_near
 
 QUERIES = [
     "a dog on the beach",
@@ -120,17 +120,14 @@ def build(n: int, model_dir: Path, workdir: Path) -> tuple[Path, str]:
     queries = queries_near(rng, centres, 20)
     canon_2020 = (attrs["camera"] == 0) & (attrs["day"] >= (date(2020, 1, 1) - START.date()).days)
     for label, filters, keep in (
-        ("no filter", Filters(), None),
+        ("no filter", Filters(), np.ones(n, dtype=bool)),
         ("camera + after", Filters(camera="canon", after=date(2020, 1, 1)), canon_2020),
     ):
-        found = []
-        for q in queries:
-            scores = vectors @ q
-            if keep is not None:
-                scores[~keep] = -np.inf
-            truth = set(np.argpartition(-scores, 20)[:20].tolist())
-            got = {h.id for h in idx.search(q, None, filters, 20)}
-            found.append(len(got & truth) / 20)
+        truth = exact_top(vectors, queries, keep)
+        found = [
+            len({h.id for h in idx.search(q, None, filters, 20)} & t) / 20
+            for q, t in zip(queries, truth, strict=True)
+        ]
         print(f"{'':>9}  recall@20 vs exact, {label}: {np.mean(found):.3f}", flush=True)
     idx.close()
     del vectors

@@ -331,13 +331,14 @@ def _encode_text_trimmed(clip: Any, tokens: Any) -> Any:
     """
     from open_clip.transformer import text_global_pool
 
+    nn = _torch().nn
     length = tokens.shape[1]
     cast_dtype = clip.transformer.get_cast_dtype()
     x = clip.token_embedding(tokens).to(cast_dtype)
     x = x + clip.positional_embedding[:length].to(cast_dtype)
     mask = clip.attn_mask[:length, :length].to(cast_dtype)
     for block in clip.transformer.resblocks:
-        if hasattr(block, "ln_1_kv") or not isinstance(block.attn, _torch().nn.MultiheadAttention):
+        if hasattr(block, "ln_1_kv") or not isinstance(block.attn, nn.MultiheadAttention):
             raise ModelError(f"{type(block).__name__} is not a plain self-attention block")
         x = x + block.ls_1(_self_attention(block.attn, block.ln_1(x), mask))
         x = x + block.ls_2(block.mlp(block.ln_2(x)))
@@ -345,7 +346,7 @@ def _encode_text_trimmed(clip: Any, tokens: Any) -> Any:
     eos = getattr(clip, "text_eos_id", None)
     x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=eos)
     if clip.text_projection is not None:
-        if isinstance(clip.text_projection, _torch().nn.Linear):
+        if isinstance(clip.text_projection, nn.Linear):
             x = clip.text_projection(x)
         else:
             x = x @ clip.text_projection
@@ -537,13 +538,14 @@ def _check_export(towers: dict[str, Any], paths: dict[str, Path], ctx: dict[str,
     tokenizer = default_tokenizer()
     ids = tokenizer(list(TEST_TEXTS[:3]), ctx["context_length"])
     tokens = torch.from_numpy(ids)
-    cases = [("image", pixels, pixels), ("text", tokens, tokens)]
+    # (figure label, tower, ONNX input, torch input)
+    cases = [("image", "image", pixels, pixels), ("text", "text", tokens, tokens)]
     if ctx.get("text_trim"):
         # The trimmed input must give what torch gives for the full-length one.
-        cases.append(("text_trimmed", tokens[:, : trim_length(ids, tokenizer.eot)], tokens))
+        trimmed = tokens[:, : trim_length(ids, tokenizer.eot)]
+        cases.append(("text_trimmed", "text", trimmed, tokens))
     figures: dict[str, float] = {}
-    for label, x, reference in cases:
-        role = label.split("_")[0]
+    for label, role, x, reference in cases:
         with torch.no_grad():
             want = towers[role](reference).numpy()
         session = factory.create(paths[role])
