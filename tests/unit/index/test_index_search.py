@@ -7,6 +7,7 @@ from datetime import date, datetime
 import numpy as np
 
 from photovault.index import Filters
+from photovault.index.filters import to_sql
 
 from .conftest import DIM, photo, unit
 
@@ -98,6 +99,33 @@ def test_camera_filter_matches_a_case_insensitive_substring(make_index):
     idx.flush()
 
     assert ids(idx.search(None, None, Filters(camera="eos"), 10)) == [1]
+
+
+def test_camera_filter_sees_cameras_written_after_the_first_camera_search(make_index):
+    # The camera filter is answered from the set of camera names in the index
+    # (an IN list a bitmap index serves); a camera first written after that set
+    # was read must still be found, also with a vector.
+    idx = make_index()
+    idx.upsert([photo(1, camera="Canon EOS R5", vector=unit(np.ones(DIM)))])
+    idx.flush()
+    assert ids(idx.search(None, None, Filters(camera="nikon"), 10)) == []
+
+    idx.upsert([photo(2, camera="NIKON Z 6_2", vector=unit(np.ones(DIM)))])
+    idx.flush()
+
+    assert ids(idx.search(None, None, Filters(camera="nikon"), 10)) == [2]
+    assert ids(idx.search(unit(np.ones(DIM)), None, Filters(camera="Z 6"), 10)) == [2]
+    assert sorted(ids(idx.search(None, None, Filters(camera="o"), 10))) == [1, 2]
+
+
+def test_camera_filter_sql_is_an_in_list_of_the_matching_known_names():
+    f = Filters(camera="eos")
+    assert to_sql(f) == "strpos(lower(camera), 'eos') > 0"
+    assert to_sql(f, {"Canon EOS R5", "Canon EOS 5D", "Apple iPhone 12"}) == (
+        "camera IN ('Canon EOS 5D', 'Canon EOS R5')"
+    )
+    assert to_sql(f, {"Apple iPhone 12"}) == "false"
+    assert to_sql(Filters(camera="o'b"), {"Fo'bar"}) == "camera IN ('Fo''bar')"
 
 
 def test_path_glob_matches_relative_or_absolute_paths(make_index):
