@@ -61,6 +61,7 @@ import pyarrow.compute as pc
 from lancedb.index import FTS, Bitmap, BTree, IvfSq, LabelList
 
 from photovault.index.filters import Filters, python_check, sql_string, to_sql
+from photovault.index.presence import PresentIds
 from photovault.index.records import (
     FaceRecord,
     PhotoRecord,
@@ -220,6 +221,7 @@ class PhotoIndex:
         # the first camera filter and kept up to date by writes: see to_sql.
         self._cameras: set[str] | None = None
         self._cameras_lock = threading.Lock()
+        self._present = PresentIds(self._stored_ids)
 
     def _table(self, name: str, schema: pa.Schema) -> Any:
         if name in self._db.list_tables().tables:
@@ -233,6 +235,10 @@ class PhotoIndex:
             schema=schema,
             storage_options={"new_table_data_storage_version": STORAGE_VERSION},
         )
+
+    def _stored_ids(self) -> np.ndarray:
+        t = self.photos.search().select(["id"]).limit(None).to_arrow()
+        return t["id"].to_numpy()
 
     def _refresh_index_names(self) -> None:
         self._indexes = {cfg.columns[0] for cfg in self.photos.list_indices()}
@@ -304,17 +310,25 @@ class PhotoIndex:
         # Which of these files are already indexed (and showing which content)?
         # New photos, the common case, take a plain append, several times
         # faster than merge_insert's join; only updates pay for the merge.
-        ids = ", ".join(str(r.id) for r in records)
-        existing = (
-            self.photos.search()
-            .where(f"id IN ({ids})")
-            .select(["id", "sha256"])
-            .limit(None)
-            .to_arrow()
-        )
-        old_shas = {s for s in existing["sha256"].to_pylist() if s}
+        # The in-memory presence set answers for all but updates (see presence.py).
+        ids = np.fromiter((r.id for r in records), dtype=np.int64, count=len(records))
+        mask = self._present.present(ids)
+        maybe = ids if mask is None else ids[mask]
+        old_shas: set[str] = set()
+        stored = 0
+        if maybe.size:
+            existing = (
+                self.photos.search()
+                .where(f"id IN ({', '.join(str(int(i)) for i in maybe)})")
+                .select(["id", "sha256"])
+                .limit(None)
+                .to_arrow()
+            )
+            old_shas = {s for s in existing["sha256"].to_pylist() if s}
+            stored = existing.num_rows
         data = photos_table(records, self.settings.vector_dim)
-        if existing.num_rows == 0:
+        self._present.mark(ids)  # before the commit: the set may only over-report
+        if stored == 0:
             # on_bad_vectors="null": lancedb's checker counts a null vector as "wrong
             # length" and would refuse the batch; photos_table already nulls bad ones.
             self.photos.add(data, on_bad_vectors="null")
@@ -369,10 +383,13 @@ class PhotoIndex:
             self.faces.delete(f"sha256 IN ({', '.join(sql_string(s) for s in gone)})")
 
     def _delete_where(self, where: str) -> int:
-        shas = self._shas_where(where)
+        gone = self.photos.search().where(where).select(["id", "sha256"]).limit(None).to_arrow()
+        shas = {s for s in gone["sha256"].to_pylist() if s}
         before = self.photos.count_rows()
         self.photos.delete(where)
         removed = before - self.photos.count_rows()
+        # Only rows that existed when the write lock was taken can have gone.
+        self._present.clear(gone["id"].to_numpy())
         self._drop_orphan_faces(shas)
         self._writes_since_optimize += 1
         return removed
