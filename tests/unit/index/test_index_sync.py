@@ -188,3 +188,49 @@ def test_a_file_name_that_is_not_utf8_is_stored_escaped_and_follows_deletes(make
     assert paths(idx) == ["trip/caf\\xe9.jpg"]
     assert idx.delete("main", name) == 1
     assert paths(idx) == []
+
+
+def test_a_large_table_waits_for_a_share_of_its_size_before_folding_rows_in(tmp_path):
+    from photovault.index import IndexSettings, PhotoIndex
+
+    now = [0.0]
+    idx = PhotoIndex(tmp_path / "index",
+                     IndexSettings(vector_dim=16, face_dim=4, flush_rows=10_000,
+                                   optimize_after_rows=10, optimize_growth=0.5,
+                                   optimize_idle_seconds=5.0),
+                     clock=lambda: now[0])
+
+    def fragments() -> int:
+        return idx.photos.stats()["fragment_stats"]["num_fragments"]
+
+    def write(ids: range) -> None:
+        idx.upsert([photo(i) for i in ids])
+        idx.flush()
+        idx.tick()
+
+    write(range(0, 100))
+    idx.maintain()
+    base = fragments()
+    for lo in range(100, 140, 10):  # 40 new rows: under half of 100
+        write(range(lo, lo + 10))
+    assert fragments() == base + 4
+
+    write(range(140, 150))  # 50: due
+    base = fragments()
+    assert base <= 2
+
+    write(range(150, 170))  # 20 rows, under half of 150 ...
+    now[0] += 4.0
+    idx.tick()
+    assert fragments() == base + 1
+    now[0] += 1.0  # ... until writes have paused for optimize_idle_seconds
+    idx.tick()
+    assert fragments() <= base
+
+    base = fragments()
+    write(range(170, 175))  # fewer than optimize_after_rows wait for optimize_seconds
+    now[0] += 60.0
+    idx.tick()
+    assert fragments() == base + 1
+    assert idx.count() == 175
+    idx.close()
