@@ -17,12 +17,18 @@ Refine 2 (re-ranking 40 candidates on full vectors) kept recall@20 at 1.00
 at 1M and is cheaper than 5, whose random vector reads showed in the p95.
 
 Partitions: one per 8,192 vectors up to `fine_partitions_from` vectors,
-sqrt(vectors) beyond. Few large partitions make 20 probes nearly a full
+one per 2,500 beyond. Few large partitions make 20 probes nearly a full
 scan: recall stays >= 0.95 even on uniformly random vectors (the hardest
 case, tested at 100k), and a full SQ scan of a few 100k vectors is cheap.
-At 1M it is not: probing 20 of LanceDB's default partitions took 43 ms,
-while with sqrt(1M) = 1,000 partitions nprobes 20 + refine 2 took 14 ms at
-recall 1.00 on clustered vectors (build 88 s, in the background).
+At 1M it is not: probing 20 partitions of 8k vectors costs ~30 ms. Smaller
+partitions than 2,500 do not last: LanceDB's optimize folds new rows into
+the index and joins every partition under 2,048 rows (25% of its 8,192
+target) into its neighbours, so sqrt(1M) = 1,000 partitions built fresh
+(search 20 ms) had become 103 after a bulk load (56 ms), and 300 partitions
+of 333 rows became 5 after one optimize. 400 partitions at 1M built in 47 s
+(1,000: 85 s), searched in 21 ms and were still 398 after 100k more rows;
+LanceDB splits partitions that grow large, and the index is retrained when
+the library has doubled.
 Real photo embeddings cluster strongly; uniformly random ones at 1M would
 need more probes (`nprobes`).
 
@@ -85,6 +91,7 @@ from photovault.index.schema import (
 log = logging.getLogger(__name__)
 
 NEAR_DUPLICATE_BITS = 6
+ALL_PARTITIONS = 1 << 20  # as `maximum_nprobes`: LanceDB stops at the last partition
 # How tables this version creates are stored (see PhotoIndex._table).
 STORAGE_OPTIONS = {
     "new_table_data_storage_version": "2.1",
@@ -118,7 +125,8 @@ class IndexSettings:
     ann_threshold: int = 20_000
     ann_retrain_growth: float = 2.0  # retrain centroids once vectors grew by this factor
     ann_partitions: int | None = None  # None: see fine_partitions_from
-    fine_partitions_from: int = 250_000  # vectors from which partitions = sqrt(vectors)
+    fine_partitions_from: int = 250_000  # vectors from which partitions are smaller ...
+    fine_partition_rows: int = 2_500  # ... this many vectors each (LanceDB joins < 2,048)
     partition_rows: int = 8_192  # vectors per partition below that
     nprobes: int = 20
     refine_factor: int = 2
@@ -136,7 +144,10 @@ class IndexSettings:
     optimize_growth: float = 0.1  # ... or this fraction of the table, if more
     optimize_seconds: float = 300.0
     optimize_idle_seconds: float = 10.0  # ... or, with optimize_after_rows new, after a pause
-    keep_versions_seconds: float = 600.0  # older table versions are deleted by optimize
+    # Older table versions are deleted by optimize. Queries read the newest one and
+    # backups hold writes, so a short time suffices; 600 s kept 26-28 GiB on disk
+    # during a 1M-photo bulk load for a 2.7 GB table.
+    keep_versions_seconds: float = 120.0
     scalar_index_rows: int = 20_000  # table size at which filter columns get indexes
 
 
@@ -632,7 +643,7 @@ class PhotoIndex:
         if build:
             t0 = time.perf_counter()
             partitions = s.ann_partitions or (
-                round(vectors**0.5)
+                math.ceil(vectors / s.fine_partition_rows)
                 if vectors >= s.fine_partitions_from
                 else max(1, math.ceil(vectors / s.partition_rows))
             )
@@ -724,8 +735,7 @@ class PhotoIndex:
         if exact:
             return b.bypass_vector_index().to_arrow()
         b = b.nprobes(self.settings.nprobes).refine_factor(self.settings.refine_factor)
-        partitions = self._partitions()
-        if not where or not partitions or partitions <= self.settings.nprobes:
+        if not where or self._partitions() is None:
             return b.to_arrow()
         # A filtered search first probes as many partitions as an unfiltered
         # one; only when that finds fewer than k matches does it go on probing
@@ -735,7 +745,8 @@ class PhotoIndex:
         first = b.to_arrow()
         if first.num_rows >= k:
             return first
-        return b.maximum_nprobes(partitions).to_arrow()
+        # Every partition: LanceDB splits large ones, so there may be more than built.
+        return b.maximum_nprobes(ALL_PARTITIONS).to_arrow()
 
     def _text_query(self, text: str, where: str | None, k: int) -> pa.Table:
         b = (
