@@ -105,13 +105,17 @@ HIT_COLUMNS = [
     "abs_path",
     "sha256",
     "taken_at",
-    "taken_local",
     "tags",
     "people",
-    "lat",
-    "lon",
-    "dhash",
 ]
+# What the Python-side check (filters.python_check) reads besides abs_path.
+# Fetched only when there is such a check: every column costs 2-5 ms of a
+# 20-hit search at 1M photos.
+CHECK_COLUMNS = ["lat", "lon"]
+
+
+def _columns(check: Any) -> list[str]:
+    return HIT_COLUMNS if check is None else [*HIT_COLUMNS, *CHECK_COLUMNS]
 
 
 @dataclass
@@ -688,12 +692,17 @@ class PhotoIndex:
         if text_vector is not None:
             q = _norm(text_vector)
             exact = self._exact(where)
-            table = self._collect(lambda k: self._vector_query(q, where, k, exact), check, limit)
+            cols = _columns(check)
+            table = self._collect(
+                lambda k: self._vector_query(q, where, k, exact, cols), check, limit
+            )
             return _hits(table, (1.0 - table["_distance"].to_numpy()).tolist())
         if text is not None and text.strip():
             if "search_text" not in self._indexes:
                 return []
-            table = self._collect(lambda k: self._text_query(text, where, k), check, limit)
+            table = self._collect(
+                lambda k: self._text_query(text, where, k, _columns(check)), check, limit
+            )
             return _hits(table, table["_score"].to_numpy().tolist())
         return self._filter_only(where, check, limit)
 
@@ -723,12 +732,14 @@ class PhotoIndex:
             return False  # probes go on until enough matches are found
         return self.count(where) <= self.settings.exact_below
 
-    def _vector_query(self, q: np.ndarray, where: str | None, k: int, exact: bool) -> pa.Table:
+    def _vector_query(
+        self, q: np.ndarray, where: str | None, k: int, exact: bool, columns: list[str]
+    ) -> pa.Table:
         b = (
             self.photos.search(q, vector_column_name="vector")
             .distance_type("cosine")
             .limit(k)
-            .select([*HIT_COLUMNS, "_distance"])
+            .select([*columns, "_distance"])
         )
         if where:
             b = b.where(where, prefilter=True)
@@ -748,11 +759,11 @@ class PhotoIndex:
         # Every partition: LanceDB splits large ones, so there may be more than built.
         return b.maximum_nprobes(ALL_PARTITIONS).to_arrow()
 
-    def _text_query(self, text: str, where: str | None, k: int) -> pa.Table:
+    def _text_query(self, text: str, where: str | None, k: int, columns: list[str]) -> pa.Table:
         b = (
             self.photos.search(text, query_type="fts", fts_columns="search_text")
             .limit(k)
-            .select([*HIT_COLUMNS, "_score"])
+            .select([*columns, "_score"])
         )
         if where:
             b = b.where(where, prefilter=True)
@@ -858,8 +869,11 @@ class PhotoIndex:
         if me.get("vector") is not None:
             q = _norm(me["vector"])
             exact = self._exact(where)
+            cols = _columns(check)
             t = self._collect(
-                lambda k: self._vector_query(q, where, k, exact), check, limit + 1 + len(dups)
+                lambda k: self._vector_query(q, where, k, exact, cols),
+                check,
+                limit + 1 + len(dups),
             )
             for h in _hits(t, (1.0 - t["_distance"].to_numpy()).tolist()):
                 if h.id != me["id"]:

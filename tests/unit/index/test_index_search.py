@@ -83,6 +83,22 @@ def test_near_filter_uses_great_circle_distance_not_the_bounding_box(make_index)
     assert sorted(ids(got)) == [1, 2, 3]
 
 
+def test_near_filter_holds_for_vector_and_keyword_searches(make_index):
+    # Ranked searches fetch the coordinates only when a check needs them.
+    idx = make_index()
+    v = unit(np.ones(DIM))
+    idx.upsert([
+        photo(1, lat=48.8566, lon=2.3522, vector=v, tags=[{"tag": "Eiffel"}]),
+        photo(2, lat=48.8566 + 0.06, lon=2.3522 + 0.09, vector=v, tags=[{"tag": "Eiffel"}]),
+        photo(3, lat=48.8566 + 0.08, lon=2.3522 + 0.12, vector=v, tags=[{"tag": "Eiffel"}]),
+    ])
+    idx.flush()
+    near = Filters(near=(48.8566, 2.3522, 10.0))
+
+    assert sorted(ids(idx.search(v, None, near, 10))) == [1, 2]
+    assert sorted(ids(idx.search(None, "eiffel", near, 10))) == [1, 2]
+
+
 def test_near_filter_works_across_the_dateline(make_index):
     idx = make_index()
     idx.upsert([photo(1, lat=0.0, lon=179.95), photo(2, lat=0.0, lon=-179.95),
