@@ -6,6 +6,7 @@ the pipeline; `Filters` and `Hit` are what the query service passes and gets.
 
 from __future__ import annotations
 
+from photovault.index import _lancelog  # noqa: F401  (before lancedb loads)
 from photovault.index.filters import Filters, Near
 from photovault.index.records import FaceRecord, PhotoRecord, record_from_photo
 from photovault.index.schema import SCHEMA_VERSION, IndexSchemaError

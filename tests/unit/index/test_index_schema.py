@@ -82,3 +82,17 @@ def test_reopening_keeps_the_rows(tmp_path):
 
     assert [h.id for h in again.search(None, "misc", Filters(), 5)] == [1]
     again.close()
+
+
+def test_lancedb_warnings_are_quieted_unless_the_operator_asks(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, photovault.index; print(os.environ['LANCEDB_LOG'])"
+    env = {k: v for k, v in os.environ.items() if k != "LANCEDB_LOG"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "error"
+    env["LANCEDB_LOG"] = "debug"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "debug"
