@@ -16,19 +16,18 @@ random queries even with refine 10 because PQ codes cannot order near-ties.
 Refine 2 (re-ranking 40 candidates on full vectors) kept recall@20 at 1.00
 at 1M and is cheaper than 5, whose random vector reads showed in the p95.
 
-Partitions: one per 8,192 vectors up to `fine_partitions_from` vectors,
-one per 2,500 beyond. Few large partitions make 20 probes nearly a full
-scan: recall stays >= 0.95 even on uniformly random vectors (the hardest
-case, tested at 100k), and a full SQ scan of a few 100k vectors is cheap.
-At 1M it is not: probing 20 partitions of 8k vectors costs ~30 ms. Smaller
-partitions than 2,500 do not last: LanceDB's optimize folds new rows into
-the index and joins every partition under 2,048 rows (25% of its 8,192
-target) into its neighbours, so sqrt(1M) = 1,000 partitions built fresh
-(search 20 ms) had become 103 after a bulk load (56 ms), and 300 partitions
-of 333 rows became 5 after one optimize. 400 partitions at 1M built in 47 s
-(1,000: 85 s), searched in 21 ms and were still 398 after 100k more rows;
-LanceDB splits partitions that grow large, and the index is retrained when
-the library has doubled.
+Partitions: one per 8,192 vectors (`partition_rows`), at every size. Few
+large partitions make 20 probes nearly a full scan at 100k: recall stays
+>= 0.95 even on uniformly random vectors (the hardest case, tested at 100k).
+Smaller partitions search faster while fresh but do not last: LanceDB's
+optimize, which folds new rows into the index, joins every partition under
+2,048 rows (25% of its own 8,192 target) into its neighbours and splits
+those past 32k. sqrt(1M) = 1,000 partitions built fresh (ANN step 9 ms) had
+become 103 after a bulk load; 2,500-row partitions ended at 186-330 after
+one, and recall@20 fell to 0.81-0.97. With 8,192-row partitions a 1M bulk
+load through the socket kept recall@20 1.00 (with and without a filter),
+searched as fast (p50 74 vs 72 ms) and wrote 5.2k photos/s instead of 3.9k
+(retraining few partitions is cheap).
 Real photo embeddings cluster strongly; uniformly random ones at 1M would
 need more probes (`nprobes`).
 
@@ -37,13 +36,12 @@ same `nprobes` as unfiltered ones; only when that finds fewer than the asked
 number of matches do they probe further partitions (`maximum_nprobes`, up to
 all of them), so a filter matching one photo still finds it. LanceDB's
 `maximum_nprobes` alone kept probing far past enough matches (635 of 1,000
-partitions for a filter matching half of 1M photos). On a freshly built
-index of 1M clustered photos recall@20 against exact search stayed 1.00 for
-filters matching one photo, 1%, 10% and 50% of the library (after-2020
-filter: 170 -> 31 ms; camera + date with the camera bitmap index: 255 -> 34
-ms); after a bulk load, with partitions joined, it was 0.96. Only an index built before
-the number of partitions was recorded still counts and scans up to
-`exact_below`.
+partitions for a filter matching half of 1M photos). On 1M clustered
+photos recall@20 against exact search stayed 1.00 for filters matching one
+photo, 1%, 10% and 50% of the library (after-2020 filter: 170 -> 31 ms;
+camera + date with the camera bitmap index: 255 -> 34 ms, on a fresh
+1,000-partition index). Only an index built before the number of partitions
+was recorded still counts and scans up to `exact_below`.
 
 Deletes and moves flush the buffer first, so a write queued before a delete
 can never resurrect the row after it.
@@ -129,10 +127,8 @@ class IndexSettings:
     # on 2 cores, while exact search at 50k costs ~100 ms, so build early.
     ann_threshold: int = 20_000
     ann_retrain_growth: float = 2.0  # retrain centroids once vectors grew by this factor
-    ann_partitions: int | None = None  # None: see fine_partitions_from
-    fine_partitions_from: int = 250_000  # vectors from which partitions are smaller ...
-    fine_partition_rows: int = 2_500  # ... this many vectors each (LanceDB joins < 2,048)
-    partition_rows: int = 8_192  # vectors per partition below that
+    ann_partitions: int | None = None  # None: one per partition_rows vectors
+    partition_rows: int = 8_192  # LanceDB's own target; it joins partitions under 25%
     nprobes: int = 20
     refine_factor: int = 2
     exact_below: int = 2_000  # indexes without recorded partitions: exact search up to this
@@ -143,8 +139,8 @@ class IndexSettings:
     # costs latency), or this long after the last time when anything was written.
     # Folding costs time in proportion to the table (7-30 s at 1M photos), so a
     # large table waits for a fraction of its size; a bulk load then spends a
-    # bounded share of its time on it. A 1M-photo load: 3.5k photos/s written
-    # at 10%, 3.9k at 20% (searches during the load scan the unfolded rows).
+    # bounded share of its time on it (a 1M-photo load wrote 13% faster at 20%
+    # than at 10%; searches during the load scan the rows not folded in yet).
     optimize_after_writes: int = 64
     optimize_after_rows: int = 20_000
     optimize_growth: float = 0.2  # ... or this fraction of the table, if more
@@ -648,11 +644,7 @@ class PhotoIndex:
         )
         if build:
             t0 = time.perf_counter()
-            partitions = s.ann_partitions or (
-                math.ceil(vectors / s.fine_partition_rows)
-                if vectors >= s.fine_partitions_from
-                else max(1, math.ceil(vectors / s.partition_rows))
-            )
+            partitions = s.ann_partitions or max(1, math.ceil(vectors / s.partition_rows))
             cfg = IvfSq(distance_type="cosine", num_partitions=partitions)
             self.photos.create_index("vector", config=cfg, replace=True)
             self._indexes.add("vector")

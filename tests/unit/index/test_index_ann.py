@@ -95,7 +95,7 @@ def test_recall_at_20_stays_above_0_95_on_100k_random_vectors(tmp_path):
     idx.close()
 
 
-def test_partitions_hold_8k_vectors_each_until_the_library_is_large_then_smaller_ones(tmp_path):
+def test_partitions_hold_partition_rows_vectors_each(tmp_path):
     rng = np.random.default_rng(3)
     vectors = random_unit(rng, 2500, 64)
     small = PhotoIndex(tmp_path / "small", IndexSettings(vector_dim=64, ann_threshold=2000,
@@ -104,14 +104,7 @@ def test_partitions_hold_8k_vectors_each_until_the_library_is_large_then_smaller
     small.maintain()
     assert small.meta["ann_partitions"] == 3  # ceil(2500 / 1000)
     small.close()
-
-    large = PhotoIndex(tmp_path / "large", IndexSettings(vector_dim=64, ann_threshold=2000,
-                                                         fine_partitions_from=2000,
-                                                         fine_partition_rows=100))
-    fill(large, vectors)
-    large.maintain()
-    assert large.meta["ann_partitions"] == 25  # 2500 / 100
-    large.close()
+    assert IndexSettings().partition_rows == 8192  # LanceDB joins partitions under 2,048
 
 
 def test_a_filtered_search_probes_on_until_it_has_enough_matches(tmp_path):
