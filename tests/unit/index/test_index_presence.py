@@ -32,7 +32,7 @@ def test_ids_it_cannot_track_send_the_caller_to_the_table():
     assert ids.present(np.array([MAX_TRACKED_ID])) is None
 
 
-def test_rewrites_deletes_and_reopening_never_duplicate_a_row(make_index, tmp_path):
+def test_rewrites_deletes_and_reopening_never_duplicate_a_row(make_index):
     idx = make_index()
     idx.upsert([photo(i) for i in range(1, 6)])
     idx.flush()
