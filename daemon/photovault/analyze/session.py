@@ -15,9 +15,10 @@ Choices and why:
   otherwise busy-wait after each run, which measured ~2x slower decoding in the
   same process (see shared/MEASUREMENTS.md). Interactive models (the CLIP text
   tower answering a search) are the exception: a query is a few hundred tiny
-  operators, each of which must wake a sleeping thread, and spinning made a
-  query 25-35% faster here (int8 p50 12-14 ms -> 9-10 ms); queries are rare,
-  so the busy-waiting they cause is short.
+  operators, each of which must wake a sleeping thread, and spinning made the
+  encode alone 25-35% faster here (int8 p50 12-14 ms -> 9-10 ms). The CLIP
+  text tower no longer asks for it, though: the index search that follows
+  each encode ran 3x slower beside the spinning threads (clip.py).
 * Providers are filtered to those this onnxruntime build has, so one config
   (``["CUDAExecutionProvider", "CPUExecutionProvider"]``) works on both kinds
   of machine; the fall-back is logged once per process, not once per model.
