@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from photovault import __version__
+from photovault.cli import _blas  # noqa: F401  (before numpy loads)
 from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, load
 
 
