@@ -150,7 +150,9 @@ class Daemon:
         dim = int(getattr(clip, "dim", 0) or 512)
         face_dim = 128 if self.settings.faces.model == "Dlib" else 512
         folder = self.settings.state_dir / "index"
-        cfg = IndexSettings(vector_dim=dim, face_dim=face_dim)
+        cfg = IndexSettings(
+            vector_dim=dim, face_dim=face_dim, memory_ann=self.settings.server.memory_index
+        )
         try:
             return PhotoIndex(folder, cfg)
         except IndexSchemaError as exc:
@@ -521,6 +523,7 @@ class Daemon:
             "queue_depth": self.catalog.queue_depth(),
             "settling": len(self.tracker),
             "index_pending": self.index.pending(),
+            "memory_index": self.index.memory_status(),
             "paused": self.throttle.paused,
             "quiet_hours_active": self.throttle.quiet_active(),
             "rate_limit": self.throttle.current_rate(),

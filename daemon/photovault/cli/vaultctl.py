@@ -78,6 +78,14 @@ def format_status(st: dict[str, Any]) -> str:
         )
         if sh.get("watch_problem"):
             lines.append(f"  {'':<14} warning: {sh['watch_problem']}")
+    mi = st.get("memory_index")
+    if mi and mi.get("state") != "off":
+        detail = (
+            f"{mi['vectors']} vectors in {mi['cells']} cells, {mi['memory_mib']:.0f} MiB"
+            if mi["state"] == "ready"
+            else (mi.get("reason") or "")
+        )
+        lines.append(f"memory index: {mi['state']}" + (f" ({detail})" if detail else ""))
     an = st.get("analyzers") or {}
     if an:
         active = ", ".join(a["name"] for a in an.get("active", [])) or "none"
