@@ -31,12 +31,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Any, NamedTuple
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
+NO_TIME = np.iinfo(np.int64).min  # no capture time: no date filter matches
+EPOCH = datetime(1970, 1, 1)
 SCAN_BLOCK = 8_192  # rows converted to float32 at a time while scanning
 ID_LIMIT = 1 << 26  # as presence.py: catalog ids are small sequential integers
 
@@ -50,6 +53,38 @@ class AnnSettings:
     retrain_growth: float = 2.0
     sample_per_cell: int = 32  # k-means training sample
     kmeans_iterations: int = 8
+
+
+class Rows(NamedTuple):
+    """Rows on their way into a cell (arrays of one length)."""
+
+    codes: np.ndarray
+    scale: np.ndarray
+    ids: np.ndarray
+    rowids: np.ndarray
+    taken: np.ndarray
+    camera: np.ndarray
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The filters the in-memory index answers itself, as LanceDB's SQL does
+    (filters.to_sql): capture time >= after and < before (wall clock; a photo
+    without one never matches), camera name containing `camera`
+    (case-insensitive; none never matches)."""
+
+    after: date | datetime | None = None
+    before: date | datetime | None = None
+    camera: str | None = None
+
+
+def micros(value: date | datetime | None) -> int:
+    """Wall-clock time as microseconds since 1970 (NO_TIME for None)."""
+    if value is None:
+        return int(NO_TIME)
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time())
+    return (value.replace(tzinfo=None) - EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass
@@ -100,34 +135,36 @@ class _Cell:
     """One cell's rows, contiguous so a probe is one int8 matrix product.
     Arrays have spare capacity: appends are amortised O(1)."""
 
-    __slots__ = ("codes", "dead", "ids", "n", "rowids", "scale")
+    __slots__ = ("camera", "codes", "dead", "ids", "n", "rowids", "scale", "taken")
+    ARRAYS = ("codes", "scale", "ids", "rowids", "taken", "camera")
 
     def __init__(self, dim: int, capacity: int = 16) -> None:
         self.codes = np.zeros((capacity, dim), np.int8)
         self.scale = np.zeros(capacity, np.float32)  # 0: a dead row (scores 0 * x)
         self.ids = np.full(capacity, -1, np.int64)
         self.rowids = np.full(capacity, -1, np.int64)
+        self.taken = np.full(capacity, NO_TIME, np.int64)  # local capture time, us
+        self.camera = np.full(capacity, -1, np.int32)  # code of the camera name
         self.n = 0
         self.dead = 0
 
-    def append(
-        self, ids: np.ndarray, codes: np.ndarray, scale: np.ndarray, rowids: np.ndarray
-    ) -> int:
-        need = self.n + len(ids)
+    def append(self, rows: Rows) -> int:
+        need = self.n + len(rows.ids)
         if need > len(self.ids):
             cap = max(need, len(self.ids) * 3 // 2)
-            for name in ("codes", "scale", "ids", "rowids"):
+            for name in self.ARRAYS:
                 old = getattr(self, name)
                 new = np.zeros((cap, *old.shape[1:]), old.dtype)
                 new[: self.n] = old[: self.n]
                 setattr(self, name, new)
         lo = self.n
-        self.codes[lo:need] = codes
-        self.scale[lo:need] = scale
-        self.ids[lo:need] = ids
-        self.rowids[lo:need] = rowids
+        for name in self.ARRAYS:
+            getattr(self, name)[lo:need] = getattr(rows, name)
         self.n = need
         return lo
+
+    def rows(self, keep: np.ndarray) -> Rows:
+        return Rows(*(getattr(self, name)[keep] for name in self.ARRAYS))
 
     def live(self) -> np.ndarray:
         return np.flatnonzero(self.ids[: self.n] >= 0)
@@ -143,11 +180,13 @@ class MemoryAnn:
         self._lock = threading.RLock()
         self._cells: list[_Cell] = [_Cell(dim)]  # one cell: exact scan
         self._centroids: np.ndarray | None = None
+        self._cameras: dict[str, int] = {}  # camera name -> code (only grows)
         self._pos_cell = np.full(0, -1, np.int32)  # id -> cell (-1: absent)
         self._pos_off = np.zeros(0, np.int32)  # id -> row within the cell
         self._live = 0
         self._trained_live = 0
         self.ready = False
+        self.training = False
         self.failed: str | None = None  # why this index gave up (LanceDB answers)
         self._loading = False
         self._removed_while_loading: set[int] = set()
@@ -164,39 +203,57 @@ class MemoryAnn:
         return 0 if c is None else len(c)
 
     def usable(self) -> bool:
-        return self.ready and self.failed is None
+        """Loaded, not given up, and not regrouping (a search would wait for it)."""
+        return self.ready and self.failed is None and not self.training
 
     def memory_bytes(self) -> int:
         with self._lock:
             rows = sum(len(c.ids) for c in self._cells)
-            return rows * (self.dim + 4 + 8 + 8) + self._pos_cell.nbytes + self._pos_off.nbytes
+            per_row = self.dim + 4 + 8 + 8 + 8 + 4  # code, scale, id, rowid, taken, camera
+            return rows * per_row + self._pos_cell.nbytes + self._pos_off.nbytes
 
     # -- loading ---------------------------------------------------------------
 
     def load(
         self,
-        batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+        batches: Callable[[], Iterable[tuple[Any, ...]]],
         expected: int = 0,
     ) -> None:
-        """Fill from LanceDB: `batches()` yields (ids, rowids, vectors) with null
-        vectors already dropped. Writes and deletes that commit meanwhile
-        (`put`/`remove`) win over what the scan saw. With the `expected` row
+        """Fill from LanceDB: `batches()` yields (ids, rowids, vectors) or (ids,
+        rowids, vectors, taken_us, cameras) with null vectors already dropped.
+        Writes and deletes that commit meanwhile (`put`/`remove`) win over what
+        the scan saw. With the `expected` row
         count, cells for that size are trained once, from the first rows."""
         with self._lock:
             self._loading = True
             self._removed_while_loading.clear()
             self._written_while_loading.clear()
         try:
-            for ids, rowids, vectors in batches():
+            for batch in batches():
+                ids, rowids, vectors = batch[:3]
                 ids = np.asarray(ids, np.int64)
                 self._check_ids(ids)
+                taken = np.asarray(batch[3], np.int64) if len(batch) > 3 else None
+                cameras = list(batch[4]) if len(batch) > 4 else None
                 with self._lock:
                     newer = self._removed_while_loading | self._written_while_loading
                     if newer:
                         keep = ~np.isin(ids, np.fromiter(newer, np.int64, len(newer)))
                         ids, rowids, vectors = ids[keep], rowids[keep], vectors[keep]
+                        taken = None if taken is None else taken[keep]
+                        cameras = (
+                            None
+                            if cameras is None
+                            else [c for c, k in zip(cameras, keep, strict=True) if k]
+                        )
                     if ids.size:
-                        self._put_locked(ids, np.asarray(vectors, np.float32), rowids)
+                        self._put_locked(
+                            ids,
+                            np.asarray(vectors, np.float32),
+                            rowids,
+                            taken,
+                            self._camera_codes(cameras),
+                        )
                     if (
                         self._centroids is None
                         and expected >= self.settings.train_rows
@@ -231,9 +288,17 @@ class MemoryAnn:
 
     # -- writes ----------------------------------------------------------------
 
-    def put(self, ids: np.ndarray, vectors: list[Any], rowids: np.ndarray | None = None) -> None:
-        """Committed rows: store their vectors (None: the row has none now).
-        Ignored before `load` starts: the load reads them from the table."""
+    def put(
+        self,
+        ids: np.ndarray,
+        vectors: list[Any],
+        rowids: np.ndarray | None = None,
+        taken: list[datetime | None] | None = None,
+        cameras: list[str | None] | None = None,
+    ) -> None:
+        """Committed rows: store their vectors (None: the row has none now),
+        capture times and cameras. Ignored before `load` starts: the load reads
+        them from the table."""
         if self.failed or not (self._loading or self.ready):
             return
         ids = np.asarray(ids, dtype=np.int64)
@@ -256,7 +321,17 @@ class MemoryAnn:
             if has.any():
                 vecs = np.stack([v for v in flat if v is not None])
                 rid = None if rowids is None else np.asarray(rowids, np.int64)[has]
-                self._put_locked(ids[has], vecs, rid)
+                when = (
+                    None
+                    if taken is None
+                    else np.array(
+                        [micros(t) for t, h in zip(taken, has, strict=True) if h], np.int64
+                    )
+                )
+                cams = (
+                    None if cameras is None else [c for c, h in zip(cameras, has, strict=True) if h]
+                )
+                self._put_locked(ids[has], vecs, rid, when, self._camera_codes(cams))
 
     def remove(self, ids: Iterable[int]) -> None:
         if self.failed or not (self._loading or self.ready):
@@ -307,17 +382,41 @@ class MemoryAnn:
         self._pos_cell[ids[present]] = -1
         self._live -= int(present.sum())
 
-    def _put_locked(self, ids: np.ndarray, vectors: np.ndarray, rowids: np.ndarray | None) -> None:
+    def _camera_codes(self, cameras: list[str | None] | None) -> np.ndarray | None:
+        if cameras is None:
+            return None
+        out = np.empty(len(cameras), np.int32)
+        for i, name in enumerate(cameras):
+            if not name:
+                out[i] = -1
+                continue
+            code = self._cameras.get(name)
+            if code is None:
+                code = self._cameras[name] = len(self._cameras)
+            out[i] = code
+        return out
+
+    def _put_locked(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        rowids: np.ndarray | None,
+        taken: np.ndarray | None = None,
+        camera: np.ndarray | None = None,
+    ) -> None:
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"vectors of shape {vectors.shape}, index expects length {self.dim}")
         # the last of repeated ids wins
         _, last = np.unique(ids[::-1], return_index=True)
         pick = np.sort(len(ids) - 1 - last)
         ids, vectors = ids[pick], vectors[pick]
-        rowids = np.full(len(ids), -1, np.int64) if rowids is None else np.asarray(rowids)[pick]
+        n = len(ids)
+        rowids = np.full(n, -1, np.int64) if rowids is None else np.asarray(rowids)[pick]
+        taken = np.full(n, NO_TIME, np.int64) if taken is None else np.asarray(taken)[pick]
+        camera = np.full(n, -1, np.int32) if camera is None else np.asarray(camera)[pick]
         self._remove_locked(ids)
-        unit = _unit(vectors)
-        codes, scale = quantize(unit)
+        unit_vectors = _unit(vectors)
+        codes, scale = quantize(unit_vectors)
         top = int(ids.max()) + 1
         if top > len(self._pos_cell):
             size = max(top, int(len(self._pos_cell) * 1.25) + 1024)
@@ -326,12 +425,25 @@ class MemoryAnn:
             pc[: len(self._pos_cell)] = self._pos_cell
             po[: len(self._pos_off)] = self._pos_off
             self._pos_cell, self._pos_off = pc, po
-        where = self._assign(unit) if self._centroids is not None else np.zeros(len(ids), np.int32)
+        where = (
+            self._assign(unit_vectors)
+            if self._centroids is not None
+            else np.zeros(len(ids), np.int32)
+        )
         order = np.argsort(where, kind="stable")
         bounds = np.flatnonzero(np.diff(where[order])) + 1
         for group in np.split(order, bounds):
             c = int(where[group[0]])
-            lo = self._cells[c].append(ids[group], codes[group], scale[group], rowids[group])
+            lo = self._cells[c].append(
+                Rows(
+                    codes[group],
+                    scale[group],
+                    ids[group],
+                    rowids[group],
+                    taken[group],
+                    camera[group],
+                )
+            )
             self._pos_cell[ids[group]] = c
             self._pos_off[ids[group]] = np.arange(lo, lo + len(group), dtype=np.int32)
         self._live += len(ids)
@@ -368,7 +480,7 @@ class MemoryAnn:
         old = self._cells[c]
         keep = old.live()
         new = _Cell(self.dim, max(16, len(keep)))
-        new.append(old.ids[keep], old.codes[keep], old.scale[keep], old.rowids[keep])
+        new.append(old.rows(keep))
         self._cells[c] = new
         self._pos_off[new.ids[: new.n]] = np.arange(new.n, dtype=np.int32)
 
@@ -381,8 +493,16 @@ class MemoryAnn:
 
     def _train_locked(self, planned: int = 0) -> None:
         """(Re)train cells for max(`planned`, stored) rows and regroup every row.
-        Runs under the lock: searches wait (1M vectors: ~15 s, once per doubling
-        of the library)."""
+        Runs under the lock (1M vectors: ~30 s with one BLAS thread, once per
+        doubling of the library); `usable()` is False meanwhile, so searches go
+        to LanceDB instead of waiting."""
+        self.training = True
+        try:
+            self._regroup(planned)
+        finally:
+            self.training = False
+
+    def _regroup(self, planned: int) -> None:
         s = self.settings
         planned = max(planned, self._live)
         k = self._cells_for(planned)
@@ -403,28 +523,59 @@ class MemoryAnn:
         self._live = 0
         for cell, live in parts:  # old cells go one by one: memory stays ~1x
             if live.size:
-                vecs = cell.codes[live] * cell.scale[live, None]
-                self._put_locked(cell.ids[live], vecs, cell.rowids[live])
+                r = cell.rows(live)
+                vecs = r.codes * r.scale[:, None]
+                self._put_locked(r.ids, vecs, r.rowids, r.taken, r.camera)
         del old, parts
         self._trained_live = planned
         log.info("in-memory vector index: %d vectors in %d cells", self._live, k)
 
     # -- search ----------------------------------------------------------------
 
-    def search(self, query: np.ndarray, k: int, nprobe: int | None = None) -> AnnResult:
+    def search(
+        self, query: np.ndarray, k: int, nprobe: int | None = None, facts: Facts | None = None
+    ) -> AnnResult:
         """The `k` stored vectors nearest `query` by cosine (approximately, once
-        cells exist), best first."""
+        cells exist), best first; with `facts`, only rows matching them. A
+        filtered search probes cells nearest first until it has `k` matches
+        from at least `nprobe` cells (a filter matching one photo scans every
+        cell's facts, but scores only that photo)."""
         q = np.asarray(query, np.float32).reshape(-1)
         q = q / (float(np.linalg.norm(q)) or 1.0)
+        e = np.zeros(0, np.int64)
+        scores: list[np.ndarray] = []
+        ids: list[np.ndarray] = []
+        rowids: list[np.ndarray] = []
         with self._lock:
+            check = self._fact_check(facts)
+            if check is False:
+                return AnnResult(e, e, np.zeros(0, np.float32))
             if self._centroids is None:
-                probe = [0]
+                order: list[int] = [0]
+                p = 1
             else:
                 p = min(nprobe or self.settings.nprobe, len(self._centroids))
-                probe = np.argpartition(-(self._centroids @ q), p - 1)[:p].tolist()
-            scores, ids, rowids = [], [], []
-            for c in probe:
+                sims = self._centroids @ q
+                if check is None:
+                    order = np.argpartition(-sims, p - 1)[:p].tolist()
+                else:
+                    order = np.argsort(-sims).tolist()
+            found = 0
+            for probed, c in enumerate(order):
+                if probed >= p and (check is None or found >= k):
+                    break
                 cell = self._cells[c]
+                if not cell.n:
+                    continue
+                if check is not None:
+                    rows = np.flatnonzero(check(cell) & (cell.ids[: cell.n] >= 0))
+                    if rows.size:
+                        codes = cell.codes[rows].astype(np.float32)
+                        scores.append((codes @ q) * cell.scale[rows])
+                        ids.append(cell.ids[rows])
+                        rowids.append(cell.rowids[rows])
+                        found += rows.size
+                    continue
                 # In blocks: the float32 copy stays in cache, and an untrained
                 # index (one cell of up to `train_rows`) is no 300 MB temporary.
                 for lo in range(0, cell.n, SCAN_BLOCK):
@@ -432,20 +583,49 @@ class MemoryAnn:
                     # astype first: a mixed int8 @ float32 product skips BLAS (~3x slower)
                     codes = cell.codes[lo:hi].astype(np.float32)
                     scores.append((codes @ q) * cell.scale[lo:hi])
-                if cell.n:
-                    ids.append(cell.ids[: cell.n])
-                    rowids.append(cell.rowids[: cell.n])
-            if not scores:
-                e = np.zeros(0, np.int64)
-                return AnnResult(e, e, np.zeros(0, np.float32))
-            sc = np.concatenate(scores)
-            idc = np.concatenate(ids)
-            rid = np.concatenate(rowids)
+                ids.append(cell.ids[: cell.n])
+                rowids.append(cell.rowids[: cell.n])
+        if not scores:
+            return AnnResult(e, e, np.zeros(0, np.float32))
+        sc = np.concatenate(scores)
+        idc = np.concatenate(ids)
+        rid = np.concatenate(rowids)
         sc[idc < 0] = -np.inf
         k = min(k, int((idc >= 0).sum()))
         if k <= 0:
-            e = np.zeros(0, np.int64)
             return AnnResult(e, e, np.zeros(0, np.float32))
         top = np.argpartition(-sc, k - 1)[:k]
         top = top[np.argsort(-sc[top], kind="stable")]
         return AnnResult(idc[top], rid[top], sc[top].astype(np.float32))
+
+    def _fact_check(self, facts: Facts | None) -> Callable[[_Cell], np.ndarray] | bool | None:
+        """A row mask maker for `facts`, None for no filter, False when nothing
+        can match (a camera no photo has)."""
+        if facts is None or (facts.after is None and facts.before is None and not facts.camera):
+            return None
+        after = micros(facts.after) if facts.after is not None else None
+        before = micros(facts.before) if facts.before is not None else None
+        codes: np.ndarray | None = None
+        if facts.camera:
+            needle = facts.camera.lower()
+            codes = np.array(
+                sorted(c for name, c in self._cameras.items() if needle in name.lower()), np.int32
+            )
+            if not codes.size:
+                return False
+
+        def check(cell: _Cell) -> np.ndarray:
+            n = cell.n
+            mask = np.ones(n, bool)
+            if after is not None or before is not None:
+                taken = cell.taken[:n]
+                mask &= taken != NO_TIME
+                if after is not None:
+                    mask &= taken >= after
+                if before is not None:
+                    mask &= taken < before
+            if codes is not None:
+                mask &= np.isin(cell.camera[:n], codes)
+            return mask
+
+        return check

@@ -4,11 +4,12 @@ and PhotoIndex serving unfiltered semantic searches from it."""
 from __future__ import annotations
 
 import threading
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
 from photovault.index import Filters, IndexSettings, PhotoIndex, PhotoRecord
-from photovault.index.memann import AnnSettings, MemoryAnn, quantize
+from photovault.index.memann import AnnSettings, Facts, MemoryAnn, micros, quantize
 
 from .conftest import DIM, photo, unit
 
@@ -118,6 +119,24 @@ def test_retraining_after_the_library_doubled_keeps_every_row():
         assert m.search(v[i], 1).ids[0] == i
 
 
+def test_while_cells_are_regrouped_the_index_says_it_cannot_serve():
+    rng = np.random.default_rng(12)
+    v = random_unit(rng, 400, 16)
+    m = loaded(v[:200], AnnSettings(train_rows=100, cell_rows=50))
+    seen: list[bool] = []
+    regroup = m._regroup
+
+    def spy(planned: int) -> None:  # PhotoIndex asks usable() before every search
+        seen.append(m.usable())
+        regroup(planned)
+
+    m._regroup = spy  # type: ignore[method-assign]
+    m.put(np.arange(200, 400), list(v[200:]))
+    m.maintain()
+    assert seen == [False]
+    assert m.usable() and m.cells == 8
+
+
 def test_compaction_drops_dead_rows_and_keeps_the_live_ones_findable():
     rng = np.random.default_rng(5)
     v = random_unit(rng, 400, 16)
@@ -151,6 +170,34 @@ def test_writes_during_loading_win_over_what_the_scan_read():
     assert 150 not in m.search(v[150], 3).ids.tolist()
     assert 160 not in m.search(v[160], 3).ids.tolist()
     assert len(m) == 299
+
+
+def test_dates_and_cameras_filter_in_memory_and_a_single_match_is_found_in_any_cell():
+    rng = np.random.default_rng(13)
+    v = random_unit(rng, 2000, 16)
+    m = MemoryAnn(16, AnnSettings(train_rows=500, cell_rows=50, nprobe=2))
+    when = [datetime(2019, 1, 1) + timedelta(days=int(i)) for i in range(2000)]
+    when[5] = None
+    cams = ["Canon EOS R5" if i % 10 == 0 else "NIKON Z6" for i in range(2000)]
+    cams[7] = None
+    cams[1234] = "FUJIFILM X-T4"
+    ids = np.arange(2000)
+    m.load(lambda: iter([(ids, ids, v, [micros(t) for t in when], cams)]), expected=2000)
+    assert m.cells == 40
+    q = v[3]
+    got = m.search(q, 50, facts=Facts(camera="canon"))
+    assert len(got.ids) == 50 and all(i % 10 == 0 for i in got.ids)
+    # the one Fujifilm photo, wherever its cell, although only 2 cells are probed
+    assert m.search(q, 5, facts=Facts(camera="fuji")).ids.tolist() == [1234]
+    assert m.search(q, 5, facts=Facts(camera="leica")).ids.size == 0
+    # after inclusive, before exclusive, wall clock; no capture time never matches
+    got = m.search(q, 100, facts=Facts(after=date(2019, 1, 3), before=date(2019, 1, 10)))
+    assert sorted(got.ids.tolist()) == [2, 3, 4, 6, 7, 8]
+    got = m.search(q, 10, facts=Facts(before=datetime(2019, 1, 1, 0, 0, 1)))
+    assert got.ids.tolist() == [0]
+    # writes carry their facts along
+    m.put(np.array([3]), [v[3]], taken=[datetime(2030, 5, 1, 12)], cameras=["Leica Q2"])
+    assert m.search(q, 5, facts=Facts(camera="leica", after=date(2030, 1, 1))).ids.tolist() == [3]
 
 
 def test_ids_the_index_cannot_hold_turn_it_off_and_it_says_why():
@@ -245,6 +292,35 @@ def test_filtered_and_permission_checked_searches(make_index):
     f.allowed = lambda p: not p.endswith("0010.jpg")
     hits = idx.search(q, None, f, 10)
     assert 10 not in [h.id for h in hits] and len(hits) == 10
+
+
+def test_date_and_camera_filters_from_memory_agree_with_lancedb(make_index):
+    idx = make_index(memory_train_rows=10)
+    rng = np.random.default_rng(14)
+    vecs = random_unit(rng, 200, DIM)
+
+    def taken(i: int) -> str | None:
+        return None if i % 17 == 0 else f"2021-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00+02:00"
+
+    idx.upsert(
+        photo(i, vector=vecs[i], taken_at=taken(i),
+              camera=None if i % 13 == 0 else ("Canon EOS" if i % 3 else "Nikon D850"))
+        for i in range(200)
+    )
+    idx.flush()
+    cases = [
+        Filters(camera="canon"),
+        Filters(after=date(2021, 6, 1)),
+        Filters(after=date(2021, 3, 1), before=date(2021, 5, 1), camera="NIKON"),
+        Filters(camera="nobody"),
+    ]
+    q = vecs[0]
+    lancedb_says = [[h.id for h in idx.search(q, None, f, 15)] for f in cases]
+    idx.load_memory()
+    assert idx.memory_status()["serving"]
+    memory_says = [[h.id for h in idx.search(q, None, f, 15)] for f in cases]
+    assert memory_says == lancedb_says
+    assert lancedb_says[3] == [] and all(len(x) == 15 for x in lancedb_says[:2])
 
 
 def test_memory_index_off_in_settings_leaves_lancedb_answering(tmp_path):
