@@ -903,9 +903,10 @@ class PhotoIndex:
         self, q: np.ndarray, k: int, columns: list[str], facts: Facts | None = None
     ) -> pa.Table:
         """The in-memory index's k best, with their columns from LanceDB, in rank
-        order. Scores come from the int8 codes (within 2e-3 of the cosine);
-        re-ranking 2k candidates on their stored vectors, as LanceDB's
-        `refine_factor` does, cost 5 ms more at 1M photos for recall 0.97 -> 0.97."""
+        order. Scores come from the int8 codes (within 2e-3 of the cosine; recall@20
+        0.97 at 1M clustered photos). Re-ranking 2k candidates on their stored
+        vectors, as LanceDB's `refine_factor` does, was left out: fetching 40 rows
+        with their vectors took 15 ms at 1M photos, 20 rows without them 11."""
         r = self._mem.search(q, k, facts=facts)
         cols = [*dict.fromkeys(["id", *columns])]
         if not r.ids.size:
