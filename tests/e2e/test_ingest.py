@@ -139,8 +139,16 @@ def test_status_shows_progress_and_show_returns_photo_facts(tmp_path: Path, vaul
         "quarantined",
     ):
         assert key in st
+    # the in-memory vector index loads in the background; LanceDB answers until
+    # the library is large enough for it
+    vault.wait_for(
+        lambda: vault.status()["memory_index"]["state"] == "ready", 30, "memory index loaded"
+    )
+    mem = vault.status()["memory_index"]
+    assert (mem["serving"], mem["reason"], mem["cells"]) == (False, None, 0)
     human = vault.ctl("status").stdout
     assert "photos" in human and "1/1" in human and "100.0%" in human
+    assert "memory index: ready (" in human
     shown = vault.show(p)
     assert shown["path"] == str(p) and shown["state"] == "done"
     assert len(shown["sha256"]) == 64 and (shown["width"], shown["height"]) == (640, 480)
