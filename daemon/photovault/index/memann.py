@@ -5,24 +5,23 @@ vector search costs 15-40 ms per query whatever its index (IVF_SQ with 20
 probes: ANN step 25 ms; IVF_RQ 4-bit: 23 ms; IVF_HNSW_SQ: 14-25 ms at recall@20
 0.87 after a 413 s build), plus ~6 ms of fixed per-query cost, on top of the
 20 ms the fp32 text tower needs. Here, 16 cells of ~1,000 int8 vectors are
-scanned with numpy in a few milliseconds, so a search through the socket fits
-its 50 ms budget (bench/search_socket.py).
+scanned with numpy in ~5 ms, so a search through the socket fits its 50 ms
+budget (bench/search_socket.py: p50/p95 36/45 ms at 1M).
 
 LanceDB stays the store of record. This index is derived: loaded from the
-table in the background when vaultd opens the index (1M vectors: ~5 s) and fed
-every committed write and delete by `PhotoIndex`. Until it is loaded, and for
-searches it does not serve, LanceDB's own index answers. It holds, per photo,
-an int8 code of the unit vector (with its own scale, so the cosine error stays
-well under the gaps between neighbours), the photo id, LanceDB's stable row id
-(a 20-hit take by row id is faster than by `id IN`) and its cell: 512 MiB plus
-~25 bytes a photo at 1M photos, in place of the IVF_SQ partitions LanceDB
-would otherwise cache for the same queries.
+table in the background when vaultd starts (1M photos: ~35 s) and fed every
+committed write and delete by `PhotoIndex`. Until it is loaded, and for
+searches it does not serve, LanceDB's own index answers. Per photo it holds
+an int8 code of the unit vector with its own scale (cosine within 2e-3), the
+photo id, LanceDB's stable row id (a 20-hit fetch by row id is faster than by
+`id IN`), the capture time and a camera code, so date and camera filters are
+answered here too (`Facts`): ~660 MiB at 1M photos, spare capacity included.
 
-Cells are trained (spherical k-means on a sample) once `train_rows` vectors
-are stored and retrained whenever the count doubled; below that every vector
-is scanned (exact up to int8 rounding). Codes live in fixed-size chunks so
-growth never copies the whole table; new rows go into their cell's
-unsorted tail until `maintain()` re-sorts.
+Cells are trained (spherical k-means on a sample) for the library's size once
+`train_rows` vectors are stored and retrained whenever the count doubled;
+before that one cell holds everything. A cell is one contiguous int8 block
+with spare capacity, so a probe is one matrix product and an append is
+amortised O(1); deleted rows are tombstones until their cell is compacted.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ log = logging.getLogger(__name__)
 
 NO_TIME = np.iinfo(np.int64).min  # no capture time: no date filter matches
 EPOCH = datetime(1970, 1, 1)
-SCAN_BLOCK = 8_192  # rows converted to float32 at a time while scanning
+SCAN_BLOCK = 2_048  # rows converted to float32 at a time while scanning
 ID_LIMIT = 1 << 26  # as presence.py: catalog ids are small sequential integers
 
 
@@ -181,6 +180,7 @@ class MemoryAnn:
         self._cells: list[_Cell] = [_Cell(dim)]  # one cell: exact scan
         self._centroids: np.ndarray | None = None
         self._cameras: dict[str, int] = {}  # camera name -> code (only grows)
+        self._scan_buffer = np.empty((SCAN_BLOCK, dim), np.float32)  # 4 MiB at 512-d
         self._pos_cell = np.full(0, -1, np.int32)  # id -> cell (-1: absent)
         self._pos_off = np.zeros(0, np.int32)  # id -> row within the cell
         self._live = 0
@@ -576,13 +576,16 @@ class MemoryAnn:
                         rowids.append(cell.rowids[rows])
                         found += rows.size
                     continue
-                # In blocks: the float32 copy stays in cache, and an untrained
-                # index (one cell of up to `train_rows`) is no 300 MB temporary.
+                # Converted to float32 first (a mixed int8 @ float32 product skips
+                # BLAS, ~3x slower), in blocks into one reused buffer: no fresh
+                # pages to fault in per cell (16 cells: 2.7 -> 2.1 ms), and an
+                # untrained index (one cell of up to `train_rows`) is no 300 MB
+                # temporary. The lock makes the buffer this search's alone.
                 for lo in range(0, cell.n, SCAN_BLOCK):
                     hi = min(cell.n, lo + SCAN_BLOCK)
-                    # astype first: a mixed int8 @ float32 product skips BLAS (~3x slower)
-                    codes = cell.codes[lo:hi].astype(np.float32)
-                    scores.append((codes @ q) * cell.scale[lo:hi])
+                    block = self._scan_buffer[: hi - lo]
+                    np.copyto(block, cell.codes[lo:hi], casting="unsafe")
+                    scores.append((block @ q) * cell.scale[lo:hi])
                 ids.append(cell.ids[: cell.n])
                 rowids.append(cell.rowids[: cell.n])
         if not scores:
