@@ -119,6 +119,79 @@ def test_retraining_after_the_library_doubled_keeps_every_row():
         assert m.search(v[i], 1).ids[0] == i
 
 
+def decoded(m: MemoryAnn, i: int) -> tuple[np.ndarray, float]:
+    """What the index holds for photo `i`: its vector as decoded, and the code's step."""
+    c, off = int(m._pos_cell[i]), int(m._pos_off[i])
+    cell = m._cells[c]
+    base = 0.0 if m._means is None else m._means[c]
+    return cell.codes[off] * cell.scale[off] + base, float(cell.scale[off])
+
+
+def test_trained_cells_code_rows_relative_to_their_mean_so_scores_are_finer():
+    rng = np.random.default_rng(21)
+    centres = random_unit(rng, 100, 64)
+    v = around(rng, centres, 20_000)
+    m = loaded(v, AnnSettings(train_rows=5_000, cell_rows=50, nprobe=400))
+    q = around(rng, centres, 1)[0]
+    got = m.search(q, len(v))  # every cell probed: every row scored
+    err = np.abs(got.scores - v[got.ids] @ q)
+    codes, scale = quantize(v)  # the same int8 codes of the vectors themselves
+    plain = np.abs((codes * scale[:, None]) @ q - v @ q)
+    assert len(got.ids) == len(v)
+    # cells finer than the scenes: residuals ~half the vector's length
+    assert err.mean() < 0.7 * plain.mean()
+
+
+def test_rows_the_load_read_before_training_are_coded_once_from_their_vectors():
+    rng = np.random.default_rng(22)
+    centres = random_unit(rng, 40, 64)
+    v = around(rng, centres, 6_000)
+    m = loaded(v, AnnSettings(train_rows=2_000, cell_rows=50))  # trained after 4,000 rows
+    assert m.cells == 120
+    for i in range(0, 6_000, 7):
+        back, step = decoded(m, i)
+        # one rounding: half a step, plus float16's ~2.4e-4 for the rows held
+        # until training (a second rounding would add up to half the old step)
+        assert np.abs(back - v[i]).max() <= step / 2 + 2.5e-4, i
+
+
+def test_a_write_during_the_load_wins_over_the_vector_held_for_training():
+    rng = np.random.default_rng(23)
+    v = random_unit(rng, 3_000, 32)
+    new = unit(rng.standard_normal(32))
+    m = MemoryAnn(32, AnnSettings(train_rows=1_000, cell_rows=50))
+    ids = np.arange(3_000)
+
+    def batches():
+        yield ids[:1000], ids[:1000], v[:1000]
+        m.put(np.array([5]), [new])  # committed after the scan read photo 5
+        for lo in range(1000, 3000, 1000):
+            yield ids[lo : lo + 1000], ids[lo : lo + 1000], v[lo : lo + 1000]
+
+    m.load(batches, expected=3_000)
+    assert m.cells == 60
+    assert m.search(new, 1).ids.tolist() == [5]
+    back, step = decoded(m, 5)
+    assert np.abs(back - new).max() <= step / 2 + 1e-6
+
+
+def test_regrouping_into_many_more_cells_puts_rows_in_their_nearest_cell():
+    rng = np.random.default_rng(24)
+    centres = random_unit(rng, 300, 32)
+    v = around(rng, centres, 12_000)
+    m = loaded(v[:6_000], AnnSettings(train_rows=1_000, cell_rows=20, nprobe=16))
+    assert m.cells == 300
+    m.put(np.arange(6_000, 12_000), list(v[6_000:]))
+    m.maintain()
+    assert m.cells == 600 and len(m) == 12_000  # 600 cells: 32 candidates per old cell
+    best = (v @ m._centroids.T).argmax(axis=1)
+    assert np.mean(m._pos_cell[:12_000] == best) >= 0.98
+    queries = around(rng, centres, 30)
+    recall = np.mean([len(set(m.search(q, 20).ids.tolist()) & exact_top(v, q, 20)) / 20
+                      for q in queries])
+    assert recall >= 0.95
+
+
 def test_while_cells_are_regrouped_the_index_says_it_cannot_serve():
     rng = np.random.default_rng(12)
     v = random_unit(rng, 400, 16)
@@ -126,9 +199,9 @@ def test_while_cells_are_regrouped_the_index_says_it_cannot_serve():
     seen: list[bool] = []
     regroup = m._regroup
 
-    def spy(planned: int) -> None:  # PhotoIndex asks usable() before every search
+    def spy(planned: int, exact: object) -> None:  # PhotoIndex asks usable() before every search
         seen.append(m.usable())
-        regroup(planned)
+        regroup(planned, exact)  # type: ignore[arg-type]
 
     m._regroup = spy  # type: ignore[method-assign]
     m.put(np.arange(200, 400), list(v[200:]))
@@ -230,7 +303,8 @@ def test_photo_index_serves_unfiltered_searches_from_memory_and_agrees_with_lanc
     assert [h.id for h in after] == [h.id for h in before]
     assert [h.path for h in after] == [h.path for h in before]
     assert after[0].tags == ["t42"] and after[0].abs_path == "/srv/photos/misc/IMG_0042.jpg"
-    np.testing.assert_allclose([h.score for h in after], [h.score for h in before], atol=2e-3)
+    # int8 steps at 16 dimensions are coarse: cosines within 5e-3 (at 512: 1.4e-3)
+    np.testing.assert_allclose([h.score for h in after], [h.score for h in before], atol=5e-3)
 
 
 def test_memory_index_follows_writes_moves_and_deletes_of_the_photo_index(make_index):
