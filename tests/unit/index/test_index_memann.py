@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from photovault.index import Filters, IndexSettings, PhotoIndex, PhotoRecord
+from photovault.index import Filters, IndexSettings, PhotoIndex, PhotoRecord, memann
 from photovault.index.memann import AnnSettings, Facts, MemoryAnn, micros, quantize
 
 from .conftest import DIM, photo, unit
@@ -199,15 +199,44 @@ def test_while_cells_are_regrouped_the_index_says_it_cannot_serve():
     seen: list[bool] = []
     regroup = m._regroup
 
-    def spy(planned: int, exact: object) -> None:  # PhotoIndex asks usable() before every search
+    def spy(*args: object) -> None:  # PhotoIndex asks usable() before every search
         seen.append(m.usable())
-        regroup(planned, exact)  # type: ignore[arg-type]
+        regroup(*args)  # type: ignore[arg-type]
 
     m._regroup = spy  # type: ignore[method-assign]
     m.put(np.arange(200, 400), list(v[200:]))
     m.maintain()
     assert seen == [False]
     assert m.usable() and m.cells == 8
+
+
+def test_k_means_runs_without_the_lock_so_writes_and_searches_go_on(monkeypatch):
+    rng = np.random.default_rng(25)
+    v = random_unit(rng, 800, 16)
+    m = loaded(v[:400], AnnSettings(train_rows=200, cell_rows=50))
+    assert m.cells == 8
+    new = unit(rng.standard_normal(16))
+    during: dict[str, object] = {}
+    kmeans = memann.spherical_kmeans
+
+    def busy_kmeans(*args, **kwargs):  # a write and a search from another thread, meanwhile
+        def other() -> None:
+            m.put(np.array([900]), [new])
+            during["usable"] = m.usable()
+            during["found"] = m.search(new, 1).ids.tolist()
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(10)
+        during["waited"] = t.is_alive()
+        return kmeans(*args, **kwargs)
+
+    monkeypatch.setattr(memann, "spherical_kmeans", busy_kmeans)
+    m.put(np.arange(400, 800), list(v[400:]))
+    m.maintain()
+    assert during == {"usable": True, "found": [900], "waited": False}
+    assert m.cells == 16 and len(m) == 801  # the write made meanwhile was regrouped too
+    assert m.search(new, 1).ids.tolist() == [900]
 
 
 def test_compaction_drops_dead_rows_and_keeps_the_live_ones_findable():
