@@ -16,7 +16,7 @@ an int8 code of the unit vector minus its cell's mean, with its own scale
 (residual coding: the residual is shorter than the vector, so the steps are
 finer), the photo id, LanceDB's stable row id (a 20-hit fetch by row id is
 faster than by `id IN`), the capture time and a camera code, so date and
-camera filters are answered here too (`Facts`): ~690 MiB at 1M photos, spare
+camera filters are answered here too (`Facts`): ~660 MiB at 1M photos, spare
 capacity included.
 
 Cells are trained (spherical k-means on a sample) for the library's size once
@@ -25,7 +25,7 @@ before that one cell holds everything. A cell is one contiguous int8 block
 with spare capacity, so a probe is one matrix product and an append is
 amortised O(1); deleted rows are tombstones until their cell is compacted.
 Cells of ~500 (FAISS's advice is 4-16 x sqrt(n) cells) against ~1,000: at 1M
-clustered photos recall@20 0.954 -> 0.982 with 100-photo scenes, and the scan
+clustered photos recall@20 0.954 -> 0.985 with 100-photo scenes, and the scan
 is twice as fast; loading takes twice as long (assigning 1M vectors to 2,000
 cells).
 """
