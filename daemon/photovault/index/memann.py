@@ -287,8 +287,7 @@ class MemoryAnn:
             self._loading = True
             self._removed_while_loading.clear()
             self._written_while_loading.clear()
-        untrained = self._centroids is None and expected >= self.settings.train_rows
-        with self._lock:
+            untrained = self._centroids is None and expected >= self.settings.train_rows
             self._exact = _Exact() if untrained else None
         try:
             for batch in batches():
