@@ -1,31 +1,54 @@
 """Typed settings, declared once.
 
-The TOML file is validated against these pydantic models: unknown keys, wrong
-types and missing share folders stop the daemon with a message that names the
-file, the key and the reason (borgmatic's habit). `config/vaultd.toml` is the
-documented example; a test loads it through the same models so the two cannot
-drift apart.
+The TOML file is validated against these pydantic models in strict mode: a
+string is never taken for a number, a boolean or a list (`batch_size = "8"`,
+`enabled = "yes"` are errors; an integer is accepted where a float is). Unknown
+keys, wrong types, missing share folders, a `state_dir` that is not a writable
+folder, a socket path too long for AF_UNIX and a socket or admin group that
+does not exist stop the daemon with a message that names the file, the key and
+the reason (borgmatic's habit), all problems at once. `config/vaultd.toml` is
+the documented example; a test loads it through the same models so the two
+cannot drift apart.
 
 Environment overrides: `VAULT_<KEY>` for a top-level key and
 `VAULT_<SECTION>__<KEY>` for a key in a table (`VAULT_THROTTLE__BATCH_SIZE=16`,
 `VAULT_SERVER__SOCKET=/tmp/v.sock`). Values are read as TOML values when they
-parse as one (numbers, booleans, lists) and as plain strings otherwise.
+parse as one (numbers, booleans, lists) and as plain strings otherwise, then
+checked with the same strict types. A `VAULT_` variable that names no setting
+is an error naming the variable; `VAULT_SOCKET` and `VAULT_CONFIG` are read by
+the commands themselves and are not settings.
 """
 
 from __future__ import annotations
 
+import datetime
+import grp
+import json
 import os
+import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from photovault.analyze.faces import FaceSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/photovault/vaultd.toml")
 ENV_PREFIX = "VAULT_"
+#: `VAULT_` variables that are not settings: vaultctl's socket, both commands' config file.
+NON_SETTING_ENV = frozenset({"VAULT_SOCKET", "VAULT_CONFIG"})
+#: Longest Unix socket path in bytes: Linux's sun_path holds 108, the last one the NUL.
+MAX_SOCKET_PATH_BYTES = 107
 
 
 class ConfigError(Exception):
@@ -34,6 +57,20 @@ class ConfigError(Exception):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _to_path(value: object) -> object:
+    """Paths are TOML strings; strict mode alone would want a Path object."""
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a path (a string), got {_describe(value)}")
+    if not value:
+        raise ValueError("expected a path, got an empty string")
+    return Path(value)
+
+
+ConfigPath = Annotated[Path, BeforeValidator(_to_path)]
 
 
 def _check_cron(value: str, *, allow_empty: bool) -> str:
@@ -51,7 +88,7 @@ def _check_cron(value: str, *, allow_empty: bool) -> str:
 class ServerSettings(_Section):
     """The Unix-socket query service vaultctl talks to."""
 
-    socket: Path = Field(Path("/run/photovault/vaultd.sock"), description="Unix socket path")
+    socket: ConfigPath = Field(Path("/run/photovault/vaultd.sock"), description="Unix socket path")
     socket_group: str | None = Field(None, description="group owning the socket (mode 0660)")
     admin_group: str | None = Field(None, description="members see every photo")
     request_timeout_seconds: float = Field(10.0, gt=0, description="drop clients that stall")
@@ -84,7 +121,7 @@ class ShareSettings(_Section):
     """One watched folder tree, typically an SMB share's path on disk."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    path: Path
+    path: ConfigPath
     read_only: bool = Field(False, description="never write beside the photos")
     watch: Literal["auto", "inotify", "polling"] = Field(
         "auto", description="auto = inotify, falling back to polling when watches run out"
@@ -164,7 +201,7 @@ class AnalyzerSettings(_Section):
 class Settings(_Section):
     """The whole vaultd configuration."""
 
-    state_dir: Path = Field(Path("/var/lib/photovault"), description="catalog, index, models")
+    state_dir: ConfigPath = Field(Path("/var/lib/photovault"), description="catalog, index, models")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     server: ServerSettings = Field(default_factory=ServerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
@@ -208,40 +245,167 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def apply_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """Return a copy of `data` with VAULT_* variables applied (see module docstring)."""
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "VAULT_SOCKET":
-            continue  # VAULT_SOCKET is vaultctl's, not a config key
-        key = name[len(ENV_PREFIX) :].lower()
-        if "__" in key:
-            section, _, sub = key.partition("__")
-            table = merged.setdefault(section, {})
-            if isinstance(table, dict):
-                table[sub] = _parse_env_value(raw)
+#: One applied override: the variable, the key it sets (("log_level",) or
+#: ("throttle", "batch_size")) and its value.
+EnvOverride = tuple[str, tuple[str, ...], Any]
+
+
+def _env_key(name: str) -> tuple[str, ...] | str:
+    """The key a `VAULT_` variable sets, or why it sets none."""
+    key = name[len(ENV_PREFIX) :].lower()
+    section, nested, sub = key.partition("__")
+    field = Settings.model_fields.get(section)
+    if field is None:
+        return "not a known setting"
+    if not nested:
+        return (section,)
+    table = field.annotation
+    if not (isinstance(table, type) and issubclass(table, BaseModel)):
+        return f"not a known setting ({section} is not a table of keys)"
+    if sub not in table.model_fields:
+        return f"not a known setting ([{section}] has no key {json.dumps(sub)})"
+    return (section, sub)
+
+
+def _read_env(environ: dict[str, str]) -> tuple[list[EnvOverride], list[str]]:
+    """The overrides in `environ`, and one problem line per `VAULT_` variable that is none."""
+    overrides: list[EnvOverride] = []
+    problems: list[str] = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in NON_SETTING_ENV:
+            continue
+        key = _env_key(name)
+        if isinstance(key, str):
+            problems.append(
+                f"  environment variable {name}: {key}; settings are VAULT_<KEY> or "
+                "VAULT_<SECTION>__<KEY>, such as VAULT_THROTTLE__BATCH_SIZE=8"
+            )
         else:
-            merged[key] = _parse_env_value(raw)
+            overrides.append((name, key, _parse_env_value(environ[name])))
+    return overrides, problems
+
+
+def _apply(data: dict[str, Any], overrides: list[EnvOverride]) -> dict[str, Any]:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for _name, key, value in overrides:
+        if len(key) == 1:
+            merged[key[0]] = value
+        else:
+            table = merged.setdefault(key[0], {})
+            if isinstance(table, dict):  # else validation reports the section itself
+                table[key[1]] = value
     return merged
 
 
-def _format_errors(path: Path, exc: ValidationError, data: dict[str, Any]) -> str:
-    lines = [f"{path}: invalid configuration"]
+def apply_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """Return a copy of `data` with VAULT_* settings applied (see module docstring).
+
+    Variables that name no setting are left out here; `load` reports them.
+    """
+    return _apply(data, _read_env(environ)[0])
+
+
+#: What a strict type error expected, by pydantic error type.
+_EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
+#: Pydantic errors about a value of the right type; the message gets the value added.
+_OUT_OF_RANGE = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "literal_error",
+        "string_too_short",
+        "string_pattern_mismatch",
+    }
+)
+
+
+def _describe(value: object) -> str:
+    """A value as the TOML reader gave it, for an error message."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {json.dumps(shown)}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime.date | datetime.time):
+        return f"the date/time {value.isoformat()}"
+    return type(value).__name__
+
+
+def _unquoted_fits(kind: str, value: str) -> bool:
+    """True when `value` written without quotes would have the expected type."""
+    parsed = _parse_env_value(value)
+    if kind == "bool_type":
+        return isinstance(parsed, bool)
+    if kind == "int_type":
+        return isinstance(parsed, int) and not isinstance(parsed, bool)
+    if kind == "float_type":
+        return isinstance(parsed, int | float) and not isinstance(parsed, bool)
+    return kind == "list_type" and isinstance(parsed, list)
+
+
+def _reason(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in _EXPECTED:
+        value = err.get("input")
+        reason = f"expected {_EXPECTED[kind]}, got {_describe(value)}"
+        if isinstance(value, str) and _unquoted_fits(kind, value):
+            reason += " (write it without quotes)"
+        return reason
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if kind in _OUT_OF_RANGE:
+        message += f", got {_describe(err.get('input'))}"
+    return message
+
+
+def _key_name(loc: tuple[int | str, ...]) -> str:
+    """A key as the file spells it: state_dir, [throttle] batch_size, [[shares]] #2 path."""
+    if not loc:
+        return "(top level)"
+    head, rest = str(loc[0]), list(loc[1:])
+    if rest and isinstance(rest[0], int):
+        head = f"[[{head}]] #{rest.pop(0) + 1}"
+    elif rest:
+        head = f"[{head}]"
+    words = [head] + [f"item {p + 1}" if isinstance(p, int) else str(p) for p in rest]
+    return " ".join(words)
+
+
+def _source(loc: tuple[int | str, ...], overrides: list[EnvOverride]) -> str:
+    """' (from environment variable X)' when an override set this key."""
+    for name, key, _value in overrides:
+        if tuple(loc[: len(key)]) == key:
+            return f" (from environment variable {name})"
+    return ""
+
+
+def _validation_problems(exc: ValidationError, overrides: list[EnvOverride]) -> list[str]:
+    lines = []
     for err in exc.errors():
-        parts: list[str] = []
-        for loc in err["loc"]:
-            if isinstance(loc, int) and parts:
-                parts[-1] = f"{parts[-1]}[{loc}]"
-            else:
-                parts.append(str(loc))
-        key = ".".join(parts) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        lines.append(f"  {key}: {msg}")
-    return "\n".join(lines)
+        loc = tuple(err["loc"])
+        lines.append(f"  {_key_name(loc)}{_source(loc, overrides)}: {_reason(err)}")
+    return lines
 
 
 def _resolve_relative(settings: Settings, base: Path) -> Settings:
@@ -257,10 +421,97 @@ def _resolve_relative(settings: Settings, base: Path) -> Settings:
     return settings
 
 
+def _state_dir_problem(path: Path) -> str | None:
+    """Why vaultd could not keep its state in `path` (creating it if missing), or None."""
+    who = f"uid {os.geteuid()}"
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        if path.is_symlink():
+            return "is a symbolic link to nothing"
+    except OSError as exc:
+        return f"cannot be checked: {exc.strerror or exc}"
+    else:
+        if not stat.S_ISDIR(st.st_mode):
+            return "is not a folder"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"is not writable by {who}"
+        return None
+    for ancestor in path.parents:  # missing: vaultd creates it, so its first existing parent
+        try:
+            st = ancestor.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            return f"cannot be created: {ancestor}: {exc.strerror or exc}"
+        if not stat.S_ISDIR(st.st_mode):
+            return f"cannot be created: {ancestor} is not a folder"
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            return f"cannot be created: {ancestor} is not writable by {who}"
+        return None
+    return None
+
+
+def _group_problems(server: ServerSettings, overrides: list[EnvOverride]) -> list[str]:
+    """A named group must exist, and vaultd must be able to give the socket to its group."""
+    problems = []
+    for key in ("socket_group", "admin_group"):
+        name = getattr(server, key)
+        if name is None:
+            continue
+        where = f"[server] {key}{_source(('server', key), overrides)}"
+        try:
+            gid = grp.getgrnam(name).gr_gid
+        except KeyError:
+            problems.append(f"  {where}: no group named {json.dumps(name)} on this system")
+            continue
+        uid = os.geteuid()
+        if key == "socket_group" and uid != 0 and gid != os.getegid() and gid not in os.getgroups():
+            problems.append(
+                f"  {where}: uid {uid} is neither root nor a member of group "
+                f"{json.dumps(name)}, so it cannot give the socket to that group"
+            )
+    return problems
+
+
+def _setting_problems(
+    settings: Settings, overrides: list[EnvOverride], *, check_paths: bool
+) -> list[str]:
+    """What the types cannot say: the socket path's length, and with `check_paths` the
+    state folder, the groups and the share folders as this machine has them."""
+    problems = []
+    if check_paths:
+        why = _state_dir_problem(settings.state_dir)
+        if why:
+            where = f"state_dir{_source(('state_dir',), overrides)}"
+            problems.append(f"  {where}: {settings.state_dir} {why}")
+    socket = settings.server.socket
+    size = len(os.fsencode(socket))
+    if size > MAX_SOCKET_PATH_BYTES:
+        where = f"[server] socket{_source(('server', 'socket'), overrides)}"
+        problems.append(
+            f"  {where}: {socket} is {size} bytes long; a Unix socket path may have at most "
+            f"{MAX_SOCKET_PATH_BYTES} bytes (AF_UNIX limit)"
+        )
+    if check_paths:
+        problems.extend(_group_problems(settings.server, overrides))
+        for i, share in enumerate(settings.shares):
+            if not share.path.is_dir():
+                why = "does not exist" if not share.path.exists() else "is not a folder"
+                problems.append(
+                    f"  [[shares]] #{i + 1} path: {share.path} {why} (share {share.name!r})"
+                )
+    return problems
+
+
 def load(
     path: Path, environ: dict[str, str] | None = None, *, check_paths: bool = True
 ) -> Settings:
-    """Read, merge env overrides, validate. Raises ConfigError naming file and key."""
+    """Read, merge env overrides, validate. Raises ConfigError naming file and key.
+
+    `check_paths` also checks the machine: share folders, `state_dir`, the socket
+    and admin groups (vaultctl, which only needs the socket path, skips it).
+    """
     environ = dict(os.environ) if environ is None else environ
     try:
         raw = path.read_bytes()
@@ -272,18 +523,15 @@ def load(
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    data = apply_env_overrides(data, environ)
+    overrides, env_problems = _read_env(environ)
+    data = _apply(data, overrides)
     try:
-        settings = Settings.model_validate(data)
+        settings = Settings.model_validate(data, strict=True)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc, data)) from exc
+        problems = [*_validation_problems(exc, overrides), *env_problems]
+        raise ConfigError("\n".join([f"{path}: invalid configuration", *problems])) from exc
     settings = _resolve_relative(settings, path.resolve().parent)
-    if check_paths:
-        problems = []
-        for i, share in enumerate(settings.shares):
-            if not share.path.is_dir():
-                why = "does not exist" if not share.path.exists() else "is not a folder"
-                problems.append(f"  shares[{i}].path: {share.path} {why} (share {share.name!r})")
-        if problems:
-            raise ConfigError("\n".join([f"{path}: invalid configuration", *problems]))
+    problems = [*_setting_problems(settings, overrides, check_paths=check_paths), *env_problems]
+    if problems:
+        raise ConfigError("\n".join([f"{path}: invalid configuration", *problems]))
     return settings
