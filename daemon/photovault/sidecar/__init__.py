@@ -17,16 +17,23 @@ geometry
     ``mp_rectangle`` / ``parse_mp_rectangle`` (Microsoft MP), ``clamp``, ``iou``.
 naming
     ``sidecar_path(photo, naming="ext"|"base", *, share_root, read_only=False,
-    mirror_root=None) -> Path``; ``is_sidecar_name(name)``, ``is_temp_name(name)``.
+    mirror_root=None) -> Path`` and ``locate_sidecar(...) -> SidecarLocation``
+    (``path``, ``mirrored_because``: a name too long for its folder goes to the
+    mirror tree); ``is_sidecar_name(name)``, ``is_temp_name(name)`` (the watcher's
+    ignore rule), ``is_own_temp(name)`` (exactly our temp files).
 writer
     ``SidecarWriter(*, exiftool="exiftool", config=CONFIG_PATH,
     verify_with_exiftool=True, max_attempts=3, max_bytes=...)`` with
     ``write(photo, sidecar, content, stored_size, orientation) -> WriteResult``
     (``status`` written/unchanged/skipped/failed, ``fingerprint``, ``warnings``),
     ``read_json(*paths)`` and ``close()``; thread-safe (one lock, one exiftool).
+    ``remove_stale_temps(root, *, before=None, should_stop=...) -> int``: the temp
+    files a crash left under a share (links not followed).
 reader
     ``read_sidecar(path, orientation=1) -> ReadResult`` (never raises on file
-    content), ``adopted_names(before, after) -> list[Adoption]``, ``Fingerprint``.
+    content; ``removed`` lists keywords of ours a person took out),
+    ``adopted_names(before, after) -> list[Adoption]``, ``Fingerprint``,
+    ``read_regular(path, max_bytes)`` (``O_NOFOLLOW``; ``UnsafeSidecar`` for a link).
 
 What we write: dc:subject (leaves), lr:hierarchicalSubject ("A|B"),
 digiKam:TagsList ("A/B"), MWG face regions in the stored frame (centre-based,
@@ -37,6 +44,10 @@ teaches exiftool its tags): per photo SchemaVersion, AnalyzedAt, Models,
 KeywordDetails and the ownership lists Subjects / HierarchicalSubjects / TagsList
 / MPRegions; per region, inside ``mwg-rs:Extensions``: FaceID, Confidence, Model,
 AnalyzedAt, WrittenName.
+
+Never followed, never wider: a sidecar that is a symbolic link (or not a regular
+file) is neither read nor replaced, and a sidecar is never more readable than its
+photo (see `writer`).
 
 How it works: `merge` splices bytes (see its docstring for why no XMP library's
 re-serialization is safe), `writer` verifies with our RDF reader and exiftool and

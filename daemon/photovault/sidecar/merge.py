@@ -12,6 +12,10 @@ anything we do not own: the new file is the old file with
 * new elements inserted (keyword items, region items, and one
   ``rdf:Description`` holding our namespace).
 
+A keyword our ownership lists name but the file no longer holds was removed by a
+person (`schema.removed_keywords`): it is not written again, and
+`MergeResult.rejected` lists it so the caller can remember the decision.
+
 Every other byte is kept in place, which is what makes "nothing foreign changed"
 provable: `foreign_view` of the packet before and after must be equal, and the
 writer checks exactly that (plus an exiftool read-back) before committing.
@@ -22,6 +26,7 @@ then leaves the file untouched and reports why.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -94,6 +99,8 @@ class MergeResult:
     removed: dict[str, list[str]] = field(default_factory=dict)
     faces_written: int = 0
     faces_skipped: int = 0
+    #: Keyword paths of ours a person removed from the file since our last write.
+    rejected: list[tuple[str, ...]] = field(default_factory=list)
 
 
 @dataclass
@@ -405,7 +412,12 @@ def merge(
     props = properties(rdf)
     descs = descriptions(rdf)
     ed = _Edits(source)
-    result = MergeResult(b"")
+    result = MergeResult(b"", rejected=schema.removed_keywords(props))
+    if result.rejected:
+        gone = set(result.rejected)
+        content = dataclasses.replace(
+            content, keywords=tuple(kw for kw in content.keywords if kw.path not in gone)
+        )
     new_props: list[str] = []  # managed properties absent so far (serialized)
     indent = "\n  "
 

@@ -6,6 +6,11 @@ many programs, so this module never raises on their content: a file that cannot
 be read safely gives a `ReadResult` with `problem` set, and oddities that can be
 worked around (pixel-unit regions, missing fields) are listed in `warnings`. The
 photo is indexed either way.
+
+A sidecar is only ever opened with ``O_NOFOLLOW`` (`read_regular`): a symbolic
+link, which a share user may point at a file only vaultd's user can read, is
+never followed, and neither is anything that is not a regular file (a FIFO
+would block the stage).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +48,39 @@ class Fingerprint:
 def fingerprint_bytes(path: Path, data: bytes) -> Fingerprint | None:
     """Fingerprint of `data` as the current content of `path` (None if gone)."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
     return Fingerprint(st.st_mtime_ns, st.st_size, hashlib.sha256(data).hexdigest())
+
+
+class UnsafeSidecar(Exception):
+    """The sidecar is a symbolic link or not a regular file: never read, never replaced."""
+
+
+def read_regular(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result] | None:
+    """Up to `max_bytes` + 1 bytes of a sidecar and its `fstat`, None when missing.
+
+    Opened with ``O_NOFOLLOW | O_NONBLOCK``: raises `UnsafeSidecar` (naming the
+    file) for a symbolic link or anything but a regular file, `OSError` for other
+    trouble (permissions, I/O).
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        if os.path.islink(path):  # ELOOP on Linux, EMLINK on some BSDs
+            raise UnsafeSidecar(
+                f"{Path(path).name} is a symbolic link; not followed, left untouched"
+            ) from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeSidecar(f"{Path(path).name} is not a regular file; left untouched")
+        return fh.read(max_bytes + 1), st
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,8 @@ class ReadResult:
     hierarchical: list[str] = field(default_factory=list)
     tags_list: list[str] = field(default_factory=list)
     keywords: list[ReadKeyword] = field(default_factory=list)
+    #: Keyword paths of ours that a person removed (`schema.removed_keywords`).
+    removed: list[tuple[str, ...]] = field(default_factory=list)
     faces: list[ReadFace] = field(default_factory=list)
     applied_to_dimensions: tuple[float, float] | None = None
     analyzed_at: str | None = None
@@ -151,6 +188,7 @@ def _keywords(result: ReadResult, props: dict[str, object]) -> None:
         if entry not in leaves:
             seen[(entry,)] = entry in ours_flat
     result.keywords = [ReadKeyword(p, o) for p, o in seen.items()]
+    result.removed = schema.removed_keywords(props)
 
 
 def _faces(result: ReadResult, props: dict[str, object], orientation: int) -> None:
@@ -200,16 +238,21 @@ def read_sidecar(path: Path, orientation: int = 1) -> ReadResult:
     geometry._check(orientation)
     result = ReadResult(Path(path))
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_SIDECAR_BYTES + 1)
-    except FileNotFoundError:
+        found = read_regular(Path(path), MAX_SIDECAR_BYTES)
+    except UnsafeSidecar as err:
+        result.exists = True
+        result.problem = str(err)
+        log.warning("sidecar %s: %s", path, result.problem)
         return result
     except OSError as err:
         result.problem = f"cannot read sidecar: {err.strerror or err}"
         log.warning("sidecar %s: %s", path, result.problem)
         return result
+    if found is None:
+        return result
+    data, st = found
     result.exists = True
-    result.fingerprint = fingerprint_bytes(Path(path), data)
+    result.fingerprint = Fingerprint(st.st_mtime_ns, st.st_size, hashlib.sha256(data).hexdigest())
     props, problem = parse_packet(data)
     if props is None:
         result.problem = problem

@@ -82,6 +82,40 @@ def owned(props: dict[str, object], local: str) -> set[str]:
     return set(texts(props.get(k(PV, local))))
 
 
+def _array_texts(props: dict[str, object], ns: str, local: str) -> set[str] | None:
+    """Text items of a keyword array; empty when absent, None when not an array."""
+    value = props.get(k(ns, local))
+    if value is None:
+        return set()
+    return set(texts(value)) if isinstance(value, Arr) else None
+
+
+def removed_keywords(props: dict[str, object]) -> list[tuple[str, ...]]:
+    """Keyword paths a person removed: ours by our ownership lists, gone from the file.
+
+    An item of photovault:HierarchicalSubjects missing from lr:hierarchicalSubject,
+    or one of photovault:Subjects missing from dc:subject (an absent array counts
+    as empty; one that is not an array tells nothing), was taken out by a person
+    or another program after our write, since our own writes keep both in step.
+    A removed leaf stands for every hierarchical keyword of ours ending in it.
+    digiKam:TagsList alone is not consulted: programs that do not know it drop
+    it whole.
+    """
+    hier = _array_texts(props, LR, "hierarchicalSubject")
+    flat = _array_texts(props, DC, "subject")
+    ours = {h: tuple(p for p in h.split("|") if p) for h in owned(props, "HierarchicalSubjects")}
+    out: dict[tuple[str, ...], None] = {}
+    for entry, path in sorted(ours.items()):
+        if path and hier is not None and entry not in hier:
+            out[path] = None
+    gone_leaves = owned(props, "Subjects") - flat if flat is not None else set()
+    for leaf in sorted(gone_leaves):
+        paths = sorted(p for p in ours.values() if p and p[-1] == leaf)
+        for path in paths or [(leaf,)]:
+            out[path] = None
+    return list(out)
+
+
 @dataclass(frozen=True)
 class RawRegion:
     """One MWG region as found in the packet, in the stored frame, centre-based.

@@ -6,6 +6,13 @@ analysis commit and the sidecar write is repaired at the next start, and a
 slow disk never holds up inference. It also reads sidecars back when another
 program changed them (a face named in digiKam), recognising its own writes by
 their fingerprint so that they never cause a loop.
+
+One photo's trouble stays with that photo: every step for it (finding the
+sidecar, building the content, writing, recording) runs under one handler that
+records the sidecar as failed with the reason, so the stage goes on with the
+next photo and `vaultctl status` shows the reason. Failed sidecars are tried
+again after `RETRY_SECONDS`, after new work. A keyword of ours that a person
+removed from a sidecar is remembered in the catalog and not written again.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +31,25 @@ from typing import Any
 from photovault.analyze.base import photo_tags
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings
+from photovault.problems import Problems
 from photovault.sidecar.model import FaceRegion, Keyword, SidecarContent
-from photovault.sidecar.naming import sidecar_path
-from photovault.sidecar.reader import ReadResult, adopted_names, read_sidecar
-from photovault.sidecar.writer import SidecarWriter
+from photovault.sidecar.naming import SidecarLocation, locate_sidecar
+from photovault.sidecar.reader import (
+    MAX_SIDECAR_BYTES,
+    ReadResult,
+    UnsafeSidecar,
+    adopted_names,
+    read_regular,
+    read_sidecar,
+)
+from photovault.sidecar.writer import SidecarWriter, remove_stale_temps
 
 log = logging.getLogger(__name__)
+
+#: A failed sidecar is tried again after this long (new work goes first).
+RETRY_SECONDS = 600.0
+#: The "sidecars" problem is recounted at most this often while there is work.
+PROBLEM_REFRESH_SECONDS = 5.0
 
 #: sha256 -> [{"id", "box", "score", "person"}] of the photo's faces (the people store).
 FacesProvider = Callable[[str], list[dict[str, Any]]]
@@ -71,12 +92,18 @@ def _fingerprint_matches(path: Path, fp: tuple[int, int, str] | None) -> bool:
     if fp is None:
         return False
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
         if (st.st_mtime_ns, st.st_size) != (fp[0], fp[1]):
             return False
-        return hashlib.sha256(path.read_bytes()).hexdigest() == fp[2]
-    except OSError:
+        found = read_regular(path, MAX_SIDECAR_BYTES)
+    except (OSError, UnsafeSidecar):
         return False
+    return found is not None and hashlib.sha256(found[0]).hexdigest() == fp[2]
+
+
+def _text(value: object) -> str:
+    """A printable form of a message that may carry undecodable file name bytes."""
+    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class SidecarStage:
@@ -91,6 +118,8 @@ class SidecarStage:
         faces: FacesProvider | None = None,
         on_adopt: AdoptCallback | None = None,
         metrics: Any = None,
+        problems: Problems | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
@@ -98,12 +127,20 @@ class SidecarStage:
         self.faces = faces or (lambda sha: [])
         self.on_adopt = on_adopt
         self.metrics = metrics
+        self.problems = problems
+        self._clock = clock
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._changed: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: file id -> clock time: photos whose failure could not even be recorded
+        #: (catalog trouble), held back so that they cannot starve the others.
+        self._held_back: dict[int, float] = {}
+        self._problems_checked = -PROBLEM_REFRESH_SECONDS
+        self._new_failure = False
         self.written = 0
+        self.temps_removed = 0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -126,30 +163,90 @@ class SidecarStage:
         return self.settings.sidecars.enabled
 
     def _run(self) -> None:
+        try:
+            self.remove_stale_temps()
+        except Exception:
+            log.exception("removing stale sidecar temp files failed")
+        self._refresh_problems(force=True)
         while not self._stop.is_set():
             did = 0
             try:
                 did += self._read_back_changed()
                 if self.enabled:
-                    for row in self.catalog.sidecar_work(32):
-                        if self._stop.is_set():
-                            break
-                        self.write_one(row)
-                        did += 1
+                    did += self.write_batch(32)
             except Exception:
                 log.exception("sidecar stage error")
                 self._stop.wait(2.0)
+            self._refresh_problems(force=False, worked=bool(did))
             if not did:
                 self._wake.wait(1.0)
                 self._wake.clear()
 
+    def write_batch(self, limit: int) -> int:
+        """Write the sidecars of up to `limit` photos that need one; how many were tried."""
+        now = self._clock()
+        self._held_back = {i: t for i, t in self._held_back.items() if t > now}
+        done = 0
+        for row in self.catalog.sidecar_work(limit, RETRY_SECONDS, exclude=self._held_back):
+            if self._stop.is_set():
+                break
+            self.write_one(row)
+            done += 1
+        return done
+
+    def remove_stale_temps(self) -> int:
+        """Remove the temp files a crash left in the writable shares and the mirror."""
+        roots = [s.path for s in self.settings.shares if not s.read_only]
+        roots.append(self.settings.sidecar_mirror)
+        removed = 0
+        for root in roots:
+            if self._stop.is_set():
+                break
+            removed += remove_stale_temps(root, should_stop=self._stop.is_set)
+        if removed:
+            log.info("removed %d sidecar temp files left by a crash", removed)
+        self.temps_removed += removed
+        return removed
+
+    def _refresh_problems(self, *, force: bool, worked: bool = False) -> None:
+        """Keep the "sidecars" problem in step with the failed sidecars."""
+        if self.problems is None:
+            return
+        now = self._clock()
+        active = self.problems.active("sidecars")
+        due = now - self._problems_checked >= PROBLEM_REFRESH_SECONDS
+        first = self._new_failure and not active  # the first failure is shown at once
+        if not (force or first or (due and (worked or active))):
+            return
+        self._problems_checked = now
+        self._new_failure = False
+        try:
+            count, path, reason = self.catalog.sidecar_failures()
+        except Exception:
+            log.exception("counting failed sidecars failed")
+            return
+        if not count:
+            if self.problems.clear("sidecars"):
+                log.info("every sidecar can be written again")
+            return
+        where = display(path) if path else "a photo"
+        message = (
+            f"{count} sidecar{'s' if count != 1 else ''} cannot be written "
+            f"(retried every {RETRY_SECONDS / 60:g} minutes), e.g. {where}: {reason}"
+        )
+        if self.problems.report(
+            "sidecars", message, path=display(path) if path else None, count=count
+        ):
+            log.warning("%s", message)
+
     # -- writing ------------------------------------------------------------------
 
-    def path_for(self, row: FileRow) -> Path | None:
+    def locate(self, row: FileRow) -> SidecarLocation | None:
+        """Where this photo's sidecar is (None for a share no longer configured)."""
         share = self.settings.share(row.share)
         if share is None:
             return None
-        return sidecar_path(
+        return locate_sidecar(
             share.path / row.relpath,
             self.settings.sidecars.naming,
             share_root=share.path,
@@ -157,48 +254,81 @@ class SidecarStage:
             mirror_root=self.settings.sidecar_mirror / share.name,
         )
 
+    def path_for(self, row: FileRow) -> Path | None:
+        """The photo's sidecar: beside it, or in the mirror tree (read-only share,
+        name too long); None for a share no longer configured."""
+        location = self.locate(row)
+        return location.path if location is not None else None
+
     def content_for(self, row: FileRow) -> tuple[SidecarContent, dict[str, Any]] | None:
         content = self.catalog.content(row.sha256) if row.sha256 else None
         if content is None:
             return None
         built = build_content(content.results, self.faces(content.sha256), content.analyzers)
+        rejected = self.catalog.rejected_keywords(row.id)
+        if rejected:
+            built = replace(
+                built,
+                keywords=tuple(k for k in built.keywords if "|".join(k.path) not in rejected),
+            )
         return built, content.metadata
 
     def write_one(self, row: FileRow) -> str:
-        target = self.path_for(row)
+        """Write one photo's sidecar; never raises: a failure is recorded with its
+        reason (retried after `RETRY_SECONDS`) and the stage goes on."""
+        target: Path | None = None
+        try:
+            location = self.locate(row)
+            target = location.path if location is not None else None
+            return self._write(row, location)
+        except Exception as exc:
+            self._new_failure = True
+            reason = _text(f"{type(exc).__name__}: {exc}")
+            if self.metrics is not None:
+                self.metrics.error("sidecar")
+            log.warning("sidecar of %s failed: %s", display(row.relpath), reason, exc_info=True)
+            try:
+                self.catalog.record_sidecar(
+                    row.id, "failed", os.fspath(target) if target else None, warning=reason
+                )
+            except Exception:
+                log.exception("could not record the failed sidecar of %s", display(row.relpath))
+                self._held_back[row.id] = self._clock() + RETRY_SECONDS
+            return "failed"
+
+    def _write(self, row: FileRow, location: SidecarLocation | None) -> str:
         built = self.content_for(row)
-        if target is None or built is None:
+        if location is None or built is None:
             self.catalog.record_sidecar(row.id, "skipped", None, warning="photo has no results")
             return "skipped"
+        target = location.path
         content, facts = built
-        if not content.keywords and not content.faces and not target.exists():
+        if not content.keywords and not content.faces and not os.path.lexists(target):
             self.catalog.record_sidecar(row.id, "empty", os.fspath(target))
             return "empty"
         share = self.settings.share(row.share)
         assert share is not None
         photo = share.path / row.relpath
-        if share.read_only:
+        if target.parent != photo.parent:  # the mirror tree
             target.parent.mkdir(parents=True, exist_ok=True)
         stored = (int(facts.get("width") or 0), int(facts.get("height") or 0))
         started = time.monotonic()
-        try:
-            result = self.writer.write(
-                photo, target, content, stored, int(facts.get("orientation") or 1)
-            )
-            if self.metrics is not None:
-                self.metrics.observe_stage("sidecar", time.monotonic() - started)
-                if result.status == "failed":
-                    self.metrics.error("sidecar")
-        except Exception as exc:
-            if self.metrics is not None:
+        result = self.writer.write(
+            photo, target, content, stored, int(facts.get("orientation") or 1)
+        )
+        if self.metrics is not None:
+            self.metrics.observe_stage("sidecar", time.monotonic() - started)
+            if result.status == "failed":
                 self.metrics.error("sidecar")
-            log.exception("sidecar write failed for %s", photo)
-            self.catalog.record_sidecar(
-                row.id, "failed", os.fspath(target), warning=f"{type(exc).__name__}: {exc}"
-            )
-            return "failed"
+        if result.status == "failed":
+            self._new_failure = True
+        if result.rejected:
+            self._remember_rejected(row, result.rejected, result.sidecar)
         fp = result.fingerprint
-        warning = "; ".join(result.warnings) or None
+        warnings = list(result.warnings)
+        if location.mirrored_because and result.ok:
+            warnings.insert(0, location.mirrored_because)
+        warning = "; ".join(_text(w) for w in warnings) or None
         self.catalog.record_sidecar(
             row.id,
             result.status,
@@ -214,6 +344,15 @@ class SidecarStage:
                 "sidecar %s %s: %s", display(os.fspath(result.sidecar)), result.status, warning
             )
         return result.status
+
+    def _remember_rejected(self, row: FileRow, paths: list[tuple[str, ...]], where: Path) -> None:
+        new = self.catalog.reject_keywords(row.id, ["|".join(p) for p in paths])
+        if new:
+            log.info(
+                "keywords removed by a person from %s are not written again: %s",
+                display(os.fspath(where)),
+                ", ".join("|".join(p) for p in paths),
+            )
 
     # -- reading back -----------------------------------------------------------------
 
@@ -257,11 +396,23 @@ class SidecarStage:
             if s is None:
                 continue
             path = s.path / relpath
-            for row in self._photos_for_sidecar(share, relpath):
-                record = self.catalog.sidecar(row.id)
-                if record and _fingerprint_matches(path, record["fingerprint"]):
-                    continue  # our own write
-                self.read_back(row, path)
+            try:
+                rows = self._photos_for_sidecar(share, relpath)
+            except Exception:
+                log.exception("sidecar %s not read back", display(os.fspath(path)))
+                continue
+            for row in rows:
+                try:
+                    record = self.catalog.sidecar(row.id)
+                    if record and _fingerprint_matches(path, record["fingerprint"]):
+                        continue  # our own write
+                    self.read_back(row, path)
+                except Exception:
+                    log.exception(
+                        "sidecar %s not read back for %s",
+                        display(os.fspath(path)),
+                        display(row.relpath),
+                    )
         return len(changed)
 
     def read_back(self, row: FileRow, path: Path) -> ReadResult:
@@ -271,7 +422,14 @@ class SidecarStage:
         result = read_sidecar(path, orientation)
         if not result.ok:
             log.warning("sidecar %s not read: %s", display(os.fspath(path)), result.problem)
+            if result.exists and path == self.path_for(row):
+                # Its sidecar is no longer one we can edit: say so until it is.
+                self.catalog.record_sidecar(
+                    row.id, "skipped", os.fspath(path), warning=_text(result.problem)
+                )
             return result
+        if result.removed:
+            self._remember_rejected(row, result.removed, path)
         for adoption in adopted_names(None, result):
             if self.on_adopt is not None:
                 self.on_adopt(adoption.face_id, adoption.name, adoption.previous_name)
@@ -301,9 +459,12 @@ class SidecarStage:
             if share is not None and s.name != share:
                 continue
             for row in self.catalog.files_of_share(s.name):
-                path = self.path_for(row)
-                if path is not None and path.exists():
-                    self.read_back(row, path)
-                    count += 1
+                try:
+                    path = self.path_for(row)
+                    if path is not None and os.path.lexists(path):
+                        self.read_back(row, path)
+                        count += 1
+                except Exception:
+                    log.exception("sidecar of %s not imported", display(row.relpath))
         log.info("imported %d sidecars", count)
         return count

@@ -15,13 +15,21 @@ A file that fails either check, or cannot be parsed safely (malformed XML,
 UTF-16, over the size limit, array properties written as attributes), is left
 untouched and the `WriteResult` says why; the photo is still indexed.
 
-Commit: temp file in the sidecar's folder, fsync, the photo's permission bits and
-group, then a check that the sidecar is still the version we read (size, mtime,
-SHA-256) and `os.replace` (or a no-clobber `os.link` for a new sidecar), then an
-fsync of the folder. If someone changed the sidecar meanwhile we read and merge
-again. A crash leaves the old or the new file, never a partial one; at worst a
-stale ``.NAME.pvtmp-*.xmp`` temp file, removed by a later write. The photo is
-only ever `stat`-ed.
+Commit: temp file in the sidecar's folder, fsync, permission bits and the
+photo's group, then a check that the sidecar is still the version we read (size,
+mtime, SHA-256) and `os.replace` (or a no-clobber `os.link` for a new sidecar),
+then an fsync of the folder. If someone changed the sidecar meanwhile we read and
+merge again. A crash leaves the old or the new file, never a partial one; at
+worst a stale ``.NAME.xmp.pvtmp-XXXXXXXXXXXX.xmp`` temp file, removed by a later
+write of that sidecar or by `remove_stale_temps` when the stage starts. The
+photo is only ever `stat`-ed.
+
+Permissions: a sidecar is never more readable than its photo. A new one gets the
+photo's read and write bits (``photo mode & 0o666``); an existing one keeps its
+own bits less any read bit the photo lacks. A sidecar that is a symbolic link or
+not a regular file is never read (``O_NOFOLLOW``) nor replaced: it is skipped
+with a warning naming it. exiftool checks a private copy of the bytes we merged,
+never the sidecar's path, so a link swapped in meanwhile is not followed either.
 
 Thread-safety: a `SidecarWriter` may be shared between threads; `write` calls are
 serialized by one lock, because the single exiftool process answers one command
@@ -31,6 +39,7 @@ at a time. Use one writer per process.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -38,18 +47,21 @@ import secrets
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from photovault.sidecar import merge as merging
 from photovault.sidecar.model import SidecarContent
-from photovault.sidecar.naming import TEMP_MARKER
+from photovault.sidecar.naming import is_own_temp, name_max, temp_name
 from photovault.sidecar.reader import (
     MAX_SIDECAR_BYTES,
     Fingerprint,
+    UnsafeSidecar,
     encoding_problem,
     fingerprint_bytes,
+    read_regular,
 )
 
 log = logging.getLogger(__name__)
@@ -87,6 +99,8 @@ class WriteResult:
     attempts: int = 1
     faces_written: int = 0
     faces_skipped: int = 0
+    #: Keyword paths of ours a person removed from the sidecar (see `merge`).
+    rejected: list[tuple[str, ...]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -190,6 +204,10 @@ class SidecarWriter:
         Never raises for bad sidecar content or I/O trouble: see `WriteResult`.
         """
         photo, sidecar = Path(photo), Path(sidecar)
+        if os.path.islink(sidecar):
+            return self._skip(
+                sidecar, f"{sidecar.name} is a symbolic link; not followed, left untouched", None
+            )
         if sidecar.suffix.lower() != ".xmp" or sidecar.resolve() == photo.resolve():
             raise ValueError(f"refusing to write {sidecar}: not an .xmp sidecar")
         with self._lock:
@@ -199,6 +217,8 @@ class SidecarWriter:
                 except _Conflict:
                     log.info("sidecar %s changed while we merged; merging again", sidecar)
                     continue
+                except UnsafeSidecar as err:
+                    return self._skip(sidecar, str(err), None)
                 except ExifToolUnavailable as err:
                     return self._fail(sidecar, "failed", str(err), attempt)
                 except OSError as err:
@@ -223,7 +243,7 @@ class SidecarWriter:
         orientation: int,
     ) -> WriteResult:
         photo_st = os.stat(photo)
-        old, old_fp = _read_snapshot(sidecar, self._max_bytes)
+        old, old_fp, old_mode = _read_snapshot(sidecar, self._max_bytes)
         if old is not None:
             problem = encoding_problem(old)
             if len(old) > self._max_bytes:
@@ -236,26 +256,33 @@ class SidecarWriter:
             return self._skip(sidecar, f"left untouched: {err}", old_fp)
         base = WriteResult("unchanged", sidecar, old_fp, list(merged.warnings),
                            faces_written=merged.faces_written,
-                           faces_skipped=merged.faces_skipped)
+                           faces_skipped=merged.faces_skipped, rejected=merged.rejected)
         if old is not None and merged.data == old:
             return base
-        if sidecar.parent != photo.parent:  # mirror tree for read-only shares
+        if sidecar.parent != photo.parent:  # the mirror tree
             sidecar.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temps(sidecar)
-        tmp = sidecar.with_name(f".{sidecar.name}{TEMP_MARKER}{secrets.token_hex(6)}.xmp")
+        limit = name_max(sidecar.parent)
+        tmp = sidecar.with_name(temp_name(sidecar.name, secrets.token_hex(6), limit))
+        copy = None
         try:
-            _write_temp(tmp, merged.data, photo_st, base.warnings)
+            _write_temp(tmp, merged.data, _sidecar_mode(photo_st, old_mode), photo_st.st_gid,
+                        base.warnings)
             if self._verify_with_exiftool:
-                problem = self._exiftool_check(sidecar if old is not None else None, tmp,
-                                               merged.removed)
+                if old is not None:  # exiftool reads our copy, never a path someone can swap
+                    copy = sidecar.with_name(temp_name(sidecar.name, secrets.token_hex(6), limit))
+                    _write_private(copy, old)
+                problem = self._exiftool_check(copy, tmp, merged.removed)
                 if problem:
                     return self._skip(sidecar, f"left untouched: exiftool check: {problem}",
                                       old_fp)
             self._before_commit(sidecar)
             _commit(tmp, sidecar, old, old_fp)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            for path in (tmp, copy):
+                if path is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
         base.status = "written"
         base.fingerprint = fingerprint_bytes(sidecar, merged.data)
         for warning in base.warnings:
@@ -356,33 +383,47 @@ def _struct_list_loss(before: Any, after: Any, list_key: str, is_ours) -> str | 
 
 
 # ------------------------------------------------------------------ files
-def _read_snapshot(path: Path, max_bytes: int) -> tuple[bytes | None, Fingerprint | None]:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except FileNotFoundError:
-        return None, None
-    return data, fingerprint_bytes(path, data)
+def _read_snapshot(
+    path: Path, max_bytes: int
+) -> tuple[bytes | None, Fingerprint | None, int | None]:
+    """(bytes, fingerprint, permission bits) of the sidecar, Nones when missing.
+
+    Raises `UnsafeSidecar` for a symbolic link or a non-regular file.
+    """
+    found = read_regular(path, max_bytes)
+    if found is None:
+        return None, None, None
+    data, st = found
+    fp = Fingerprint(st.st_mtime_ns, st.st_size, hashlib.sha256(data).hexdigest())
+    return data, fp, stat.S_IMODE(st.st_mode)
 
 
 def _current_fingerprint(path: Path) -> Fingerprint | None:
     try:
-        data = path.read_bytes()
-    except OSError:
+        found = read_regular(path, MAX_SIDECAR_BYTES)
+    except (OSError, UnsafeSidecar):
         return None
-    return fingerprint_bytes(path, data)
+    return None if found is None else fingerprint_bytes(path, found[0])
 
 
-def _write_temp(tmp: Path, data: bytes, photo_st: os.stat_result, warnings: list[str]) -> None:
-    """Create `tmp` exclusively with the photo's permission bits and group, fsynced."""
-    mode = stat.S_IMODE(photo_st.st_mode) & 0o777
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _sidecar_mode(photo_st: os.stat_result, old_mode: int | None) -> int:
+    """Never more readable than the photo: a new sidecar gets the photo's read and
+    write bits, an existing one keeps its bits less the read bits the photo lacks."""
+    photo_mode = stat.S_IMODE(photo_st.st_mode)
+    if old_mode is None:
+        return photo_mode & 0o666
+    return old_mode & 0o777 & ~(0o444 & ~photo_mode)
+
+
+def _write_temp(tmp: Path, data: bytes, mode: int, gid: int, warnings: list[str]) -> None:
+    """Create `tmp` exclusively with `mode` and the photo's group `gid`, fsynced."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             try:
-                os.fchown(fh.fileno(), -1, photo_st.st_gid)
+                os.fchown(fh.fileno(), -1, gid)
             except PermissionError:
                 warnings.append("could not give the sidecar the photo's group")
             os.fchmod(fh.fileno(), mode)
@@ -390,6 +431,18 @@ def _write_temp(tmp: Path, data: bytes, photo_st: os.stat_result, warnings: list
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A scratch copy only vaultd's user can read (for exiftool's comparison)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         raise
 
 
@@ -401,11 +454,14 @@ def _commit(tmp: Path, sidecar: Path, old: bytes | None, old_fp: Fingerprint | N
         except FileExistsError as err:
             raise _Conflict() from err
         except OSError:  # filesystems without hard links
-            if sidecar.exists():
+            if os.path.lexists(sidecar):
                 raise _Conflict() from None
             os.replace(tmp, sidecar)
     else:
-        now_data, now_fp = _read_snapshot(sidecar, len(old) + 1)
+        try:
+            now_data, now_fp, _mode = _read_snapshot(sidecar, len(old) + 1)
+        except UnsafeSidecar as err:  # became a link meanwhile: read again, then skip
+            raise _Conflict() from err
         if now_data != old or now_fp is None or old_fp is None or (
             now_fp.mtime_ns, now_fp.size) != (old_fp.mtime_ns, old_fp.size):
             raise _Conflict()
@@ -429,7 +485,54 @@ def _fsync_dir(folder: Path) -> None:
 def _remove_stale_temps(sidecar: Path) -> None:
     """Temp files a crash left behind next to this sidecar (older than an hour)."""
     cutoff = time.time() - STALE_TEMP_SECONDS
-    for tmp in sidecar.parent.glob(f".{sidecar.name}{TEMP_MARKER}*"):
-        with contextlib.suppress(OSError):
-            if tmp.stat().st_mtime < cutoff:
-                tmp.unlink()
+    prefix = f".{sidecar.name}."
+    with contextlib.suppress(OSError), os.scandir(sidecar.parent) as entries:
+        for entry in entries:
+            if entry.name.startswith(prefix) and is_own_temp(entry.name):
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                        os.unlink(entry.path)
+
+
+def remove_stale_temps(
+    root: Path,
+    *,
+    before: float | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Remove the temp files a crash (``kill -9``) left anywhere under `root`.
+
+    Only regular files whose name is exactly our temp pattern (`naming.is_own_temp`)
+    and, when `before` is given, last modified before that time; symbolic links
+    are neither followed nor removed. Errors (a vanished folder, no permission)
+    skip the entry. Returns how many files were removed; `should_stop` ends the
+    walk early (shutdown).
+    """
+    removed = 0
+    stack = [os.fsencode(root)]
+    while stack and not should_stop():
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as found:
+                entries = list(found)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                if not is_own_temp(entry.name):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode) or (before is not None and st.st_mtime >= before):
+                    continue
+                os.unlink(entry.path)
+            except OSError as err:
+                log.debug("stale temp %r not removed: %s", entry.path, err)
+                continue
+            removed += 1
+            log.info("removed stale sidecar temp file %s",
+                     entry.path.decode("utf-8", "backslashreplace"))
+    return removed

@@ -227,7 +227,7 @@ def test_exiftool_is_restarted_after_it_dies(tmp_path):
 
 def test_stale_temp_files_from_a_crash_are_removed(writer, tmp_path):
     photo = make_photo(tmp_path)
-    stale = tmp_path / ".IMG_1.jpg.xmp.pvtmp-deadbeef.xmp"
+    stale = tmp_path / ".IMG_1.jpg.xmp.pvtmp-deadbeef0123.xmp"
     stale.write_text("partial")
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     writer.write(photo, tmp_path / "IMG_1.jpg.xmp", content(), (64, 48), 1)
