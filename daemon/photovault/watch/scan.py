@@ -4,7 +4,17 @@ inotify drops events on queue overflow (watchdog swallows the notice), a
 daemon that was down saw nothing, and a polling fallback is slow. So at start
 and on the `rescan` schedule each share is walked and compared by (size,
 mtime) with the catalog: new or changed files are queued, vanished ones
-forgotten. Symlinks are never followed (no loops, no escaping the share).
+forgotten. Symlinks are never followed, to files or to folders (no loops, no
+duplicates, no escaping the share); the watcher keeps the same rule.
+
+Deletions are believed only beside a present, readable root (see `root.py`):
+a missing, unreadable or emptied root aborts the scan with nothing forgotten,
+and a folder that cannot be listed keeps its files.
+
+A quarantined file whose size and mtime did not change is retried when its
+mode, owner or ACL changed after it was quarantined (its ctime is newer: a
+`chmod` or `chown`), or when it was quarantined for a permission error and
+can now be opened (its folder's permissions changed).
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from pathlib import Path
 
 from photovault.catalog.store import Catalog, display
 from photovault.watch.filters import ignored_dir, wanted
+from photovault.watch.root import probe
 from photovault.watch.settle import SettleTracker
 
 log = logging.getLogger(__name__)
@@ -31,13 +42,25 @@ class ScanResult:
     settling: int = 0
     forgotten: int = 0
     errors: int = 0
+    #: Known files not forgotten because their folder (or they) could not be read.
+    kept: int = 0
+    #: Quarantined files put back in the queue (their permissions changed).
+    retried: int = 0
     seconds: float = 0.0
+    #: Why the share could not be scanned (root missing, unreadable, emptied or
+    #: replaced during the scan); nothing was forgotten then.
+    problem: str | None = None
 
 
 def walk_share(
     root: Path, on_error: Callable[[str, OSError], None]
-) -> Iterator[tuple[str, int, int]]:
-    """Yield (relpath, size, mtime_ns) of every wanted regular file under root."""
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield (relpath, lstat) of every wanted regular file under root.
+
+    Never follows a symlink below `root`. `on_error(rel, exc)` gets each folder
+    that cannot be listed ("." for root itself) and each entry that cannot be
+    stat-ed; what is below them is unknown, not gone.
+    """
     stack = [""]
     while stack:
         rel_dir = stack.pop()
@@ -61,7 +84,34 @@ def walk_share(
             except OSError as exc:
                 on_error(rel, exc)
                 continue
-            yield rel, st.st_size, st.st_mtime_ns
+            yield rel, st
+
+
+def _within(rel: str, folders: set[str]) -> bool:
+    """True when rel is one of `folders` or lies below one of them."""
+    if not folders:
+        return False
+    parts = rel.split("/")
+    return any("/".join(parts[:i]) in folders for i in range(1, len(parts) + 1))
+
+
+def _permission_error(reason: str | None) -> bool:
+    low = (reason or "").lower()
+    return "permission denied" in low or "operation not permitted" in low
+
+
+def _may_read_now(path: Path, ctime_ns: int, since: float, reason: str | None) -> bool:
+    """Is a quarantined file worth another try (its mode, owner or access changed)?"""
+    if ctime_ns > since * 1e9:
+        return True
+    if not _permission_error(reason):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def reconcile(
@@ -76,17 +126,39 @@ def reconcile(
     """Compare a share with the catalog and fix the difference."""
     started = time.monotonic()
     result = ScanResult(share=share)
+
+    def catalogued() -> int:
+        return catalog.count_share(share)
+
+    before = probe(root, catalogued)
+    if not before.ok:
+        return _aborted(result, before.problem, started)
     known = catalog.known(share)
+    quarantined = catalog.quarantined_of(share)
+    unread: set[str] = set()
 
     def on_error(rel: str, exc: OSError) -> None:
         result.errors += 1
-        log.warning("scan %s: cannot read %s: %s", share, display(rel), exc.strerror or exc)
+        unread.add(rel)
+        log.warning(
+            "scan %s: cannot read %s: %s (its known files are kept)",
+            share,
+            display(rel),
+            exc.strerror or exc,
+        )
 
     now = clock()
-    for rel, size, mtime_ns in walk_share(root, on_error):
+    for rel, st in walk_share(root, on_error):
         result.seen += 1
-        before = known.pop(rel, None)
-        if before == (size, mtime_ns):
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+        was = known.pop(rel, None)
+        if was == (size, mtime_ns):
+            q = quarantined.get(rel)
+            if q is not None and _may_read_now(root / rel, st.st_ctime_ns, *q):
+                n = catalog.retry_quarantined(share, rel)
+                result.retried += n
+                if n:
+                    log.info("scan %s: %s changed permissions; retrying it", share, display(rel))
             continue
         if now - mtime_ns / 1e9 >= settle_seconds:
             if catalog.observe(share, rel, size, mtime_ns):
@@ -94,20 +166,42 @@ def reconcile(
         else:
             tracker.touch(share, rel, root / rel, writing=None)
             result.settling += 1
+    if "." in unread:
+        return _aborted(result, f"share root {root} cannot be read", started)
+    # The walk may have raced an unmount or a rename: believe what it did not
+    # see only if the root is still the folder it started on.
+    after = probe(root, catalogued)
+    if not after.ok or after.ident != before.ident:
+        return _aborted(
+            result, after.problem or f"share root {root} was replaced during the scan", started
+        )
     for rel in known:
+        if _within(rel, unread):
+            result.kept += 1
+            continue
         # Gone from disk (or now ignored): forget it; nothing on the share is touched.
         result.forgotten += catalog.forget(share, rel)
         tracker.discard(share, rel)
     catalog.record_scan(share, result.seen)
     result.seconds = time.monotonic() - started
     log.info(
-        "scan %s: %d files, %d queued, %d settling, %d forgotten, %d errors in %.1fs",
+        "scan %s: %d files, %d queued, %d settling, %d retried, %d forgotten, %d kept"
+        " unread, %d errors in %.1fs",
         share,
         result.seen,
         result.queued,
         result.settling,
+        result.retried,
         result.forgotten,
+        result.kept,
         result.errors,
         result.seconds,
     )
+    return result
+
+
+def _aborted(result: ScanResult, problem: str | None, started: float) -> ScanResult:
+    result.problem = problem
+    result.seconds = time.monotonic() - started
+    log.warning("scan %s: not scanned, nothing forgotten: %s", result.share, problem)
     return result

@@ -3,6 +3,20 @@
 One observer per share, so a share that runs out of inotify watches falls
 back to polling on its own while the others keep inotify. A fallback is
 logged and shown in `vaultctl status` (`"watch": "polling"`).
+
+Directory symlinks are never followed, the same rule as the scan's: watchdog
+puts no inotify watch on them, the polling fallback lists them with `lstat`,
+and a folder event whose path passes through a symlink is ignored (`ln -s ..
+d/up` would otherwise add the share again below itself, up to 40 times).
+
+An outage is not a deletion (see `root.py`): deletions and moves are believed
+only while the root path still leads to the folder being watched; `check()`,
+called once a second, stops the observer while the root is missing,
+unreadable or emptied (`outage` says why, `"watch": "offline"`), and watches
+it afresh when it is back, returning True so that the share is rescanned.
+
+A mode or owner change (`chmod`, `chown`) on a quarantined file, or on the
+folder of one quarantined for a permission error, gives it another try.
 """
 
 from __future__ import annotations
@@ -10,12 +24,15 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import (
+    DirAttribEvent,
     DirCreatedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -26,11 +43,12 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from photovault.catalog.store import Catalog, display
 from photovault.sidecar.naming import is_sidecar_name, is_temp_name
 from photovault.watch.filters import ignored_dir, wanted
+from photovault.watch.root import Ident, probe
 from photovault.watch.scan import walk_share
 from photovault.watch.settle import SettleTracker
 
@@ -42,6 +60,20 @@ _EXHAUSTED = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
 
 def _as_str(p: str | bytes) -> str:
     return os.fsdecode(p)
+
+
+def polling_observer(root: Path, interval: float) -> BaseObserver:
+    """watchdog's polling observer, not following symlinks below the root.
+
+    Its default `os.stat` takes a symlink to a folder for the folder and walks
+    `ln -s .. d/up` until the kernel's 40-link limit: every file 40 times.
+    """
+    top = os.path.abspath(root)
+
+    def no_follow(path: str) -> os.stat_result:
+        return os.stat(path) if path == top else os.lstat(path)
+
+    return PollingObserverVFS(no_follow, os.scandir, polling_interval=interval)
 
 
 class _Handler(FileSystemEventHandler):
@@ -78,13 +110,30 @@ class ShareWatcher:
         self.poll_interval = poll_interval
         self._inotify_factory = inotify_factory
         self._on_sidecar = on_sidecar
-        self.kind = "stopped"  # "inotify" | "polling" | "stopped"
+        self.kind = "stopped"  # "inotify" | "polling" | "offline" | "stopped"
         self.fallback_reason: str | None = None
+        #: Why the share root cannot be used now (missing, unreadable, emptied);
+        #: None while it is fine. Reported as a "share" problem by the daemon.
+        self.outage: str | None = None
         self._observer: BaseObserver | None = None
+        self._ident: Ident | None = None  # the root folder being watched
+        self._active = False  # start() was called and stop() was not
 
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
+        """Watch the share. A root that cannot be used now is an outage, not an
+        error: `check()` starts watching once it is back."""
+        self._active = True
+        state = probe(self.root, self._catalogued)
+        if not state.ok:
+            self._offline(state.problem)
+            return
+        self._ident = state.ident
+        self.outage = None
+        self._start_observer()
+
+    def _start_observer(self) -> None:
         if self.mode in ("auto", "inotify"):
             try:
                 self._start(self._inotify_factory(), "inotify")
@@ -100,7 +149,7 @@ class ShareWatcher:
                     self.fallback_reason,
                     self.poll_interval,
                 )
-        self._start(PollingObserver(timeout=self.poll_interval), "polling")
+        self._start(polling_observer(self.root, self.poll_interval), "polling")
 
     def _start(self, observer: BaseObserver, kind: str) -> None:
         observer.schedule(_Handler(self), str(self.root), recursive=True)
@@ -120,16 +169,70 @@ class ShareWatcher:
         """False when the observer thread died (e.g. watches ran out in a new folder)."""
         return self._observer is not None and self._observer.is_alive()
 
-    def check(self) -> None:
-        """Restart a dead observer, on polling when inotify was what failed."""
+    def check(self) -> bool:
+        """Once a second from the main loop: follow the share root's outages and
+        restart a dead observer (on polling when inotify was what failed).
+
+        Returns True when the share was watched afresh after an outage or after
+        its root was replaced: events were missed, so it must be rescanned.
+        """
+        if not self._active:
+            return False
+        state = probe(self.root, self._catalogued)
+        if not state.ok:
+            self._offline(state.problem)
+            return False
+        if self.outage is not None or state.ident != self._ident:
+            if self.outage is not None:
+                log.warning("share %s: root is back; watching it again and rescanning", self.name)
+            else:
+                log.warning(
+                    "share %s: root %s is another folder now (renamed, or a disk"
+                    " mounted on it); watching it afresh and rescanning",
+                    self.name,
+                    self.root,
+                )
+            self._stop_observer()
+            self.outage = None
+            self._ident = state.ident
+            try:
+                self._start_observer()
+            except OSError as exc:
+                log.error(
+                    "share %s: cannot watch %s: %s (the scheduled scan still covers it)",
+                    self.name,
+                    self.root,
+                    exc,
+                )
+            return True
         if self.kind == "stopped" or self.healthy():
-            return
+            return False
         log.warning("share %s: %s observer stopped; switching to polling", self.name, self.kind)
         self.fallback_reason = "inotify observer stopped (watch limit?)"
-        self.stop()
-        self._start(PollingObserver(timeout=self.poll_interval), "polling")
+        self._stop_observer()
+        self._start(polling_observer(self.root, self.poll_interval), "polling")
+        return False
+
+    def _offline(self, problem: str | None) -> None:
+        """The root cannot be used: stop believing (and receiving) events."""
+        if self.outage is None:
+            log.warning("share %s: %s; not watching it until it is back", self.name, problem)
+        self.outage = problem or "share root unavailable"
+        self._stop_observer()
+        self.kind = "offline"
+
+    def _catalogued(self) -> int:
+        try:
+            return self.catalog.count_share(self.name)
+        except Exception:  # cannot tell: an empty root is then taken for an outage
+            log.debug("share %s: cannot count its catalogued files", self.name, exc_info=True)
+            return -1
 
     def stop(self) -> None:
+        self._active = False
+        self._stop_observer()
+
+    def _stop_observer(self) -> None:
         obs, self._observer = self._observer, None
         self.kind = "stopped"
         if obs is not None:
@@ -147,8 +250,34 @@ class ShareWatcher:
             return None
         return p[len(root) + 1 :]
 
+    def root_intact(self) -> bool:
+        """Does the root path still lead to the folder being watched? inotify
+        follows a renamed folder, so events of a share renamed away (or of an
+        unmounted disk) arrive with the share's paths; none of them is a deletion."""
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            return False
+        return self._ident is not None and (st.st_dev, st.st_ino) == self._ident
+
+    def _real_dir(self, rel: str) -> bool:
+        """True when rel is a folder reached from the root without a symlink."""
+        path = self.root
+        for part in rel.split("/"):
+            path = path / part
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return False
+            if not stat.S_ISDIR(st.st_mode):
+                return False
+        return True
+
     def handle(self, event: FileSystemEvent) -> None:
         if isinstance(event, (FileMovedEvent, DirMovedEvent)):
+            if not self.root_intact():
+                log.info("share %s: root changed; ignoring %s", self.name, event)
+                return
             self._moved(event)
             return
         rel = self._rel(event.src_path)
@@ -157,7 +286,12 @@ class ShareWatcher:
         if event.is_directory:
             if isinstance(event, DirCreatedEvent):
                 self._dir_appeared(rel)
+            elif isinstance(event, DirAttribEvent):
+                self._retry_below(rel)
             elif event.event_type == "deleted":
+                if not self.root_intact():
+                    log.info("share %s: root changed; not forgetting %s", self.name, display(rel))
+                    return
                 self.tracker.discard(self.name, rel)
                 self.catalog.forget(self.name, rel)
             return
@@ -168,6 +302,9 @@ class ShareWatcher:
         path = self.root / rel
         if isinstance(event, FileDeletedEvent):
             self.tracker.discard(self.name, rel)
+            if not self.root_intact():
+                log.info("share %s: root changed; not forgetting %s", self.name, display(rel))
+                return
             if self.catalog.forget(self.name, rel):
                 log.info("share %s: %s deleted, removed from catalog", self.name, display(rel))
         elif isinstance(event, FileClosedEvent):
@@ -175,6 +312,19 @@ class ShareWatcher:
         elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
             # Polling cannot report closes, so a polled file only has to be stable.
             self.tracker.touch(self.name, rel, path, writing=self.kind == "inotify")
+        elif isinstance(event, FileAttribEvent) and self.catalog.retry_quarantined(self.name, rel):
+            # chmod/chown: a file quarantined for "Permission denied" may be readable now.
+            log.info("share %s: %s changed permissions; retrying it", self.name, display(rel))
+
+    def _retry_below(self, rel: str) -> None:
+        """A folder's mode or owner changed: retry what could not be opened below it."""
+        n = self.catalog.retry_quarantined(
+            self.name, rel, below=True, reason_like="%permission denied%"
+        )
+        if n:
+            log.info(
+                "share %s: %s changed permissions; retrying %d files", self.name, display(rel), n
+            )
 
     def _sidecar_event(self, rel: str, event: FileSystemEvent) -> bool:
         """Sidecars are not photos; a finished change to one goes to the read-back path."""
@@ -221,14 +371,21 @@ class ShareWatcher:
         self.tracker.touch(self.name, dest, self.root / dest, writing=False)
 
     def _dir_appeared(self, rel: str) -> None:
-        """A folder was created or moved in: its files may never get their own events."""
+        """A folder was created or moved in: its files may never get their own events.
+
+        watchdog reports a symlink to a folder as a folder (`os.walk` lists it among
+        the subfolders of a new folder); it is not followed, like the scan does not.
+        """
         if any(ignored_dir(p) for p in rel.split("/")):
+            return
+        if not self._real_dir(rel):
+            log.debug("share %s: %s is not a folder (a symlink?); not followed", self.name, rel)
             return
         base = self.root / rel
 
         def on_error(sub: str, exc: OSError) -> None:
             log.warning("share %s: cannot read %s: %s", self.name, display(sub), exc.strerror)
 
-        for sub, _size, _mtime in walk_share(base, on_error):
+        for sub, _st in walk_share(base, on_error):
             full = f"{rel}/{sub}"
             self.tracker.touch(self.name, full, self.root / full, writing=None)
