@@ -17,11 +17,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
+from photovault.index.records import restore_path, storable
+
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_DEGREE_LAT = math.pi * EARTH_RADIUS_KM / 180.0
 
 # Characters with a meaning in Rust's `regex` syntax (used by regexp_like).
 _REGEX_META = set("\\.+*?()|[]{}^$#&-~")
+# One character of a path in its stored form (records.storable): an escaped
+# byte that is not UTF-8, an escaped backslash, or any other character.
+_ONE_STORED_CHAR = r"(?:\\x[89a-f][0-9a-f]|\\\\|[^\\])"
 
 
 @dataclass(frozen=True)
@@ -118,16 +123,20 @@ def _timestamp(value: date | datetime) -> str:
 
 def glob_to_regex(pattern: str) -> str:
     """fnmatch syntax to an anchored regex that Rust's `regex` crate accepts
-    (fnmatch.translate emits look-arounds that it rejects)."""
+    (fnmatch.translate emits look-arounds that it rejects), matched against the
+    stored form of paths: literal characters are escaped as `storable` escapes
+    them (a backslash, a byte that is not UTF-8), and `?` and `*` take escapes whole.
+    A bracket expression matches one stored character (an escape inside one
+    counts as its characters, so it only approximates there)."""
     out = ["^"]
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
         i += 1
         if c == "*":
-            out.append(".*")
+            out.append(_ONE_STORED_CHAR + "*")
         elif c == "?":
-            out.append(".")
+            out.append(_ONE_STORED_CHAR)
         elif c == "[":
             j = i
             if j < n and pattern[j] == "!":
@@ -144,10 +153,10 @@ def glob_to_regex(pattern: str) -> str:
             neg = body.startswith("!")
             if neg:
                 body = body[1:]
-            chars = "".join("\\" + ch if ch in "\\[]^&~" else ch for ch in body)
+            chars = "".join("\\" + ch if ch in "\\[]^&~" else ch for ch in storable(body))
             out.append("[" + ("^" if neg else "") + chars + "]")
         else:
-            out.append("\\" + c if c in _REGEX_META else c)
+            out.extend("\\" + s if s in _REGEX_META else s for s in storable(c))
     out.append("$")
     return "(?s)" + "".join(out)
 
@@ -259,8 +268,8 @@ def python_check(f: Filters) -> Callable[[Any], Any] | None:
         if allowed_fn is not None:
             paths = table["abs_path"].to_pylist()
             for i, p in enumerate(paths):
-                if mask[i]:
-                    mask[i] = p is not None and bool(allowed_fn(p))
+                if mask[i]:  # the stored form escapes bytes that are not UTF-8
+                    mask[i] = p is not None and bool(allowed_fn(restore_path(p)))
         return mask
 
     return check

@@ -46,8 +46,8 @@ class PhotoRecord:
 
     id: int
     share: str
-    path: str  # relative to the share root, '/'-separated
-    abs_path: str | None = None
+    path: str  # relative to the share root, '/'-separated; stored form (`storable`)
+    abs_path: str | None = None  # stored form too
     sha256: str | None = None
     size: int | None = None
     mtime_ns: int | None = None
@@ -166,15 +166,47 @@ def tag_keys(tags: Iterable[dict[str, Any]]) -> list[str]:
     return sorted(keys)
 
 
-def storable(text: str) -> str:
-    """A path as Arrow can store it. File names need not be UTF-8 (Python keeps the bad
-    bytes as surrogates); those bytes become \\xNN, as `vaultctl show` prints them.
-    Such rows are shown to admins only: a permission check cannot stat the escaped path."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
+def storable(path: str) -> str:
+    """A path as the index stores it: valid UTF-8 (Arrow strings must be), and
+    lossless (`restore_path` gives the same path back, so the same bytes).
+
+    File names are bytes on Linux and need not be UTF-8; Python keeps the bad
+    bytes as lone surrogates (surrogateescape). Each such byte is stored as
+    `\\xNN` (two lowercase hex digits, always 80-ff) and a backslash as `\\\\`;
+    every other character is itself. So nearly every path is stored as it is,
+    '/' stays '/', and the form of a folder is a prefix of the form of
+    everything in it (delete and move match prefixes in SQL).
+    """
+    if "\\" not in path:
+        try:
+            path.encode("utf-8")
+            return path
+        except UnicodeEncodeError:
+            pass
+    return os.fsencode(path.replace("\\", "\\\\")).decode("utf-8", "backslashreplace")
+
+
+_STORED_ESCAPE = re.compile(r"\\(\\|x[89a-f][0-9a-f])")
+
+
+def restore_path(stored: str) -> str:
+    """The path `storable` was given (a str with surrogates for bytes that are
+    not UTF-8; `os.fsencode` of it is the name on disk).
+
+    A backslash that starts no escape is read as itself: index schema 1 kept
+    backslashes as they were (its migration escapes them, see schema.py).
+    """
+    if "\\" not in stored:
+        return stored
+    raw = bytearray()
+    pos = 0
+    for match in _STORED_ESCAPE.finditer(stored):
+        raw += os.fsencode(stored[pos : match.start()])
+        escape = match.group(1)
+        raw += b"\\" if escape == "\\" else bytes([int(escape[1:], 16)])
+        pos = match.end()
+    raw += os.fsencode(stored[pos:])
+    return os.fsdecode(bytes(raw))
 
 
 def path_words(path: str) -> str:

@@ -30,7 +30,9 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 1: first layout. 2: paths stored losslessly (records.storable escapes
+#    backslashes too; same columns).
+SCHEMA_VERSION = 2
 META_FILE = "meta.json"
 
 PHOTOS = "photos"
@@ -127,8 +129,30 @@ def people_schema() -> pa.Schema:
 # tables in place and returns the meta of the next version.
 Migration = Callable[[Any, dict[str, Any]], dict[str, Any]]
 
-# from-version -> step to from-version + 1. Empty while version 1 is current.
-MIGRATIONS: dict[int, Migration] = {}
+
+# Version 1 stored a path that is not UTF-8 with its bad bytes as \xNN and
+# every backslash as it was, so `a\xe9` was ambiguous. Version 2 also escapes
+# each backslash (`a\\b`). The step doubles every backslash of a stored path,
+# then undoes that for the \xNN escapes version 1 made (NN is 80-ff: only bytes
+# that are not UTF-8 were escaped). It misreads only a UTF-8 name that itself
+# contains such text ("\x9f"); the consistency check rewrites such a row.
+_PATH_V2 = (
+    r"regexp_replace(regexp_replace({col}, '\\', '\\', 'g'),"
+    r" '\\\\(x[89a-f][0-9a-f])', '\${{1}}', 'g')"
+)
+
+
+def _paths_escape_backslashes(db: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    if PHOTOS not in db.list_tables().tables:
+        return meta
+    photos = db.open_table(PHOTOS)
+    for col in ("path", "abs_path"):
+        photos.update(where=f"strpos({col}, '\\') > 0", values_sql={col: _PATH_V2.format(col=col)})
+    return meta
+
+
+# from-version -> step to from-version + 1.
+MIGRATIONS: dict[int, Migration] = {1: _paths_escape_backslashes}
 
 
 def read_meta(index_dir: Path) -> dict[str, Any] | None:

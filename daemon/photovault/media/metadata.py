@@ -25,11 +25,22 @@ Robustness:
   the hang into an exception (`_unblock_reader`).
 * If exiftool cannot be started twice in a row we raise `MetadataUnavailable`:
   that is an installation problem, not a bad photo.
+
+File names are bytes on Linux and need not be UTF-8 (b'caf\\xe9.jpg' from an old
+Latin-1 camera or share). pyexiftool would encode each argument as UTF-8 and
+fail on such a name, so we pass names as the raw bytes (`os.fsencode`), read
+exiftool's answer as bytes, and run it with `-b`: exiftool's JSON then gives a
+SourceFile that is not valid UTF-8 as "base64:..." of the raw bytes instead of
+replacing the bad bytes with '?' (exiftool documents this under -j), so every
+row maps back to its file exactly.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import logging
 import os
 import re
@@ -76,8 +87,11 @@ TAGS: tuple[str, ...] = (
     "ISO",
     "Error",
 )
-#: -n: numbers, not pretty strings; -fast2: skip the JPEG trailer and maker notes.
-COMMON_ARGS: tuple[str, ...] = ("-n", "-fast2")
+#: -n: numbers, not pretty strings; -fast2: skip the JPEG trailer and maker notes;
+#: -b: a value (SourceFile included) that is not valid UTF-8 comes back as
+#: "base64:..." of its bytes, not with '?' in place of the bad bytes.
+COMMON_ARGS: tuple[str, ...] = ("-n", "-fast2", "-b")
+_BASE64 = "base64:"
 _EXTRA_TAGS = ("FocalLength", "FNumber", "ExposureTime", "ISO", "GPSAltitude")
 _DATE_RE = re.compile(
     r"^\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?(\.\d+)?\s*"
@@ -159,7 +173,7 @@ class MetadataReader:
         by_name = {_arg(path): path for path in batch}
         results: dict[Path, PhotoMetadata | MediaError] = {}
         for row in rows:
-            path = by_name.get(str(row.get("SourceFile")))
+            path = by_name.get(_source_file(row.get("SourceFile")))
             if path is not None:
                 results[path] = _to_metadata(path, row)
         for path in batch:
@@ -182,7 +196,8 @@ class MetadataReader:
     def _execute(self, batch: Sequence[Path]) -> list[dict[str, Any]]:
         """One exiftool call; restarts a dead exiftool first, and once more if starting fails."""
         et = self._ensure_running()
-        params = [f"-{tag}" for tag in TAGS] + [_arg(path) for path in batch]
+        params: list[str | bytes] = [f"-{tag}" for tag in TAGS]
+        params += [_arg(path) for path in batch]
         done = threading.Event()
         process = et._process  # pyexiftool has no public handle on it
         watchdog = threading.Thread(
@@ -190,11 +205,19 @@ class MetadataReader:
         )
         watchdog.start()
         try:
-            rows = et.execute_json(*params)
+            # Bytes in and out: pyexiftool would decode stdout and stderr as
+            # UTF-8, and stderr names the files, in their raw bytes.
+            out = et.execute("-j", *params, raw_bytes=True)
         finally:
             done.set()
             watchdog.join()
-        return [row for row in rows if isinstance(row, dict)]
+        text = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
+        if not text.strip():
+            raise ValueError("exiftool printed nothing")
+        rows = json.loads(text)
+        if not isinstance(rows, list):
+            raise ValueError("exiftool printed JSON that is not a list")
+        return [_unbase64(row) for row in rows if isinstance(row, dict)]
 
     # -- process lifecycle -------------------------------------------------
 
@@ -316,13 +339,41 @@ def _precheck(path: Path) -> str | None:
     return None
 
 
-def _arg(path: Path) -> str:
-    """The path as exiftool gets it: a leading dash would read as an option."""
-    text = str(path)
-    return f"./{text}" if text.startswith("-") else text
+def _arg(path: Path) -> bytes:
+    """The path as exiftool gets it: its raw bytes (names need not be UTF-8), and
+    never with a leading dash, which would read as an option."""
+    raw = os.fsencode(path)
+    return b"./" + raw if raw.startswith(b"-") else raw
+
+
+def _source_file(value: object) -> bytes | None:
+    """A row's SourceFile as the bytes we passed (see `_unbase64`)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return None
+
+
+def _unbase64(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with -b's "base64:..." strings decoded: SourceFile to its raw bytes,
+    any other text (a Make or Model in a legacy charset) to text, bad bytes as U+FFFD."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, str) and value.startswith(_BASE64):
+            try:
+                raw = base64.b64decode(value[len(_BASE64) :], validate=True)
+            except (binascii.Error, ValueError):
+                raw = None
+            if raw is not None:
+                value = raw if key == "SourceFile" else raw.decode("utf-8", "replace")
+        out[key] = value
+    return out
 
 
 def _stderr_reason(stderr: object) -> str | None:
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
     if not isinstance(stderr, str):
         return None
     for line in stderr.splitlines():

@@ -26,7 +26,8 @@ def test_a_fresh_index_records_the_current_schema_version(tmp_path):
 def test_an_index_from_a_newer_photovault_is_refused_with_a_clear_error(tmp_path):
     write_meta(tmp_path / "index", {"schema_version": SCHEMA_VERSION + 1})
 
-    with pytest.raises(IndexSchemaError, match=r"schema version 2.*upgrade photovault"):
+    newer = SCHEMA_VERSION + 1
+    with pytest.raises(IndexSchemaError, match=rf"schema version {newer}.*upgrade photovault"):
         PhotoIndex(tmp_path / "index", settings())
 
 
