@@ -32,17 +32,32 @@ from photovault.config import Settings, ShareSettings
 from photovault.index import IndexSchemaError, IndexSettings, IndexSink, PhotoIndex
 from photovault.media.metadata import MetadataReader
 from photovault.metrics import Exporter, Metrics, serve
+from photovault.ops.consistency import (
+    IndexDiff,
+    index_differences,
+    missing_sidecars,
+    sidecar_differences,
+)
 from photovault.people.stage import PeopleStage
 from photovault.pipeline.throttle import QuietHours, Throttle
 from photovault.pipeline.worker import Photo, Sink, Worker
+from photovault.problems import Problems
 from photovault.query.handlers import Handlers
 from photovault.query.server import QueryServer
 from photovault.sidecar.stage import SidecarStage
+from photovault.watch.root import probe as probe_root
 from photovault.watch.scan import reconcile
 from photovault.watch.settle import SettleTracker
 from photovault.watch.watcher import ShareWatcher
 
 log = logging.getLogger(__name__)
+
+#: How often the main loop checks that the state dir takes writes.
+DISK_PROBE_SECONDS = 5.0
+#: A failed scan is tried again this often while its cause lasts.
+SCAN_RETRY_SECONDS = 10.0
+#: Less free space than this on the state dir is reported as a problem.
+DISK_LOW_BYTES = 16 * 1024 * 1024
 
 
 class _IndexFollower:
@@ -61,6 +76,15 @@ class _IndexFollower:
         self.index.drop_share(share)
 
 
+class ScanJob:
+    """A scan started by `Daemon.scan_async`: which shares, when done, what failed."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.done = threading.Event()
+        self.errors: dict[str, str] = {}
+
+
 class Daemon:
     """Owns every stage; started and stopped by `photovault.cli.vaultd`."""
 
@@ -74,6 +98,8 @@ class Daemon:
         self.settings = settings
         self.config_path = config_path
         self.started_at = time.time()
+        #: Every current fault, shown first by `vaultctl status` (see problems.py).
+        self.problems = Problems()
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(settings.catalog_path, max_attempts=settings.ingest.max_attempts)
         self.tracker = SettleTracker(
@@ -93,13 +119,20 @@ class Daemon:
         self._sessions: Any = None
         self.analyzers = registry.load(settings.analyzers.enabled, settings, self._context())
         self.sinks: list[Sink] = []
+        # Clusters at start, when the queue drains and on a schedule; follows deletions.
         self.people = PeopleStage.open(
-            settings.state_dir, settings.faces, self.catalog, on_changed=self._names_changed
+            settings.state_dir,
+            settings.faces,
+            self.catalog,
+            on_changed=self._names_changed,
+            queue_depth=self.catalog.queue_depth,
         )
         self.index = self._open_index()
+        self.index.on_written = self.catalog.mark_indexed
         self._index_sink = IndexSink(self.index)
         self._index_follower = _IndexFollower(self.index)
         self.catalog.listeners.append(self._index_follower)
+        self.catalog.listeners.append(self.people)  # deleted photos' faces leave
         # Order matters: the people sink adds person names that the index stores.
         self.sinks.extend([self.people, self._index_sink])
         self.sidecars = SidecarStage(
@@ -108,18 +141,26 @@ class Daemon:
             faces=self.people.faces_for,
             on_adopt=self.people.adopt,
             metrics=self.metrics,
+            problems=self.problems,
         )
         self.worker = self._make_worker()
         self.server = QueryServer(
             settings.server.socket,
             Handlers(self).handle,
             group=settings.server.socket_group,
+            admin_group=settings.server.admin_group,
             request_timeout=settings.server.request_timeout_seconds,
             max_request_bytes=settings.server.max_request_bytes,
         )
         self._models_checked = time.monotonic()
         self._models_seen = self._models_fingerprint()
         self._stop_poll = threading.Event()
+        self._repair_lock = threading.Lock()
+        self._repair_wanted = False
+        self._disk_checked = 0.0
+        self._scan_retry_at = 0.0
+        #: share -> why its last scan failed (cleared by a scan that works).
+        self.scan_errors: dict[str, str] = {}
         self._poller = threading.Thread(target=self._poll_loop, name="settle", daemon=True)
 
     # -- assembly ------------------------------------------------------------
@@ -191,16 +232,91 @@ class Daemon:
         except Exception:
             log.exception("re-indexing %d photos after a name change failed", len(shas))
 
-    def rebuild_index(self) -> int:
-        """Fill an empty index from the catalog (first start after an upgrade, a
-        restore, or a deleted index folder)."""
-        n = 0
-        for rows in self.catalog.done_files(2000):
-            self.index.store(self.photos_from_catalog(rows))
-            n += len(rows)
+    def repair_index(self) -> IndexDiff:
+        """Make the index agree with the catalog (the truth): write the rows of done
+        files that are missing or stale (a kill -9 lost the write buffer, a move or
+        delete was not followed) and delete rows of forgotten files. Runs at start
+        and after every rescan; an empty index is simply filled."""
+        with self._repair_lock:
+            self.problems.report("index", "checking the search index against the catalog")
+            try:
+                diff = index_differences(self.catalog, self.index)
+                # Rows the index may hold stale (re-analysed, renamed people) though
+                # their content and path agree: the catalog marked them until written.
+                dirty = {r.id for r in self.catalog.index_dirty(10_000_000)}
+                todo = sorted(set(diff.missing) | set(diff.stale) | dirty)
+                if diff.extra:
+                    self.index.delete_ids(diff.extra)
+                n = 0
+                for lo in range(0, len(todo), 2000):
+                    chunk = todo[lo : lo + 2000]
+                    rows = [r for i in chunk if (r := self.catalog.get_by_id(i)) is not None]
+                    self.problems.report(
+                        "index",
+                        f"repairing the search index: {n} of {len(todo)} photos written",
+                    )
+                    done = [r for r in rows if r.state == "done"]
+                    self.index.store(self.photos_from_catalog(done))
+                    n += len(chunk)
+                self.index.flush()
+                gone = missing_sidecars(self.catalog) if self.settings.sidecars.enabled else []
+                if gone:
+                    log.info("%d sidecars we wrote are gone; writing them again", len(gone))
+                    self.catalog.forget_sidecars(gone)
+                    self.sidecars.wake()
+                if diff or todo:
+                    log.info(
+                        "search index repaired from the catalog: %d missing, %d stale, %d"
+                        " left over, %d written",
+                        len(diff.missing),
+                        len(diff.stale),
+                        len(diff.extra),
+                        len(todo),
+                    )
+                self.problems.clear("index")
+                return diff
+            except Exception as exc:
+                self.problems.report("index", f"search index repair failed: {exc}; retrying")
+                log.exception("search index repair failed")
+                raise
+
+    def _repair_soon(self) -> None:
+        threading.Thread(target=self._repair_logged, name="index-repair", daemon=True).start()
+
+    def _repair_logged(self) -> None:
+        try:
+            self.repair_index()
+        except Exception:
+            self._repair_wanted = True  # tick() tries again
+
+    def check(self) -> dict[str, Any]:
+        """Do catalog, index and sidecars agree? (`vaultctl check`)."""
         self.index.flush()
-        log.info("search index rebuilt from the catalog: %d photos", n)
-        return n
+        diff = index_differences(self.catalog, self.index)
+
+        def where(ids: list[int]) -> list[dict[str, str]]:
+            out = []
+            for i in ids[:200]:
+                row = self.catalog.get_by_id(i)
+                share, rel = (row.share, display(row.relpath)) if row else ("", "")
+                out.append({"id": str(i), "share": share, "path": rel})
+            return out
+
+        sidecars = sidecar_differences(self.catalog) if self.settings.sidecars.enabled else []
+        out = {
+            "index_missing": where(diff.missing),
+            "index_stale": where(diff.stale),
+            "index_extra": [{"id": str(i)} for i in diff.extra[:200]],
+            "sidecars": sidecars,
+            "counts": {
+                "index_missing": len(diff.missing),
+                "index_stale": len(diff.stale),
+                "index_extra": len(diff.extra),
+                "sidecars": len(sidecars),
+            },
+        }
+        out["agree"] = not any(out["counts"].values())
+        return out
 
     def _model_loaded(self, name: str, seconds: float, error: str | None) -> None:
         if error is None:
@@ -227,7 +343,17 @@ class Daemon:
             sinks=self.sinks,
             on_batch=lambda *_: self.sidecars.wake(),
             metrics=self.metrics,
+            share_ok=self._share_ok,
+            offline_shares=self._offline_shares,
         )
+
+    def _share_ok(self, share: str) -> bool:
+        """Is the share's root there and readable now (asked when one of its files fails)?"""
+        s = self.settings.share(share)
+        return s is not None and probe_root(s.path, lambda: self.catalog.count_share(share)).ok
+
+    def _offline_shares(self) -> set[str]:
+        return {p.key for p in self.problems.snapshot() if p.kind == "share"}
 
     def resolve(self, share: str, relpath: str) -> Path | None:
         s = self.settings.share(share)
@@ -258,8 +384,8 @@ class Daemon:
         self.sidecars.start()
         self.people.start()
         self.index.start()
-        if self.index.count() == 0 and self.catalog.count_done():
-            threading.Thread(target=self.rebuild_index, name="reindex", daemon=True).start()
+        # The catalog is the truth: whatever a crash kept from the index is written now.
+        self._repair_soon()
         self._schedule()
         self.scheduler.start()
         self.scan_async(None)
@@ -324,12 +450,29 @@ class Daemon:
                 share.path,
                 exc,
             )
+        if watcher.outage:
+            self.problems.report(
+                "share", watcher.outage, key=share.name, path=os.fspath(share.path)
+            )
         self.watchers[share.name] = watcher
 
     # -- the settle -> catalog hand-off -----------------------------------------
 
     def _settled(self, share: str, relpath: str, size: int, mtime_ns: int) -> None:
-        if self.catalog.observe(share, relpath, size, mtime_ns):
+        try:
+            queued = self.catalog.observe(share, relpath, size, mtime_ns)
+        except Exception as exc:
+            # The catalog cannot take it now (a full state disk): keep the file in the
+            # settle tracker so it is offered again, never drop it.
+            path = self.resolve(share, relpath)
+            if path is not None:
+                self.tracker.touch(share, relpath, path, writing=None)
+            if self.problems.report("catalog", f"catalog writes fail: {exc}"):
+                log.error("catalog write failed for %s/%s: %s", share, display(relpath), exc)
+            self.metrics.error("catalog")
+            return
+        self.problems.clear("catalog")
+        if queued:
             log.info("queued %s/%s (%d bytes)", share, display(relpath), size)
             self.throttle.wake()
 
@@ -343,33 +486,56 @@ class Daemon:
 
     # -- scans ----------------------------------------------------------------
 
-    def scan_async(self, share: str | None) -> list[str]:
-        """Start a reconcile scan of one share (or all) in the background."""
+    def scan_async(self, share: str | None, *, repair: bool = False) -> ScanJob:
+        """Start a reconcile scan of one share (or all) in the background; with
+        `repair`, the index is then checked against the catalog (`vaultctl rescan`)."""
         names = [share] if share else [s.name for s in self.settings.shares]
-        threading.Thread(target=self._scan, args=(names,), name="scan", daemon=True).start()
-        return names
+        job = ScanJob(names)
+        threading.Thread(target=self._scan, args=(job, repair), name="scan", daemon=True).start()
+        return job
 
-    def _scan(self, names: list[str]) -> None:
-        with self.scan_lock:
-            for name in names:
-                share = self.settings.share(name)
-                if share is None:
-                    continue
-                self.scanning.add(name)
+    def _scan(self, job: ScanJob, repair: bool = False) -> None:
+        try:
+            with self.scan_lock:
+                for name in job.names:
+                    share = self.settings.share(name)
+                    if share is None:
+                        continue
+                    self.scanning.add(name)
+                    try:
+                        result = reconcile(
+                            name,
+                            share.path,
+                            self.catalog,
+                            self.tracker,
+                            settle_seconds=self.settings.ingest.settle_seconds,
+                        )
+                    except Exception as exc:
+                        self.metrics.error("scan")
+                        reason = f"{type(exc).__name__}: {exc}"
+                        job.errors[name] = self.scan_errors[name] = reason
+                        self.problems.report(
+                            "stage", f"scan of share {name} failed: {reason}", key=f"scan:{name}"
+                        )
+                        log.exception("scan of share %s failed", name)
+                    else:
+                        self.scan_errors.pop(name, None)
+                        self.problems.clear("stage", f"scan:{name}")
+                        if result.problem:  # an outage: nothing was forgotten
+                            job.errors[name] = result.problem
+                            self.problems.report(
+                                "share", result.problem, key=name, path=os.fspath(share.path)
+                            )
+                    finally:
+                        self.scanning.discard(name)
+                self.throttle.wake()
+            if repair:
                 try:
-                    reconcile(
-                        name,
-                        share.path,
-                        self.catalog,
-                        self.tracker,
-                        settle_seconds=self.settings.ingest.settle_seconds,
-                    )
-                except Exception:
-                    self.metrics.error("scan")
-                    log.exception("scan of share %s failed", name)
-                finally:
-                    self.scanning.discard(name)
-            self.throttle.wake()
+                    self.repair_index()
+                except Exception as exc:
+                    job.errors["index"] = f"index repair failed: {exc}"
+        finally:
+            job.done.set()
 
     # -- control ---------------------------------------------------------------
 
@@ -383,6 +549,7 @@ class Daemon:
                 watcher = self.watchers.pop(name, None)
                 if watcher:
                     watcher.stop()
+                self.problems.clear("share", name)
                 self.tracker.discard_share(name)
                 if name not in new:
                     self.catalog.drop_share(name)
@@ -418,11 +585,19 @@ class Daemon:
         idle models unload, newly installed models are picked up."""
         for watcher in list(self.watchers.values()):
             try:
-                watcher.check()
+                if watcher.check():  # back after an outage, or replaced: events were missed
+                    self.scan_async(watcher.name)
             except Exception:
                 log.exception("share %s: watcher restart failed", watcher.name)
+            if watcher.outage:
+                self.problems.report(
+                    "share", watcher.outage, key=watcher.name, path=os.fspath(watcher.root)
+                )
+            else:
+                self.problems.clear("share", watcher.name)
         if self._sessions is not None:
             self._sessions.reap()
+        self.check_health()
         now = time.monotonic()
         if now - self._models_checked >= 5.0:
             self._models_checked = now
@@ -461,6 +636,7 @@ class Daemon:
             log.info("CLIP embedding size changed; rebuilding the search index")
             self.index.close()
             new = self._open_index()
+            new.on_written = self.catalog.mark_indexed
             self.index = new
             self._index_sink.index = self._index_follower.index = new
             new.start()
@@ -475,11 +651,96 @@ class Daemon:
             )
             self.throttle.wake()
 
+    def _stage_threads(self) -> dict[str, threading.Thread | None]:
+        """Every loop thread the pipeline needs (None: not started yet)."""
+        return {
+            "worker": self.worker._thread,
+            "sidecars": self.sidecars._thread,
+            "people": self.people._thread,
+            "index": self.index._ticker,
+            "settle": self._poller,
+        }
+
+    def dead_stages(self) -> list[str]:
+        return [
+            name
+            for name, t in self._stage_threads().items()
+            if t is not None and t.ident is not None and not t.is_alive()
+        ]
+
     def healthy(self) -> bool:
-        """For the systemd watchdog: the worker thread lives and is not stuck (its loop
-        beats at least every half second between batches; one batch may take minutes on
-        a slow NAS, never ten)."""
-        return self.worker.alive() and time.monotonic() - self.worker.last_heartbeat < 600
+        """For the systemd watchdog: every stage thread lives and the worker is not
+        stuck (its loop beats at least every half second between batches, and
+        while it backs off from errors; one batch may take minutes on a slow NAS,
+        never ten). A dead stage stops the pings, so systemd restarts vaultd."""
+        return (
+            self.worker.alive()
+            and not self.dead_stages()
+            and time.monotonic() - self.worker.last_heartbeat < 600
+        )
+
+    def check_health(self) -> None:
+        """From the main loop, once a second: turn each stage's current fault into a
+        problem (and clear it when it is gone), probe the state disk, retry a
+        failed index repair."""
+        p = self.problems
+        dead = self.dead_stages()
+        for name in self._stage_threads():
+            if name in dead:
+                if p.report("stage", f"the {name} stage has stopped", key=name):
+                    log.critical("the %s stage thread died; vaultd reports unhealthy", name)
+            elif name == "worker" and self.worker.last_error:
+                p.report("stage", f"the worker keeps failing: {self.worker.last_error}", key=name)
+            else:
+                p.clear("stage", name)
+        if self.worker.metadata_error:
+            p.report("exiftool", f"metadata cannot be read: {self.worker.metadata_error}")
+        elif not self.worker.last_error:
+            p.clear("exiftool")
+        if self.index.last_error:
+            p.report("index", f"search index writes fail: {self.index.last_error}", key="writes")
+        else:
+            p.clear("index", "writes")
+        now = time.monotonic()
+        if now - self._disk_checked >= DISK_PROBE_SECONDS:
+            self._disk_checked = now
+            self._probe_state_dir()
+        if self._repair_wanted and not self.problems.active("disk"):
+            self._repair_wanted = False
+            self._repair_soon()
+        failed = [n for n in self.scan_errors if n not in self.scanning]
+        if failed and now >= self._scan_retry_at and not self.problems.active("disk"):
+            # A scan that failed (full disk, I/O error) is tried again by itself.
+            self._scan_retry_at = now + SCAN_RETRY_SECONDS
+            for name in failed:
+                self.scan_async(name)
+
+    def _probe_state_dir(self) -> None:
+        """Can the state dir take a small write? (catalog, index and people live there)."""
+        probe = self.settings.state_dir / ".vaultd-probe"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"\0" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+            st = os.statvfs(self.settings.state_dir)
+            free = st.f_bavail * st.f_frsize
+        except OSError as exc:
+            with_path = f"state dir {self.settings.state_dir}: {exc.strerror or exc}"
+            if self.problems.report("disk", with_path, path=os.fspath(self.settings.state_dir)):
+                log.error("%s; work waits until it is writable again", with_path)
+            return
+        if free < DISK_LOW_BYTES:
+            self.problems.report(
+                "disk",
+                f"state dir {self.settings.state_dir} has only {free // 1024} KiB free",
+                path=os.fspath(self.settings.state_dir),
+            )
+        elif self.problems.clear("disk"):
+            log.info("state dir %s is writable again", self.settings.state_dir)
 
     # -- status ---------------------------------------------------------------
 
@@ -531,6 +792,8 @@ class Daemon:
             "last_scan": min(finished) if finished and len(finished) == len(shares) else None,
             "scanning": sorted(self.scanning),
             "quarantined": quarantined,
+            "problems": [p.as_dict() for p in self.problems.snapshot()],
+            "index_dirty": self.catalog.count_index_dirty(),
             "people": self.people.status(),
             "sidecar_warnings": [
                 {"path": path, "warning": warning}

@@ -33,6 +33,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from photovault import __version__
+from photovault.problems import KINDS as PROBLEM_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ StatusProvider = Callable[[], Mapping[str, Any]]
 # File states as the catalog names them; every one is exported (zeros too) so
 # a panel or alert on a state that is empty right now still has a series.
 FILE_STATES = ("pending", "processing", "done", "failed", "quarantined")
-WATCH_MODES = ("inotify", "polling", "stopped")
+WATCH_MODES = ("inotify", "polling", "offline", "stopped")
 # Pipeline stages, one histogram series each. Analyzers are `analyzer_stage(name)`.
 STAGES = ("decode", "metadata", "sidecar", "index")
 # Error kinds known up front, pre-initialised to 0 so `rate()` works before
@@ -220,6 +221,17 @@ class StatusCollector(Collector):
                 "Images/s the throttle allows now (+Inf: unlimited, 0: paused).",
                 value=float("inf") if rate is None else float(rate))
         yield from self._analyzers(st.get("analyzers") or {})
+        problems = GaugeMetricFamily(
+            "photovault_problems",
+            "Current faults by kind (disk, share, stage, exiftool, sidecars, index, catalog);"
+            " vaultctl status lists them.",
+            labels=["kind"])
+        by_kind = dict.fromkeys(PROBLEM_KINDS, 0)
+        for p in st.get("problems") or []:
+            by_kind[str(p.get("kind"))] = by_kind.get(str(p.get("kind")), 0) + 1
+        for kind, n in sorted(by_kind.items()):
+            problems.add_metric([kind], float(n))
+        yield problems
 
     @staticmethod
     def _shares(shares: list[Mapping[str, Any]]) -> Iterator[Metric]:

@@ -196,7 +196,7 @@ def test_a_config_error_stops_vaultd_with_file_and_key(tmp_path: Path) -> None:
         timeout=30,
     )
     assert r.returncode == 2
-    assert str(cfg) in r.stderr and "throttle.batch_size" in r.stderr
+    assert str(cfg) in r.stderr and "[throttle] batch_size" in r.stderr
 
 
 def test_a_share_set_to_polling_still_ingests(tmp_path: Path, vault_factory) -> None:

@@ -279,3 +279,17 @@ def test_serve_exposes_the_registry_over_http_on_loopback_and_stops() -> None:
     assert "photovault_queue_depth 4.0" in body
     with pytest.raises(OSError):
         urllib.request.urlopen(url, timeout=2)
+
+
+def test_current_problems_are_exported_by_kind_with_zeros_for_the_rest() -> None:
+    problems = [
+        {"kind": "disk", "since": 1.0, "message": "state dir full"},
+        {"kind": "share", "since": 2.0, "message": "share photos missing", "path": "/p"},
+        {"kind": "share", "since": 3.0, "message": "share phone missing", "path": "/q"},
+    ]
+    _m, reg = make(status(problems=problems))
+    assert reg.get_sample_value("photovault_problems", {"kind": "disk"}) == 1
+    assert reg.get_sample_value("photovault_problems", {"kind": "share"}) == 2
+    assert reg.get_sample_value("photovault_problems", {"kind": "exiftool"}) == 0
+    _m, reg = make(status(problems=[]))
+    assert reg.get_sample_value("photovault_problems", {"kind": "disk"}) == 0

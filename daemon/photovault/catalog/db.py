@@ -15,7 +15,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: Bump with a new entry in MIGRATIONS; never edit an existing one.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 # Statements are split on ";": keep semicolons out of comments.
 MIGRATIONS: dict[int, str] = {
@@ -79,6 +79,26 @@ MIGRATIONS: dict[int, str] = {
         updated_at  REAL NOT NULL
     );
     CREATE INDEX sidecars_path ON sidecars (path);
+    """,
+    3: """
+    -- 1 from the moment a file is committed done until the search index has
+    -- durably written its row: what a kill -9 lost from the index's write
+    -- buffer is found again at the next start. Existing rows are checked by
+    -- the start-up comparison of catalog and index instead.
+    ALTER TABLE files ADD COLUMN index_dirty INTEGER NOT NULL DEFAULT 0
+    """,
+    4: """
+    -- Keywords of ours a person removed from a photo's sidecar ("A|B"): never
+    -- written to that photo again. Apart from the sidecars table, which
+    -- sidecars rewrite empties, so that the decision outlives a rewrite.
+    CREATE TABLE sidecar_rejected (
+        file_id     INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+        keyword     TEXT    NOT NULL,
+        rejected_at REAL    NOT NULL,
+        PRIMARY KEY (file_id, keyword)
+    );
+    -- Failed sidecars are counted for vaultctl status every few seconds.
+    CREATE INDEX sidecars_state ON sidecars (state)
     """,
 }
 

@@ -228,11 +228,15 @@ class Catalog:
                 "UPDATE files SET state = 'pending' WHERE state = 'processing'"
             ).rowcount
 
-    def claim(self, limit: int) -> list[FileRow]:
-        """Move up to `limit` pending files to `processing` and return them."""
+    def claim(self, limit: int, skip_shares: Iterable[str] = ()) -> list[FileRow]:
+        """Move up to `limit` pending files to `processing` and return them; files of
+        `skip_shares` (offline: their root is missing) wait in the queue."""
+        skip = sorted(skip_shares)
+        not_in = f" AND share NOT IN ({', '.join('?' * len(skip))})" if skip else ""
         with self._tx() as db:
             rows = db.execute(
-                "SELECT * FROM files WHERE state = 'pending' ORDER BY queue_seq LIMIT ?", (limit,)
+                f"SELECT * FROM files WHERE state = 'pending'{not_in} ORDER BY queue_seq LIMIT ?",
+                (*skip, limit),
             ).fetchall()
             if rows:
                 db.executemany(
@@ -294,7 +298,8 @@ class Catalog:
         with self._tx() as db:
             db.execute(
                 "UPDATE files SET state = 'done', sha256 = ?, size = ?, mtime_ns = ?,"
-                " last_error = ?, updated_at = ? WHERE id = ? AND state = 'processing'",
+                " last_error = ?, updated_at = ?, index_dirty = 1"
+                " WHERE id = ? AND state = 'processing'",
                 (sha256, size, mtime_ns, error, self._clock(), file_id),
             )
             db.execute("DELETE FROM sidecars WHERE file_id = ?", (file_id,))
@@ -345,7 +350,8 @@ class Catalog:
             )
             db.executemany(
                 "UPDATE files SET state = 'done', sha256 = ?, size = ?, mtime_ns = ?,"
-                " last_error = ?, updated_at = ? WHERE id = ? AND state = 'processing'",
+                " last_error = ?, updated_at = ?, index_dirty = 1"
+                " WHERE id = ? AND state = 'processing'",
                 [(sha256, size, mtime, error, now, fid) for fid, size, mtime in done],
             )
             db.executemany("DELETE FROM sidecars WHERE file_id = ?", [(f,) for f, _, _ in done])
@@ -404,15 +410,34 @@ class Catalog:
 
     # -- sidecars ------------------------------------------------------------
 
-    def sidecar_work(self, limit: int, retry_after: float = 600.0) -> list[FileRow]:
-        """Done files whose sidecar is not written yet (or failed long enough ago)."""
+    def sidecar_work(
+        self, limit: int, retry_after: float = 600.0, exclude: Iterable[int] = ()
+    ) -> list[FileRow]:
+        """Done files whose sidecar is not written yet (or failed long enough ago).
+
+        New work comes before retries of failed sidecars; a failure is recorded
+        with the time, so a sidecar that keeps failing is tried again only every
+        `retry_after` seconds and never holds up the others. `exclude`: file ids
+        the caller is holding back (its record could not be written).
+        """
+        skip = sorted({int(i) for i in exclude})[:500]
+        not_in = f" AND f.id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT f.* FROM files f LEFT JOIN sidecars s ON s.file_id = f.id"
-                " WHERE f.state = 'done' AND (s.file_id IS NULL OR s.state = 'imported' OR"
-                " (s.state = 'failed' AND s.updated_at < ?)) ORDER BY f.id LIMIT ?",
-                (self._clock() - retry_after, limit),
+                " WHERE f.state = 'done' AND (s.file_id IS NULL OR s.state = 'imported')"
+                + not_in
+                + " ORDER BY f.id LIMIT ?",
+                (*skip, limit),
             ).fetchall()
+            if len(rows) < limit:
+                rows += self._conn.execute(
+                    "SELECT f.* FROM sidecars s JOIN files f ON f.id = s.file_id"
+                    " WHERE s.state = 'failed' AND s.updated_at < ? AND f.state = 'done'"
+                    + not_in
+                    + " ORDER BY f.id LIMIT ?",
+                    (self._clock() - retry_after, *skip, limit - len(rows)),
+                ).fetchall()
         return [_row(r) for r in rows]
 
     def record_sidecar(
@@ -424,6 +449,8 @@ class Catalog:
         warning: str | None = None,
     ) -> None:
         mtime, size, sha = fingerprint or (None, None, None)
+        if warning is not None:  # an OS error names the file: not always valid UTF-8
+            warning = warning.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         with self._tx() as db:
             db.execute(
                 "INSERT INTO sidecars (file_id, state, path, mtime_ns, size, sha256, warning,"
@@ -444,13 +471,51 @@ class Catalog:
             )
 
     def record_import(self, file_id: int, path: str, imported: dict[str, Any]) -> None:
+        """What a person's sidecar holds. A sidecar we had left untouched (skipped:
+        malformed, a link) that now reads cleanly is queued to be written again."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO sidecars (file_id, state, path, imported, updated_at)"
                 " VALUES (?, 'imported', ?, ?, ?) ON CONFLICT (file_id) DO UPDATE SET"
-                " imported = excluded.imported",
+                " imported = excluded.imported, state = CASE WHEN sidecars.state = 'skipped'"
+                " AND sidecars.path IS NOT NULL THEN 'imported' ELSE sidecars.state END",
                 (file_id, os.fsencode(path), json.dumps(imported), self._clock()),
             )
+
+    def reject_keywords(self, file_id: int, keywords: Iterable[str]) -> int:
+        """Remember keywords ("A|B") a person removed from this file's sidecar; they
+        are never written to it again. Returns how many are new."""
+        now = self._clock()
+        with self._tx() as db:
+            return sum(
+                db.execute(
+                    "INSERT OR IGNORE INTO sidecar_rejected (file_id, keyword, rejected_at)"
+                    " VALUES (?, ?, ?)",
+                    (file_id, keyword, now),
+                ).rowcount
+                for keyword in dict.fromkeys(keywords)
+            )
+
+    def rejected_keywords(self, file_id: int) -> set[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT keyword FROM sidecar_rejected WHERE file_id = ?", (file_id,)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def sidecar_failures(self) -> tuple[int, str | None, str | None]:
+        """(how many sidecars failed, the latest one's path and reason)."""
+        with self._lock:
+            n = self._conn.execute(
+                "SELECT COUNT(*) FROM sidecars WHERE state = 'failed'"
+            ).fetchone()[0]
+            r = self._conn.execute(
+                "SELECT path, warning FROM sidecars WHERE state = 'failed'"
+                " ORDER BY updated_at DESC LIMIT 1"
+            ).fetchone()
+        if not n or r is None:
+            return 0, None, None
+        return int(n), os.fsdecode(r[0]) if r[0] else None, r[1]
 
     def sidecar(self, file_id: int) -> dict[str, Any] | None:
         with self._lock:
@@ -484,7 +549,9 @@ class Catalog:
         return [(r[0], os.fsdecode(r[1]) if r[1] else "", r[2]) for r in rows]
 
     def reset_sidecars(self, share: str | None) -> int:
-        """Forget what we wrote so the sidecar stage writes them all again."""
+        """Forget what we wrote so the sidecar stage writes them all again.
+
+        Keywords a person removed (`reject_keywords`) stay remembered."""
         with self._tx() as db:
             if share is None:
                 return db.execute("DELETE FROM sidecars").rowcount
@@ -543,8 +610,158 @@ class Catalog:
             last = rows[-1]["id"]
             yield [_row(r) for r in rows]
 
+    # -- index bookkeeping ------------------------------------------------------
+
+    def mark_indexed(self, file_ids: Iterable[int]) -> None:
+        """The search index has durably written these files' rows."""
+        ids = [(int(i),) for i in file_ids]
+        if ids:
+            with self._tx() as db:
+                db.executemany("UPDATE files SET index_dirty = 0 WHERE id = ?", ids)
+
+    def mark_index_dirty(self, file_ids: Iterable[int]) -> None:
+        """These files' index rows must be written again (a repair is due)."""
+        ids = [(int(i),) for i in file_ids]
+        if ids:
+            with self._tx() as db:
+                db.executemany("UPDATE files SET index_dirty = 1 WHERE id = ?", ids)
+
+    def index_dirty(self, limit: int = 2000) -> list[FileRow]:
+        """Done files whose index row may be missing or stale (oldest first)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM files WHERE state = 'done' AND index_dirty = 1 ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def count_index_dirty(self) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM files WHERE state = 'done' AND index_dirty = 1"
+            ).fetchone()
+        return int(row[0])
+
+    def done_keys(self, batch: int = 20000) -> Iterator[list[tuple[int, str, str, str | None]]]:
+        """(id, share, relpath, sha256) of every done file, in id order and batches:
+        what the search index must hold (the consistency check compares them)."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT id, share, relpath, sha256 FROM files WHERE state = 'done' AND id > ?"
+                    " ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(r[0], r[1], decode_rel(r[2]), r[3]) for r in rows]
+
+    def existing_ids(self, file_ids: list[int]) -> set[int]:
+        """Which of these file ids the catalog still has (in any state)."""
+        out: set[int] = set()
+        with self._lock:
+            for lo in range(0, len(file_ids), 500):
+                chunk = file_ids[lo : lo + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT id FROM files WHERE id IN ({marks})", chunk
+                ).fetchall()
+                out.update(r[0] for r in rows)
+        return out
+
+    def forget_sidecars(self, file_ids: Iterable[int]) -> int:
+        """Forget what we wrote for these files, so the sidecar stage writes them again."""
+        ids = [(int(i),) for i in file_ids]
+        if not ids:
+            return 0
+        with self._tx() as db:
+            cur = db.executemany("DELETE FROM sidecars WHERE file_id = ?", ids)
+        return cur.rowcount
+
+    def written_sidecars(self, batch: int = 20000) -> Iterator[list[tuple[FileRow, str]]]:
+        """(done file, sidecar path) of every sidecar we wrote, in batches."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT f.*, s.path AS s_path FROM files f JOIN sidecars s ON s.file_id = f.id"
+                    " WHERE f.state = 'done' AND s.state IN ('written', 'unchanged')"
+                    " AND s.path IS NOT NULL AND f.id > ? ORDER BY f.id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield [(_row(r), os.fsdecode(r["s_path"])) for r in rows]
+
+    def sidecar_records(self, limit: int) -> list[tuple[FileRow, dict[str, Any] | None]]:
+        """Done files whose sidecar record is missing or not settled, with the record."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT f.*, s.state AS s_state, s.warning AS s_warning FROM files f"
+                " LEFT JOIN sidecars s ON s.file_id = f.id WHERE f.state = 'done' AND"
+                " (s.file_id IS NULL OR s.state NOT IN"
+                "('written', 'unchanged', 'empty', 'imported'))"
+                " ORDER BY f.id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        out: list[tuple[FileRow, dict[str, Any] | None]] = []
+        for r in rows:
+            record = {"state": r["s_state"], "warning": r["s_warning"]}
+            out.append((_row(r), None if r["s_state"] is None else record))
+        return out
+
     def count_done(self) -> int:
         with self._lock:
             return int(
                 self._conn.execute("SELECT COUNT(*) FROM files WHERE state = 'done'").fetchone()[0]
             )
+
+    # -- share outages and retries (watch stage) ---------------------------------
+
+    def count_share(self, share: str) -> int:
+        """How many files of a share are catalogued, in any state."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM files WHERE share = ?", (share,)
+            ).fetchone()
+        return int(row[0])
+
+    def quarantined_of(self, share: str) -> dict[str, tuple[float, str | None]]:
+        """relpath -> (when it was quarantined, why) for a share's quarantined files."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT relpath, updated_at, last_error FROM files"
+                " WHERE share = ? AND state = 'quarantined'",
+                (share,),
+            ).fetchall()
+        return {decode_rel(r["relpath"]): (r["updated_at"], r["last_error"]) for r in rows}
+
+    def retry_quarantined(
+        self, share: str, relpath: str, *, below: bool = False, reason_like: str | None = None
+    ) -> int:
+        """Give quarantined files another full set of attempts (their mode or owner
+        changed). `below`: every quarantined file under the folder `relpath`;
+        `reason_like`: only those whose error matches this SQL LIKE pattern.
+        Returns how many went back to the queue."""
+        rel = encode_rel(relpath)
+        prefix = rel + b"/"
+        where = "share = ? AND state = 'quarantined' AND "
+        args: list[Any] = [share]
+        if below:
+            where += "substr(relpath, 1, ?) = ?"
+            args += [len(prefix), prefix]
+        else:
+            where += "relpath = ?"
+            args.append(rel)
+        if reason_like is not None:
+            where += " AND last_error LIKE ?"
+            args.append(reason_like)
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE files SET state = 'pending', attempts = 0, last_error = NULL,"
+                f" queue_seq = ?, updated_at = ? WHERE {where}",
+                [self._next_seq(), self._clock(), *args],
+            ).rowcount

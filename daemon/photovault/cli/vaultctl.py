@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from datetime import datetime
@@ -20,6 +21,21 @@ from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, load
 from photovault.query.client import Client, ClientError
 
 EXIT_OK, EXIT_NONE, EXIT_ERROR = 0, 1, 2
+
+# Paths are bytes and need not be UTF-8. vaultd sends such a path as a str with
+# the bad bytes as lone surrogates (query.handlers.path_fields), as Python reads
+# them from argv, so a printed path can be passed back and names the same file.
+# Human output writes those bytes as they are (`main` sets stdout's errors to
+# surrogateescape); JSON output writes them as \udcXX escapes, which keeps it
+# valid UTF-8 and which Python's json reads back exactly ("path_bytes" carries
+# the bytes, in base64, for other readers).
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def dump_json(value: Any, indent: int | None = 2) -> str:
+    """JSON as vaultctl prints it: UTF-8, lone surrogates as \\udcXX escapes."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def socket_path(args: argparse.Namespace) -> Path:
@@ -52,8 +68,19 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "never"
 
 
+def format_problems(problems: list[dict[str, Any]]) -> list[str]:
+    """Current faults, first in `status`: what is wrong, where, and since when."""
+    if not problems:
+        return []
+    lines = [f"PROBLEMS ({len(problems)}):"]
+    for p in problems:
+        where = f" [{p['path']}]" if p.get("path") else ""
+        lines.append(f"  {p['kind']}: {p['message']}{where} (since {_when(p.get('since'))})")
+    return lines
+
+
 def format_status(st: dict[str, Any]) -> str:
-    lines = []
+    lines = format_problems(st.get("problems") or [])
     state = "paused" if st["paused"] else ("quiet hours" if st["quiet_hours_active"] else "running")
     limit = st.get("rate_limit")
     lines.append(
@@ -86,6 +113,13 @@ def format_status(st: dict[str, Any]) -> str:
             else (mi.get("reason") or "")
         )
         lines.append(f"memory index: {mi['state']}" + (f" ({detail})" if detail else ""))
+    pe = st.get("people")
+    if pe:
+        lines.append(
+            f"people: {pe['people']} people from {pe['faces']} faces "
+            f"({pe['waiting']} waiting, {pe.get('unassigned', 0)} nobody's); "
+            f"clustering {pe.get('clustering', 'idle')}"
+        )
     an = st.get("analyzers") or {}
     if an:
         active = ", ".join(a["name"] for a in an.get("active", [])) or "none"
@@ -102,13 +136,15 @@ def format_status(st: dict[str, Any]) -> str:
 def cmd_status(client: Client, args: argparse.Namespace) -> int:
     while True:
         st = client.call("status")
+        # Exit 1 while anything is wrong, so scripts and monitoring notice.
+        code = EXIT_NONE if st.get("problems") else EXIT_OK
         if args.json:
             print(json.dumps(st, indent=2))
-            return EXIT_OK
+            return code
         text = format_status(st)
         if not args.watch:
             print(text)
-            return EXIT_OK
+            return code
         sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
         sys.stdout.flush()
         time.sleep(args.interval)
@@ -119,7 +155,8 @@ def cmd_simple(op: str) -> Any:
         extra = {"share": args.share} if getattr(args, "share", None) else {}
         result = client.call(op, **extra)
         if op == "rescan":
-            print("scanning: " + ", ".join(result["scanning"]))
+            state = "scanned" if result.get("finished") else "scanning (in the background)"
+            print(f"{state}: " + ", ".join(result["scanning"]))
         else:
             print("paused" if result.get("paused") else "running")
         return EXIT_OK
@@ -127,16 +164,46 @@ def cmd_simple(op: str) -> Any:
     return run
 
 
+def cmd_check(client: Client, args: argparse.Namespace) -> int:
+    """Exit 0 when catalog, index and sidecars agree, else 1 with what does not."""
+    client.timeout = max(client.timeout, 900.0)  # a million photos take a while
+    r = client.call("check")
+    if args.json:
+        print(json.dumps(r, indent=2, ensure_ascii=False))
+        return EXIT_OK if r["agree"] else EXIT_NONE
+    n = r["counts"]
+    labels = {
+        "index_missing": "done in the catalog, missing from the search index",
+        "index_stale": "stale in the search index (other content or path)",
+        "index_extra": "in the search index, unknown to the catalog",
+        "sidecars": "sidecar not written or not writable",
+    }
+    if r["agree"]:
+        print("catalog, search index and sidecars agree")
+        return EXIT_OK
+    for key, label in labels.items():
+        if not n.get(key):
+            continue
+        print(f"{n[key]} {label}:")
+        for item in r[key][:50]:
+            where = f"{item.get('share', '')}/{item.get('path', '')}" if item.get("path") else ""
+            extra = f": {item['problem']}" if item.get("problem") else ""
+            print(f"  {where or 'id ' + str(item.get('id'))}{extra}")
+    return EXIT_NONE
+
+
 def cmd_show(client: Client, args: argparse.Namespace) -> int:
     path = os.path.abspath(args.path)
     result = client.call("show", path=path)
     if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        print(dump_json(result))
         return EXIT_OK
     width = max(len(k) for k in result)
     for key, value in result.items():
+        if key == "path_bytes":
+            continue  # "path" itself is printed as its bytes
         if isinstance(value, (dict, list)):
-            value = json.dumps(value, ensure_ascii=False)
+            value = dump_json(value, indent=None)
         print(f"{key:<{width}}  {value}")
     return EXIT_OK
 
@@ -144,7 +211,7 @@ def cmd_show(client: Client, args: argparse.Namespace) -> int:
 def cmd_sidecar(client: Client, args: argparse.Namespace) -> int:
     result = client.call("sidecar", path=os.path.abspath(args.path))
     if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        print(dump_json(result))
         return EXIT_OK
     print(
         f"sidecar: {result['sidecar']} ({'exists' if result['exists'] else 'not written'}, "
@@ -175,7 +242,7 @@ def cmd_sidecars(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_sheet(faces: list[dict[str, Any]], out: str) -> int:
+def render_sheet(faces: list[dict[str, Any]], out: str, columns: int | None = None) -> int:
     """Contact sheet of face crops, rendered here from photos this user can read."""
     from photovault.media.decode import decode_image
     from photovault.media.types import MediaError
@@ -195,8 +262,8 @@ def render_sheet(faces: list[dict[str, Any]], out: str) -> int:
                 cache[path] = None
         if cache[path] is not None:
             crops.append(crop_face(cache[path], f["box"]))
-            labels.append(f"face {f['id']}")
-    render_face_sheet(crops, out, labels=labels)
+            labels.append(f.get("label") or f"face {f['id']}")
+    render_face_sheet(crops, out, labels=labels, columns=columns)
     return len(crops)
 
 
@@ -214,7 +281,8 @@ def render_contact_sheet(results: list[dict[str, Any]], out: str) -> int:
         except (MediaError, OSError) as exc:
             print(f"vaultctl: skipped {r['path']}: {exc}", file=sys.stderr)
             continue
-        labels.append(f"{rank}. {Path(r['path']).name}")
+        name = os.fsencode(Path(r["path"]).name).decode("utf-8", "replace")  # drawable
+        labels.append(f"{rank}. {name}")
     render_face_sheet(thumbs, out, tile=200, labels=labels)
     return len(thumbs)
 
@@ -269,7 +337,7 @@ def _show_results(result: dict[str, Any], args: argparse.Namespace) -> int:
         n = render_contact_sheet(results, args.sheet)
         print(f"wrote {args.sheet} ({n} photos)", file=sys.stderr)
     if args.json:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
+        print(dump_json(results))
     elif results:
         print_results(results)
     else:
@@ -312,21 +380,48 @@ def cmd_people(client: Client, args: argparse.Namespace) -> int:
     if args.action == "list":
         people = client.call("people_list")
         if args.json:
-            print(json.dumps(people, indent=2, ensure_ascii=False))
+            print(dump_json(people))
         else:
             for p in people:
                 print(
                     f"{p['id']:>5}  {p['name'] or '(unnamed)':<24} {p['faces']:>5} faces  "
                     f"{len(p['photos']):>5} photos"
                 )
+            st = client.call("status").get("people") or {}
+            if st.get("clustering", "idle") != "idle":
+                print(
+                    f"clustering {st['clustering']}: {st.get('waiting', 0)} faces not grouped "
+                    "yet; this list is not complete"
+                )
         return EXIT_OK if people else EXIT_NONE
+    if args.action == "suggest":
+        found = client.call("people_suggest")
+        if args.sheet:
+            faces = [
+                {**f, "label": f"{f['person_id']}: face {f['id']}"}
+                for s in found
+                for f in s["faces"]
+            ]
+            n = render_sheet(faces, args.sheet, columns=6)
+            print(f"wrote {args.sheet} ({n} faces, one row per suggestion)")
+        if args.json:
+            print(dump_json(found))
+        else:
+            for s in found:
+                a, b = s["a"], s["b"]
+                print(
+                    f"{a['id']:>5} {a['name'] or '(unnamed)'} ({a['faces']} faces) and "
+                    f"{b['id']} {b['name'] or '(unnamed)'} ({b['faces']} faces): distance "
+                    f"{s['distance']:.2f}; same person? vaultctl people merge {a['id']} {b['id']}"
+                )
+        return EXIT_OK if found else EXIT_NONE
     if args.action == "show":
         person = client.call("people_show", id=args.id)
         if args.sheet:
             n = render_sheet(person["faces"], args.sheet)
             print(f"wrote {args.sheet} ({n} faces)")
         if args.json:
-            print(json.dumps(person, indent=2, ensure_ascii=False))
+            print(dump_json(person))
         elif not args.sheet:
             print(
                 f"person {person['id']}: {person['name'] or '(unnamed)'}, {person['faces']} faces"
@@ -477,6 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("share", nargs="?")
     r.set_defaults(func=cmd_simple("rescan"))
 
+    ck = sub.add_parser(
+        "check", help="do catalog, search index and sidecars agree? (exit 0 yes, 1 no)"
+    )
+    ck.add_argument("--json", action="store_true")
+    ck.set_defaults(func=cmd_check)
+
     sh = sub.add_parser("show", help="what we know of one photo")
     sh.add_argument("path")
     sh.add_argument("--json", action="store_true")
@@ -538,6 +639,11 @@ def build_parser() -> argparse.ArgumentParser:
     pj = psub.add_parser("reject", help="this face is not that person (remembered)")
     pj.add_argument("face_id", type=int, metavar="FACE_ID")
     pj.add_argument("person_id", type=int, metavar="PERSON_ID")
+    pg = psub.add_parser(
+        "suggest", help="people who look alike (likely the same person); merges are yours"
+    )
+    pg.add_argument("--sheet", metavar="FILE.jpg", help="their faces side by side, a row each")
+    pg.add_argument("--json", action="store_true")
     pp.set_defaults(func=cmd_people)
 
     ex = sub.add_parser("export", help="copy photos for sharing, GPS and places removed")
@@ -597,6 +703,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")  # paths as their bytes (see dump_json)
     try:
         if getattr(args, "local", None):
             return int(args.local(args))

@@ -77,6 +77,7 @@ from photovault.index.records import (
     local_time,
     photos_table,
     record_from_photo,
+    restore_path,
     storable,
 )
 from photovault.index.schema import (
@@ -169,7 +170,10 @@ class IndexSettings:
 @dataclass
 class Hit:
     """One search result. `score`: cosine similarity for vector searches, BM25
-    for text, 0 for filters alone. `dhash_distance` is set by `similar`."""
+    for text, 0 for filters alone. `dhash_distance` is set by `similar`.
+    `path` and `abs_path` are the real paths (`restore_path` of the stored form):
+    a name that is not UTF-8 has its bad bytes as surrogates (os.fsencode gives
+    the bytes back)."""
 
     id: int
     share: str
@@ -189,12 +193,13 @@ def _hits(table: pa.Table, scores: Sequence[float]) -> list[Hit]:
     out: list[Hit] = []
     for row, score in zip(table.to_pylist(), scores, strict=True):
         tags = sorted(row.get("tags") or [], key=lambda t: -(t.get("confidence") or 0.0))
+        abs_path = row.get("abs_path")
         out.append(
             Hit(
                 id=row["id"],
                 share=row["share"],
-                path=row["path"],
-                abs_path=row.get("abs_path"),
+                path=restore_path(row["path"]),
+                abs_path=None if abs_path is None else restore_path(abs_path),
                 score=float(score),
                 taken_at=row.get("taken_at"),
                 tags=[t["tag"] for t in tags if t.get("tag")],
@@ -281,6 +286,11 @@ class PhotoIndex:
             s.vector_dim, AnnSettings(nprobe=s.memory_nprobe, train_rows=s.memory_train_rows)
         )
         self._mem_thread: threading.Thread | None = None
+        #: Told the catalog ids whose rows a flush wrote durably (the catalog
+        #: then stops listing them for repair after a crash).
+        self.on_written: Callable[[list[int]], None] | None = None
+        #: Why the last flush or maintenance failed; None once one succeeds.
+        self.last_error: str | None = None
 
     def _table(self, name: str, schema: pa.Schema) -> Any:
         if name in self._db.list_tables().tables:
@@ -366,7 +376,19 @@ class PhotoIndex:
                 raise
             self._rows_since_optimize += len(records)
             self._after_write()
+            if self.on_written is not None:
+                with self._buf_lock:  # a newer version queued meanwhile is not written yet
+                    done = [r.id for r in records if r.id not in self._buffer]
+                try:
+                    self.on_written(done)
+                except Exception:
+                    log.warning("index: could not record %d written rows", len(done), exc_info=True)
             return len(records)
+
+    def buffered_ids(self) -> list[int]:
+        """Catalog ids queued in the write buffer, not yet on disk."""
+        with self._buf_lock:
+            return list(self._buffer)
 
     def _write(self, records: list[PhotoRecord]) -> None:
         with_faces = [(r.sha256, r.faces) for r in records if r.faces is not None and r.sha256]
@@ -630,11 +652,21 @@ class PhotoIndex:
             self._mem_thread.start()
 
         def loop() -> None:
-            while not self._stop.wait(interval):
+            delay = interval
+            while not self._stop.wait(delay):
                 try:
                     self.tick()
-                except Exception:
-                    log.exception("index maintenance failed; will retry")
+                except Exception as exc:
+                    # Back off (a full disk fails every write); the buffer keeps the rows.
+                    if self.last_error is None:
+                        log.exception("index maintenance failed; will retry")
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    delay = min(delay * 2, 30.0)
+                    continue
+                if self.last_error is not None:
+                    log.info("index writes work again")
+                self.last_error = None
+                delay = interval
 
         self._ticker = threading.Thread(target=loop, name="index", daemon=True)
         self._ticker.start()

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -29,6 +30,32 @@ from photovault.pipeline.throttle import Throttle
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 2
+
+
+class MetadataDown(RuntimeError):
+    """exiftool failed for a whole batch; the batch goes back to the queue."""
+
+
+def readable_metadata(
+    meta_map: dict[Path, PhotoMetadata | MediaError], paths: list[Path]
+) -> tuple[PhotoMetadata | None, str | None]:
+    """The metadata of one content from the first of its files (byte-identical
+    copies) that exiftool read, else None and why none could be read."""
+    why = "not read"
+    for path in paths:
+        meta = meta_map.get(path)
+        if isinstance(meta, PhotoMetadata):
+            return meta, None
+        if isinstance(meta, MediaError):
+            why = meta.reason
+    return None, why
+
+
+def signature_without(signature: str, failed: set[str]) -> str:
+    """'metadata:1,clip:2' without the analyzers named in `failed`."""
+    if not failed:
+        return signature
+    return ",".join(p for p in signature.split(",") if p.partition(":")[0] not in failed)
 
 
 @dataclass
@@ -98,6 +125,8 @@ class Worker:
         sinks: list[Sink] | None = None,
         on_batch: Any = None,
         metrics: Any = None,
+        share_ok: Callable[[str], bool] | None = None,
+        offline_shares: Callable[[], set[str]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.resolve = resolve
@@ -110,6 +139,11 @@ class Worker:
         self.sinks = sinks or []
         self.on_batch = on_batch
         self.metrics = metrics
+        #: Is this share's root present and readable now? A file missing beside a
+        #: missing root is an outage, not a deletion (the file is kept, not counted).
+        self.share_ok = share_ok or (lambda share: True)
+        #: Shares whose files wait in the queue (their root is known to be missing).
+        self.offline_shares = offline_shares or set
         self.stopping = threading.Event()
         self._pool = DecodePool(decode_workers)
         self._meta_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exiftool")
@@ -117,6 +151,13 @@ class Worker:
         self._thread: threading.Thread | None = None
         self.last_heartbeat = time.monotonic()
         self._drain = 4.0
+        #: Why the loop last failed (None while it works), and since when.
+        self.last_error: str | None = None
+        self.error_since: float | None = None
+        #: Claimed files of a failed batch not yet given back (see _requeue_retry).
+        self._unfinished: set[int] = set()
+        #: Why exiftool failed on the last batch (None when it worked).
+        self.metadata_error: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -137,9 +178,14 @@ class Worker:
         self.throttle.wake()
         if self._thread is not None:
             self._thread.join(timeout=drain_seconds + 2)
+        ids = set(self._unfinished)
         for batch in self._inflight:
-            self.catalog.requeue(r.id for r in batch.rows)
+            ids.update(r.id for r in batch.rows)
         self._inflight.clear()
+        try:
+            self.catalog.requeue(sorted(ids))
+        except Exception:
+            log.exception("could not requeue %d files; the next start requeues them", len(ids))
         self._pool.shutdown()
         self._meta_exec.shutdown(wait=False, cancel_futures=True)
 
@@ -149,29 +195,64 @@ class Worker:
     # -- loop ------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The loop survives every error: it logs the first, counts each, backs off
+        (a full state disk fails every catalog write) and tries again, so work
+        resumes by itself once the cause is gone. `last_error` says why meanwhile."""
         deadline: float | None = None
+        backoff = 0.0
         while True:
             self.last_heartbeat = time.monotonic()
-            if self.stopping.is_set():
-                deadline = deadline or time.monotonic() + self._drain
-                if not self._inflight or time.monotonic() > deadline:
-                    return
-            else:
-                self._fill()
-            if not self._inflight:
-                self.throttle._wait(self.stopping, 0.5)
-                continue
-            head = self._inflight[0]
-            done, _ = wait(head.decodes, timeout=0.2)
-            if len(done) < len(head.decodes):
-                continue
-            self._inflight.popleft()
             try:
-                self._process(head)
-            except Exception:
-                log.exception("batch failed unexpectedly; requeueing %d files", len(head.rows))
-                self.catalog.requeue(r.id for r in head.rows)
-                time.sleep(1.0)
+                self._requeue_retry()
+                if self.stopping.is_set():
+                    deadline = deadline or time.monotonic() + self._drain
+                    if not self._inflight or time.monotonic() > deadline:
+                        return
+                else:
+                    self._fill()
+                if not self._inflight:
+                    self.throttle._wait(self.stopping, 0.5)
+                    self._ok()
+                    backoff = 0.0
+                    continue
+                head = self._inflight[0]
+                done, _ = wait(head.decodes, timeout=0.2)
+                if len(done) < len(head.decodes):
+                    continue
+                self._inflight.popleft()
+                try:
+                    self._process(head)
+                except Exception:
+                    self._unfinished.update(r.id for r in head.rows)
+                    raise
+                self._ok()
+                backoff = 0.0
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if reason != self.last_error:
+                    log.exception("worker: %s; retrying", reason)
+                self.last_error = reason
+                self.error_since = self.error_since or time.time()
+                self._error("worker")
+                if self.stopping.is_set():
+                    return  # stop() requeues what it can; the next start the rest
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                self.stopping.wait(backoff)
+
+    def _ok(self) -> None:
+        if self.last_error is not None:
+            log.info("worker: working again after: %s", self.last_error)
+        self.last_error = None
+        self.error_since = None
+
+    def _requeue_retry(self) -> None:
+        """Give back files of a batch that failed midway (the requeue itself may
+        have failed on a full disk: keep trying)."""
+        if self._unfinished:
+            ids = sorted(self._unfinished)
+            self.catalog.requeue(ids)
+            self._unfinished.difference_update(ids)
+            log.info("worker: %d files of an unfinished batch went back to the queue", len(ids))
 
     def _fill(self) -> None:
         while len(self._inflight) < LOOKAHEAD:
@@ -179,7 +260,7 @@ class Worker:
             if n == 0.0:
                 return
             allowed = self.throttle.acquire(self.batch_size, self.stopping) if n else 0
-            rows = self.catalog.claim(allowed or self.batch_size)
+            rows = self.catalog.claim(allowed or self.batch_size, self.offline_shares())
             if not rows:
                 return
             self._submit(rows)
@@ -245,8 +326,11 @@ class Worker:
         try:
             meta_map = batch.metadata.result()
         except Exception as exc:
-            log.warning("exiftool failed for a batch: %s", exc)
-            meta_map = {}
+            # exiftool is down: analysing without it would store photos with no date,
+            # camera or place for good. Give the batch back; the loop backs off.
+            self.metadata_error = f"{type(exc).__name__}: {exc}"
+            raise MetadataDown(f"exiftool failed: {exc}") from exc
+        self.metadata_error = None
         groups: dict[str, list[tuple[FileRow, Path, DecodeOutcome]]] = {}
         for row, path, fut in zip(batch.rows, batch.paths, batch.decodes, strict=True):
             out = self._outcome(fut, path)
@@ -286,14 +370,15 @@ class Worker:
                 continue
             to_analyze.append((sha, missing, prior, members))
 
+        unreadable: dict[str, str] = {}  # sha256 -> why exiftool read none of its files
         if to_analyze:
             items = []
             for sha, _missing, prior, members in to_analyze:
                 row, path, out = members[0]
-                meta = meta_map.get(path)
-                if isinstance(meta, MediaError):
-                    log.warning("metadata unreadable for %s: %s", path, meta.reason)
-                    meta = None
+                meta, why = readable_metadata(meta_map, [p for _r, p, _o in members])
+                if why is not None:
+                    log.warning("metadata unreadable for %s: %s", path, why)
+                    unreadable[sha] = why
                 assert out.image is not None
                 items.append(
                     AnalysisItem(row.id, path, sha, out.image, meta or PhotoMetadata(), dict(prior))
@@ -308,9 +393,16 @@ class Worker:
         for sha, facts, results, members, err in finished:
             photos = [Photo(r, p, sha, facts, results, o.image) for r, p, o in members]
             self._store(photos)
+            # Record only the analyzers that succeeded: a failed one (exiftool
+            # included) is then missing for this content, so a copy of it or
+            # the next start runs it again instead of reusing an empty result.
+            failed = {n for n, res in results.items() if isinstance(res, dict) and "error" in res}
+            if sha in unreadable:
+                failed.add("metadata")
+                err = "; ".join(filter(None, [err, f"metadata: {unreadable[sha]}"]))
             self.catalog.store_content(
                 sha,
-                self.analyzers.signature,
+                signature_without(self.analyzers.signature, failed),
                 facts,
                 results,
                 [(r.id, o.size, o.mtime_ns) for r, _p, o in members],
@@ -369,6 +461,10 @@ class Worker:
             self._stage(sink.name, time.monotonic() - started)
 
     def _failed(self, row: FileRow, path: Path | None, out: DecodeOutcome) -> None:
+        if path is not None and not self.share_ok(row.share):
+            self.catalog.requeue([row.id])
+            log.info("%s not readable while its share is offline; kept in the queue", path)
+            return
         if path is not None and not path.exists() and not path.is_symlink():
             self.catalog.forget(row.share, row.relpath)
             log.info("%s vanished before it was processed; forgotten", path)

@@ -6,13 +6,14 @@ every share (including `..` tricks and symlinks pointing out) is refused.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photovault.analyze.base import photo_tags
-from photovault.catalog.store import FileRow, display
+from photovault.catalog.store import FileRow
 from photovault.index import Filters
 from photovault.people.store import PeopleError
 from photovault.query.permissions import Identity
@@ -24,15 +25,45 @@ if TYPE_CHECKING:
     from photovault.app import Daemon
 
 
+#: How long `rescan` waits for the scan before answering "still running".
+RESCAN_WAIT_SECONDS = 5.0
+
+
 def _str_arg(args: dict[str, Any], name: str, *, required: bool = True) -> str | None:
     value = args.get(name)
     if value is None:
         if required:
             raise ProtocolError("bad_request", f"missing argument {name!r}")
         return None
-    if not isinstance(value, str) or "\0" in value or len(value) > 4096:
+    if not isinstance(value, str) or "\0" in value or len(value) > 4096 or not _bytes_ok(value):
         raise ProtocolError("bad_request", f"argument {name!r} must be a path-like string")
     return value
+
+
+def _bytes_ok(value: str) -> bool:
+    """Whether `value` names bytes. A file name that is not UTF-8 arrives as JSON
+    \\udcXX escapes (vaultctl's argv decoded with surrogateescape), which
+    `os.fsencode` turns back into the same bytes; other lone surrogates name none."""
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def path_fields(path: str) -> dict[str, str]:
+    """A path in a reply. "path" is a str in which bytes that are not UTF-8 are
+    lone surrogates (surrogateescape): JSON carries them as \\udcXX escapes and
+    Python's json reads them back exactly, so the path can be sent back as it
+    came. Other JSON readers (jq) replace them, so such a path also comes as
+    "path_bytes", base64 of the name's bytes; a UTF-8 name has no "path_bytes"."""
+    out = {"path": path}
+    raw = os.fsencode(path)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        out["path_bytes"] = base64.b64encode(raw).decode("ascii")
+    return out
 
 
 def _int_arg(args: dict[str, Any], name: str) -> int:
@@ -61,10 +92,12 @@ class Handlers:
             "people_rename": self.people_rename,
             "people_merge": self.people_merge,
             "people_reject": self.people_reject,
+            "people_suggest": self.people_suggest,
             "search": self.search,
             "similar": self.similar,
             "embed": self.embed,
             "backup": self.backup,
+            "check": self.check,
         }
 
     def handle(self, req: Request, caller: Caller) -> Any:
@@ -81,6 +114,12 @@ class Handlers:
     def status(self, args: dict[str, Any], caller: Caller) -> Any:
         return self.daemon.status()
 
+    def check(self, args: dict[str, Any], caller: Caller) -> Any:
+        """Catalog vs index vs sidecars; names paths, so for root or the admin group."""
+        if not self._identity(caller).admin:
+            raise ProtocolError("forbidden", "check needs root or the admin group")
+        return self.daemon.check()
+
     def pause(self, args: dict[str, Any], caller: Caller) -> Any:
         self.daemon.throttle.pause()
         return {"paused": True}
@@ -96,7 +135,15 @@ class Handlers:
         return share
 
     def rescan(self, args: dict[str, Any], caller: Caller) -> Any:
-        return {"scanning": self.daemon.scan_async(self._share_arg(args))}
+        """Start a scan (and an index check) and wait a few seconds for it: a scan
+        that fails is an error for the caller, not a silent success."""
+        job = self.daemon.scan_async(self._share_arg(args), repair=True)
+        finished = job.done.wait(RESCAN_WAIT_SECONDS)
+        if job.errors:
+            raise ProtocolError(
+                "scan_failed", "; ".join(f"{k}: {v}" for k, v in sorted(job.errors.items()))
+            )
+        return {"scanning": job.names, "finished": finished}
 
     def locate(self, raw: str) -> tuple[str, str]:
         """Absolute path -> (share, relpath), or a not_found error."""
@@ -177,7 +224,7 @@ class Handlers:
         share, rel, row = self._row(args, caller)
         path = self.daemon.resolve(share, rel) or Path(rel)
         out: dict[str, Any] = {
-            "path": display(os.fspath(path)),
+            **path_fields(os.fspath(path)),
             "share": share,
             "state": row.state,
             "attempts": row.attempts,
@@ -240,7 +287,7 @@ class Handlers:
             for r in self.daemon.catalog.files_with_content(sha):
                 p = self.daemon.resolve(r.share, r.relpath)
                 if p is not None and (allowed is None or allowed(os.fspath(p))):
-                    out.append(display(os.fspath(p)))
+                    out.append(os.fspath(p))  # lossless, as `path_fields`
         return sorted(out)
 
     def _people_call(self, fn: Any, *args: Any) -> Any:
@@ -298,6 +345,25 @@ class Handlers:
             self.daemon.people.reject, _int_arg(args, "face_id"), _int_arg(args, "person_id")
         )
 
+    def people_suggest(self, args: dict[str, Any], caller: Caller) -> Any:
+        """Likely merges (never made without a person): both people, the distance of their
+        nearest faces, and a few faces of each with the paths this caller may read."""
+        out = []
+        for s in self.daemon.people.suggest():
+            faces = []
+            for f in s["faces"]:
+                paths = self._paths_of([f["photo"]], caller)
+                faces.append(
+                    {
+                        "id": f["id"],
+                        "person_id": f["person_id"],
+                        "box": f["box"],
+                        "path": paths[0] if paths else None,
+                    }
+                )
+            out.append({**s, "faces": faces})
+        return out
+
     # -- search ------------------------------------------------------------------------
 
     def _identity(self, caller: Caller) -> Identity:
@@ -342,7 +408,7 @@ class Handlers:
     @staticmethod
     def _hit(h: Any) -> dict[str, Any]:
         return {
-            "path": h.abs_path or h.path,
+            **path_fields(h.abs_path or h.path),
             "score": round(float(h.score), 4),
             "taken_at": h.taken_at,
             "tags": list(h.tags),

@@ -16,6 +16,7 @@ from typing import Any
 import lancedb
 import pytest
 
+from photovault.catalog import db as catalog_db
 from photovault.catalog.store import Catalog, decode_rel
 from photovault.index import schema as index_schema
 from photovault.ops.backup import (
@@ -167,7 +168,11 @@ def test_backup_is_one_described_folder_named_by_its_time(state: State, tmp_path
     assert meta["format"] == 1
     assert meta["created_at"] == "2025-01-02T03:04:05+00:00"
     assert meta["photovault_version"]
-    assert meta["schema_versions"] == {"catalog": 2, "people": 1, "index": 1}
+    assert meta["schema_versions"] == {
+        "catalog": catalog_db.SCHEMA_VERSION,
+        "people": 1,
+        "index": 1,
+    }
     assert meta["models"] == {"included": False, "names": ["clip-vit-b32"]}
     assert meta["not_backed_up"] == ["notes.txt"]
     snap = report.path
