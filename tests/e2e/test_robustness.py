@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from helpers.photos import jpeg_bytes, write_jpeg
-from helpers.vault import VaultProcess, write_config
 
 
 def bomb_png() -> bytes:
@@ -130,30 +128,3 @@ def test_a_file_deleted_while_queued_is_forgotten(tmp_path: Path, vault_factory)
     vault.wait_idle(timeout=30)
     assert vault.ctl("show", str(doomed), check=False).returncode == 1
     assert vault.status()["quarantined"] == []
-
-
-NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
-
-
-@pytest.mark.skipif(
-    os.geteuid() == 0 and not shutil.which("setpriv"),
-    reason="as root, needs setpriv to give up the power to read any file",
-)
-def test_an_unreadable_file_is_quarantined_with_the_permission_error(tmp_path: Path) -> None:
-    photos = tmp_path / "photos"
-    secret = write_jpeg(photos / "secret.jpg", 6)
-    write_jpeg(photos / "open.jpg", 7)
-    os.chmod(secret, 0o000)
-    vault = VaultProcess(
-        write_config(tmp_path), tmp_path, wrapper=NO_DAC if os.geteuid() == 0 else None
-    )
-    vault.start()
-    try:
-        vault.wait_idle(timeout=60)
-        st = vault.status()
-        (q,) = st["quarantined"]
-        assert q["path"].endswith("secret.jpg")
-        assert "permission denied" in q["reason"].lower()
-        assert st["shares"][0]["counts"]["done"] == 1
-    finally:
-        vault.stop()
