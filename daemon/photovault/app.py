@@ -303,7 +303,7 @@ class Daemon:
             return out
 
         sidecars = sidecar_differences(self.catalog) if self.settings.sidecars.enabled else []
-        out = {
+        out: dict[str, Any] = {
             "index_missing": where(diff.missing),
             "index_stale": where(diff.stale),
             "index_extra": [{"id": str(i)} for i in diff.extra[:200]],

@@ -91,20 +91,21 @@ class Throttle:
         while not stop.is_set():
             rate = self.current_rate()
             if rate == 0.0:
-                self._wait(stop, 1.0)
+                self.wait(stop, 1.0)
                 continue
             if rate is None:
                 return want
             now = self._clock()
             if now < self._next_at:
-                self._wait(stop, min(self._next_at - now, _SLICE))
+                self.wait(stop, min(self._next_at - now, _SLICE))
                 continue
             n = max(1, min(want, int(rate)))
             self._next_at = max(now, self._next_at) + n / rate
             return n
         return 0
 
-    def _wait(self, stop: threading.Event, seconds: float) -> None:
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        """Sleep up to `seconds` (in slices), or until `wake()`: new work or a resume."""
         self._wake.wait(min(seconds, _SLICE))
         self._wake.clear()
 

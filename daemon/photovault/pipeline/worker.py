@@ -211,7 +211,7 @@ class Worker:
                 else:
                     self._fill()
                 if not self._inflight:
-                    self.throttle._wait(self.stopping, 0.5)
+                    self.throttle.wait(self.stopping, 0.5)
                     self._ok()
                     backoff = 0.0
                     continue
