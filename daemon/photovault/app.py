@@ -29,7 +29,13 @@ from photovault import __version__
 from photovault.analyze import registry
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings, ShareSettings
-from photovault.index import IndexSchemaError, IndexSettings, IndexSink, PhotoIndex
+from photovault.index import (
+    IndexSchemaError,
+    IndexSettings,
+    IndexSink,
+    IndexTooNewError,
+    PhotoIndex,
+)
 from photovault.media.metadata import MetadataReader
 from photovault.metrics import Exporter, Metrics, serve
 from photovault.ops.consistency import (
@@ -197,7 +203,7 @@ class Daemon:
         try:
             return PhotoIndex(folder, cfg)
         except IndexSchemaError as exc:
-            if "newer" in str(exc):
+            if isinstance(exc, IndexTooNewError):
                 raise
             aside = folder.with_name(f"index.old-{int(time.time())}")
             log.warning(

@@ -1,6 +1,6 @@
-"""Search index: LanceDB tables of photos, faces and people, and the search API.
+"""Search index: a LanceDB table of photos, and the search API.
 
-`PhotoIndex` owns the tables in `<state_dir>/index/`; `IndexSink` plugs it into
+`PhotoIndex` owns the table in `<state_dir>/index/`; `IndexSink` plugs it into
 the pipeline; `Filters` and `Hit` are what the query service passes and gets.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from photovault.index import _lancelog  # noqa: F401  (before lancedb loads)
 from photovault.index.filters import Filters, Near
 from photovault.index.records import FaceRecord, PhotoRecord, record_from_photo
-from photovault.index.schema import SCHEMA_VERSION, IndexSchemaError
+from photovault.index.schema import SCHEMA_VERSION, IndexSchemaError, IndexTooNewError
 from photovault.index.store import Hit, IndexSettings, IndexSink, PhotoIndex
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "IndexSchemaError",
     "IndexSettings",
     "IndexSink",
+    "IndexTooNewError",
     "Near",
     "PhotoIndex",
     "PhotoRecord",

@@ -1,33 +1,18 @@
 """In-memory vector search for semantic queries: an IVF over int8 codes.
 
-Why it exists: at 1M photos on the 2-core reference machine LanceDB's own
-vector search costs 15-40 ms per query whatever its index (IVF_SQ with 20
-probes: ANN step 25 ms; IVF_RQ 4-bit: 23 ms; IVF_HNSW_SQ: 14-25 ms at recall@20
-0.87 after a 413 s build), plus ~6 ms of fixed per-query cost, on top of the
-20 ms the fp32 text tower needs. Here, 16 cells of ~500 int8 vectors are
-scanned with numpy in ~2 ms, so a search through the socket fits its 50 ms
-budget (bench/search_socket.py at 1M).
+Why: at 1M photos LanceDB's own vector search costs 15-40 ms per query,
+while scanning a few cells of int8 vectors with numpy takes ~2 ms, so a
+search through the socket fits its 50 ms budget (figures: bench/README.md).
 
-LanceDB stays the store of record. This index is derived: loaded from the
-table in the background when vaultd starts (1M photos: ~1 min) and fed every
-committed write and delete by `PhotoIndex`. Until it is loaded, and for
-searches it does not serve, LanceDB's own index answers. Per photo it holds
-an int8 code of the unit vector minus its cell's mean, with its own scale
-(residual coding: the residual is shorter than the vector, so the steps are
-finer), the photo id, LanceDB's stable row id (a 20-hit fetch by row id is
-faster than by `id IN`), the capture time and a camera code, so date and
-camera filters are answered here too (`Facts`): ~660 MiB at 1M photos, spare
-capacity included.
-
-Cells are trained (spherical k-means on a sample) for the library's size once
-`train_rows` vectors are stored and retrained whenever the count doubled;
-before that one cell holds everything. A cell is one contiguous int8 block
-with spare capacity, so a probe is one matrix product and an append is
-amortised O(1); deleted rows are tombstones until their cell is compacted.
-Cells of ~500 (FAISS's advice is 4-16 x sqrt(n) cells) against ~1,000: at 1M
-clustered photos recall@20 0.954 -> 0.985 with 100-photo scenes, and the scan
-is twice as fast; loading takes twice as long (assigning 1M vectors to 2,000
-cells).
+LanceDB stays the store of record; this index is derived, loaded from the
+table in the background at start (memory.py) and fed every committed write
+and delete. Per photo it holds a residual int8 code (the unit vector minus
+its cell's mean, with its own scale), the photo id, LanceDB's stable row id,
+the capture time and a camera code, so date and camera filters are answered
+here too (`Facts`). Cells (spherical k-means) are trained once `train_rows`
+vectors are stored and retrained when the count doubled; before that one
+cell holds everything. A cell is one contiguous int8 block with spare
+capacity; deleted rows are tombstones until their cell is compacted.
 """
 
 from __future__ import annotations
@@ -311,9 +296,7 @@ class MemoryAnn:
                         vectors = np.asarray(vectors, np.float32)
                         if self._exact is not None:
                             self._exact.add(ids, vectors)
-                        self._put_locked(
-                            ids, vectors, rowids, taken, self._camera_codes(cameras)
-                        )
+                        self._put_locked(ids, vectors, rowids, taken, self._camera_codes(cameras))
                     due = self._exact is not None and self._live >= min(
                         self._training_sample(expected), expected
                     )

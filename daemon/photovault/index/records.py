@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from photovault.analyze.base import photo_tags
-from photovault.index.schema import faces_schema, photos_schema
+from photovault.index.schema import photos_schema
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ class PhotoRecord:
     person_ids: list[int] = field(default_factory=list)
     dhash: str | None = None
     vector: np.ndarray | None = None  # CLIP image embedding, L2-normalised
-    faces: list[FaceRecord] | None = None  # None: leave stored faces alone
+    # As analyzed; only their names and person ids are stored (people, person_ids).
+    faces: list[FaceRecord] | None = None
 
 
 def _ok(result: Any) -> dict[str, Any]:
@@ -138,6 +139,33 @@ def record_from_photo(photo: Any) -> PhotoRecord:
         dhash=merged.get("dhash"),
         vector=_vector(clip.get("embedding", clip.get("vector"))),
         faces=faces,
+    )
+
+
+def record_from_row(row: dict[str, Any]) -> PhotoRecord:
+    """A stored row back into a record (for moves and renames, which rewrite rows)."""
+    vec = row.get("vector")
+    return PhotoRecord(
+        id=row["id"],
+        share=row["share"],
+        path=row["path"],
+        abs_path=row.get("abs_path"),
+        sha256=row.get("sha256"),
+        size=row.get("size"),
+        mtime_ns=row.get("mtime_ns"),
+        taken_at=row.get("taken_at"),
+        lat=row.get("lat"),
+        lon=row.get("lon"),
+        camera=row.get("camera"),
+        width=row.get("width"),
+        height=row.get("height"),
+        tags=list(row.get("tags") or []),
+        labels=list(row.get("labels") or []),
+        people=list(row.get("people") or []),
+        person_ids=list(row.get("person_ids") or []),
+        dhash=row.get("dhash"),
+        vector=np.asarray(vec, dtype=np.float32) if vec is not None else None,
+        faces=None,
     )
 
 
@@ -318,32 +346,3 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
     arrays = [pa.array(cols[f.name], type=f.type) for f in schema if f.name != "vector"]
     arrays.append(vectors)
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def faces_table(items: Sequence[tuple[str, Sequence[FaceRecord]]], face_dim: int) -> pa.Table:
-    """Arrow rows for `faces` from (sha256, faces) pairs; face_id is sha256:index."""
-    schema = faces_schema(face_dim)
-    rows: list[tuple[str, str, FaceRecord]] = [
-        (f"{sha}:{i}", sha, fr) for sha, frs in items for i, fr in enumerate(frs)
-    ]
-    n = len(rows)
-    flat = np.zeros((n, face_dim), dtype=np.float32)
-    valid = np.zeros(n, dtype=bool)
-    for i, (_fid, _sha, fr) in enumerate(rows):
-        if fr.embedding is not None and fr.embedding.shape == (face_dim,):
-            flat[i] = fr.embedding
-            valid[i] = True
-    emb = pa.FixedSizeListArray.from_arrays(
-        pa.array(flat.reshape(-1)), face_dim, mask=pa.array(~valid)
-    )
-    return pa.Table.from_arrays(
-        [
-            pa.array([r[0] for r in rows], pa.string()),
-            pa.array([r[1] for r in rows], pa.string()),
-            pa.array([list(r[2].box) for r in rows], schema.field("box").type),
-            pa.array([r[2].score for r in rows], pa.float32()),
-            pa.array([r[2].person_id for r in rows], pa.int64()),
-            emb,
-        ],
-        schema=schema,
-    )

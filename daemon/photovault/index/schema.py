@@ -31,17 +31,21 @@ import pyarrow as pa
 log = logging.getLogger(__name__)
 
 # 1: first layout. 2: paths stored losslessly (records.storable escapes
-#    backslashes too; same columns).
-SCHEMA_VERSION = 2
+#    backslashes too; same columns). 3: the unused `faces` and `people` tables
+#    dropped (people.sqlite3 holds faces and names; photos keep the names).
+SCHEMA_VERSION = 3
 META_FILE = "meta.json"
 
 PHOTOS = "photos"
-FACES = "faces"
-PEOPLE = "people"
 
 
 class IndexSchemaError(RuntimeError):
     """The index on disk cannot be used by this version of photovault."""
+
+
+class IndexTooNewError(IndexSchemaError):
+    """The index was written by a newer photovault: refused, never rebuilt, since
+    the newer version can still read it."""
 
 
 TAG_TYPE = pa.struct(
@@ -101,30 +105,6 @@ def photos_schema(vector_dim: int) -> pa.Schema:
     )
 
 
-def faces_schema(face_dim: int) -> pa.Schema:
-    """Faces belong to content (sha256), not to a path: two copies of a file
-    show the same faces, and face clustering must not count them twice."""
-    return pa.schema(
-        [
-            pa.field("face_id", pa.string(), nullable=False),
-            pa.field("sha256", pa.string(), nullable=False),
-            pa.field("box", pa.list_(pa.float32(), 4)),
-            pa.field("score", pa.float32()),
-            pa.field("person_id", pa.int64()),
-            pa.field("embedding", pa.list_(pa.float32(), face_dim), nullable=True),
-        ]
-    )
-
-
-def people_schema() -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("person_id", pa.int64(), nullable=False),
-            pa.field("name", pa.string()),
-        ]
-    )
-
-
 # A migration takes the LanceDB connection and the stored meta, changes the
 # tables in place and returns the meta of the next version.
 Migration = Callable[[Any, dict[str, Any]], dict[str, Any]]
@@ -151,8 +131,19 @@ def _paths_escape_backslashes(db: Any, meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _drop_face_tables(db: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Versions 1-2 kept `faces` and `people` tables that nothing read (the
+    people store is the source of faces and names); they and `face_dim` go."""
+    tables = db.list_tables().tables
+    for name in ("faces", "people"):
+        if name in tables:
+            db.drop_table(name)
+    meta.pop("face_dim", None)
+    return meta
+
+
 # from-version -> step to from-version + 1.
-MIGRATIONS: dict[int, Migration] = {1: _paths_escape_backslashes}
+MIGRATIONS: dict[int, Migration] = {1: _paths_escape_backslashes, 2: _drop_face_tables}
 
 
 def read_meta(index_dir: Path) -> dict[str, Any] | None:
@@ -196,7 +187,6 @@ def ensure_version(
     db: Any,
     *,
     vector_dim: int,
-    face_dim: int,
     migrations: Mapping[int, Migration] | None = None,
     current: int = SCHEMA_VERSION,
 ) -> dict[str, Any]:
@@ -209,12 +199,12 @@ def ensure_version(
     steps = MIGRATIONS if migrations is None else migrations
     meta = read_meta(index_dir)
     if meta is None:
-        meta = {"schema_version": current, "vector_dim": vector_dim, "face_dim": face_dim}
+        meta = {"schema_version": current, "vector_dim": vector_dim}
         write_meta(index_dir, meta)
         return meta
     version = meta["schema_version"]
     if version > current:
-        raise IndexSchemaError(
+        raise IndexTooNewError(
             f"the search index in {index_dir} has schema version {version}, but this "
             f"photovault understands versions up to {current}: upgrade photovault, or "
             f"remove {index_dir} to rebuild the index from the catalog"
@@ -231,11 +221,10 @@ def ensure_version(
         meta["schema_version"] = version + 1
         write_meta(index_dir, meta)
         version += 1
-    for key, want in (("vector_dim", vector_dim), ("face_dim", face_dim)):
-        have = meta.get(key, want)
-        if have != want:
-            raise IndexSchemaError(
-                f"the search index in {index_dir} stores {key}={have}, but {want} was "
-                f"configured (a different model?): remove {index_dir} to rebuild it"
-            )
+    have = meta.get("vector_dim", vector_dim)
+    if have != vector_dim:
+        raise IndexSchemaError(
+            f"the search index in {index_dir} stores vector_dim={have}, but {vector_dim} "
+            f"was configured (a different model?): remove {index_dir} to rebuild it"
+        )
     return meta

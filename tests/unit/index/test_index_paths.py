@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from photovault.index import Filters, IndexSettings, PhotoIndex
+from photovault.index import SCHEMA_VERSION, Filters, IndexSettings, PhotoIndex
 from photovault.index.records import restore_path, storable
 from photovault.index.schema import read_meta, write_meta
 
@@ -150,4 +150,4 @@ def test_an_index_of_schema_1_is_migrated_to_lossless_paths(tmp_path):
         assert idx.delete("main", "win\\dows.jpg") == 1  # found under its new form
     finally:
         idx.close()
-    assert read_meta(folder)["schema_version"] == 2
+    assert read_meta(folder)["schema_version"] == SCHEMA_VERSION

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from photovault.index import SCHEMA_VERSION, IndexSchemaError, IndexSettings, PhotoIndex
+from photovault.index import (
+    SCHEMA_VERSION,
+    IndexSchemaError,
+    IndexSettings,
+    IndexTooNewError,
+    PhotoIndex,
+)
 from photovault.index.schema import read_meta, write_meta
 
 
@@ -31,9 +37,70 @@ def test_an_index_from_a_newer_photovault_is_refused_with_a_clear_error(tmp_path
         PhotoIndex(tmp_path / "index", settings())
 
 
+def test_an_index_from_a_newer_photovault_raises_its_own_error(tmp_path):
+    write_meta(tmp_path / "index", {"schema_version": SCHEMA_VERSION + 1})
+
+    with pytest.raises(IndexTooNewError):
+        PhotoIndex(tmp_path / "index", settings())
+
+
+def test_vaultd_refuses_an_index_of_a_later_schema_instead_of_moving_it_aside(tmp_path):
+    # Not "newer" in the name: tmp_path holds it, and vaultd used to look for that word.
+    from helpers.vault import write_config
+    from photovault.app import Daemon
+    from photovault.config import load
+
+    config = load(write_config(tmp_path))
+    folder = config.state_dir / "index"
+    write_meta(folder, {"schema_version": SCHEMA_VERSION + 1, "vector_dim": 512})
+
+    with pytest.raises(IndexTooNewError, match="upgrade photovault"):
+        Daemon(config)
+
+    assert read_meta(folder)["schema_version"] == SCHEMA_VERSION + 1
+    assert sorted(p.name for p in config.state_dir.iterdir() if p.name.startswith("index")) == [
+        "index"
+    ]
+
+
+def test_a_version_2_index_drops_its_unused_face_tables_and_keeps_its_photos(tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    from .conftest import photo
+
+    folder = tmp_path / "index"
+    idx = PhotoIndex(folder, settings())
+    idx.upsert([photo(1, people=["Alice"], person_ids=[7])])
+    idx.close()
+    db = lancedb.connect(str(folder))
+    db.create_table(
+        "faces",
+        schema=pa.schema([pa.field("face_id", pa.string()), pa.field("sha256", pa.string())]),
+    )
+    db.create_table(
+        "people",
+        schema=pa.schema([pa.field("person_id", pa.int64()), pa.field("name", pa.string())]),
+    )
+    write_meta(folder, {**read_meta(folder), "schema_version": 2, "face_dim": 4})
+
+    again = PhotoIndex(folder, settings())
+    try:
+        assert sorted(lancedb.connect(str(folder)).list_tables().tables) == ["photos"]
+        meta = read_meta(folder)
+        assert meta["schema_version"] == SCHEMA_VERSION == 3
+        assert "face_dim" not in meta
+        from photovault.index import Filters
+
+        assert [h.id for h in again.search(None, None, Filters(persons=["alice"]), 5)] == [1]
+    finally:
+        again.close()
+
+
 def test_an_older_index_is_migrated_step_by_step(tmp_path):
-    write_meta(tmp_path / "index", {"schema_version": SCHEMA_VERSION - 1, "vector_dim": 16,
-                                    "face_dim": 4})
+    write_meta(
+        tmp_path / "index", {"schema_version": SCHEMA_VERSION - 1, "vector_dim": 16, "face_dim": 4}
+    )
     ran: list[int] = []
 
     def step(db, meta):

@@ -1,4 +1,4 @@
-"""Writes stay in step with the catalog: moves, deletes, buffering and faces."""
+"""Writes stay in step with the catalog: moves, deletes, buffering and person names."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def test_moving_a_file_updates_its_path_and_leaves_nothing_at_the_old_one(make_i
 
 def test_moving_a_folder_carries_everything_under_it_but_not_lookalike_siblings(make_index):
     idx = make_index()
-    idx.upsert([photo(1, path="trip/a.jpg"), photo(2, path="trip/sub/b.jpg"),
-                photo(3, path="trip2/c.jpg")])
+    idx.upsert(
+        [photo(1, path="trip/a.jpg"), photo(2, path="trip/sub/b.jpg"), photo(3, path="trip2/c.jpg")]
+    )
     idx.flush()
 
     assert idx.move("main", "trip", "2023/trip") == 2
@@ -63,14 +64,22 @@ def test_moving_onto_an_existing_file_replaces_it(make_index):
 
 def test_deleting_a_folder_removes_its_files_only(make_index):
     idx = make_index()
-    idx.upsert([photo(1, path="trip/a.jpg"), photo(2, path="trip/sub/b.jpg"),
-                photo(3, path="trip2/c.jpg"), photo(4, path="trip/a.jpg", share="other")])
+    idx.upsert(
+        [
+            photo(1, path="trip/a.jpg"),
+            photo(2, path="trip/sub/b.jpg"),
+            photo(3, path="trip2/c.jpg"),
+            photo(4, path="trip/a.jpg", share="other"),
+        ]
+    )
     idx.flush()
 
     assert idx.delete("main", "trip") == 2
 
     assert sorted((h.share, h.path) for h in idx.search(None, None, Filters(), 10)) == [
-        ("main", "trip2/c.jpg"), ("other", "trip/a.jpg")]
+        ("main", "trip2/c.jpg"),
+        ("other", "trip/a.jpg"),
+    ]
 
 
 def test_a_delete_after_a_queued_upsert_does_not_let_the_row_come_back(make_index):
@@ -98,9 +107,11 @@ def test_the_buffer_flushes_after_flush_seconds(tmp_path):
     from photovault.index import IndexSettings, PhotoIndex
 
     now = [100.0]
-    idx = PhotoIndex(tmp_path / "index", IndexSettings(vector_dim=16, face_dim=4,
-                                                      flush_rows=100, flush_seconds=2.0),
-                     clock=lambda: now[0])
+    idx = PhotoIndex(
+        tmp_path / "index",
+        IndexSettings(vector_dim=16, face_dim=4, flush_rows=100, flush_seconds=2.0),
+        clock=lambda: now[0],
+    )
     idx.upsert([photo(1)])
     now[0] += 1.0
     idx.tick()
@@ -126,46 +137,41 @@ def test_many_small_writes_are_compacted_on_schedule(make_index):
     assert idx.count() == 5
 
 
-def test_faces_follow_their_content_and_go_when_the_last_copy_goes(make_index):
+def test_person_names_of_faces_are_searchable_by_person_and_text(make_index):
     idx = make_index()
-    face = FaceRecord(box=(0.1, 0.2, 0.3, 0.4), score=0.9, person_id=7, person="Alice",
-                      embedding=np.ones(4, np.float32))
-    idx.upsert([photo(1, sha256="aa", people=["Alice"], person_ids=[7], faces=[face]),
-                photo(2, sha256="aa", path="copy.jpg", faces=[face])])
-    idx.flush()
-    assert len(idx.faces_of("aa")) == 1
-
-    idx.delete("main", "copy.jpg")
-    assert len(idx.faces_of("aa")) == 1
-    idx.delete("main", "misc/IMG_0001.jpg")
-
-    assert idx.faces_of("aa") == []
-
-
-def test_changed_content_drops_the_faces_of_the_old_content(make_index):
-    idx = make_index()
-    face = FaceRecord(box=(0.1, 0.2, 0.3, 0.4))
-    idx.upsert([photo(1, sha256="old", faces=[face])])
+    face = FaceRecord(
+        box=(0.1, 0.2, 0.3, 0.4),
+        score=0.9,
+        person_id=7,
+        person="Alice",
+        embedding=np.ones(4, np.float32),
+    )
+    idx.upsert([photo(1, people=["Alice"], person_ids=[7], faces=[face]), photo(2)])
     idx.flush()
 
-    idx.upsert([photo(1, sha256="new", faces=[])])
-    idx.flush()
-
-    assert idx.faces_of("old") == []
+    assert [h.id for h in idx.search(None, None, Filters(persons=["alice"]), 10)] == [1]
+    assert [h.id for h in idx.search(None, "alice", Filters(), 10)] == [1]
+    assert idx.get(1)["person_ids"] == [7]
 
 
 def test_renaming_a_person_updates_person_filters_and_text_search(make_index):
+    # A rename reaches the index as rewritten rows (the daemon's reindex).
     idx = make_index()
-    face = FaceRecord(box=(0.1, 0.2, 0.3, 0.4), person_id=7, person="Person 7")
-    idx.upsert([photo(1, people=["Person 7", "Bob"], person_ids=[7, 8], faces=[face]),
-                photo(2, people=["Bob"], person_ids=[8])])
+    idx.upsert(
+        [
+            photo(1, people=["Bob", "Person 7"], person_ids=[7, 8]),
+            photo(2, people=["Bob"], person_ids=[8]),
+        ]
+    )
     idx.flush()
 
-    assert idx.set_person(7, "Marguerite") == 1
+    idx.upsert([photo(1, people=["Bob", "Marguerite"], person_ids=[7, 8])])
+    idx.flush()
 
     hits = idx.search(None, None, Filters(persons=["marguerite", "bob"]), 10)
     assert [(h.id, h.people) for h in hits] == [(1, ["Bob", "Marguerite"])]
     assert [h.id for h in idx.search(None, "marguerite", Filters(), 10)] == [1]
+    assert idx.search(None, None, Filters(persons=["person 7"]), 10) == []
 
 
 def test_moving_a_folder_into_an_existing_one_keeps_the_files_already_there(make_index):
@@ -194,11 +200,18 @@ def test_a_large_table_waits_for_a_share_of_its_size_before_folding_rows_in(tmp_
     from photovault.index import IndexSettings, PhotoIndex
 
     now = [0.0]
-    idx = PhotoIndex(tmp_path / "index",
-                     IndexSettings(vector_dim=16, face_dim=4, flush_rows=10_000,
-                                   optimize_after_rows=10, optimize_growth=0.5,
-                                   optimize_idle_seconds=5.0),
-                     clock=lambda: now[0])
+    idx = PhotoIndex(
+        tmp_path / "index",
+        IndexSettings(
+            vector_dim=16,
+            face_dim=4,
+            flush_rows=10_000,
+            optimize_after_rows=10,
+            optimize_growth=0.5,
+            optimize_idle_seconds=5.0,
+        ),
+        clock=lambda: now[0],
+    )
 
     def fragments() -> int:
         return idx.photos.stats()["fragment_stats"]["num_fragments"]

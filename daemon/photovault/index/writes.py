@@ -1,0 +1,250 @@
+"""Writing the index: a buffer of rows, deletes, moves and the full-text index.
+
+Rows are buffered (flushed every `flush_rows` rows or `flush_seconds`)
+because every LanceDB write is a new fragment and a new version; maintenance
+compacts them later. Deletes and moves flush the buffer first, so a write
+queued before a delete can never resurrect the row after it. Person names
+are columns of the photo rows (`people`, `person_ids`, the full-text
+document), written with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+import numpy as np
+from lancedb.index import FTS
+
+from photovault.index.filters import sql_string
+from photovault.index.memann import MemoryAnn
+from photovault.index.presence import PresentIds
+from photovault.index.records import (
+    PhotoRecord,
+    local_time,
+    photos_table,
+    record_from_row,
+    storable,
+)
+from photovault.index.tables import IndexTables
+
+log = logging.getLogger(__name__)
+
+
+def ensure_fts(t: IndexTables) -> None:
+    """Build the full-text index over `search_text` (once there is a row)."""
+    if t.photos.count_rows() == 0:
+        return
+    t.photos.create_index("search_text", config=FTS(with_position=False), replace=True)
+    t.indexes.add("search_text")
+
+
+def under(share: str, relpath: str, column: str = "path") -> str:
+    """SQL for a file or a folder with everything under it (stored paths)."""
+    rel = relpath.strip("/")
+    return (
+        f"share = {sql_string(share)} AND ({column} = {sql_string(rel)}"
+        f" OR starts_with({column}, {sql_string(rel + '/')}))"
+    )
+
+
+class WriteBuffer:
+    """Queued rows by catalog file id, and the writes that change the table."""
+
+    def __init__(self, tables: IndexTables, mem: MemoryAnn) -> None:
+        self._t = tables
+        self._mem = mem
+        self._buf_lock = threading.Lock()
+        self._buffer: dict[int, PhotoRecord] = {}
+        self._buffer_since: float | None = None
+        self._present = PresentIds(tables.stored_ids)
+        #: Writes (fragments) and rows since maintenance last compacted.
+        self.writes_since_optimize = 0
+        self.rows_since_optimize = 0
+        self.last_write = tables.clock()
+        #: Told the catalog ids whose rows a flush wrote durably (the catalog
+        #: then stops listing them for repair after a crash).
+        self.on_written: Callable[[list[int]], None] | None = None
+
+    def upsert(self, records: Iterable[PhotoRecord]) -> None:
+        """Queue rows (by catalog file id); flushes when the buffer is full."""
+        full = False
+        with self._buf_lock:
+            for rec in records:
+                self._buffer[rec.id] = rec
+            if self._buffer and self._buffer_since is None:
+                self._buffer_since = self._t.clock()
+            full = len(self._buffer) >= self._t.settings.flush_rows
+        if full:
+            self.flush()
+
+    def pending(self) -> int:
+        with self._buf_lock:
+            return len(self._buffer)
+
+    def buffered_ids(self) -> list[int]:
+        """Catalog ids queued in the write buffer, not yet on disk."""
+        with self._buf_lock:
+            return list(self._buffer)
+
+    def flush_if_due(self) -> int:
+        with self._buf_lock:
+            due = (
+                self._buffer_since is not None
+                and self._t.clock() - self._buffer_since >= self._t.settings.flush_seconds
+            )
+        return self.flush() if due else 0
+
+    def flush(self) -> int:
+        """Write the buffered rows now. Returns how many were written."""
+        with self._t.write_lock:
+            with self._buf_lock:
+                records = list(self._buffer.values())
+                self._buffer.clear()
+                self._buffer_since = None
+            if not records:
+                return 0
+            try:
+                self._write(records)
+            except Exception:
+                # Put them back (newer queued versions win) so a transient
+                # failure does not lose rows; the caller sees the error.
+                with self._buf_lock:
+                    for rec in records:
+                        self._buffer.setdefault(rec.id, rec)
+                    self._buffer_since = self._buffer_since or self._t.clock()
+                raise
+            self.rows_since_optimize += len(records)
+            self._after_write()
+            if self.on_written is not None:
+                with self._buf_lock:  # a newer version queued meanwhile is not written yet
+                    done = [r.id for r in records if r.id not in self._buffer]
+                try:
+                    self.on_written(done)
+                except Exception:
+                    log.warning("index: could not record %d written rows", len(done), exc_info=True)
+            return len(records)
+
+    def _write(self, records: list[PhotoRecord]) -> None:
+        photos = self._t.photos
+        # Which of these files are already indexed? New photos, the common case,
+        # take a plain append, several times faster than merge_insert's join;
+        # only updates pay for the merge. The in-memory presence set answers for
+        # all but updates (see presence.py).
+        ids = np.fromiter((r.id for r in records), dtype=np.int64, count=len(records))
+        mask = self._present.present(ids)
+        maybe = ids if mask is None else ids[mask]
+        stored = 0
+        if maybe.size:
+            stored = (
+                photos.search()
+                .where(f"id IN ({', '.join(str(int(i)) for i in maybe)})")
+                .select(["id"])
+                .limit(None)
+                .to_arrow()
+                .num_rows
+            )
+        data = photos_table(records, self._t.settings.vector_dim)
+        self._present.mark(ids)  # before the commit: the set may only over-report
+        if stored == 0:
+            # on_bad_vectors="null": lancedb's checker counts a null vector as "wrong
+            # length" and would refuse the batch; photos_table already nulls bad ones.
+            photos.add(data, on_bad_vectors="null")
+        else:
+            (
+                photos.merge_insert("id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(data, on_bad_vectors="null")
+            )
+        self._t.cameras.add(r.camera for r in records)  # after the commit
+        self._mem.put(  # after the commit, as LanceDB
+            ids,
+            [r.vector for r in records],
+            taken=[local_time(r.taken_at) for r in records],
+            cameras=[r.camera for r in records],
+        )
+        log.debug("index: wrote %d photos", len(records))
+
+    def _after_write(self) -> None:
+        self.writes_since_optimize += 1
+        self.last_write = self._t.clock()
+        if "search_text" not in self._t.indexes:
+            ensure_fts(self._t)
+
+    def _delete_where(self, where: str) -> int:
+        photos = self._t.photos
+        gone = photos.search().where(where).select(["id"]).limit(None).to_arrow()
+        before = photos.count_rows()
+        photos.delete(where)
+        removed = before - photos.count_rows()
+        # Only rows that existed when the write lock was taken can have gone.
+        self._present.clear(gone["id"].to_numpy())
+        self._mem.remove(gone["id"].to_pylist())
+        self.writes_since_optimize += 1
+        return removed
+
+    def delete(self, share: str, relpath: str) -> int:
+        """A file, or a folder with everything under it, left the catalog."""
+        relpath = storable(relpath)
+        with self._t.write_lock:
+            self.flush()
+            return self._delete_where(under(share, relpath))
+
+    def delete_ids(self, ids: Iterable[int]) -> int:
+        wanted = sorted({int(i) for i in ids})
+        if not wanted:
+            return 0
+        with self._t.write_lock:
+            self.flush()
+            return self._delete_where(f"id IN ({', '.join(str(i) for i in wanted)})")
+
+    def drop_share(self, share: str) -> int:
+        with self._t.write_lock:
+            self.flush()
+            return self._delete_where(f"share = {sql_string(share)}")
+
+    def move(self, share: str, src: str, dest: str) -> int:
+        """A file or folder was renamed within a share (catalog ids unchanged).
+
+        Rows already at the destination are replaced, as the catalog does.
+        """
+        src, dest = storable(src).strip("/"), storable(dest).strip("/")
+        photos = self._t.photos
+        with self._t.write_lock:
+            self.flush()
+            rows = photos.search().where(under(share, src)).limit(None).to_arrow().to_pylist()
+            if not rows:
+                return 0
+            moved: list[PhotoRecord] = []
+            for row in rows:
+                rec = record_from_row(row)
+                tail = rec.path[len(src) :]
+                new_path = dest + tail
+                abs_path = rec.abs_path
+                if abs_path and abs_path.endswith(rec.path):
+                    abs_path = abs_path[: len(abs_path) - len(rec.path)] + new_path
+                moved.append(replace(rec, path=new_path, abs_path=abs_path))
+            moved_ids = {r.id for r in moved}
+            # Only rows at exactly the new paths are replaced (as the catalog
+            # does); other files already in a destination folder stay.
+            new_paths = [r.path for r in moved]
+            at_dest: list[int] = []
+            for lo in range(0, len(new_paths), 500):
+                listed = ", ".join(sql_string(p) for p in new_paths[lo : lo + 500])
+                at_dest += (
+                    photos.search()
+                    .where(f"share = {sql_string(share)} AND path IN ({listed})")
+                    .select(["id"])
+                    .limit(None)
+                    .to_arrow()["id"]
+                    .to_pylist()
+                )
+            clash = sorted(set(at_dest) - moved_ids)
+            if clash:
+                self._delete_where(f"id IN ({', '.join(str(i) for i in clash)})")
+            self._write(moved)
+            self._after_write()
+            return len(moved)
