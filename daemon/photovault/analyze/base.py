@@ -61,8 +61,9 @@ class Analyzer(ABC):
         """Release models and sessions; called on shutdown and reload."""
 
 
-#: Analyzers whose results carry {"tags": [{"tag", "confidence", "source"}]}.
-TAG_SOURCES = ("tagger", "tags")
+#: Analyzers whose results carry {"tags": [{"tag", "confidence", "source"}]}
+#: (faces: the People keywords).
+TAG_SOURCES = ("tagger", "tags", "faces")
 
 
 def photo_tags(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -326,11 +326,34 @@ def normalized_box(face: Face, width: int, height: int) -> list[float]:
     return [round(x0, 6), round(y0, 6), round(x1 - x0, 6), round(y1 - y0, 6)]
 
 
+#: Up to this many faces a photo is a portrait (`People|Portrait`), from one more a group.
+PORTRAIT_MAX_FACES = 2
+
+
+def people_tags(count: int) -> list[dict[str, Any]]:
+    """Hierarchical keywords for a photo with `count` faces: `People` and
+    `People|Portrait` (1-2 faces) or `People|Group` (3 or more); none without faces.
+
+    ImageNet has no "person" class, so without them a portrait had no tag at all
+    and `search people` found nothing unless CLIP was on. The confidence is left
+    empty: a detector's margin is no probability (the CLIP `tags` analyzer may add
+    the same keywords with its own confidence)."""
+    if count <= 0:
+        return []
+    kind = "Portrait" if count <= PORTRAIT_MAX_FACES else "Group"
+    return [
+        {"tag": "People", "confidence": None, "source": "faces"},
+        {"tag": f"People|{kind}", "confidence": None, "source": "faces"},
+    ]
+
+
 class FacesAnalyzer(Analyzer):
     """Detect faces, drop small or doubtful ones, embed the rest."""
 
     name = "faces"
-    version = "1"
+    # 2: results carry the People keywords ("tags"); photos analysed by 1 are analysed
+    # again in the background (a face keeps its id and person: boxes are matched).
+    version = "2"
 
     def __init__(self, engine: FaceEngine, cfg: FaceSettings) -> None:
         self._engine = engine
@@ -357,6 +380,7 @@ class FacesAnalyzer(Analyzer):
         kept = kept[: self._cfg.max_faces]
         kept.sort(key=lambda f: (f.x, f.y))  # stable reading order: index i means the same face
         return {
+            "tags": people_tags(len(kept)),
             "faces": [
                 {
                     "box": normalized_box(f, width, height),
@@ -366,7 +390,7 @@ class FacesAnalyzer(Analyzer):
                     "detector": self._engine.detector,
                 }
                 for f in kept
-            ]
+            ],
         }
 
     def analyze(self, items: list[AnalysisItem]) -> list[dict[str, Any] | AnalyzerError]:

@@ -5,19 +5,44 @@ catalog) rather than recomputed from the catalog because what users do to
 people (names, merges, "that is not her") must survive re-clustering,
 restarts and re-analysis.
 
-How faces become people (all incremental, nothing is ever renumbered):
+How faces become people:
 
 1. `add_photo_faces()` stores a photo's faces. A new face joins the nearest
    *named* person at once when it is within `join_distance` (and was not
-   rejected from them); otherwise it waits.
-2. `cluster()` runs density clustering (people/cluster.py) over the waiting
-   faces only. A cluster that lies mostly within `join_distance` of an
-   existing person joins that person; a cluster of at least
-   `min_cluster_faces` becomes a new person (a fresh id, never reused
-   because of AUTOINCREMENT); a lone face near a person joins it.
-   Existing assignments are never moved by clustering: only users do that.
-3. Users name, rename, merge, and reject. A rejection (face, person) is
-   remembered and that face is never suggested for that person again.
+   rejected from them); every other face waits for the next pass.
+2. `cluster()` is a full pass: density clustering (people/cluster.py) over
+   *all* faces of the model, so the result is what clustering everything at
+   once gives, whatever the order and batches in which photos arrived. The
+   clusters are then mapped onto the people that exist:
+
+   * a face that a person placed (named person, `assign`, `merge`) stays;
+     such faces anchor their cluster, and the cluster's other faces join
+     that person (the nearest anchor's person when several people share
+     the cluster: those pairs are *suggested* for a merge, never merged);
+   * every other cluster keeps the id of the unnamed person that holds most
+     of its faces (greedy by overlap, each person to one cluster); the rest
+     become new people (fresh ids, never reused: AUTOINCREMENT). Unnamed
+     people whose faces all went elsewhere are merged away, and their
+     rejections go with their faces;
+   * a face rejected from a person never joins them again;
+   * faces the clustering calls noise are nobody's ("unassigned").
+
+   The pass reads a snapshot on its own connection and computes without the
+   lock, so ingest and search go on; it writes its result in one
+   transaction, so a `kill -9` at any moment leaves either the old or the
+   new people, and the change counters below make the next start run it.
+3. Users name, rename, merge, reject and assign; names are never changed or
+   merged by a pass. `suggestions()` lists likely merges for a person to
+   confirm (`vaultctl people suggest`).
+
+Change counters in `meta` (all survive restarts): `changes` grows with every
+face added, changed or removed and each face remembers the value (`seq`) of
+its last change; `clustered` is the value the last finished pass had seen.
+Faces with `seq > clustered` are "waiting"; `changes != clustered` (or other
+clustering settings) means a pass is pending. `user_ops` grows with every
+user operation (which also counts as a change, so a pass follows it and
+refreshes the suggestions); a pass whose snapshot predates one is thrown
+away and run again, so a pass never undoes what a person just did.
 
 Re-analysing a photo matches the new faces to the old ones by box overlap, so
 a face keeps its id and its person when a model bump re-runs the analyzer.
@@ -31,19 +56,35 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from photovault.people.cluster import Metric, as_matrix, dbscan, distance_blocks, metric_for_model
+from photovault.people.cluster import (
+    CORE_NEIGHBOURS,
+    Metric,
+    Pace,
+    as_matrix,
+    density_labels,
+    distance_blocks,
+    metric_for_model,
+    nearest_rows,
+    pairs_within,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "people.sqlite3"
+#: Faces of one named person compared with everyone else when looking for merges.
+SUGGEST_FACES_PER_PERSON = 64
+#: Likely merges are pairs whose nearest faces lie within join_distance times this
+#: (Dlib: 0.6, the verification threshold dlib's authors give).
+SUGGEST_FACTOR = 1.2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -72,6 +113,24 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (face_id, person_id)
     );
     """,
+    # Full clustering passes: what changed since the last pass, and the merges to suggest.
+    # Faces that version 1 left waiting are waiting here too, and a pass is pending.
+    2: """
+    ALTER TABLE faces ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX faces_model_seq ON faces(model, seq);
+    CREATE INDEX faces_photo ON faces(photo);
+    UPDATE faces SET seq = 1 WHERE person_id IS NULL;
+    INSERT OR REPLACE INTO meta (key, value)
+        SELECT 'changes', '1' WHERE EXISTS (SELECT 1 FROM faces);
+    CREATE TABLE suggestions (
+        a INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        b INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+        distance REAL NOT NULL,
+        face_a INTEGER NOT NULL,
+        face_b INTEGER NOT NULL,
+        PRIMARY KEY (a, b)
+    );
+    """,
 }
 
 
@@ -85,13 +144,40 @@ class PeopleVersionError(PeopleError):
 
 @dataclass
 class ClusterReport:
-    """What one `cluster()` run changed. `named_photos`: photos whose faces joined a
-    person who has a name (their sidecars must show it)."""
+    """What one `cluster()` pass changed. `named_photos`: photos whose faces joined a
+    person who has a name (their sidecars and index rows must show it)."""
 
     new_people: list[int] = field(default_factory=list)
-    joined: int = 0  # faces that joined an existing person
-    waiting: int = 0  # faces still unassigned afterwards
+    joined: int = 0  # faces without a person that joined one that existed
+    moved: int = 0  # faces that went from one person to another
+    merged: list[int] = field(default_factory=list)  # unnamed people emptied into others
+    unassigned: int = 0  # faces nobody's after the pass (noise, rejected)
+    faces: int = 0  # faces the pass looked at
+    seconds: float = 0.0
+    stale: bool = False  # a person acted during the pass: nothing written, run again
     named_photos: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Snapshot:
+    changes: int
+    user_ops: int
+    ids: np.ndarray
+    person: np.ndarray  # -1: nobody
+    user: np.ndarray  # assigned by a person (assign, merge)
+    seq: np.ndarray
+    x: np.ndarray
+    named: set[int]
+    rejected: set[tuple[int, int]]
+
+
+@dataclass
+class _Plan:
+    target: np.ndarray  # person per face, -1 nobody; -(k+2) for the k-th new person
+    how: dict[int, str]  # face position -> assigned_by, for faces that change
+    new_people: int
+    emptied: dict[int, int | None]  # unnamed person merged away -> where most faces went
+    suggestions: list[tuple[int, int, float, int, int]]
 
 
 def iou(a: list[float], b: list[float]) -> float:
@@ -124,14 +210,20 @@ class PeopleStore:
         self._clock = clock
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            self.path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn = self._connect()
         self._ensure_version()
+        # Reads for status, show, `people list` use a connection of their own: in WAL
+        # mode they see the last commit and never wait for a pass writing its result.
+        self._reader = self._connect()
+        self._read_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
 
     @classmethod
     def for_settings(cls, state_dir: Path, cfg: Any) -> PeopleStore:
@@ -183,8 +275,35 @@ class PeopleStore:
         return PeopleStore._Tx(self._conn)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._reader.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._read_lock:
+            yield self._reader
+
+    def _meta_int(self, key: str, conn: sqlite3.Connection | None = None) -> int:
+        row = (conn or self._conn).execute("SELECT value FROM meta WHERE key = ?", (key,))
+        found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def _bump(self, key: str) -> int:
+        """Next value of a counter in `meta` (inside the caller's transaction)."""
+        value = self._meta_int(key) + 1
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+        return value
+
+    def _params(self) -> str:
+        """Settings a finished pass depends on; another value makes a pass pending."""
+        return json.dumps(
+            [self.model, self.cluster_distance, self.join_distance, self.min_cluster_faces]
+        )
 
     def _person(self, person_id: int) -> sqlite3.Row:
         row = self._conn.execute("SELECT * FROM people WHERE id = ?", (person_id,)).fetchone()
@@ -244,43 +363,67 @@ class PeopleStore:
 
         `photo` is the photo's stable key (its sha256). `faces` is the faces
         analyzer's result list; faces of another model than this store's are
-        ignored, since their embeddings are not comparable.
+        ignored, since their embeddings are not comparable. Storing the same
+        faces again (a duplicate file, a restart) changes nothing.
         """
         faces = [f for f in faces if f.get("model", self.model) == self.model]
         with self._lock, self._tx() as conn:
             old = conn.execute(
-                "SELECT id, box FROM faces WHERE photo = ? AND model = ? ORDER BY idx",
+                "SELECT id, box, score, embedding FROM faces WHERE photo = ? AND model = ? "
+                "ORDER BY idx",
                 (photo, self.model),
             ).fetchall()
             old_boxes = {r["id"]: json.loads(r["box"]) for r in old}
+            old_rows = {r["id"]: r for r in old}
             conn.execute(
                 "UPDATE faces SET idx = -id WHERE photo = ? AND model = ?", (photo, self.model)
             )
             ids: list[int] = []
             fresh: list[int] = []
+            changed = False
+            seq: int | None = None
+
+            def next_seq() -> int:
+                nonlocal seq
+                if seq is None:
+                    seq = self._bump("changes")
+                return seq
+
             for idx, face in enumerate(faces):
                 blob = np.asarray(face["embedding"], dtype=np.float32).tobytes()
                 box = [float(v) for v in face["box"]]
+                score = float(face.get("score", 0.0))
                 match = max(old_boxes, key=lambda i: iou(old_boxes[i], box), default=None)
                 if match is not None and iou(old_boxes[match], box) >= 0.5:
                     del old_boxes[match]
-                    conn.execute(
-                        "UPDATE faces SET idx = ?, box = ?, score = ?, embedding = ? WHERE id = ?",
-                        (idx, json.dumps(box), float(face.get("score", 0.0)), blob, match),
-                    )
+                    if old_rows[match]["embedding"] == blob:
+                        conn.execute(
+                            "UPDATE faces SET idx = ?, box = ?, score = ? WHERE id = ?",
+                            (idx, json.dumps(box), score, match),
+                        )
+                    else:
+                        conn.execute(
+                            "UPDATE faces SET idx = ?, box = ?, score = ?, embedding = ?, "
+                            "seq = ? WHERE id = ?",
+                            (idx, json.dumps(box), score, blob, next_seq(), match),
+                        )
                     ids.append(match)
                     continue
                 cur = conn.execute(
-                    "INSERT INTO faces (photo, idx, model, box, score, embedding) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (photo, idx, self.model, json.dumps(box), float(face.get("score", 0.0)), blob),
+                    "INSERT INTO faces (photo, idx, model, box, score, embedding, seq) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (photo, idx, self.model, json.dumps(box), score, blob, next_seq()),
                 )
                 ids.append(int(cur.lastrowid))
                 fresh.append(int(cur.lastrowid))
             if old_boxes:
+                next_seq()
+                changed = True
                 conn.executemany("DELETE FROM faces WHERE id = ?", [(i,) for i in old_boxes])
             if fresh:
                 self._join_named(fresh)
+            if changed:
+                self._drop_empty_people(conn)
         return ids
 
     def _join_named(self, face_ids: list[int]) -> None:
@@ -300,75 +443,398 @@ class PeopleStore:
 
     def remove_photo(self, photo: str) -> int:
         """Forget a deleted photo's faces; returns how many went."""
+        return self.remove_photos([photo])
+
+    def remove_photos(self, photos: Iterable[str]) -> int:
+        """Forget deleted photos' faces; a person left with no faces goes too."""
+        keys = [(p,) for p in photos]
+        if not keys:
+            return 0
         with self._lock, self._tx() as conn:
-            return conn.execute("DELETE FROM faces WHERE photo = ?", (photo,)).rowcount
+            gone = 0
+            owners: set[int] = set()
+            for key in keys:
+                owners.update(
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT DISTINCT person_id FROM faces WHERE photo = ? "
+                        "AND person_id IS NOT NULL",
+                        key,
+                    )
+                )
+                gone += conn.execute("DELETE FROM faces WHERE photo = ?", key).rowcount
+            if gone:
+                self._bump("changes")
+                self._drop_empty_people(conn, owners)
+        return gone
+
+    def _drop_empty_people(self, conn: sqlite3.Connection, lost: Iterable[int] = ()) -> int:
+        """Delete unnamed people without faces, and the people in `lost` (their last
+        photo was deleted) even when named: a name kept on nobody would only confuse."""
+        n = conn.execute(
+            "DELETE FROM people WHERE name IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM faces WHERE faces.person_id = people.id)"
+        ).rowcount
+        for person in lost:
+            n += conn.execute(
+                "DELETE FROM people WHERE id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM faces WHERE faces.person_id = people.id)",
+                (person,),
+            ).rowcount
+        return n
+
+    def photos(self) -> list[str]:
+        """Every photo key (sha256) that has faces here."""
+        with self._reading() as conn:
+            return [r[0] for r in conn.execute("SELECT DISTINCT photo FROM faces")]
 
     # ------------------------------------------------------------------ clustering
 
-    def cluster(self) -> ClusterReport:
-        """Group waiting faces; see the module docstring for the rules."""
-        report = ClusterReport()
-        with self._lock, self._tx() as conn:
-            u_ids, _, waiting = self._embeddings("person_id IS NULL")
-            if not u_ids:
-                return report
-            rejected = self._rejected()
-            _, a_persons, assigned = self._embeddings("person_id IS NOT NULL")
-            nearest = self._nearest_person(waiting, u_ids, assigned, a_persons, rejected)
-            labels = dbscan(waiting, self.cluster_distance, self.metric)
-            members: dict[int, list[int]] = {}
-            for pos, label in enumerate(labels):
-                members.setdefault(label, []).append(pos)
-            assign: dict[int, tuple[int, str]] = {}  # face position -> (person, how)
-            for label, positions in sorted(members.items()):
-                if label == -1:
-                    for pos in positions:  # lone faces: join a close person, else wait
-                        person, dist = nearest[pos]
-                        if person is not None and dist <= self.join_distance:
-                            assign[pos] = (person, "join")
-                    continue
-                close = [nearest[p][0] for p in positions if nearest[p][1] <= self.join_distance]
-                votes = Counter(p for p in close if p is not None)
-                if votes and votes.most_common(1)[0][1] * 2 > len(positions):
-                    person = votes.most_common(1)[0][0]
-                    for pos in positions:
-                        if (u_ids[pos], person) not in rejected:
-                            assign[pos] = (person, "join")
-                elif len(positions) >= self.min_cluster_faces:
-                    cur = conn.execute(
-                        "INSERT INTO people (name, created_at) VALUES (NULL, ?)", (self._clock(),)
-                    )
-                    person = int(cur.lastrowid)
-                    report.new_people.append(person)
-                    for pos in positions:
-                        assign[pos] = (person, "cluster")
-            named = {r[0] for r in conn.execute("SELECT id FROM people WHERE name IS NOT NULL")}
-            for pos, (person, how) in assign.items():
-                conn.execute(
-                    "UPDATE faces SET person_id = ?, assigned_by = ? WHERE id = ?",
-                    (person, how, u_ids[pos]),
-                )
-                report.joined += how == "join"
-                if person in named:
-                    row = conn.execute("SELECT photo FROM faces WHERE id = ?", (u_ids[pos],))
-                    report.named_photos.add(row.fetchone()[0])
-            report.waiting = len(u_ids) - len(assign)
-        log.info(
-            "people clustered: %d new, %d joined, %d waiting",
-            len(report.new_people),
-            report.joined,
-            report.waiting,
+    def pending(self) -> bool:
+        """Has anything changed since the last finished pass (faces, settings)?"""
+        with self._reading() as conn:
+            if self._meta_int("changes", conn) != self._meta_int("clustered", conn):
+                return True
+            row = conn.execute("SELECT value FROM meta WHERE key = 'cluster_params'")
+            found = row.fetchone()
+            has_faces = conn.execute("SELECT 1 FROM faces LIMIT 1").fetchone() is not None
+            return has_faces and (found is None or found[0] != self._params())
+
+    def _snapshot(self) -> _Snapshot:
+        """Everything a pass needs, read in one transaction on a connection of its own
+        (WAL: writers go on meanwhile)."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            changes = self._meta_int("changes", conn)
+            user_ops = self._meta_int("user_ops", conn)
+            rows = conn.execute(
+                "SELECT f.id, f.person_id, f.assigned_by, f.seq, f.embedding FROM faces f "
+                "WHERE f.model = ? ORDER BY f.id",
+                (self.model,),
+            ).fetchall()
+            people = conn.execute("SELECT id FROM people WHERE name IS NOT NULL").fetchall()
+            rejected = {
+                (r[0], r[1]) for r in conn.execute("SELECT face_id, person_id FROM rejections")
+            }
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        n = len(rows)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+        person = np.fromiter((-1 if r[1] is None else r[1] for r in rows), dtype=np.int64, count=n)
+        user = np.fromiter((r[2] == "user" for r in rows), dtype=bool, count=n)
+        seq = np.fromiter((r[3] for r in rows), dtype=np.int64, count=n)
+        blob = b"".join(r[4] for r in rows)
+        x = np.frombuffer(blob, dtype=np.float32).reshape(n, -1) if n else np.zeros((0, 1))
+        return _Snapshot(
+            changes=changes,
+            user_ops=user_ops,
+            ids=ids,
+            person=person,
+            user=user,
+            seq=seq,
+            x=as_matrix(x, self.metric),
+            named={r[0] for r in people},
+            rejected=rejected,
         )
+
+    def cluster(self, pace: Pace | None = None) -> ClusterReport:
+        """One full pass; see the module docstring. `pace` is called between blocks of
+        the distance scan (it may sleep, or raise to cancel: nothing is written then)."""
+        started = time.monotonic()
+        snap = self._snapshot()
+        report = ClusterReport(faces=len(snap.ids))
+        min_neighbours = min(CORE_NEIGHBOURS, self.min_cluster_faces)
+        labels = density_labels(
+            snap.x, self.cluster_distance, self.metric, min_neighbours, pace=pace
+        )
+        plan = self._plan(snap, labels)
+        self._apply(snap, plan, report)
+        report.seconds = time.monotonic() - started
+        if report.stale:
+            log.info("people pass discarded: a person changed people meanwhile; running again")
+        else:
+            log.info(
+                "people pass over %d faces in %.1f s: %d new, %d joined, %d moved, "
+                "%d merged away, %d unassigned",
+                report.faces,
+                report.seconds,
+                len(report.new_people),
+                report.joined,
+                report.moved,
+                len(report.merged),
+                report.unassigned,
+            )
         return report
+
+    def _plan(self, snap: _Snapshot, labels: np.ndarray) -> _Plan:
+        """Clusters -> person per face, honouring what people did (module docstring)."""
+        person, ids = snap.person, snap.ids
+        named = np.fromiter((p in snap.named for p in person), dtype=bool, count=len(person))
+        pinned = (person >= 0) & (named | snap.user)
+        target = np.where(pinned, person, -1)
+        how: dict[int, str] = {}
+        suggestions: dict[tuple[int, int], tuple[float, int, int]] = {}
+        order = np.argsort(labels, kind="stable")
+        sorted_labels = labels[order]
+        starts = np.searchsorted(sorted_labels, np.arange(sorted_labels.max(initial=-1) + 1))
+        ends = np.searchsorted(sorted_labels, np.arange(sorted_labels.max(initial=-1) + 1), "right")
+        free_clusters: list[np.ndarray] = []
+        for lo, hi in zip(starts, ends, strict=True):
+            members = order[lo:hi]
+            anchors = members[pinned[members]]
+            free = members[~pinned[members]]
+            if len(anchors) == 0:
+                free_clusters.append(members)
+                continue
+            owners = person[anchors]
+            if len(np.unique(owners)) == 1:
+                target[free] = owners[0]
+            else:
+                if len(free):
+                    nearest, _ = nearest_rows(snap.x[free], snap.x[anchors], self.metric)
+                    target[free] = owners[nearest]
+                self._shared_cluster(snap, anchors, owners, suggestions)
+            for pos in free:
+                how[int(pos)] = "join"
+        # Unanchored clusters keep the id of the unnamed person most of their faces had.
+        overlap: Counter[tuple[int, int]] = Counter()
+        for k, members in enumerate(free_clusters):
+            for p in person[members]:
+                if p >= 0:
+                    overlap[(k, int(p))] += 1
+        matched: dict[int, int] = {}
+        taken: set[int] = set()
+        for (k, p), _count in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0])):
+            if k not in matched and p not in taken:
+                matched[k] = p
+                taken.add(p)
+        new_people = 0
+        for k, members in enumerate(free_clusters):
+            if k in matched:
+                target[members] = matched[k]
+            elif len(members) >= self.min_cluster_faces:
+                target[members] = -(new_people + 2)
+                new_people += 1
+            else:
+                continue
+            for pos in members:
+                how[int(pos)] = "cluster"
+        # Unnamed people left without faces are merged away; their rejections follow
+        # their faces to where most of them went.
+        gone = np.setdiff1d(np.unique(person[person >= 0]), target[target >= 0])
+        emptied: dict[int, int | None] = {int(p): None for p in gone if p not in snap.named}
+        moved = np.isin(person, gone) & (target >= 0)
+        went = Counter(zip(person[moved].tolist(), target[moved].tolist(), strict=True))
+        for (p, t), _count in sorted(went.items(), key=lambda kv: -kv[1]):
+            if p in emptied and emptied[p] is None:
+                emptied[p] = t
+        rejected = set(snap.rejected)
+        for face_id, p in snap.rejected:
+            successor = emptied.get(p)
+            if successor is not None:
+                rejected.add((face_id, successor))
+        if rejected:
+            for pos in np.flatnonzero((target >= 0) & ~pinned):
+                if (int(ids[pos]), int(target[pos])) in rejected:
+                    target[pos] = -1
+        changed = [pos for pos in how if target[pos] != person[pos]]
+        how = {pos: how[pos] for pos in changed}
+        for pos in np.flatnonzero((target == -1) & (person >= 0) & ~pinned):
+            how[int(pos)] = "noise"  # left its person: nobody's now
+        self._named_neighbours(snap, target, suggestions)
+        return _Plan(
+            target=target,
+            how=how,
+            new_people=new_people,
+            emptied=emptied,
+            suggestions=[(a, b, *v) for (a, b), v in sorted(suggestions.items())],
+        )
+
+    def _shared_cluster(
+        self,
+        snap: _Snapshot,
+        anchors: np.ndarray,
+        owners: np.ndarray,
+        out: dict[tuple[int, int], tuple[float, int, int]],
+    ) -> None:
+        """People placed by a person share one cluster: suggest each pair, by its
+        nearest faces."""
+        people = np.unique(owners)
+        for i, a in enumerate(people):
+            for b in people[i + 1 :]:
+                fa, fb = anchors[owners == a], anchors[owners == b]
+                idx, dist = nearest_rows(snap.x[fa], snap.x[fb], self.metric)
+                best = int(np.argmin(dist))
+                self._suggest(
+                    out,
+                    int(a),
+                    int(b),
+                    float(dist[best]),
+                    int(snap.ids[fa[best]]),
+                    int(snap.ids[fb[idx[best]]]),
+                )
+
+    @staticmethod
+    def _suggest(
+        out: dict[tuple[int, int], tuple[float, int, int]],
+        a: int,
+        b: int,
+        dist: float,
+        face_a: int,
+        face_b: int,
+    ) -> None:
+        if a > b:
+            a, b, face_a, face_b = b, a, face_b, face_a
+        old = out.get((a, b))
+        if old is None or dist < old[0]:
+            out[(a, b)] = (dist, face_a, face_b)
+
+    def _named_neighbours(
+        self,
+        snap: _Snapshot,
+        target: np.ndarray,
+        out: dict[tuple[int, int], tuple[float, int, int]],
+    ) -> None:
+        """Named people whose faces come within SUGGEST_FACTOR x join_distance of another
+        person's: likely the same person, for a person to confirm (never merged here).
+        Up to SUGGEST_FACES_PER_PERSON faces of each named person are compared with all
+        faces that have a person, so the cost stays ~(named people x 64 x faces)."""
+        others = np.flatnonzero(target >= 0)
+        reps = []
+        for p in sorted(snap.named):
+            own = np.flatnonzero(target == p)
+            if len(own) > SUGGEST_FACES_PER_PERSON:
+                own = own[np.linspace(0, len(own) - 1, SUGGEST_FACES_PER_PERSON).astype(int)]
+            reps.append(own)
+        if not reps or len(others) == 0:
+            return
+        rep = np.concatenate(reps)
+        rows, cols, dist = pairs_within(
+            snap.x[rep], snap.x[others], self.join_distance * SUGGEST_FACTOR, self.metric
+        )
+        a, b = target[rep[rows]], target[others[cols]]
+        keep = a != b
+        if not keep.any():
+            return
+        a, b, dist = a[keep], b[keep], dist[keep]
+        fa, fb = snap.ids[rep[rows[keep]]], snap.ids[others[cols[keep]]]
+        order = np.lexsort((dist, b, a))  # nearest pair first within each (a, b)
+        seen: set[tuple[int, int]] = set()
+        for i in order:
+            key = (int(a[i]), int(b[i]))
+            if key not in seen:
+                seen.add(key)
+                self._suggest(out, key[0], key[1], float(dist[i]), int(fa[i]), int(fb[i]))
+
+    def _apply(self, snap: _Snapshot, plan: _Plan, report: ClusterReport) -> None:
+        """Write a pass's result in one transaction, unless a person acted meanwhile."""
+        with self._lock, self._tx() as conn:
+            if self._meta_int("user_ops") != snap.user_ops:
+                report.stale = True
+                return
+            existing = {r[0] for r in conn.execute("SELECT id FROM people")}
+            wanted = {int(t) for t in plan.target if t >= 0}
+            if not wanted <= existing:  # a deletion emptied one meanwhile: run again
+                report.stale = True
+                return
+            fresh: list[int] = []
+            for _ in range(plan.new_people):
+                cur = conn.execute(
+                    "INSERT INTO people (name, created_at) VALUES (NULL, ?)", (self._clock(),)
+                )
+                fresh.append(int(cur.lastrowid))
+            report.new_people = fresh
+
+            def final(t: int) -> int | None:
+                if t >= 0:
+                    return t
+                return None if t == -1 else fresh[-t - 2]
+
+            created = set(fresh)
+            updates = []
+            for pos, how in plan.how.items():
+                new, old = final(int(plan.target[pos])), int(snap.person[pos])
+                updates.append(
+                    (
+                        new,
+                        None if new is None else how,
+                        int(snap.ids[pos]),
+                        None if old < 0 else old,
+                        int(snap.seq[pos]),
+                    )
+                )
+                if new is not None and old < 0:
+                    report.joined += new not in created
+                elif new is not None:
+                    report.moved += 1
+            conn.executemany(
+                "UPDATE faces SET person_id = ?, assigned_by = ? "
+                "WHERE id = ? AND person_id IS ? AND seq = ?",
+                updates,
+            )
+            for gone, successor in plan.emptied.items():
+                if successor is not None:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO rejections (face_id, person_id) "
+                        "SELECT face_id, ? FROM rejections WHERE person_id = ?",
+                        (successor, gone),
+                    )
+            report.merged = sorted(plan.emptied)
+            self._drop_empty_people(conn)
+            conn.execute("DELETE FROM suggestions")
+            conn.executemany(
+                "INSERT OR IGNORE INTO suggestions (a, b, distance, face_a, face_b) "
+                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM people WHERE id = ?) "
+                "AND EXISTS (SELECT 1 FROM people WHERE id = ?)",
+                [(a, b, d, fa, fb, a, b) for a, b, d, fa, fb in plan.suggestions],
+            )
+            named = {r[0] for r in conn.execute("SELECT id FROM people WHERE name IS NOT NULL")}
+            to_named = [u[2] for u in updates if u[0] in named or u[3] in named]
+            for lo in range(0, len(to_named), 500):
+                chunk = to_named[lo : lo + 500]
+                marks = ",".join("?" * len(chunk))
+                report.named_photos.update(
+                    r[0]
+                    for r in conn.execute(f"SELECT photo FROM faces WHERE id IN ({marks})", chunk)
+                )
+            report.unassigned = int(np.count_nonzero(plan.target == -1))
+            for key, value in (
+                ("clustered", str(snap.changes)),
+                ("cluster_params", self._params()),
+            ):
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+    def suggestions(self) -> list[dict[str, Any]]:
+        """Likely merges found by the last pass, nearest first:
+        [{"a", "b", "distance", "face_a", "face_b"}] (a and b are person ids)."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT s.a, s.b, s.distance, s.face_a, s.face_b FROM suggestions s "
+                "WHERE EXISTS (SELECT 1 FROM faces WHERE person_id = s.a) "
+                "AND EXISTS (SELECT 1 FROM faces WHERE person_id = s.b) ORDER BY s.distance"
+            ).fetchall()
+        return [dict(r) for r in rows]
 
     # ------------------------------------------------------------------ user operations
 
+    def _user_op(self) -> None:
+        """A person changed people: passes running now are stale, and one more pass
+        brings the clustering and the suggestions up to date with it."""
+        self._bump("user_ops")
+        self._bump("changes")
+
     def people(self) -> list[dict[str, Any]]:
-        """[{"id", "name", "faces", "photos"}], most faces first."""
-        with self._lock:
-            rows = self._conn.execute(
+        """[{"id", "name", "faces", "photos"}] of people with faces, most faces first."""
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT p.id, p.name, COUNT(f.id) AS faces, COUNT(DISTINCT f.photo) AS photos "
-                "FROM people p LEFT JOIN faces f ON f.person_id = p.id "
+                "FROM people p JOIN faces f ON f.person_id = p.id "
                 "GROUP BY p.id ORDER BY faces DESC, p.id"
             ).fetchall()
         return [dict(r) for r in rows]
@@ -394,6 +860,7 @@ class PeopleStore:
                     f"{name!r} is already person {other[0]}; merge {other[0]} and {person_id}"
                 )
             conn.execute("UPDATE people SET name = ? WHERE id = ?", (name, person_id))
+            self._user_op()
 
     def rename(self, old: str, new: str) -> int:
         """Rename by name; returns the person id."""
@@ -406,7 +873,8 @@ class PeopleStore:
         """Move `other`'s faces into `keep` and delete `other`; returns `keep`.
 
         `keep` keeps its name, or takes `other`'s when it has none. A face
-        that the user rejected from `keep` is left unassigned, not moved.
+        that the user rejected from `keep` is left unassigned, not moved. The
+        moved faces count as placed by a person: later passes keep them there.
         """
         if keep == other:
             raise PeopleError("cannot merge a person with itself")
@@ -417,7 +885,10 @@ class PeopleStore:
                 "AND id IN (SELECT face_id FROM rejections WHERE person_id = ?)",
                 (other, keep),
             )
-            conn.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (keep, other))
+            conn.execute(
+                "UPDATE faces SET person_id = ?, assigned_by = 'user' WHERE person_id = ?",
+                (keep, other),
+            )
             conn.execute(
                 "INSERT OR IGNORE INTO rejections (face_id, person_id) "
                 "SELECT face_id, ? FROM rejections WHERE person_id = ?",
@@ -426,6 +897,7 @@ class PeopleStore:
             conn.execute("DELETE FROM people WHERE id = ?", (other,))
             if a["name"] is None and b["name"] is not None:
                 conn.execute("UPDATE people SET name = ? WHERE id = ?", (b["name"], keep))
+            self._user_op()
         return keep
 
     def reject(self, face_id: int, person_id: int) -> None:
@@ -443,6 +915,7 @@ class PeopleStore:
                 "WHERE id = ? AND person_id = ?",
                 (face_id, person_id),
             )
+            self._user_op()
 
     def assign(self, face_id: int, person_id: int) -> None:
         """The user says this face is that person (overrides an earlier rejection)."""
@@ -456,6 +929,7 @@ class PeopleStore:
                 (person_id, face_id),
             ).rowcount:
                 raise PeopleError(f"no face with id {face_id}")
+            self._user_op()
 
     def create_person(self, name: str) -> int:
         """A new named person (e.g. a name typed on a face no cluster holds yet)."""
@@ -466,12 +940,13 @@ class PeopleStore:
             cur = conn.execute(
                 "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, self._clock())
             )
+            self._user_op()
             return int(cur.lastrowid)
 
     def photo_faces(self, photo: str) -> list[dict[str, Any]]:
         """[{"id", "box", "score", "person_id", "person"}] of one photo, in detector order."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT f.id, f.box, f.score, f.person_id, p.name FROM faces f "
                 "LEFT JOIN people p ON p.id = f.person_id "
                 "WHERE f.photo = ? AND f.model = ? AND f.idx >= 0 ORDER BY f.idx",
@@ -489,22 +964,33 @@ class PeopleStore:
         ]
 
     def photos_of(self, person_id: int) -> list[str]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT DISTINCT photo FROM faces WHERE person_id = ?", (person_id,)
             ).fetchall()
         return [r[0] for r in rows]
 
     def faces_of(self, person_id: int) -> list[dict[str, Any]]:
         """[{"id", "photo", "box", "score", "assigned_by"}] of one person, oldest first."""
-        with self._lock:
-            self._person(person_id)
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            if conn.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone() is None:
+                raise PeopleError(f"no person with id {person_id}")
+            rows = conn.execute(
                 "SELECT id, photo, box, score, assigned_by FROM faces "
                 "WHERE person_id = ? ORDER BY id",
                 (person_id,),
             ).fetchall()
         return [{**dict(r), "box": json.loads(r["box"])} for r in rows]
+
+    def face(self, face_id: int) -> dict[str, Any]:
+        """{"id", "photo", "box", "person_id"} of one face."""
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT id, photo, box, person_id FROM faces WHERE id = ?", (face_id,)
+            ).fetchone()
+        if row is None:
+            raise PeopleError(f"no face with id {face_id}")
+        return {**dict(row), "box": json.loads(row["box"])}
 
     def person_of(self, face_id: int) -> int | None:
         row = self._conn.execute("SELECT person_id FROM faces WHERE id = ?", (face_id,)).fetchone()
@@ -513,10 +999,21 @@ class PeopleStore:
         return row[0]
 
     def counts(self) -> dict[str, int]:
-        """For `vaultctl status`: faces, people, waiting faces."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT COUNT(*), SUM(person_id IS NULL) FROM faces WHERE model = ?", (self.model,)
+        """For `vaultctl status`: faces; waiting (not yet seen by a pass); unassigned
+        (seen, nobody's); people (with faces)."""
+        with self._reading() as conn:
+            clustered = self._meta_int("clustered", conn)
+            row = conn.execute(
+                "SELECT COUNT(*), SUM(seq > ?), SUM(seq <= ? AND person_id IS NULL) "
+                "FROM faces WHERE model = ?",
+                (clustered, clustered, self.model),
             ).fetchone()
-            people = self._conn.execute("SELECT COUNT(*) FROM people").fetchone()[0]
-        return {"faces": row[0], "waiting": row[1] or 0, "people": people}
+            people = conn.execute(
+                "SELECT COUNT(DISTINCT person_id) FROM faces WHERE person_id IS NOT NULL"
+            ).fetchone()[0]
+        return {
+            "faces": row[0],
+            "waiting": row[1] or 0,
+            "unassigned": row[2] or 0,
+            "people": people,
+        }

@@ -57,3 +57,16 @@ def analyzer(state_dir: Path):
 
     cfg = FaceSettings()
     return FacesAnalyzer(build_engine(cfg, state_dir), cfg)
+
+
+@pytest.fixture(scope="session")
+def labelled_faces(analyzer) -> list[tuple[str, list[dict]]]:
+    """[(file name, faces as the analyzer gives them)] of the labelled real photos
+    (tests/fixtures/faces/labelled), decoded as vaultd decodes them (1024 px)."""
+    from helpers.labelled_faces import photos as labelled_photos
+    from photovault.media.decode import decode_image
+
+    return [
+        (p.name, analyzer.analyze_pixels(decode_image(p, 1024).pixels)["faces"])
+        for p in labelled_photos()
+    ]

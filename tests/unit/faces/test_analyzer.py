@@ -76,7 +76,7 @@ def test_detection_finds_the_one_face_in_each_real_photo(analyzer, photos, name)
 def test_a_photo_without_faces_returns_an_empty_list(analyzer, name):
     from skimage import data
 
-    assert analyzer.analyze_pixels(getattr(data, name)()) == {"faces": []}
+    assert analyzer.analyze_pixels(getattr(data, name)()) == {"tags": [], "faces": []}
 
 
 @needs_dlib
@@ -104,7 +104,7 @@ def test_faces_smaller_than_min_face_px_are_skipped(state_dir, photos):
     face_px = 88  # the astronaut's face box is ~88-95 px wide in the 512 px image
     small = FaceSettings(min_face_px=face_px + 20)
     skipping = FacesAnalyzer(build_engine(small, state_dir), small)
-    assert skipping.analyze_pixels(photos["astronaut"]) == {"faces": []}
+    assert skipping.analyze_pixels(photos["astronaut"]) == {"tags": [], "faces": []}
 
 
 @needs_dlib
@@ -116,14 +116,14 @@ def test_a_small_real_face_is_kept_above_min_face_px_and_skipped_below_it(state_
         found[limit] = FacesAnalyzer(build_engine(cfg, state_dir), cfg).analyze_pixels(small)
     assert len(found[40]["faces"]) == 1
     assert 40 <= found[40]["faces"][0]["box"][2] * 160 < 50
-    assert found[50] == {"faces": []}
+    assert found[50] == {"tags": [], "faces": []}
 
 
 @needs_dlib
 def test_faces_scored_below_min_score_are_skipped(state_dir, photos):
     strict = FaceSettings(min_score=5.0)
     analyzer = FacesAnalyzer(build_engine(strict, state_dir), strict)
-    assert analyzer.analyze_pixels(photos["astronaut"]) == {"faces": []}
+    assert analyzer.analyze_pixels(photos["astronaut"]) == {"tags": [], "faces": []}
 
 
 @needs_dlib
@@ -166,7 +166,7 @@ def test_the_cnn_detector_finds_the_turned_face_in_camera_that_hog_misses(state_
     from skimage import data
 
     camera = np.stack([data.camera()] * 3, axis=-1)
-    assert analyzer.analyze_pixels(camera) == {"faces": []}
+    assert analyzer.analyze_pixels(camera) == {"tags": [], "faces": []}
     cfg = FaceSettings(detector="dlib_cnn", upsample=0)
     cnn = FacesAnalyzer(build_engine(cfg, state_dir), cfg)
     faces = cnn.analyze_pixels(camera)["faces"]
@@ -191,5 +191,6 @@ def test_the_deepface_engine_runs_dlib_offline_from_the_state_dir_weights(state_
     assert len(faces) == 1 and len(faces[0]["embedding"]) == 128
     assert type(engine).__name__ == "DeepFaceEngine"
     assert FacesAnalyzer(engine, cfg).analyze_pixels(np.full((300, 300, 3), 127, np.uint8)) == {
-        "faces": []
+        "tags": [],
+        "faces": [],
     }

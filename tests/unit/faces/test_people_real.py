@@ -44,7 +44,7 @@ def test_photos_of_the_same_person_cluster_together_and_a_stranger_waits(
 
     report = store.cluster()
 
-    assert len(report.new_people) == 2 and report.waiting == 1
+    assert len(report.new_people) == 2 and report.unassigned == 1
     person = {key: store.person_of(fid) for key, fid in face_ids.items()}
     assert len({person[k] for k in labelled if k.startswith("astronaut")}) == 1
     assert person["obama"] == person["obama2"] == person["obama3"] is not None

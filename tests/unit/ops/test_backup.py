@@ -27,6 +27,7 @@ from photovault.ops.backup import (
     restore,
     socket_is_live,
 )
+from photovault.people import store as people_store
 from photovault.people.store import PeopleStore
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -170,7 +171,7 @@ def test_backup_is_one_described_folder_named_by_its_time(state: State, tmp_path
     assert meta["photovault_version"]
     assert meta["schema_versions"] == {
         "catalog": catalog_db.SCHEMA_VERSION,
-        "people": 1,
+        "people": people_store.SCHEMA_VERSION,
         "index": 1,
     }
     assert meta["models"] == {"included": False, "names": ["clip-vit-b32"]}
