@@ -697,6 +697,8 @@ class Daemon:
                     log.critical("the %s stage thread died; vaultd reports unhealthy", name)
             elif name == "worker" and self.worker.last_error:
                 p.report("stage", f"the worker keeps failing: {self.worker.last_error}", key=name)
+            elif name == "people" and self.people.last_error:
+                p.report("stage", f"face clustering fails: {self.people.last_error}", key=name)
             else:
                 p.clear("stage", name)
         if self.worker.metadata_error:

@@ -43,3 +43,20 @@ def test_a_state_dir_that_takes_no_writes_is_a_disk_problem_until_it_does(
         assert not [p for p in daemon.problems.snapshot() if p.kind == "disk"]
     finally:
         daemon.stop()
+
+
+def test_a_failing_clustering_pass_is_a_stage_problem_until_a_pass_works(
+    tmp_path: Path,
+) -> None:
+    daemon = Daemon(load(write_config(tmp_path)))
+    daemon.start()
+    try:
+        daemon.people.last_error = "OperationalError: database or disk is full"
+        daemon.check_health()
+        (stage,) = [p for p in daemon.problems.snapshot() if p.kind == "stage"]
+        assert stage.key == "people" and "disk is full" in stage.message
+        daemon.people.last_error = None
+        daemon.check_health()
+        assert not [p for p in daemon.problems.snapshot() if p.kind == "stage"]
+    finally:
+        daemon.stop()
