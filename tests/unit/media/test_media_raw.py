@@ -25,8 +25,10 @@ def test_scan_finds_the_real_jpegs_and_skips_sensor_data_and_junk() -> None:
 
 def test_found_jpeg_spans_exactly_from_start_to_end_marker() -> None:
     data = fake_raw()
+    jpegs = find_embedded_jpegs(data)
 
-    for jpeg in find_embedded_jpegs(data):
+    assert len(jpegs) == 3  # the loop below checks each of them
+    for jpeg in jpegs:
         chunk = data[jpeg.offset : jpeg.end]
         assert chunk.startswith(b"\xff\xd8\xff") and chunk.endswith(b"\xff\xd9")
 

@@ -22,8 +22,11 @@ def test_no_class_is_mapped_to_two_tags() -> None:
 
 
 def test_every_rule_names_existing_classes() -> None:
+    assert TAG_RULES  # the loop below checks each rule
     for _tag, spec in TAG_RULES:
-        assert all(0 <= i < 1000 for i in _parse_indices(spec))
+        indices = _parse_indices(spec)
+        assert indices, spec
+        assert all(0 <= i < 1000 for i in indices)
 
 
 def test_domestic_cats_map_to_animals_cat_and_dog_breeds_to_animals_dog() -> None:

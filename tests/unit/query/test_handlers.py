@@ -1,0 +1,132 @@
+"""Query handlers, called directly on a real daemon running in-process: what each
+operation answers, and what a caller who is not an admin may see."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers.photos import write_jpeg
+from helpers.vault import write_config
+from photovault.app import Daemon
+from photovault.config import load
+from photovault.query.handlers import Handlers
+from photovault.query.protocol import ProtocolError, Request
+from photovault.query.server import Caller
+
+ROOT = Caller(os.getpid(), 0, 0)
+NOBODY = Caller(os.getpid(), 65534, 65534)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One running daemon that has ingested two photos, one readable by its owner only."""
+    base = tmp_path_factory.mktemp("vault")
+    cfg = write_config(base, decode_workers=1)
+    write_jpeg(base / "photos" / "public.jpg", seed=1, size=(64, 48))
+    os.chmod(write_jpeg(base / "photos" / "private.jpg", seed=2, size=(64, 48)), 0o600)
+    d = Daemon(load(cfg))
+    d.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not idle(d, done=2):
+            assert time.monotonic() < deadline, d.status()
+            time.sleep(0.1)
+        yield d
+    finally:
+        d.stop()
+
+
+def idle(d: Daemon, done: int) -> bool:
+    st = d.status()
+    (share,) = st["shares"]
+    return (
+        share["counts"]["done"] == done
+        and not (st["queue_depth"] or st["settling"] or st["scanning"])
+        and not (st["index_pending"] or st["index_dirty"])
+        and not d.catalog.sidecar_records(1)  # every sidecar written
+    )
+
+
+def call(d: Daemon, op: str, caller: Caller = ROOT, **args: Any) -> Any:
+    return Handlers(d).handle(Request(op, args), caller)
+
+
+def refused(d: Daemon, op: str, caller: Caller = ROOT, **args: Any) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        call(d, op, caller, **args)
+    return info.value
+
+
+def share_root(d: Daemon) -> Path:
+    (share,) = d.settings.shares
+    return Path(share.path)
+
+
+def test_status_lists_problems_and_shares(daemon: Daemon) -> None:
+    st = call(daemon, "status")
+    assert st["problems"] == []
+    (share,) = st["shares"]
+    assert share["name"] == "photos" and share["counts"]["done"] == 2
+
+
+def test_show_of_a_path_outside_every_share_is_not_found(daemon: Daemon, tmp_path: Path) -> None:
+    outside = write_jpeg(tmp_path / "elsewhere.jpg", seed=3)
+    err = refused(daemon, "show", path=os.fspath(outside))
+    assert err.code == "not_found" and "not inside any watched share" in err.message
+
+
+def test_show_of_a_relative_path_is_a_bad_request(daemon: Daemon) -> None:
+    err = refused(daemon, "show", path="photos/public.jpg")
+    assert err.code == "bad_request" and "absolute" in err.message
+
+
+def test_show_of_a_catalogued_photo_gives_its_facts(daemon: Daemon) -> None:
+    path = share_root(daemon) / "public.jpg"
+    shown = call(daemon, "show", path=os.fspath(path))
+    assert shown["path"] == os.fspath(path) and shown["state"] == "done"
+    assert (shown["width"], shown["height"]) == (64, 48)
+
+
+def test_an_unknown_op_is_refused_with_the_known_ops(daemon: Daemon) -> None:
+    err = refused(daemon, "frobnicate")
+    assert err.code == "unknown_op"
+    assert "frobnicate" in err.message
+    assert all(op in err.message for op in ("status", "show", "search", "check"))
+
+
+def test_check_is_forbidden_for_a_caller_who_is_not_an_admin(daemon: Daemon) -> None:
+    err = refused(daemon, "check", NOBODY)
+    assert err.code == "forbidden"
+
+
+def test_check_agrees_on_an_idle_daemon_for_root(daemon: Daemon) -> None:
+    result = call(daemon, "check")
+    assert result["agree"] is True, result
+    assert result["counts"] == dict.fromkeys(
+        ("index_missing", "index_stale", "index_extra", "sidecars"), 0
+    )
+
+
+def test_rescan_of_an_unknown_share_is_not_found(daemon: Daemon) -> None:
+    err = refused(daemon, "rescan", share="no-such-share")
+    assert err.code == "not_found" and "no-such-share" in err.message
+
+
+def test_search_hides_a_photo_the_caller_cannot_read(daemon: Daemon) -> None:
+    root = share_root(daemon)
+    everything = {"filters": {"shares": ["photos"]}}
+    as_root = {h["path"] for h in call(daemon, "search", **everything)["results"]}
+    assert as_root == {os.fspath(root / "public.jpg"), os.fspath(root / "private.jpg")}
+    as_nobody = {h["path"] for h in call(daemon, "search", NOBODY, **everything)["results"]}
+    assert as_nobody == {os.fspath(root / "public.jpg")}
+
+
+def test_show_of_a_photo_the_caller_cannot_read_is_not_found(daemon: Daemon) -> None:
+    err = refused(daemon, "show", NOBODY, path=os.fspath(share_root(daemon) / "private.jpg"))
+    assert err.code == "not_found" and err.message == "no such photo"
