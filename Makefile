@@ -83,6 +83,8 @@ test-fast: install install-test-deps
 
 lint: install
 	$(VENV)/bin/ruff check daemon tests bench
+	$(VENV)/bin/ruff format --check daemon tests bench
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/ingest.py

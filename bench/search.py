@@ -33,10 +33,30 @@ from photovault.index import Filters, IndexSettings, PhotoIndex, PhotoRecord
 
 log = logging.getLogger("bench.search")
 
-CAMERAS = ["Canon EOS R5", "Nikon Z6", "Sony A7 III", "Apple iPhone 12", "Google Pixel 7",
-           "Fujifilm X-T4", "Olympus E-M1", "Panasonic GH5", "Samsung S21", "Leica Q2"]
-TAGS = ["Animals|Dog", "Animals|Cat", "Places|Beach", "Places|Mountain", "Food", "People",
-        "Vehicles|Car", "Plants|Flower", "Night", "Architecture|Church"]
+CAMERAS = [
+    "Canon EOS R5",
+    "Nikon Z6",
+    "Sony A7 III",
+    "Apple iPhone 12",
+    "Google Pixel 7",
+    "Fujifilm X-T4",
+    "Olympus E-M1",
+    "Panasonic GH5",
+    "Samsung S21",
+    "Leica Q2",
+]
+TAGS = [
+    "Animals|Dog",
+    "Animals|Cat",
+    "Places|Beach",
+    "Places|Mountain",
+    "Food",
+    "People",
+    "Vehicles|Car",
+    "Plants|Flower",
+    "Night",
+    "Architecture|Church",
+]
 START = datetime(2015, 1, 1)
 FILTERS: dict[str, Filters] = {
     "none": Filters(),
@@ -46,8 +66,9 @@ FILTERS: dict[str, Filters] = {
 }
 
 
-def clustered_vectors(rng: np.random.Generator, n: int, dim: int, clusters: int,
-                      spread: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+def clustered_vectors(
+    rng: np.random.Generator, n: int, dim: int, clusters: int, spread: float = 0.6
+) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors around `clusters` random centres; returns (vectors, centres)."""
     centres = rng.standard_normal((clusters, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -62,11 +83,13 @@ def clustered_vectors(rng: np.random.Generator, n: int, dim: int, clusters: int,
     return out, centres
 
 
-def queries_near(rng: np.random.Generator, centres: np.ndarray, n: int,
-                 spread: float = 1.0) -> np.ndarray:
+def queries_near(
+    rng: np.random.Generator, centres: np.ndarray, n: int, spread: float = 1.0
+) -> np.ndarray:
     pick = centres[rng.integers(0, len(centres), n)]
-    q = pick + rng.standard_normal(pick.shape).astype(np.float32) * (spread / np.sqrt(
-        centres.shape[1]))
+    q = pick + rng.standard_normal(pick.shape).astype(np.float32) * (
+        spread / np.sqrt(centres.shape[1])
+    )
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
@@ -94,24 +117,34 @@ def filter_mask(name: str, attrs: dict[str, np.ndarray]) -> np.ndarray:
     raise KeyError(name)
 
 
-def records(vectors: np.ndarray, attrs: dict[str, np.ndarray], lo: int,
-            hi: int) -> Iterator[PhotoRecord]:
+def records(
+    vectors: np.ndarray, attrs: dict[str, np.ndarray], lo: int, hi: int
+) -> Iterator[PhotoRecord]:
     for i in range(lo, hi):
         taken = START + timedelta(days=int(attrs["day"][i]), seconds=i % 86_400)
         yield PhotoRecord(
-            id=i, share="bench", path=f"{taken.year}/{i % 500:03d}/IMG_{i:07d}.jpg",
+            id=i,
+            share="bench",
+            path=f"{taken.year}/{i % 500:03d}/IMG_{i:07d}.jpg",
             abs_path=f"/srv/bench/{taken.year}/{i % 500:03d}/IMG_{i:07d}.jpg",
-            sha256=f"{i:064x}", size=3_000_000 + i, mtime_ns=i,
-            taken_at=taken.isoformat() + "+01:00", lat=40.0 + (i % 1000) / 100.0,
-            lon=-3.0 + (i % 700) / 100.0, camera=CAMERAS[int(attrs["camera"][i])],
-            width=4000, height=3000,
+            sha256=f"{i:064x}",
+            size=3_000_000 + i,
+            mtime_ns=i,
+            taken_at=taken.isoformat() + "+01:00",
+            lat=40.0 + (i % 1000) / 100.0,
+            lon=-3.0 + (i % 700) / 100.0,
+            camera=CAMERAS[int(attrs["camera"][i])],
+            width=4000,
+            height=3000,
             tags=[{"tag": TAGS[int(attrs["tag"][i])], "confidence": 0.7, "source": "tagger"}],
-            dhash=f"{(i * 2654435761) % (1 << 64):016x}", vector=vectors[i],
+            dhash=f"{(i * 2654435761) % (1 << 64):016x}",
+            vector=vectors[i],
         )
 
 
-def load(idx: PhotoIndex, vectors: np.ndarray, attrs: dict[str, np.ndarray],
-         batch: int = 64) -> float:
+def load(
+    idx: PhotoIndex, vectors: np.ndarray, attrs: dict[str, np.ndarray], batch: int = 64
+) -> float:
     """Feed rows the way the pipeline does (batches of `batch`, a tick per batch);
     returns photos/s of the index calls (building the records is the pipeline's
     cost and is not timed), flushes and scheduled compaction included."""
@@ -129,24 +162,33 @@ def load(idx: PhotoIndex, vectors: np.ndarray, attrs: dict[str, np.ndarray],
     return n / spent
 
 
-def time_search(idx: PhotoIndex, queries: np.ndarray | list[str | None], filters: Filters,
-                limit: int = 20, *, text: bool = False) -> dict[str, Any]:
+def time_search(
+    idx: PhotoIndex,
+    queries: np.ndarray | list[str | None],
+    filters: Filters,
+    limit: int = 20,
+    *,
+    text: bool = False,
+) -> dict[str, Any]:
     """The core timed call: one `search` per query; latency percentiles in ms."""
     lat: list[float] = []
     results: list[list[int]] = []
     for q in queries:
         t0 = time.perf_counter()
-        hits = idx.search(None, q, filters, limit) if text else idx.search(q, None, filters,
-                                                                              limit)
+        hits = idx.search(None, q, filters, limit) if text else idx.search(q, None, filters, limit)
         lat.append((time.perf_counter() - t0) * 1000)
         results.append([h.id for h in hits])
     arr = np.array(lat)
-    return {"p50_ms": round(float(np.percentile(arr, 50)), 2),
-            "p95_ms": round(float(np.percentile(arr, 95)), 2), "ids": results}
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 2),
+        "p95_ms": round(float(np.percentile(arr, 95)), 2),
+        "ids": results,
+    }
 
 
-def exact_top(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray,
-              k: int = 20) -> list[set[int]]:
+def exact_top(
+    vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray, k: int = 20
+) -> list[set[int]]:
     out: list[set[int]] = []
     for q in queries:
         s = vectors @ q
@@ -156,8 +198,15 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray,
     return out
 
 
-def run_size(n: int, *, dim: int, n_queries: int, workdir: Path, settings: IndexSettings,
-             report: Callable[[str], None]) -> dict[str, Any]:
+def run_size(
+    n: int,
+    *,
+    dim: int,
+    n_queries: int,
+    workdir: Path,
+    settings: IndexSettings,
+    report: Callable[[str], None],
+) -> dict[str, Any]:
     rng = np.random.default_rng(n)
     vectors, centres = clustered_vectors(rng, n, dim, clusters=max(10, n // 100))
     attrs = attributes(n)
@@ -176,41 +225,64 @@ def run_size(n: int, *, dim: int, n_queries: int, workdir: Path, settings: Index
     report(f"{n:>9,} photos: maintain {build_s:.1f} s ({did}), ann={idx.has_ann}")
     t0 = time.perf_counter()
     idx.load_memory()  # as vaultd does at start; it serves unfiltered searches from 164k
-    report(f"{n:>9,} photos: in-memory index loaded in {time.perf_counter() - t0:.1f} s: "
-           f"{idx.memory_status()}")
-    out: dict[str, Any] = {"photos": n, "write_photos_per_s": round(rate),
-                           "maintain_s": round(build_s, 1), "ann": idx.has_ann, "search": {},
-                           "memory_index": idx.memory_status()}
+    report(
+        f"{n:>9,} photos: in-memory index loaded in {time.perf_counter() - t0:.1f} s: "
+        f"{idx.memory_status()}"
+    )
+    out: dict[str, Any] = {
+        "photos": n,
+        "write_photos_per_s": round(rate),
+        "maintain_s": round(build_s, 1),
+        "ann": idx.has_ann,
+        "search": {},
+        "memory_index": idx.memory_status(),
+    }
     idx.search(queries[0], None, Filters(), 20)  # warm caches
     for name, flt in FILTERS.items():
         timed = time_search(idx, queries, flt)
         truth = exact_top(vectors, queries, filter_mask(name, attrs))
-        rec = np.mean([len(set(got) & t) / max(len(t), 1)
-                       for got, t in zip(timed["ids"], truth, strict=True)])
-        out["search"][name] = {"p50_ms": timed["p50_ms"], "p95_ms": timed["p95_ms"],
-                               "recall_at_20": round(float(rec), 3)}
-        report(f"{n:>9,} photos: vector, filter {name:<17} p50 {timed['p50_ms']:7.1f} ms  "
-               f"p95 {timed['p95_ms']:7.1f} ms  recall@20 {rec:.3f}")
+        rec = np.mean(
+            [len(set(got) & t) / max(len(t), 1) for got, t in zip(timed["ids"], truth, strict=True)]
+        )
+        out["search"][name] = {
+            "p50_ms": timed["p50_ms"],
+            "p95_ms": timed["p95_ms"],
+            "recall_at_20": round(float(rec), 3),
+        }
+        report(
+            f"{n:>9,} photos: vector, filter {name:<17} p50 {timed['p50_ms']:7.1f} ms  "
+            f"p95 {timed['p95_ms']:7.1f} ms  recall@20 {rec:.3f}"
+        )
     words = ["dog", "beach", "church", "flower", "night"]
-    timed = time_search(idx, [words[i % len(words)] for i in range(n_queries)], Filters(),
-                        text=True)
+    timed = time_search(
+        idx, [words[i % len(words)] for i in range(n_queries)], Filters(), text=True
+    )
     out["search"]["text"] = {"p50_ms": timed["p50_ms"], "p95_ms": timed["p95_ms"]}
-    report(f"{n:>9,} photos: text search               p50 {timed['p50_ms']:7.1f} ms  "
-           f"p95 {timed['p95_ms']:7.1f} ms")
-    timed = time_search(idx, [None] * max(5, n_queries // 4), FILTERS["tag + camera ~1%"],
-                        text=True)
+    report(
+        f"{n:>9,} photos: text search               p50 {timed['p50_ms']:7.1f} ms  "
+        f"p95 {timed['p95_ms']:7.1f} ms"
+    )
+    timed = time_search(
+        idx, [None] * max(5, n_queries // 4), FILTERS["tag + camera ~1%"], text=True
+    )
     out["search"]["filters only ~1%"] = {"p50_ms": timed["p50_ms"], "p95_ms": timed["p95_ms"]}
-    report(f"{n:>9,} photos: filters only (~1%)        p50 {timed['p50_ms']:7.1f} ms  "
-           f"p95 {timed['p95_ms']:7.1f} ms")
+    report(
+        f"{n:>9,} photos: filters only (~1%)        p50 {timed['p50_ms']:7.1f} ms  "
+        f"p95 {timed['p95_ms']:7.1f} ms"
+    )
     lat = []
     for i in range(max(5, n_queries // 4)):
         t0 = time.perf_counter()
         idx.similar(int(i * (n // 7)) % n, 20)
         lat.append((time.perf_counter() - t0) * 1000)
-    out["search"]["similar"] = {"p50_ms": round(float(np.percentile(lat, 50)), 2),
-                                "p95_ms": round(float(np.percentile(lat, 95)), 2)}
-    report(f"{n:>9,} photos: similar(photo)             p50 {np.percentile(lat, 50):7.1f} ms  "
-           f"p95 {np.percentile(lat, 95):7.1f} ms")
+    out["search"]["similar"] = {
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p95_ms": round(float(np.percentile(lat, 95)), 2),
+    }
+    report(
+        f"{n:>9,} photos: similar(photo)             p50 {np.percentile(lat, 50):7.1f} ms  "
+        f"p95 {np.percentile(lat, 95):7.1f} ms"
+    )
     idx.close()
     return out
 
@@ -229,8 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     sizes = list(args.sizes) + ([1_000_000] if args.full else [])
-    settings = IndexSettings(vector_dim=args.dim, ann_threshold=args.ann_threshold,
-                             nprobes=args.nprobes, refine_factor=args.refine_factor)
+    settings = IndexSettings(
+        vector_dim=args.dim,
+        ann_threshold=args.ann_threshold,
+        nprobes=args.nprobes,
+        refine_factor=args.refine_factor,
+    )
     tmp = None
     workdir = args.workdir
     if workdir is None:
@@ -240,8 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for n in sizes:
-            results.append(run_size(n, dim=args.dim, n_queries=args.queries, workdir=workdir,
-                                    settings=settings, report=lambda s: print(s, flush=True)))
+            results.append(
+                run_size(
+                    n,
+                    dim=args.dim,
+                    n_queries=args.queries,
+                    workdir=workdir,
+                    settings=settings,
+                    report=lambda s: print(s, flush=True),
+                )
+            )
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -385,7 +385,7 @@ def _key_name(loc: tuple[int | str, ...]) -> str:
         return "(top level)"
     head, rest = str(loc[0]), list(loc[1:])
     if rest and isinstance(rest[0], int):
-        head = f"[[{head}]] #{rest.pop(0) + 1}"
+        head = f"[[{head}]] #{int(rest.pop(0)) + 1}"
     elif rest:
         head = f"[{head}]"
     words = [head] + [f"item {p + 1}" if isinstance(p, int) else str(p) for p in rest]

@@ -47,12 +47,20 @@ WATCH_MODES = ("inotify", "polling", "offline", "stopped")
 STAGES = ("decode", "metadata", "sidecar", "index")
 # Error kinds known up front, pre-initialised to 0 so `rate()` works before
 # the first error; other kinds are accepted and appear when first counted.
-ERROR_KINDS = ("decode", "metadata", "analyzer", "sidecar", "index", "model_load", "scan",
-               "watcher", "query")
+ERROR_KINDS = (
+    "decode",
+    "metadata",
+    "analyzer",
+    "sidecar",
+    "index",
+    "model_load",
+    "scan",
+    "watcher",
+    "query",
+)
 
 # Per-photo decode is ~10 ms..seconds; a batch through an analyzer up to a minute.
-STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                 120.0)
+STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MODEL_LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 SEARCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -85,33 +93,41 @@ class Metrics:
         self.photos = Counter(
             "photovault_photos_analyzed_total",
             "Photos an analyzer finished (errors excluded), by analyzer.",
-            ["analyzer"], registry=registry,
+            ["analyzer"],
+            registry=registry,
         )
         self.stages = Histogram(
             "photovault_stage_duration_seconds",
             "Time per pipeline stage: per photo for decode, per batch for the others.",
-            ["stage"], buckets=STAGE_BUCKETS, registry=registry,
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
         )
         self.errors = Counter(
             "photovault_errors_total",
             "Errors by kind (decode, analyzer, sidecar, index, model_load, ...).",
-            ["kind"], registry=registry,
+            ["kind"],
+            registry=registry,
         )
         # One unlabelled histogram keeps the dashboard panel alive before any
         # model loaded; the labelled counter says which model it was.
         self.model_load_seconds = Histogram(
             "photovault_model_load_seconds",
             "Time to load a model into an inference session.",
-            buckets=MODEL_LOAD_BUCKETS, registry=registry,
+            buckets=MODEL_LOAD_BUCKETS,
+            registry=registry,
         )
         self.model_loads = Counter(
-            "photovault_model_loads_total", "Model loads, by model.", ["model"],
+            "photovault_model_loads_total",
+            "Model loads, by model.",
+            ["model"],
             registry=registry,
         )
         self.search_seconds = Histogram(
             "photovault_search_latency_seconds",
             "Time to answer one search request on the query socket.",
-            buckets=SEARCH_BUCKETS, registry=registry,
+            buckets=SEARCH_BUCKETS,
+            registry=registry,
         )
         for stage in STAGES:
             self.stages.labels(stage)
@@ -188,26 +204,47 @@ class StatusCollector(Collector):
             log.exception("metrics: status unavailable; state metrics skipped this scrape")
             return
         yield from self._shares(st.get("shares") or [])
-        quarantined = sum((s.get("counts") or {}).get("quarantined", 0)
-                          for s in st.get("shares") or [])
+        quarantined = sum(
+            (s.get("counts") or {}).get("quarantined", 0) for s in st.get("shares") or []
+        )
         scalars = [
-            ("photovault_queue_depth", "Files pending or being processed.",
-             st.get("queue_depth")),
-            ("photovault_settling_files", "Files seen but not yet settled (still being written).",
-             st.get("settling")),
-            ("photovault_quarantined_files", "Files given up on after repeated failures.",
-             quarantined),
-            ("photovault_paused", "1 while the worker is paused by vaultctl.",
-             _flag(st.get("paused"))),
-            ("photovault_quiet_hours_active", "1 during configured quiet hours.",
-             _flag(st.get("quiet_hours_active"))),
-            ("photovault_throughput_images_per_second",
-             "Images completed per second over the last minute.", st.get("rate_per_second")),
-            ("photovault_last_complete_scan_timestamp_seconds",
-             "When the oldest of the shares' last reconcile scans finished (all shares scanned).",
-             st.get("last_scan")),
-            ("photovault_uptime_seconds", "Seconds since the daemon started.",
-             st.get("uptime_seconds")),
+            ("photovault_queue_depth", "Files pending or being processed.", st.get("queue_depth")),
+            (
+                "photovault_settling_files",
+                "Files seen but not yet settled (still being written).",
+                st.get("settling"),
+            ),
+            (
+                "photovault_quarantined_files",
+                "Files given up on after repeated failures.",
+                quarantined,
+            ),
+            (
+                "photovault_paused",
+                "1 while the worker is paused by vaultctl.",
+                _flag(st.get("paused")),
+            ),
+            (
+                "photovault_quiet_hours_active",
+                "1 during configured quiet hours.",
+                _flag(st.get("quiet_hours_active")),
+            ),
+            (
+                "photovault_throughput_images_per_second",
+                "Images completed per second over the last minute.",
+                st.get("rate_per_second"),
+            ),
+            (
+                "photovault_last_complete_scan_timestamp_seconds",
+                "When the oldest of the shares' last reconcile scans finished"
+                " (all shares scanned).",
+                st.get("last_scan"),
+            ),
+            (
+                "photovault_uptime_seconds",
+                "Seconds since the daemon started.",
+                st.get("uptime_seconds"),
+            ),
         ]
         for name, doc, value in scalars:
             g = _gauge(name, doc, value)
@@ -219,13 +256,15 @@ class StatusCollector(Collector):
             yield GaugeMetricFamily(
                 "photovault_rate_limit_images_per_second",
                 "Images/s the throttle allows now (+Inf: unlimited, 0: paused).",
-                value=float("inf") if rate is None else float(rate))
+                value=float("inf") if rate is None else float(rate),
+            )
         yield from self._analyzers(st.get("analyzers") or {})
         problems = GaugeMetricFamily(
             "photovault_problems",
             "Current faults by kind (disk, share, stage, exiftool, sidecars, index, catalog);"
             " vaultctl status lists them.",
-            labels=["kind"])
+            labels=["kind"],
+        )
         by_kind = dict.fromkeys(PROBLEM_KINDS, 0)
         for p in st.get("problems") or []:
             by_kind[str(p.get("kind"))] = by_kind.get(str(p.get("kind")), 0) + 1
@@ -235,22 +274,31 @@ class StatusCollector(Collector):
 
     @staticmethod
     def _shares(shares: list[Mapping[str, Any]]) -> Iterator[Metric]:
-        files = GaugeMetricFamily("photovault_files", "Files in the catalog by share and state.",
-                                  labels=["share", "state"])
+        files = GaugeMetricFamily(
+            "photovault_files",
+            "Files in the catalog by share and state.",
+            labels=["share", "state"],
+        )
         mode = GaugeMetricFamily(
             "photovault_watcher_mode",
             "1 for the share's current watch mode (polling = inotify fallback), else 0.",
-            labels=["share", "mode"])
+            labels=["share", "mode"],
+        )
         fallback = GaugeMetricFamily(
             "photovault_watcher_fallback",
             "1 when the share is polled because inotify failed (not because it was configured).",
-            labels=["share"])
-        scanning = GaugeMetricFamily("photovault_share_scanning",
-                                     "1 while a reconcile scan of the share runs.",
-                                     labels=["share"])
-        last_scan = GaugeMetricFamily("photovault_share_last_scan_timestamp_seconds",
-                                      "When the share's last reconcile scan finished.",
-                                      labels=["share"])
+            labels=["share"],
+        )
+        scanning = GaugeMetricFamily(
+            "photovault_share_scanning",
+            "1 while a reconcile scan of the share runs.",
+            labels=["share"],
+        )
+        last_scan = GaugeMetricFamily(
+            "photovault_share_last_scan_timestamp_seconds",
+            "When the share's last reconcile scan finished.",
+            labels=["share"],
+        )
         for s in shares:
             name = str(s.get("name"))
             counts = s.get("counts") or {}
@@ -270,14 +318,18 @@ class StatusCollector(Collector):
         enabled = GaugeMetricFamily(
             "photovault_analyzer_enabled",
             "1 for a running analyzer, 0 for one configured but disabled (see vaultctl status).",
-            labels=["analyzer"])
+            labels=["analyzer"],
+        )
         provider = GaugeMetricFamily(
             "photovault_analyzer_execution_provider",
             "1 for the onnxruntime execution provider an analyzer's model runs on.",
-            labels=["analyzer", "provider"])
+            labels=["analyzer", "provider"],
+        )
         loaded = GaugeMetricFamily(
-            "photovault_model_loaded", "1 while an analyzer's model is loaded in memory.",
-            labels=["analyzer", "model"])
+            "photovault_model_loaded",
+            "1 while an analyzer's model is loaded in memory.",
+            labels=["analyzer", "model"],
+        )
         for a in analyzers.get("active") or []:
             name = str(a.get("name"))
             enabled.add_metric([name], 1.0)
@@ -310,9 +362,10 @@ class GpuCollector(Collector):
             return None
         if nvml is None:
             try:
-                import pynvml as nvml  # nvidia-ml-py; optional
+                import pynvml  # nvidia-ml-py; optional
             except ImportError:
                 return None
+            nvml = pynvml
         try:
             nvml.nvmlInit()
             count = int(nvml.nvmlDeviceGetCount())
@@ -328,13 +381,17 @@ class GpuCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        util = GaugeMetricFamily("photovault_gpu_utilization_ratio",
-                                 "Fraction of time the GPU was busy (NVML, last sample).",
-                                 labels=["gpu", "name"])
-        used = GaugeMetricFamily("photovault_gpu_memory_used_bytes", "GPU memory in use.",
-                                 labels=["gpu", "name"])
-        total = GaugeMetricFamily("photovault_gpu_memory_total_bytes", "GPU memory in all.",
-                                  labels=["gpu", "name"])
+        util = GaugeMetricFamily(
+            "photovault_gpu_utilization_ratio",
+            "Fraction of time the GPU was busy (NVML, last sample).",
+            labels=["gpu", "name"],
+        )
+        used = GaugeMetricFamily(
+            "photovault_gpu_memory_used_bytes", "GPU memory in use.", labels=["gpu", "name"]
+        )
+        total = GaugeMetricFamily(
+            "photovault_gpu_memory_total_bytes", "GPU memory in all.", labels=["gpu", "name"]
+        )
         for i in range(self.count):
             try:
                 h = self.nvml.nvmlDeviceGetHandleByIndex(i)
@@ -371,7 +428,7 @@ class Exporter:
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
-    """"127.0.0.1:9108" / "[::1]:9108" / "localhost:9108" -> (loopback IP, port).
+    """ "127.0.0.1:9108" / "[::1]:9108" / "localhost:9108" -> (loopback IP, port).
 
     Raises ValueError for anything that is not loopback, whatever config.py
     already checked: this is the function that actually binds.

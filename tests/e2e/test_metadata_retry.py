@@ -35,9 +35,20 @@ def test_metadata_exiftool_could_not_read_is_read_again_from_a_copy(
     vault.wait_idle(expect_done=2, timeout=60)
 
     r = subprocess.run(
-        [sys.executable, "-m", "photovault.cli.vaultctl", "--socket", str(vault.socket),
-         "show", str(photos / "copy.jpg"), "--json"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "photovault.cli.vaultctl",
+            "--socket",
+            str(vault.socket),
+            "show",
+            str(photos / "copy.jpg"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     import json
 

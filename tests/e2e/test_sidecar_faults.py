@@ -49,7 +49,8 @@ def test_a_name_too_long_for_its_sidecar_gets_one_in_the_mirror_and_later_photos
     warnings = vault.status()["sidecar_warnings"]
     assert any(w["path"] == str(mirrored) and "mirror tree" in w["warning"] for w in warnings)
     assert sorted(p.name for p in photos.iterdir() if p.name.endswith(".xmp")) == [
-        "later0.jpg.xmp", "later1.jpg.xmp"
+        "later0.jpg.xmp",
+        "later1.jpg.xmp",
     ]
 
 
@@ -96,9 +97,9 @@ def test_a_symlinked_sidecar_is_never_read_nor_replaced_and_its_target_never_lea
     private.mkdir(mode=0o700)
     target = private / "secret.xmp"
     target.write_text(
-        (FIXTURES / "lightroom61-IMG_5910.jpg.xmp").read_text().replace(
-            "Alvin the Squirrel", SECRET
-        )
+        (FIXTURES / "lightroom61-IMG_5910.jpg.xmp")
+        .read_text()
+        .replace("Alvin the Squirrel", SECRET)
     )
     target.chmod(0o600)
     before = (target.read_bytes(), target.stat().st_mode, target.stat().st_mtime_ns)
@@ -118,8 +119,9 @@ def test_a_symlinked_sidecar_is_never_read_nor_replaced_and_its_target_never_lea
         json.dumps(vault.status()),
         imported,
     ]
-    assert any("car.jpg.xmp is a symbolic link" in w["warning"]
-               for w in vault.status()["sidecar_warnings"])
+    assert any(
+        "car.jpg.xmp is a symbolic link" in w["warning"] for w in vault.status()["sidecar_warnings"]
+    )
     vault.stop()
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert (target.read_bytes(), target.stat().st_mode, target.stat().st_mtime_ns) == before
@@ -138,11 +140,18 @@ def test_a_keyword_a_person_replaced_does_not_come_back_on_sidecars_rewrite(
     sidecar = Path(wait_sidecar(vault, photo)["sidecar"])
     assert "Cat" in as_list(exiftool_json(sidecar)["XMP-dc:Subject"])
     subprocess.run(  # a person replaces our Cat with Wolf (in digiKam, say)
-        ["exiftool", "-q", "-overwrite_original",
-         "-XMP-dc:Subject-=Cat", "-XMP-dc:Subject+=Wolf",
-         "-XMP-lr:HierarchicalSubject-=Animals|Cat", "-XMP-lr:HierarchicalSubject+=Animals|Wolf",
-         "-XMP-digiKam:TagsList-=Animals/Cat", "-XMP-digiKam:TagsList+=Animals/Wolf",
-         str(sidecar)],
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            "-XMP-dc:Subject-=Cat",
+            "-XMP-dc:Subject+=Wolf",
+            "-XMP-lr:HierarchicalSubject-=Animals|Cat",
+            "-XMP-lr:HierarchicalSubject+=Animals|Wolf",
+            "-XMP-digiKam:TagsList-=Animals/Cat",
+            "-XMP-digiKam:TagsList+=Animals/Wolf",
+            str(sidecar),
+        ],
         check=True,
     )
     vault.wait_for(

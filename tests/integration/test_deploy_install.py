@@ -27,8 +27,9 @@ def source_copy(dest: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, dest / name)
-    shutil.copytree(REPO / "daemon", dest / "daemon",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        REPO / "daemon", dest / "daemon", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     for folder in ("config", "systemd"):
         shutil.copytree(REPO / folder, dest / folder)
     return dest
@@ -36,9 +37,23 @@ def source_copy(dest: Path) -> Path:
 
 def install(root: Path, src: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        ["bash", str(SCRIPT), "--prefix", str(root), "--source", str(src), "--cpu",
-         "--no-apt", "--no-user", "--pip-args", "--no-deps", *extra],
-        capture_output=True, text=True, timeout=600,
+        [
+            "bash",
+            str(SCRIPT),
+            "--prefix",
+            str(root),
+            "--source",
+            str(src),
+            "--cpu",
+            "--no-apt",
+            "--no-user",
+            "--pip-args",
+            "--no-deps",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -82,9 +97,11 @@ def test_install_lays_out_venv_config_units_and_state(
     root, _src, _snap = installed
     assert (root / "opt/photovault/venv/bin/vaultd").exists()
     assert (root / "etc/photovault/vaultd.toml").read_text() == (
-        REPO / "config/vaultd.toml").read_text()
+        REPO / "config/vaultd.toml"
+    ).read_text()
     assert (root / "etc/systemd/system/vaultd.service").read_text() == (
-        REPO / "systemd/vaultd.service").read_text()
+        REPO / "systemd/vaultd.service"
+    ).read_text()
     dropin = (root / "etc/systemd/system/vaultd.service.d/50-photovault-shares.conf").read_text()
     assert 'ReadWritePaths="-/srv/photos/family"' in dropin
     assert (root / "var/lib/photovault").is_dir()
@@ -124,8 +141,12 @@ def test_uninstall_removes_units_and_venv_but_keeps_data_and_config(
     catalog = root / "var/lib/photovault/catalog.sqlite3"
     catalog.write_bytes(b"precious")
     config_text = (root / "etc/photovault/vaultd.toml").read_text()
-    subprocess.run(["bash", str(SCRIPT), "--prefix", str(root), "--uninstall"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["bash", str(SCRIPT), "--prefix", str(root), "--uninstall"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert not (root / "opt/photovault").exists()
     assert not (root / "etc/systemd/system/vaultd.service").exists()
     assert not (root / "etc/systemd/system/vaultd.service.d").exists()
@@ -133,15 +154,23 @@ def test_uninstall_removes_units_and_venv_but_keeps_data_and_config(
     assert catalog.read_bytes() == b"precious"
     assert (root / "etc/photovault/vaultd.toml").read_text() == config_text
     # ... and a second uninstall is harmless.
-    subprocess.run(["bash", str(SCRIPT), "--prefix", str(root), "--uninstall"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["bash", str(SCRIPT), "--prefix", str(root), "--uninstall"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     install(root, src)
     assert catalog.read_bytes() == b"precious"
 
 
 def test_a_relative_prefix_is_refused() -> None:
-    result = subprocess.run(["bash", str(SCRIPT), "--prefix", "relative/root"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "--prefix", "relative/root"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "absolute" in result.stderr
 
 

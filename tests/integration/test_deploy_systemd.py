@@ -54,7 +54,9 @@ def make_root(root: Path, unit_text: str) -> Path:
 def verify(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [analyze(), "verify", f"--root={root}", "/etc/systemd/system/vaultd.service"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -77,7 +79,8 @@ def test_the_unit_passes_systemd_analyze_verify_without_a_single_warning(
     # verify exits 0 on unknown keys or bad values and only prints them, so
     # silence is the criterion.
     assert result.returncode == 0 and result.stderr == "" and result.stdout == "", (
-        result.stderr + result.stdout)
+        result.stderr + result.stdout
+    )
 
 
 def test_verify_would_catch_a_mistyped_directive(tmp_path: Path, verified_root: Path) -> None:
@@ -88,9 +91,17 @@ def test_verify_would_catch_a_mistyped_directive(tmp_path: Path, verified_root: 
 
 def test_the_unit_exposure_level_stays_low(verified_root: Path) -> None:
     result = subprocess.run(
-        [analyze(), "security", "--offline=true", f"--root={verified_root}",
-         "--no-pager", "/etc/systemd/system/vaultd.service"],
-        capture_output=True, text=True, timeout=60,
+        [
+            analyze(),
+            "security",
+            "--offline=true",
+            f"--root={verified_root}",
+            "--no-pager",
+            "/etc/systemd/system/vaultd.service",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     m = re.search(r"Overall exposure level for vaultd\.service: ([0-9.]+)", result.stdout)
     if m is None:
@@ -100,14 +111,15 @@ def test_the_unit_exposure_level_stays_low(verified_root: Path) -> None:
 
 def service_lines() -> list[str]:
     text = UNIT.read_text()
-    return text[text.index("[Service]"):text.index("[Install]")].splitlines()
+    return text[text.index("[Service]") : text.index("[Install]")].splitlines()
 
 
 def test_every_hardening_and_priority_line_carries_its_own_comment() -> None:
     lines = service_lines()
     start = next(i for i, line in enumerate(lines) if line.startswith("# -- low priority"))
     uncommented = [
-        line for prev, line in zip(lines[start:], lines[start + 1:], strict=False)
+        line
+        for prev, line in zip(lines[start:], lines[start + 1 :], strict=False)
         if line and not line.startswith("#") and not prev.startswith("#")
     ]
     assert uncommented == []
@@ -170,8 +182,12 @@ class NotifyListener:
             time.sleep(0.05)
 
     def lines(self, prefix: str) -> list[str]:
-        return [line for _t, m in list(self.messages) for line in m.splitlines()
-                if line.startswith(prefix)]
+        return [
+            line
+            for _t, m in list(self.messages)
+            for line in m.splitlines()
+            if line.startswith(prefix)
+        ]
 
     def close(self) -> None:
         self._closed.set()
@@ -187,7 +203,8 @@ def notify(tmp_path: Path) -> Iterator[NotifyListener]:
 
 
 def test_vaultd_speaks_ready_status_watchdog_and_stopping_to_a_real_notify_socket(
-    tmp_path: Path, notify: NotifyListener,
+    tmp_path: Path,
+    notify: NotifyListener,
 ) -> None:
     write_jpeg(tmp_path / "photos" / "a.jpg", 1)
     vault = VaultProcess(write_config(tmp_path), tmp_path)

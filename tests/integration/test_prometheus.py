@@ -68,8 +68,9 @@ def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:
 
 
 def test_the_dashboard_uses_the_provisioned_datasource_everywhere() -> None:
-    uid = re.search(r"uid:\s*(\S+)",
-                    (DEPLOY / "grafana/provisioning/datasources/photovault.yaml").read_text())
+    uid = re.search(
+        r"uid:\s*(\S+)", (DEPLOY / "grafana/provisioning/datasources/photovault.yaml").read_text()
+    )
     assert uid is not None
     for panel in json.loads(DASHBOARD.read_text())["panels"]:
         if panel["type"] != "row":
@@ -136,9 +137,15 @@ class Prometheus:
         assert check.returncode == 0, check.stdout + check.stderr
         self.log = open(base / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [exe, f"--config.file={config}", f"--storage.tsdb.path={base / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self.log, stderr=self.log,
+            [
+                exe,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={base / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=self.log,
         )
         self.wait(lambda: self._ready(), 60, "prometheus did not become ready")
 
@@ -215,13 +222,17 @@ def dashboard_exprs() -> list[tuple[str, str]]:
 
 def grafana_to_promql(expr: str) -> str:
     """What Grafana sends for our variables: a rate window and "All" instances."""
-    return (expr.replace("$__rate_interval", "1m").replace("$__interval", "15s")
-            .replace("$instance", ".*"))
+    return (
+        expr.replace("$__rate_interval", "1m")
+        .replace("$__interval", "15s")
+        .replace("$instance", ".*")
+    )
 
 
 @pytest.mark.slow
 def test_every_panel_and_alert_expression_evaluates_and_finds_data_after_an_ingest(
-    tmp_path: Path, scraped_vault: tuple[VaultProcess, Prometheus],
+    tmp_path: Path,
+    scraped_vault: tuple[VaultProcess, Prometheus],
 ) -> None:
     vault, prom = scraped_vault
     assert listening_addresses(prom.port) == {"0100007F"}, "prometheus must bind 127.0.0.1 only"
@@ -258,8 +269,11 @@ def test_every_panel_and_alert_expression_evaluates_and_finds_data_after_an_inge
     prom.wait(evaluated, 30, "alert rules were not evaluated")
     rules = prom.rules()
     assert {r["name"] for r in rules} >= {
-        "PhotovaultQueueNotDraining", "PhotovaultHighErrorRate", "PhotovaultRestarting",
-        "PhotovaultScanStale"}
+        "PhotovaultQueueNotDraining",
+        "PhotovaultHighErrorRate",
+        "PhotovaultRestarting",
+        "PhotovaultScanStale",
+    }
     for rule in rules:
         if rule["health"] != "ok":
             problems.append(f"rule {rule['name']}: {rule['health']}: {rule.get('lastError')}")

@@ -19,13 +19,27 @@ def status(**over: Any) -> dict[str, Any]:
         "version": "0.1.0",
         "uptime_seconds": 12.5,
         "shares": [
-            {"name": "family", "counts": {"pending": 3, "processing": 1, "done": 40,
-                                          "failed": 0, "quarantined": 2},
-             "watch": "inotify", "scanning": False, "last_scan": 1_700_000_000.0},
-            {"name": "phone", "counts": {"pending": 0, "processing": 0, "done": 7,
-                                         "failed": 1, "quarantined": 1},
-             "watch": "polling", "watch_problem": "inotify unavailable: ENOSPC",
-             "scanning": True, "last_scan": None},
+            {
+                "name": "family",
+                "counts": {
+                    "pending": 3,
+                    "processing": 1,
+                    "done": 40,
+                    "failed": 0,
+                    "quarantined": 2,
+                },
+                "watch": "inotify",
+                "scanning": False,
+                "last_scan": 1_700_000_000.0,
+            },
+            {
+                "name": "phone",
+                "counts": {"pending": 0, "processing": 0, "done": 7, "failed": 1, "quarantined": 1},
+                "watch": "polling",
+                "watch_problem": "inotify unavailable: ENOSPC",
+                "scanning": True,
+                "last_scan": None,
+            },
         ],
         "queue_depth": 4,
         "settling": 2,
@@ -37,8 +51,13 @@ def status(**over: Any) -> dict[str, Any]:
         "analyzers": {
             "active": [
                 {"name": "metadata", "version": "1"},
-                {"name": "tagger", "version": "2", "model": "efficientnet-lite0",
-                 "loaded": True, "provider": "CPUExecutionProvider"},
+                {
+                    "name": "tagger",
+                    "version": "2",
+                    "model": "efficientnet-lite0",
+                    "loaded": True,
+                    "provider": "CPUExecutionProvider",
+                },
             ],
             "disabled": [{"name": "faces", "reason": "model not installed"}],
         },
@@ -57,10 +76,8 @@ def make(st: dict[str, Any] | None = None, **kw: Any) -> tuple[Metrics, Collecto
 def test_files_are_exported_per_share_and_state_including_zeros() -> None:
     _m, reg = make()
     assert reg.get_sample_value("photovault_files", {"share": "family", "state": "done"}) == 40
-    assert reg.get_sample_value("photovault_files",
-                                {"share": "family", "state": "failed"}) == 0
-    assert reg.get_sample_value("photovault_files",
-                                {"share": "phone", "state": "quarantined"}) == 1
+    assert reg.get_sample_value("photovault_files", {"share": "family", "state": "failed"}) == 0
+    assert reg.get_sample_value("photovault_files", {"share": "phone", "state": "quarantined"}) == 1
 
 
 def test_state_is_read_from_the_provider_at_every_scrape_not_at_construction() -> None:
@@ -100,11 +117,14 @@ def test_an_unlimited_rate_is_exported_as_infinity() -> None:
 
 def test_watcher_mode_marks_the_polling_fallback_per_share() -> None:
     _m, reg = make()
-    mode = {m: reg.get_sample_value("photovault_watcher_mode", {"share": "phone", "mode": m})
-            for m in ("inotify", "polling", "stopped")}
+    mode = {
+        m: reg.get_sample_value("photovault_watcher_mode", {"share": "phone", "mode": m})
+        for m in ("inotify", "polling", "stopped")
+    }
     assert mode == {"inotify": 0, "polling": 1, "stopped": 0}
-    assert reg.get_sample_value("photovault_watcher_mode",
-                                {"share": "family", "mode": "inotify"}) == 1
+    assert (
+        reg.get_sample_value("photovault_watcher_mode", {"share": "family", "mode": "inotify"}) == 1
+    )
 
 
 def test_a_polling_fallback_is_told_apart_from_configured_polling() -> None:
@@ -115,10 +135,14 @@ def test_a_polling_fallback_is_told_apart_from_configured_polling() -> None:
 
 def test_scan_times_are_absent_until_a_scan_finished() -> None:
     _m, reg = make()
-    assert reg.get_sample_value("photovault_share_last_scan_timestamp_seconds",
-                                {"share": "family"}) == 1_700_000_000.0
-    assert reg.get_sample_value("photovault_share_last_scan_timestamp_seconds",
-                                {"share": "phone"}) is None
+    assert (
+        reg.get_sample_value("photovault_share_last_scan_timestamp_seconds", {"share": "family"})
+        == 1_700_000_000.0
+    )
+    assert (
+        reg.get_sample_value("photovault_share_last_scan_timestamp_seconds", {"share": "phone"})
+        is None
+    )
     assert reg.get_sample_value("photovault_share_scanning", {"share": "phone"}) == 1
     assert reg.get_sample_value("photovault_last_complete_scan_timestamp_seconds") == 1.7e9
     _m, reg = make(status(last_scan=None))
@@ -127,10 +151,19 @@ def test_scan_times_are_absent_until_a_scan_finished() -> None:
 
 def test_analyzers_report_provider_loaded_model_and_disabled_ones() -> None:
     _m, reg = make()
-    assert reg.get_sample_value("photovault_analyzer_execution_provider",
-                                {"analyzer": "tagger", "provider": "CPUExecutionProvider"}) == 1
-    assert reg.get_sample_value("photovault_model_loaded",
-                                {"analyzer": "tagger", "model": "efficientnet-lite0"}) == 1
+    assert (
+        reg.get_sample_value(
+            "photovault_analyzer_execution_provider",
+            {"analyzer": "tagger", "provider": "CPUExecutionProvider"},
+        )
+        == 1
+    )
+    assert (
+        reg.get_sample_value(
+            "photovault_model_loaded", {"analyzer": "tagger", "model": "efficientnet-lite0"}
+        )
+        == 1
+    )
     assert reg.get_sample_value("photovault_analyzer_enabled", {"analyzer": "metadata"}) == 1
     assert reg.get_sample_value("photovault_analyzer_enabled", {"analyzer": "faces"}) == 0
 
@@ -157,24 +190,28 @@ def test_event_counters_count_photos_errors_and_model_loads() -> None:
     assert reg.get_sample_value("photovault_errors_total", {"kind": "sidecar"}) == 1
     assert reg.get_sample_value("photovault_errors_total", {"kind": "something-new"}) == 1
     assert reg.get_sample_value("photovault_model_load_seconds_sum") == 1.5
-    assert reg.get_sample_value("photovault_model_loads_total",
-                                {"model": "efficientnet-lite0"}) == 1
+    assert (
+        reg.get_sample_value("photovault_model_loads_total", {"model": "efficientnet-lite0"}) == 1
+    )
 
 
 def test_known_error_kinds_and_stages_exist_at_zero_before_anything_happened() -> None:
     _m, reg = make()
     for kind in ERROR_KINDS:
         assert reg.get_sample_value("photovault_errors_total", {"kind": kind}) == 0
-    assert reg.get_sample_value("photovault_stage_duration_seconds_count",
-                                {"stage": "decode"}) == 0
+    assert reg.get_sample_value("photovault_stage_duration_seconds_count", {"stage": "decode"}) == 0
 
 
 def test_declared_analyzers_get_zero_series_for_rates() -> None:
     m, reg = make()
     m.declare_analyzers(["clip"])
     assert reg.get_sample_value("photovault_photos_analyzed_total", {"analyzer": "clip"}) == 0
-    assert reg.get_sample_value("photovault_stage_duration_seconds_count",
-                                {"stage": analyzer_stage("clip")}) == 0
+    assert (
+        reg.get_sample_value(
+            "photovault_stage_duration_seconds_count", {"stage": analyzer_stage("clip")}
+        )
+        == 0
+    )
 
 
 def test_stage_and_search_durations_land_in_histograms() -> None:
@@ -182,18 +219,27 @@ def test_stage_and_search_durations_land_in_histograms() -> None:
     m.observe_stage("decode", 0.02)
     m.observe_stage(analyzer_stage("tagger"), 0.3)
     m.search_latency(0.04)
-    assert reg.get_sample_value("photovault_stage_duration_seconds_bucket",
-                                {"stage": "decode", "le": "0.025"}) == 1
-    assert reg.get_sample_value("photovault_stage_duration_seconds_sum",
-                                {"stage": "analyzer:tagger"}) == pytest.approx(0.3)
+    assert (
+        reg.get_sample_value(
+            "photovault_stage_duration_seconds_bucket", {"stage": "decode", "le": "0.025"}
+        )
+        == 1
+    )
+    assert reg.get_sample_value(
+        "photovault_stage_duration_seconds_sum", {"stage": "analyzer:tagger"}
+    ) == pytest.approx(0.3)
     assert reg.get_sample_value("photovault_search_latency_seconds_count") == 1
 
 
 def test_build_info_carries_the_version() -> None:
     _m, reg = make()
-    assert reg.get_sample_value("photovault_build_info",
-                                {"version": __version__,
-                                 "python": __import__("platform").python_version()}) == 1
+    assert (
+        reg.get_sample_value(
+            "photovault_build_info",
+            {"version": __version__, "python": __import__("platform").python_version()},
+        )
+        == 1
+    )
 
 
 def test_process_start_time_is_exported_for_the_restart_alert() -> None:
@@ -249,19 +295,24 @@ def test_gpu_metrics_need_no_nvml_module_installed() -> None:
     assert reg.get_sample_value("photovault_queue_depth") == 4
 
 
-@pytest.mark.parametrize("listen", ["0.0.0.0:9108", "192.168.1.5:9108", ":9108",
-                                    "example.org:9108", "[::]:9108", "127.0.0.1"])
+@pytest.mark.parametrize(
+    "listen",
+    ["0.0.0.0:9108", "192.168.1.5:9108", ":9108", "example.org:9108", "[::]:9108", "127.0.0.1"],
+)
 def test_the_exporter_refuses_addresses_that_are_not_loopback(listen: str) -> None:
     with pytest.raises(ValueError):
         parse_listen(listen)
 
 
-@pytest.mark.parametrize(("listen", "expected"), [
-    ("127.0.0.1:9108", ("127.0.0.1", 9108)),
-    ("localhost:0", ("127.0.0.1", 0)),
-    ("[::1]:9108", ("::1", 9108)),
-    ("127.0.0.2:1", ("127.0.0.2", 1)),
-])
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [
+        ("127.0.0.1:9108", ("127.0.0.1", 9108)),
+        ("localhost:0", ("127.0.0.1", 0)),
+        ("[::1]:9108", ("::1", 9108)),
+        ("127.0.0.2:1", ("127.0.0.2", 1)),
+    ],
+)
 def test_loopback_listen_addresses_are_parsed(listen: str, expected: tuple[str, int]) -> None:
     assert parse_listen(listen) == expected
 

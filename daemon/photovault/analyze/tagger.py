@@ -55,7 +55,7 @@ def preprocess(
     box = ((width - crop) / 2, (height - crop) / 2, (width + crop) / 2, (height + crop) / 2)
     # One resample with a source box: crop and resize without an intermediate copy.
     image = Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC, box=box)
-    x = np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
+    x: np.ndarray = np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
     x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return x.transpose(2, 0, 1)
 

@@ -685,7 +685,7 @@ class MemoryAnn:
                 if not cell.n:
                     continue
                 base = 0.0 if means is None else float(means[c] @ q)  # residual coding
-                if check is not None:
+                if callable(check):
                     rows = np.flatnonzero(check(cell) & (cell.ids[: cell.n] >= 0))
                     if rows.size:
                         codes = cell.codes[rows].astype(np.float32)

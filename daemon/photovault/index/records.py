@@ -308,9 +308,11 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
         flat[i] = r.vector
         valid[i] = True
     finite = np.isfinite(flat).all(axis=1)
-    for i in np.flatnonzero(valid & ~finite):
+    for bad in np.flatnonzero(valid & ~finite).tolist():
         log.warning(
-            "photo %s/%s: CLIP vector with NaN or inf ignored", records[i].share, records[i].path
+            "photo %s/%s: CLIP vector with NaN or inf ignored",
+            records[bad].share,
+            records[bad].path,
         )
     valid &= finite
     vectors = pa.FixedSizeListArray.from_arrays(

@@ -173,7 +173,7 @@ class MetadataReader:
         by_name = {_arg(path): path for path in batch}
         results: dict[Path, PhotoMetadata | MediaError] = {}
         for row in rows:
-            path = by_name.get(_source_file(row.get("SourceFile")))
+            path = by_name.get(_source_file(row.get("SourceFile")) or b"")
             if path is not None:
                 results[path] = _to_metadata(path, row)
         for path in batch:

@@ -256,9 +256,12 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
 
 
 def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    )]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
     return {n: int(conn.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0]) for n in names}
 
 
@@ -456,8 +459,10 @@ def read_backup(src: Path) -> dict[str, Any]:
         names = sorted(p.parent.name for p in src.glob(f"*/{BACKUP_FILE}")) if src.is_dir() else []
         hint = ""
         if names:
-            hint = (f"; it holds the snapshots {', '.join(names)}: "
-                    f"pass one of them, e.g. {src / names[-1]}")
+            hint = (
+                f"; it holds the snapshots {', '.join(names)}: "
+                f"pass one of them, e.g. {src / names[-1]}"
+            )
         raise RestoreError(f"{src}: not a photovault backup (no {BACKUP_FILE}){hint}") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise RestoreError(f"{path}: unreadable: {exc}") from exc
@@ -499,18 +504,23 @@ def _check_snapshot(src: Path, force: bool) -> list[str]:
             raise RestoreError(str(exc)) from exc
         version = (meta or {}).get("schema_version")
         if isinstance(version, int) and version > index_schema.SCHEMA_VERSION:
-            newer.append(f"the index has schema version {version}, this photovault "
-                         f"writes {index_schema.SCHEMA_VERSION}")
+            newer.append(
+                f"the index has schema version {version}, this photovault "
+                f"writes {index_schema.SCHEMA_VERSION}"
+            )
         try:
             _open_index(src / INDEX_DIR)
         except Exception as exc:  # lance raises plain OSError/RuntimeError/ValueError
-            raise RestoreError(f"{src / INDEX_DIR}: the index in the backup does not open: {exc}") \
-                from exc
+            raise RestoreError(
+                f"{src / INDEX_DIR}: the index in the backup does not open: {exc}"
+            ) from exc
     if newer:
         message = f"{src} was written by a newer photovault: " + "; ".join(newer)
         if not force:
-            raise RestoreError(message + ". Upgrade photovault first (or pass force to restore it "
-                               "anyway; vaultd will refuse to start until upgraded)")
+            raise RestoreError(
+                message + ". Upgrade photovault first (or pass force to restore it "
+                "anyway; vaultd will refuse to start until upgraded)"
+            )
         warnings.append(message)
     return warnings
 
@@ -547,8 +557,7 @@ def restore(
     state_dir = Path(state_dir)
     if daemon_running:
         raise RestoreError(
-            f"vaultd is running on {state_dir}; stop it first (systemctl stop vaultd), "
-            "then restore"
+            f"vaultd is running on {state_dir}; stop it first (systemctl stop vaultd), then restore"
         )
     meta = read_backup(src)
     warnings = _check_snapshot(src, force)
@@ -575,13 +584,20 @@ def restore(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not models and (meta.get("models") or {}).get("names"):
-        warnings.append("model files were not in this backup; the installed models were kept "
-                        f"(the backup listed: {', '.join(meta['models']['names'])})")
+        warnings.append(
+            "model files were not in this backup; the installed models were kept "
+            f"(the backup listed: {', '.join(meta['models']['names'])})"
+        )
     kept_aside = aside if aside.exists() else None
     log.info("restored %s into %s (previous state in %s)", src, state_dir, kept_aside)
     return RestoreReport(
-        source=src, state_dir=state_dir, restored=restored, aside=kept_aside,
-        backup_created_at=str(meta.get("created_at")), models_restored=models, warnings=warnings,
+        source=src,
+        state_dir=state_dir,
+        restored=restored,
+        aside=kept_aside,
+        backup_created_at=str(meta.get("created_at")),
+        models_restored=models,
+        warnings=warnings,
     )
 
 
@@ -618,8 +634,9 @@ def _swap(
             try:
                 os.rename(src, dst)
             except OSError as exc:
-                log.error("could not move %s back to %s (%s); it is still at %s",
-                          dst.name, dst, exc, src)
+                log.error(
+                    "could not move %s back to %s (%s); it is still at %s", dst.name, dst, exc, src
+                )
         with contextlib.suppress(OSError):
             aside.rmdir()
         raise

@@ -102,22 +102,42 @@ LOCATION_PREFIXES: Mapping[str, tuple[str, ...]] = {
 #: and the deletion do not depend on one source); the rest are filed by
 #: exiftool under other groups but name a place or a postal address.
 LOCATION_TAGS: Mapping[str, frozenset[str]] = {
-    "IPTC": frozenset({
-        "City", "Sub-location", "Province-State", "Country-PrimaryLocationCode",
-        "Country-PrimaryLocationName", "ContentLocationCode", "ContentLocationName",
-    }),
+    "IPTC": frozenset(
+        {
+            "City",
+            "Sub-location",
+            "Province-State",
+            "Country-PrimaryLocationCode",
+            "Country-PrimaryLocationName",
+            "ContentLocationCode",
+            "ContentLocationName",
+        }
+    ),
     "XMP-photoshop": frozenset({"City", "State", "Country"}),
-    "XMP-iptcCore": frozenset({
-        "Location", "CountryCode",
-        # the creator's contact address (exiftool: Author)
-        "CreatorAddress", "CreatorCity", "CreatorCountry", "CreatorPostalCode", "CreatorRegion",
-    }),
+    "XMP-iptcCore": frozenset(
+        {
+            "Location",
+            "CountryCode",
+            # the creator's contact address (exiftool: Author)
+            "CreatorAddress",
+            "CreatorCity",
+            "CreatorCountry",
+            "CreatorPostalCode",
+            "CreatorRegion",
+        }
+    ),
     "XMP-dc": frozenset({"Coverage"}),  # "spatial topic": place names (exiftool: Other)
     "XMP-xmpDM": frozenset({"ShotLocation"}),
-    "XMP-plus": frozenset({
-        "LicensorCity", "LicensorCountry", "LicensorExtendedAddress", "LicensorPostalCode",
-        "LicensorRegion", "LicensorStreetAddress",
-    }),
+    "XMP-plus": frozenset(
+        {
+            "LicensorCity",
+            "LicensorCountry",
+            "LicensorExtendedAddress",
+            "LicensorPostalCode",
+            "LicensorRegion",
+            "LicensorStreetAddress",
+        }
+    ),
     "XMP-prism": frozenset({"Location"}),
     "XMP-pmi": frozenset({"Location"}),
     "Keys": frozenset({"LocationName", "LocationBody", "LocationNote", "LocationRole"}),
@@ -126,10 +146,15 @@ LOCATION_TAGS: Mapping[str, frozenset[str]] = {
     "Panasonic": frozenset({"City", "City2", "State", "Country", "Landmark", "Location"}),
     "Nikon": frozenset({"Location", "CountryCode"}),
     # GeoTIFF georeferencing: places the picture on the map
-    "IFD0": frozenset({
-        "GeoTiffDirectory", "GeoTiffDoubleParams", "GeoTiffAsciiParams",
-        "ModelTiePoint", "ModelTransform",
-    }),
+    "IFD0": frozenset(
+        {
+            "GeoTiffDirectory",
+            "GeoTiffDoubleParams",
+            "GeoTiffAsciiParams",
+            "ModelTiePoint",
+            "ModelTransform",
+        }
+    ),
 }
 
 
@@ -268,7 +293,10 @@ def export_strip_location(
         report.failed.append((source, problem))
     log.info(
         "export to %s: %d copied without location, %d failed, %d skipped",
-        dest, len(report.copied), len(report.failed), len(report.skipped),
+        dest,
+        len(report.copied),
+        len(report.failed),
+        len(report.skipped),
     )
     return report
 
@@ -281,9 +309,7 @@ def _plan(sources: list[Path], dest: Path, report: ExportReport) -> list[tuple[P
     dest_real = dest.resolve()
     missing = [s for s in sources if not os.path.lexists(s)]
     if missing:
-        raise ExportError(
-            "no such file or folder: " + ", ".join(str(s) for s in missing)
-        )
+        raise ExportError("no such file or folder: " + ", ".join(str(s) for s in missing))
     plan: list[tuple[Path, Path]] = []
     for src in sources:
         if src.is_dir():
@@ -530,11 +556,29 @@ def _write_and_read(
     """Strip, read back and extract one chunk of copies; returns the embedded files."""
     names = [os.path.abspath(p) for p in chunk]  # never read as an option ("-x.jpg")
     out = tmp / "out0"
-    stdout, stderr = _run(exiftool, [
-        "-m", "-q", "-overwrite_original", "-P", *tag_args, *names,
-        "-execute", "-echo2", _READ_MARK, *VERIFY_ARGS, *names,
-        "-execute", "-echo2", _EXTRACT_MARK, *_extract_args(out), *names,
-    ], len(chunk), timeout_s)
+    stdout, stderr = _run(
+        exiftool,
+        [
+            "-m",
+            "-q",
+            "-overwrite_original",
+            "-P",
+            *tag_args,
+            *names,
+            "-execute",
+            "-echo2",
+            _READ_MARK,
+            *VERIFY_ARGS,
+            *names,
+            "-execute",
+            "-echo2",
+            _EXTRACT_MARK,
+            *_extract_args(out),
+            *names,
+        ],
+        len(chunk),
+        timeout_s,
+    )
     write_err, _, rest = stderr.partition(_READ_MARK)
     read_err, _, _ = rest.partition(_EXTRACT_MARK)
     for path, why in _errors_by_file(write_err, chunk).items():
@@ -545,17 +589,18 @@ def _write_and_read(
     read: dict[str, tuple[_Doc, list[_Key]]] = {}
     for row in _json_rows(stdout):
         name = str(dict(row).get("SourceFile"))
-        path = by_name.get(name)
-        if path is None or path in problems:
+        found = by_name.get(name)
+        if found is None or found in problems:
             continue
+        path = found
         error = next((v for k, v in row if k.endswith(":Error")), None)
         if error is not None:
             problems[path] = f"cannot be read back to check it: {error}"
             continue
         doc = _Doc(path)
         read[name] = (doc, _binary_tags(row))
-        if found := [_Found(doc, tag) for tag in _location_keys(k for k, _ in row)]:
-            residue[path] = found
+        if hits := [_Found(doc, tag) for tag in _location_keys(k for k, _ in row)]:
+            residue[path] = hits
     for path in chunk:
         if os.path.abspath(path) not in read:
             problems.setdefault(path, "cannot be read back to check it")
@@ -654,8 +699,7 @@ def _collect(
 def _json_rows(stdout: bytes) -> list[list[tuple[str, Any]]]:
     """exiftool's `-j` output as (key, value) pairs per file, duplicate keys kept."""
     try:
-        rows = json.loads(stdout.decode("utf-8", "surrogateescape") or "[]",
-                          object_pairs_hook=list)
+        rows = json.loads(stdout.decode("utf-8", "surrogateescape") or "[]", object_pairs_hook=list)
     except json.JSONDecodeError:
         return []
     if not isinstance(rows, list):
@@ -666,7 +710,8 @@ def _json_rows(stdout: bytes) -> list[list[tuple[str, Any]]]:
 def _binary_tags(row: list[tuple[str, Any]]) -> list[_Key]:
     """The (family 0, 1, 2 groups, tag) of every binary value in one `-j` row."""
     return [
-        _split_key(key) for key, value in row
+        _split_key(key)
+        for key, value in row
         if isinstance(value, str) and value.startswith("(Binary data ")
     ]
 
@@ -678,7 +723,7 @@ def _errors_by_file(stderr: str, paths: list[Path]) -> dict[Path, str]:
     for line in stderr.splitlines():
         if not line.startswith("Error:"):
             continue
-        parts = line[len("Error:"):].split(" - ")
+        parts = line[len("Error:") :].split(" - ")
         for k in range(1, len(parts)):
             path = by_name.get(" - ".join(parts[k:]))
             if path is not None:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -84,6 +84,7 @@ def distance_blocks(
         if metric == "cosine":
             dist = 1.0 - dots
         else:
+            assert b_sq is not None
             sq = (part * part).sum(axis=1)[:, None] + b_sq[None, :] - 2.0 * dots
             dist = np.sqrt(np.maximum(sq, 0.0))
         yield start, dist
@@ -318,7 +319,7 @@ def pair_scores(true: list[object], predicted: list[int]) -> tuple[float, float]
     Counted from the contingency table, so 100k faces take well under a second.
     """
 
-    def pairs(counter: Counter[object]) -> int:
+    def pairs(counter: Counter[Any]) -> int:
         return sum(c * (c - 1) // 2 for c in counter.values())
 
     both = Counter((t, p) for t, p in zip(true, predicted, strict=True) if p >= 0)
@@ -338,7 +339,7 @@ def pair_agreement(a: list[int], b: list[int]) -> float:
     if total == 0:
         return 1.0
 
-    def pairs(counter: Counter[object]) -> int:
+    def pairs(counter: Counter[Any]) -> int:
         return sum(c * (c - 1) // 2 for c in counter.values())
 
     same_a = pairs(Counter(x for x in a if x >= 0))

@@ -414,6 +414,7 @@ class PeopleStore:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (photo, idx, self.model, json.dumps(box), score, blob, next_seq()),
                 )
+                assert cur.lastrowid is not None
                 ids.append(int(cur.lastrowid))
                 fresh.append(int(cur.lastrowid))
             if old_boxes:
@@ -744,6 +745,7 @@ class PeopleStore:
                 cur = conn.execute(
                     "INSERT INTO people (name, created_at) VALUES (NULL, ?)", (self._clock(),)
                 )
+                assert cur.lastrowid is not None
                 fresh.append(int(cur.lastrowid))
             report.new_people = fresh
 
@@ -941,6 +943,7 @@ class PeopleStore:
                 "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, self._clock())
             )
             self._user_op()
+            assert cur.lastrowid is not None
             return int(cur.lastrowid)
 
     def photo_faces(self, photo: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -276,7 +276,9 @@ class Worker:
         metadata = self._meta_exec.submit(self._read_metadata, paths)
         self._inflight.append(_Batch(rows, paths, futures, metadata))
 
-    def _read_metadata(self, paths: list[Path | None]) -> dict[Path, PhotoMetadata | MediaError]:
+    def _read_metadata(
+        self, paths: Sequence[Path | None]
+    ) -> dict[Path, PhotoMetadata | MediaError]:
         started = time.monotonic()
         try:
             return self.metadata.read([p for p in paths if p is not None])

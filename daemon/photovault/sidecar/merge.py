@@ -74,8 +74,11 @@ SKELETON = (
 ).encode()
 
 #: Keyword array kinds when we create the property (what digiKam/Lightroom write).
-ARRAY_KIND = {k(DC, "subject"): "Bag", k(LR, "hierarchicalSubject"): "Bag",
-              k(DIGIKAM, "TagsList"): "Seq"}
+ARRAY_KIND = {
+    k(DC, "subject"): "Bag",
+    k(LR, "hierarchicalSubject"): "Bag",
+    k(DIGIKAM, "TagsList"): "Seq",
+}
 
 MANAGED = {
     k(DC, "subject"),
@@ -307,9 +310,7 @@ def _place_faces(
         name = face.name
         if old is not None and old.name != old.written_name:
             name = old.name  # a person's edit not yet adopted by the pipeline
-        placed.append(
-            _PlacedFace(box, name, face.name, face_id, face.confidence, face.model)
-        )
+        placed.append(_PlacedFace(box, name, face.name, face_id, face.confidence, face.model))
     return placed, skipped
 
 
@@ -323,20 +324,25 @@ def foreign_view(props: dict[str, object]) -> dict[str, object]:
         for ns, local, own, _sep in schema.KEYWORD_ARRAYS:
             if key == k(ns, local) and isinstance(value, Arr):
                 mine = schema.owned(props, own)
-                value = Arr(value.kind, tuple(
-                    i for i in value.items if not (isinstance(i, Lit) and i.text in mine)
-                ))
+                value = Arr(
+                    value.kind,
+                    tuple(i for i in value.items if not (isinstance(i, Lit) and i.text in mine)),
+                )
         if key == k(MWG_RS, "Regions") and isinstance(value, Struct):
             value = _filter_struct_list(
-                value, k(MWG_RS, "RegionList"),
+                value,
+                k(MWG_RS, "RegionList"),
                 lambda item: schema.parse_region(item, None).ours,
             )
         if key == k(MP, "RegionInfo") and isinstance(value, Struct):
             rects = schema.owned(props, "MPRegions")
             value = _filter_struct_list(
-                value, k(MPRI, "Regions"),
-                lambda item, rects=rects: isinstance(item, Struct)
-                and schema.text_of(item.get(k(MPREG, "Rectangle"))) in rects,
+                value,
+                k(MPRI, "Regions"),
+                lambda item, rects=rects: (
+                    isinstance(item, Struct)
+                    and schema.text_of(item.get(k(MPREG, "Rectangle"))) in rects
+                ),
             )
         out[key] = value
     return out
@@ -427,8 +433,11 @@ def merge(
         attrs_ours = [a for a in desc.attr_spans if a[0] == PV]
         if not children_ours and not attrs_ours:
             continue
-        foreign_attrs = [a for a in desc.attrs if a[0] not in (PV, RDF, "") and
-                         not a[0].startswith("http://www.w3.org/XML/")]
+        foreign_attrs = [
+            a
+            for a in desc.attrs
+            if a[0] not in (PV, RDF, "") and not a[0].startswith("http://www.w3.org/XML/")
+        ]
         if len(children_ours) == len(desc.children) and not foreign_attrs:
             ed.cut(desc.start, desc.end)
             continue
@@ -440,9 +449,9 @@ def merge(
     # 2. keywords
     owned_after: dict[str, list[str]] = {}
     for ns, local, own, sep in schema.KEYWORD_ARRAYS:
-        desired = list(dict.fromkeys(
-            kw.leaf if sep is None else sep.join(kw.path) for kw in content.keywords
-        ))
+        desired = list(
+            dict.fromkeys(kw.leaf if sep is None else sep.join(kw.path) for kw in content.keywords)
+        )
         owned_before = schema.owned(props, own)
         prop, as_attr = _find_property(descs, ns, local)
         if as_attr:
@@ -470,10 +479,14 @@ def merge(
         if array is not None:
             _append_items(ed, array, [_li_text(t) for t in to_add])
         elif to_add:
-            new_props.append(_array_xml(
-                f"{_prefix_for(ns)}:{local}", ARRAY_KIND[k(ns, local)],
-                [_li_text(t) for t in to_add], indent,
-            ))
+            new_props.append(
+                _array_xml(
+                    f"{_prefix_for(ns)}:{local}",
+                    ARRAY_KIND[k(ns, local)],
+                    [_li_text(t) for t in to_add],
+                    indent,
+                )
+            )
 
     # 3. faces: MWG regions and Microsoft MP regions
     mwg_prop, mwg_attr = _find_property(descs, MWG_RS, "Regions")
@@ -504,12 +517,32 @@ def merge(
     pos = last.end if last is not None else rdf.content_start
     block_indent = _indent(source, last) if last is not None else "\n "
     if new_props:
-        decl = ns_decls(rdf.scope, {p: PREFIXES[p] for p in
-                                    ("rdf", "dc", "lr", "digiKam", "mwg-rs", "stArea",
-                                     "stDim", "MP", "MPRI", "MPReg", "photovault")
-                                    if any(f"<{p}:" in x for x in new_props)})
-        ed.put(pos, f'{block_indent}<rdf:Description rdf:about="{escape(about or "")}"{decl}>'
-                    + "".join(new_props) + f"{block_indent}</rdf:Description>")
+        decl = ns_decls(
+            rdf.scope,
+            {
+                p: PREFIXES[p]
+                for p in (
+                    "rdf",
+                    "dc",
+                    "lr",
+                    "digiKam",
+                    "mwg-rs",
+                    "stArea",
+                    "stDim",
+                    "MP",
+                    "MPRI",
+                    "MPReg",
+                    "photovault",
+                )
+                if any(f"<{p}:" in x for x in new_props)
+            },
+        )
+        ed.put(
+            pos,
+            f'{block_indent}<rdf:Description rdf:about="{escape(about or "")}"{decl}>'
+            + "".join(new_props)
+            + f"{block_indent}</rdf:Description>",
+        )
     ed.put(pos, block_indent + _our_block(content, owned_after, about or "", rdf.scope))
     result.data = ed.apply()
     try:
@@ -528,7 +561,9 @@ def _prefix_for(ns: str) -> str:
 
 def _exiftool_tag(ns: str, local: str) -> str:
     return {
-        DC: "XMP-dc:Subject", LR: "XMP-lr:HierarchicalSubject", DIGIKAM: "XMP-digiKam:TagsList",
+        DC: "XMP-dc:Subject",
+        LR: "XMP-lr:HierarchicalSubject",
+        DIGIKAM: "XMP-digiKam:TagsList",
     }[ns]
 
 
@@ -543,14 +578,19 @@ def _check_dims(dims: tuple[float, float], stored: tuple[int, int], warnings: li
                 f"image {sw}x{sh}; another program may have used the oriented frame"
             )
         else:
-            warnings.append(
-                f"AppliedToDimensions {w:g}x{h:g} does not match the image {sw}x{sh}"
-            )
+            warnings.append(f"AppliedToDimensions {w:g}x{h:g} does not match the image {sw}x{sh}")
 
 
-def _merge_mwg(ed: _Edits, prop: Element | None, placed: list[_PlacedFace],
-               stored_size: tuple[int, int], dims: tuple[float, float] | None,
-               analyzed_at: str, new_props: list[str], indent: str) -> None:
+def _merge_mwg(
+    ed: _Edits,
+    prop: Element | None,
+    placed: list[_PlacedFace],
+    stored_size: tuple[int, int],
+    dims: tuple[float, float] | None,
+    analyzed_at: str,
+    new_props: list[str],
+    indent: str,
+) -> None:
     if prop is None:
         if placed:
             items = "".join(f"{indent}   {_region_xml(f, PREFIXES, analyzed_at)}" for f in placed)
@@ -590,8 +630,14 @@ def _merge_mwg(ed: _Edits, prop: Element | None, placed: list[_PlacedFace],
         ed.put(container.content_end, text)
 
 
-def _merge_mp(ed: _Edits, prop: Element | None, placed: list[_PlacedFace],
-              owned_rects: set[str], new_props: list[str], indent: str) -> None:
+def _merge_mp(
+    ed: _Edits,
+    prop: Element | None,
+    placed: list[_PlacedFace],
+    owned_rects: set[str],
+    new_props: list[str],
+    indent: str,
+) -> None:
     if prop is None:
         if placed:
             items = "".join(f"{indent}   {_mp_region_xml(f, PREFIXES)}" for f in placed)
@@ -613,42 +659,54 @@ def _merge_mp(ed: _Edits, prop: Element | None, placed: list[_PlacedFace],
     if array is not None:
         for li in _lis(array):
             item = value_of(li)
-            rect = schema.text_of(item.get(k(MPREG, "Rectangle"))) if isinstance(
-                item, Struct) else None
+            rect = (
+                schema.text_of(item.get(k(MPREG, "Rectangle")))
+                if isinstance(item, Struct)
+                else None
+            )
             if rect is not None and rect in owned_rects:
                 ed.cut(li.start, li.end)
         _append_items(ed, array, [_mp_region_xml(f, array.scope) for f in placed])
     elif placed:
         decl = ns_decls(container.scope, {p: PREFIXES[p] for p in ("rdf", "MPRI")})
         items = "".join(_mp_region_xml(f, container.scope) for f in placed)
-        ed.put(container.content_end,
-               f"<MPRI:Regions{decl}><rdf:Bag>{items}</rdf:Bag></MPRI:Regions>")
+        ed.put(
+            container.content_end, f"<MPRI:Regions{decl}><rdf:Bag>{items}</rdf:Bag></MPRI:Regions>"
+        )
 
 
-def _our_block(content: SidecarContent, owned: dict[str, list[str]], about: str,
-               scope: dict[str, str]) -> str:
+def _our_block(
+    content: SidecarContent, owned: dict[str, list[str]], about: str, scope: dict[str, str]
+) -> str:
     """Our namespace, one Description we replace whole on every write."""
     i = "\n  "
     decl = ns_decls(scope, {"rdf": RDF, "photovault": PV})
-    parts = [f'<rdf:Description rdf:about="{escape(about)}"{decl}>',
-             f"{i}<photovault:SchemaVersion>{schema.SCHEMA_VERSION}</photovault:SchemaVersion>"]
+    parts = [
+        f'<rdf:Description rdf:about="{escape(about)}"{decl}>',
+        f"{i}<photovault:SchemaVersion>{schema.SCHEMA_VERSION}</photovault:SchemaVersion>",
+    ]
     if content.analyzed_at:
-        parts.append(f"{i}<photovault:AnalyzedAt>{escape(content.analyzed_at)}"
-                     "</photovault:AnalyzedAt>")
+        parts.append(
+            f"{i}<photovault:AnalyzedAt>{escape(content.analyzed_at)}</photovault:AnalyzedAt>"
+        )
     models = [f"{name}={version}" for name, version in sorted(content.model_versions.items())]
-    for local, items in [("Models", models), ("Subjects", owned.get("Subjects", [])),
-                         ("HierarchicalSubjects", owned.get("HierarchicalSubjects", [])),
-                         ("TagsList", owned.get("TagsList", [])),
-                         ("MPRegions", owned.get("MPRegions", []))]:
+    for local, items in [
+        ("Models", models),
+        ("Subjects", owned.get("Subjects", [])),
+        ("HierarchicalSubjects", owned.get("HierarchicalSubjects", [])),
+        ("TagsList", owned.get("TagsList", [])),
+        ("MPRegions", owned.get("MPRegions", [])),
+    ]:
         if items:
-            parts.append(_array_xml(f"photovault:{local}", "Bag",
-                                    [_li_text(t) for t in items], i))
+            parts.append(_array_xml(f"photovault:{local}", "Bag", [_li_text(t) for t in items], i))
     details = []
     for kw in content.keywords:
         fields = [f"<photovault:Path>{escape('|'.join(kw.path))}</photovault:Path>"]
         if kw.confidence is not None:
-            fields.append(f"<photovault:Confidence>{geometry.format_number(kw.confidence)}"
-                          "</photovault:Confidence>")
+            fields.append(
+                f"<photovault:Confidence>{geometry.format_number(kw.confidence)}"
+                "</photovault:Confidence>"
+            )
         if kw.source:
             fields.append(f"<photovault:Source>{escape(kw.source)}</photovault:Source>")
         details.append('<rdf:li rdf:parseType="Resource">' + "".join(fields) + "</rdf:li>")

@@ -195,13 +195,10 @@ def _faces(result: ReadResult, props: dict[str, object], orientation: int) -> No
     result.applied_to_dimensions = schema.applied_dims(props)
     for region in schema.mwg_regions(props):
         if region.problem:
-            result.warnings.append(
-                f"MWG region {region.name or '(unnamed)'}: {region.problem}"
-            )
+            result.warnings.append(f"MWG region {region.name or '(unnamed)'}: {region.problem}")
         if region.area is not None and region.unit in (None, ""):
             result.warnings.append(
-                f"MWG region {region.name or '(unnamed)'}: stArea:unit missing, "
-                "read as normalized"
+                f"MWG region {region.name or '(unnamed)'}: stArea:unit missing, read as normalized"
             )
         box = None
         if region.area is not None:
@@ -224,9 +221,7 @@ def _faces(result: ReadResult, props: dict[str, object], orientation: int) -> No
         if rect is None:
             result.warnings.append(f"MP region {mp.name or '(unnamed)'}: bad Rectangle")
         box = geometry.stored_to_oriented(rect, orientation) if rect else None
-        result.faces.append(
-            ReadFace(box, mp.name, "Face", None, mp.ours(owned_rects), source="mp")
-        )
+        result.faces.append(ReadFace(box, mp.name, "Face", None, mp.ours(owned_rects), source="mp"))
 
 
 def read_sidecar(path: Path, orientation: int = 1) -> ReadResult:

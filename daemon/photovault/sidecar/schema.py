@@ -170,7 +170,7 @@ def parse_region(value: object, dims: tuple[float, float] | None) -> RawRegion:
             problem = "stArea x/y/w/h missing or not a number"
         elif unit not in (None, "", "normalized"):
             if unit == "pixel" and dims:
-                x, y, w, h = nums  # type: ignore[misc]
+                x, y, w, h = (float(v or 0.0) for v in nums)
                 box = (x / dims[0], y / dims[1], w / dims[0], h / dims[1])
                 problem = "area in pixel units (converted with AppliedToDimensions)"
             else:

@@ -226,7 +226,9 @@ class SidecarWriter:
                 result.attempts = attempt
                 return result
             return self._fail(
-                sidecar, "failed", "sidecar kept changing while we wrote; try later",
+                sidecar,
+                "failed",
+                "sidecar kept changing while we wrote; try later",
                 self._max_attempts,
             )
 
@@ -254,9 +256,15 @@ class SidecarWriter:
             merged = merging.merge(old, content, stored_size, orientation)
         except merging.MergeRefused as err:
             return self._skip(sidecar, f"left untouched: {err}", old_fp)
-        base = WriteResult("unchanged", sidecar, old_fp, list(merged.warnings),
-                           faces_written=merged.faces_written,
-                           faces_skipped=merged.faces_skipped, rejected=merged.rejected)
+        base = WriteResult(
+            "unchanged",
+            sidecar,
+            old_fp,
+            list(merged.warnings),
+            faces_written=merged.faces_written,
+            faces_skipped=merged.faces_skipped,
+            rejected=merged.rejected,
+        )
         if old is not None and merged.data == old:
             return base
         if sidecar.parent != photo.parent:  # the mirror tree
@@ -266,16 +274,16 @@ class SidecarWriter:
         tmp = sidecar.with_name(temp_name(sidecar.name, secrets.token_hex(6), limit))
         copy = None
         try:
-            _write_temp(tmp, merged.data, _sidecar_mode(photo_st, old_mode), photo_st.st_gid,
-                        base.warnings)
+            _write_temp(
+                tmp, merged.data, _sidecar_mode(photo_st, old_mode), photo_st.st_gid, base.warnings
+            )
             if self._verify_with_exiftool:
                 if old is not None:  # exiftool reads our copy, never a path someone can swap
                     copy = sidecar.with_name(temp_name(sidecar.name, secrets.token_hex(6), limit))
                     _write_private(copy, old)
                 problem = self._exiftool_check(copy, tmp, merged.removed)
                 if problem:
-                    return self._skip(sidecar, f"left untouched: exiftool check: {problem}",
-                                      old_fp)
+                    return self._skip(sidecar, f"left untouched: exiftool check: {problem}", old_fp)
             self._before_commit(sidecar)
             _commit(tmp, sidecar, old, old_fp)
         finally:
@@ -296,8 +304,9 @@ class SidecarWriter:
         log.warning("sidecar %s: %s", sidecar, why)
         return WriteResult("skipped", sidecar, fp, [why])
 
-    def _exiftool_check(self, old: Path | None, new: Path,
-                        removed: dict[str, list[str]]) -> str | None:
+    def _exiftool_check(
+        self, old: Path | None, new: Path, removed: dict[str, list[str]]
+    ) -> str | None:
         """None when exiftool sees every foreign tag of `old` unchanged in `new`."""
         paths = [p for p in (old, new) if p is not None]
         data = self.read_json(*paths)
@@ -312,8 +321,9 @@ class SidecarWriter:
         return exiftool_loss(before, after, removed)
 
 
-def exiftool_loss(before: dict[str, Any], after: dict[str, Any],
-                  removed: dict[str, list[str]] | None = None) -> str | None:
+def exiftool_loss(
+    before: dict[str, Any], after: dict[str, Any], removed: dict[str, list[str]] | None = None
+) -> str | None:
     """Compare two ``exiftool -j -struct -G1 -n`` records of a sidecar.
 
     Every tag of `before` must be in `after` with the same value, except that our
@@ -462,8 +472,12 @@ def _commit(tmp: Path, sidecar: Path, old: bytes | None, old_fp: Fingerprint | N
             now_data, now_fp, _mode = _read_snapshot(sidecar, len(old) + 1)
         except UnsafeSidecar as err:  # became a link meanwhile: read again, then skip
             raise _Conflict() from err
-        if now_data != old or now_fp is None or old_fp is None or (
-            now_fp.mtime_ns, now_fp.size) != (old_fp.mtime_ns, old_fp.size):
+        if (
+            now_data != old
+            or now_fp is None
+            or old_fp is None
+            or (now_fp.mtime_ns, now_fp.size) != (old_fp.mtime_ns, old_fp.size)
+        ):
             raise _Conflict()
         os.replace(tmp, sidecar)
     _fsync_dir(sidecar.parent)
@@ -533,6 +547,7 @@ def remove_stale_temps(
                 log.debug("stale temp %r not removed: %s", entry.path, err)
                 continue
             removed += 1
-            log.info("removed stale sidecar temp file %s",
-                     entry.path.decode("utf-8", "backslashreplace"))
+            log.info(
+                "removed stale sidecar temp file %s", entry.path.decode("utf-8", "backslashreplace")
+            )
     return removed

@@ -123,9 +123,9 @@ class SettleTracker:
                 self._items.pop(key, None)
             released = []
             for key, size, mtime in ready:
-                cand = self._items.get(key)
+                now_cand = self._items.get(key)
                 # Skip when an event arrived while we were stat-ing.
-                if cand is not None and (cand.size, cand.mtime_ns) == (size, mtime):
+                if now_cand is not None and (now_cand.size, now_cand.mtime_ns) == (size, mtime):
                     del self._items[key]
                     released.append((key, size, mtime))
         for (share, relpath), size, mtime in released:

@@ -13,20 +13,37 @@ def random_unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def fill(idx: PhotoIndex, vectors: np.ndarray, start: int = 0, stop: int | None = None,
-         chunk: int = 10_000) -> None:
+def fill(
+    idx: PhotoIndex,
+    vectors: np.ndarray,
+    start: int = 0,
+    stop: int | None = None,
+    chunk: int = 10_000,
+) -> None:
     """Index vectors[start:stop] as photos whose id is the row number."""
     stop = len(vectors) if stop is None else stop
     for lo in range(start, stop, chunk):
-        idx.upsert(PhotoRecord(id=i, share="s", path=f"d{i % 10}/{i}.jpg",
-                               abs_path=f"/p/d{i % 10}/{i}.jpg", vector=vectors[i],
-                               camera="Canon" if i % 10 == 3 else "Nikon")
-                   for i in range(lo, min(lo + chunk, stop)))
+        idx.upsert(
+            PhotoRecord(
+                id=i,
+                share="s",
+                path=f"d{i % 10}/{i}.jpg",
+                abs_path=f"/p/d{i % 10}/{i}.jpg",
+                vector=vectors[i],
+                camera="Canon" if i % 10 == 3 else "Nikon",
+            )
+            for i in range(lo, min(lo + chunk, stop))
+        )
         idx.flush()
 
 
-def recall_at_20(idx: PhotoIndex, vectors: np.ndarray, queries: np.ndarray,
-                 filters: Filters | None = None, keep: np.ndarray | None = None) -> float:
+def recall_at_20(
+    idx: PhotoIndex,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    filters: Filters | None = None,
+    keep: np.ndarray | None = None,
+) -> float:
     scores = queries @ vectors.T
     if keep is not None:
         scores[:, ~keep] = -np.inf
@@ -41,8 +58,9 @@ def recall_at_20(idx: PhotoIndex, vectors: np.ndarray, queries: np.ndarray,
 def test_exact_search_is_used_below_the_threshold_and_an_index_appears_past_it(tmp_path):
     rng = np.random.default_rng(0)
     vectors = random_unit(rng, 3000, 512)
-    settings = IndexSettings(ann_threshold=2000, ann_partitions=8, exact_below=100,
-                             flush_rows=10_000)
+    settings = IndexSettings(
+        ann_threshold=2000, ann_partitions=8, exact_below=100, flush_rows=10_000
+    )
     idx = PhotoIndex(tmp_path / "index", settings)
     fill(idx, vectors, 0, 1500)
     idx.maintain()
@@ -63,8 +81,9 @@ def test_exact_search_is_used_below_the_threshold_and_an_index_appears_past_it(t
 def test_rows_added_after_the_index_was_built_are_found_and_folded_in_by_maintain(tmp_path):
     rng = np.random.default_rng(1)
     vectors = random_unit(rng, 2600, 512)
-    idx = PhotoIndex(tmp_path / "index", IndexSettings(ann_threshold=2000, ann_partitions=8,
-                                                       flush_rows=10_000))
+    idx = PhotoIndex(
+        tmp_path / "index", IndexSettings(ann_threshold=2000, ann_partitions=8, flush_rows=10_000)
+    )
     fill(idx, vectors, 0, 2500)
     idx.maintain()
     fill(idx, vectors, 2500)
@@ -82,8 +101,7 @@ def test_rows_added_after_the_index_was_built_are_found_and_folded_in_by_maintai
 def test_recall_at_20_stays_above_0_95_on_100k_random_vectors(tmp_path):
     rng = np.random.default_rng(2)
     vectors = random_unit(rng, 100_000, 512)
-    idx = PhotoIndex(tmp_path / "index", IndexSettings(ann_threshold=50_000,
-                                                       flush_rows=20_000))
+    idx = PhotoIndex(tmp_path / "index", IndexSettings(ann_threshold=50_000, flush_rows=20_000))
     fill(idx, vectors, chunk=20_000)
     idx.maintain()
     assert idx.has_ann
@@ -98,8 +116,9 @@ def test_recall_at_20_stays_above_0_95_on_100k_random_vectors(tmp_path):
 def test_partitions_hold_partition_rows_vectors_each(tmp_path):
     rng = np.random.default_rng(3)
     vectors = random_unit(rng, 2500, 64)
-    small = PhotoIndex(tmp_path / "small", IndexSettings(vector_dim=64, ann_threshold=2000,
-                                                         partition_rows=1000))
+    small = PhotoIndex(
+        tmp_path / "small", IndexSettings(vector_dim=64, ann_threshold=2000, partition_rows=1000)
+    )
     fill(small, vectors)
     small.maintain()
     assert small.meta["ann_partitions"] == 3  # ceil(2500 / 1000)
@@ -112,8 +131,10 @@ def test_a_filtered_search_probes_on_until_it_has_enough_matches(tmp_path):
     handful must still find every one of them, without a count or a flat scan."""
     rng = np.random.default_rng(4)
     vectors = random_unit(rng, 2500, 64)
-    idx = PhotoIndex(tmp_path / "index", IndexSettings(vector_dim=64, ann_threshold=2000,
-                                                       ann_partitions=40, nprobes=2))
+    idx = PhotoIndex(
+        tmp_path / "index",
+        IndexSettings(vector_dim=64, ann_threshold=2000, ann_partitions=40, nprobes=2),
+    )
     fill(idx, vectors)
     idx.maintain()
     assert idx.meta["ann_partitions"] == 40

@@ -74,8 +74,9 @@ def test_cells_are_trained_for_the_expected_size_and_keep_recall_on_clustered_ve
     m = loaded(v, AnnSettings(train_rows=10_000, cell_rows=500, nprobe=16))
     assert m.cells == 80
     queries = around(rng, centres, 30)
-    recall = np.mean([len(set(m.search(q, 20).ids.tolist()) & exact_top(v, q, 20)) / 20
-                      for q in queries])
+    recall = np.mean(
+        [len(set(m.search(q, 20).ids.tolist()) & exact_top(v, q, 20)) / 20 for q in queries]
+    )
     assert recall >= 0.95
 
 
@@ -187,8 +188,9 @@ def test_regrouping_into_many_more_cells_puts_rows_in_their_nearest_cell():
     best = (v @ m._centroids.T).argmax(axis=1)
     assert np.mean(m._pos_cell[:12_000] == best) >= 0.98
     queries = around(rng, centres, 30)
-    recall = np.mean([len(set(m.search(q, 20).ids.tolist()) & exact_top(v, q, 20)) / 20
-                      for q in queries])
+    recall = np.mean(
+        [len(set(m.search(q, 20).ids.tolist()) & exact_top(v, q, 20)) / 20 for q in queries]
+    )
     assert recall >= 0.95
 
 
@@ -316,8 +318,9 @@ def test_photo_index_serves_unfiltered_searches_from_memory_and_agrees_with_lanc
     idx = make_index(memory_train_rows=10)
     rng = np.random.default_rng(7)
     vecs = random_unit(rng, 300, DIM)
-    idx.upsert(photo(i, vector=vecs[i], tags=[{"tag": f"t{i}", "confidence": 0.5}])
-               for i in range(300))
+    idx.upsert(
+        photo(i, vector=vecs[i], tags=[{"tag": f"t{i}", "confidence": 0.5}]) for i in range(300)
+    )
     idx.flush()
     q = unit(vecs[42] + 0.05 * rng.standard_normal(DIM))
     before = idx.search(q, None, Filters(), 10)  # LanceDB: memory index not loaded
@@ -326,8 +329,13 @@ def test_photo_index_serves_unfiltered_searches_from_memory_and_agrees_with_lanc
     idx.load_memory()
 
     assert idx.memory_status() | {"memory_mib": 0} == {
-        "state": "ready", "serving": True, "reason": None, "vectors": 300, "cells": 1,
-        "memory_mib": 0}
+        "state": "ready",
+        "serving": True,
+        "reason": None,
+        "vectors": 300,
+        "cells": 1,
+        "memory_mib": 0,
+    }
     after = idx.search(q, None, Filters(), 10)
     assert [h.id for h in after] == [h.id for h in before]
     assert [h.path for h in after] == [h.path for h in before]
@@ -406,8 +414,12 @@ def test_date_and_camera_filters_from_memory_agree_with_lancedb(make_index):
         return None if i % 17 == 0 else f"2021-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00+02:00"
 
     idx.upsert(
-        photo(i, vector=vecs[i], taken_at=taken(i),
-              camera=None if i % 13 == 0 else ("Canon EOS" if i % 3 else "Nikon D850"))
+        photo(
+            i,
+            vector=vecs[i],
+            taken_at=taken(i),
+            camera=None if i % 13 == 0 else ("Canon EOS" if i % 3 else "Nikon D850"),
+        )
         for i in range(200)
     )
     idx.flush()

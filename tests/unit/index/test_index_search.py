@@ -51,13 +51,15 @@ def test_buffered_rows_are_searchable_after_flush_and_not_before(make_index):
 
 def test_date_filter_keeps_after_inclusive_and_before_exclusive_in_wall_clock_time(make_index):
     idx = make_index()
-    idx.upsert([
-        photo(1, taken_at="2023-04-30T23:59:00+02:00"),
-        photo(2, taken_at="2023-05-01T00:00:00-07:00"),
-        photo(3, taken_at="2023:05:31 12:00:00"),
-        photo(4, taken_at="2023-06-01T00:00:00Z"),
-        photo(5),
-    ])
+    idx.upsert(
+        [
+            photo(1, taken_at="2023-04-30T23:59:00+02:00"),
+            photo(2, taken_at="2023-05-01T00:00:00-07:00"),
+            photo(3, taken_at="2023:05:31 12:00:00"),
+            photo(4, taken_at="2023-06-01T00:00:00Z"),
+            photo(5),
+        ]
+    )
     idx.flush()
 
     got = idx.search(None, None, Filters(after=date(2023, 5, 1), before=date(2023, 6, 1)), 10)
@@ -69,13 +71,15 @@ def test_date_filter_keeps_after_inclusive_and_before_exclusive_in_wall_clock_ti
 
 def test_near_filter_uses_great_circle_distance_not_the_bounding_box(make_index):
     idx = make_index()
-    idx.upsert([
-        photo(1, lat=48.8566, lon=2.3522),  # Paris
-        photo(2, lat=48.8566 + 0.08, lon=2.3522),  # ~8.9 km north
-        photo(3, lat=48.8566 + 0.06, lon=2.3522 + 0.09),  # in the 10-km box corner, ~9.2 km
-        photo(4, lat=48.8566 + 0.08, lon=2.3522 + 0.12),  # box corner, ~12.2 km: outside
-        photo(5),  # no GPS
-    ])
+    idx.upsert(
+        [
+            photo(1, lat=48.8566, lon=2.3522),  # Paris
+            photo(2, lat=48.8566 + 0.08, lon=2.3522),  # ~8.9 km north
+            photo(3, lat=48.8566 + 0.06, lon=2.3522 + 0.09),  # in the 10-km box corner, ~9.2 km
+            photo(4, lat=48.8566 + 0.08, lon=2.3522 + 0.12),  # box corner, ~12.2 km: outside
+            photo(5),  # no GPS
+        ]
+    )
     idx.flush()
 
     got = idx.search(None, None, Filters(near=(48.8566, 2.3522, 10.0)), 10)
@@ -87,11 +91,13 @@ def test_near_filter_holds_for_vector_and_keyword_searches(make_index):
     # Ranked searches fetch the coordinates only when a check needs them.
     idx = make_index()
     v = unit(np.ones(DIM))
-    idx.upsert([
-        photo(1, lat=48.8566, lon=2.3522, vector=v, tags=[{"tag": "Eiffel"}]),
-        photo(2, lat=48.8566 + 0.06, lon=2.3522 + 0.09, vector=v, tags=[{"tag": "Eiffel"}]),
-        photo(3, lat=48.8566 + 0.08, lon=2.3522 + 0.12, vector=v, tags=[{"tag": "Eiffel"}]),
-    ])
+    idx.upsert(
+        [
+            photo(1, lat=48.8566, lon=2.3522, vector=v, tags=[{"tag": "Eiffel"}]),
+            photo(2, lat=48.8566 + 0.06, lon=2.3522 + 0.09, vector=v, tags=[{"tag": "Eiffel"}]),
+            photo(3, lat=48.8566 + 0.08, lon=2.3522 + 0.12, vector=v, tags=[{"tag": "Eiffel"}]),
+        ]
+    )
     idx.flush()
     near = Filters(near=(48.8566, 2.3522, 10.0))
 
@@ -101,8 +107,13 @@ def test_near_filter_holds_for_vector_and_keyword_searches(make_index):
 
 def test_near_filter_works_across_the_dateline(make_index):
     idx = make_index()
-    idx.upsert([photo(1, lat=0.0, lon=179.95), photo(2, lat=0.0, lon=-179.95),
-                photo(3, lat=0.0, lon=178.0)])
+    idx.upsert(
+        [
+            photo(1, lat=0.0, lon=179.95),
+            photo(2, lat=0.0, lon=-179.95),
+            photo(3, lat=0.0, lon=178.0),
+        ]
+    )
     idx.flush()
 
     assert sorted(ids(idx.search(None, None, Filters(near=(0.0, 180.0, 20.0)), 10))) == [1, 2]
@@ -110,8 +121,7 @@ def test_near_filter_works_across_the_dateline(make_index):
 
 def test_camera_filter_matches_a_case_insensitive_substring(make_index):
     idx = make_index()
-    idx.upsert([photo(1, camera="Canon EOS R5"), photo(2, camera="Apple iPhone 12"),
-                photo(3)])
+    idx.upsert([photo(1, camera="Canon EOS R5"), photo(2, camera="Apple iPhone 12"), photo(3)])
     idx.flush()
 
     assert ids(idx.search(None, None, Filters(camera="eos"), 10)) == [1]
@@ -146,10 +156,14 @@ def test_camera_filter_sql_is_an_in_list_of_the_matching_known_names():
 
 def test_path_glob_matches_relative_or_absolute_paths(make_index):
     idx = make_index()
-    idx.upsert([photo(1, path="2023/Beach Trip/IMG_1.jpg"),
-                photo(2, path="2023/Beach Trip/IMG_2.CR2"),
-                photo(3, path="2022/home/IMG_3.jpg"),
-                photo(4, path="a+b (1)/[x].jpg")])
+    idx.upsert(
+        [
+            photo(1, path="2023/Beach Trip/IMG_1.jpg"),
+            photo(2, path="2023/Beach Trip/IMG_2.CR2"),
+            photo(3, path="2022/home/IMG_3.jpg"),
+            photo(4, path="a+b (1)/[x].jpg"),
+        ]
+    )
     idx.flush()
 
     assert sorted(ids(idx.search(None, None, Filters(path="2023/*.jpg"), 10))) == [1]
@@ -175,8 +189,9 @@ def test_tag_filter_matches_leaf_or_path_case_insensitively_and_needs_every_tag(
 
 def test_person_filter_needs_every_named_person(make_index):
     idx = make_index()
-    idx.upsert([photo(1, people=["Alice"]), photo(2, people=["Alice", "Bob"]),
-                photo(3, people=["Bob"])])
+    idx.upsert(
+        [photo(1, people=["Alice"]), photo(2, people=["Alice", "Bob"]), photo(3, people=["Bob"])]
+    )
     idx.flush()
 
     assert sorted(ids(idx.search(None, None, Filters(persons=["alice"]), 10))) == [1, 2]
@@ -188,9 +203,14 @@ def test_permission_filter_applies_before_the_limit(make_index):
     rng = np.random.default_rng(3)
     base = unit(rng.standard_normal(DIM))
     # The 100 nearest photos are private; only photos 100.. are readable.
-    idx.upsert(photo(i, path=("private" if i < 100 else "public") + f"/{i}.jpg",
-                     vector=unit(base + (0.01 if i < 100 else 1.0) * rng.standard_normal(DIM)))
-               for i in range(130))
+    idx.upsert(
+        photo(
+            i,
+            path=("private" if i < 100 else "public") + f"/{i}.jpg",
+            vector=unit(base + (0.01 if i < 100 else 1.0) * rng.standard_normal(DIM)),
+        )
+        for i in range(130)
+    )
     idx.flush()
     readable = lambda p: "/public/" in p  # noqa: E731
 
@@ -214,13 +234,15 @@ def test_share_filter_is_pushed_into_the_query(make_index):
 
 def test_full_text_finds_a_photo_by_tag_leaf_label_and_path_words(make_index):
     idx = make_index()
-    idx.upsert([
-        photo(1, tags=[{"tag": "Animals|Dog", "confidence": 0.9}]),
-        photo(2, labels=[{"synset": "n02099601", "label": "golden retriever", "score": 0.7}]),
-        photo(3, path="2023/Holiday_Lisbon/IMG_0042.jpg"),
-        photo(4, people=["Marguerite"]),
-        photo(5, tags=[{"tag": "Places|Beach", "confidence": 0.9}]),
-    ])
+    idx.upsert(
+        [
+            photo(1, tags=[{"tag": "Animals|Dog", "confidence": 0.9}]),
+            photo(2, labels=[{"synset": "n02099601", "label": "golden retriever", "score": 0.7}]),
+            photo(3, path="2023/Holiday_Lisbon/IMG_0042.jpg"),
+            photo(4, people=["Marguerite"]),
+            photo(5, tags=[{"tag": "Places|Beach", "confidence": 0.9}]),
+        ]
+    )
     idx.flush()
 
     assert ids(idx.search(None, "dog", Filters(), 10)) == [1]
@@ -242,20 +264,39 @@ def test_full_text_finds_rows_written_after_the_text_index_was_built(make_index)
 
 def test_hits_carry_path_share_time_tags_and_people(make_index):
     idx = make_index()
-    idx.upsert([photo(1, taken_at="2023-05-01T10:00:00+02:00", people=["Alice"],
-                      tags=[{"tag": "A|Low", "confidence": 0.2}, {"tag": "A|High",
-                                                                  "confidence": 0.9}])])
+    idx.upsert(
+        [
+            photo(
+                1,
+                taken_at="2023-05-01T10:00:00+02:00",
+                people=["Alice"],
+                tags=[{"tag": "A|Low", "confidence": 0.2}, {"tag": "A|High", "confidence": 0.9}],
+            )
+        ]
+    )
     idx.flush()
 
     (hit,) = idx.search(None, None, Filters(), 1)
 
-    assert (hit.share, hit.path, hit.abs_path) == ("main", "misc/IMG_0001.jpg",
-                                                   "/srv/photos/misc/IMG_0001.jpg")
+    assert (hit.share, hit.path, hit.abs_path) == (
+        "main",
+        "misc/IMG_0001.jpg",
+        "/srv/photos/misc/IMG_0001.jpg",
+    )
     assert hit.taken_at == "2023-05-01T10:00:00+02:00"
     assert hit.tags == ["A|High", "A|Low"]
     assert hit.people == ["Alice"]
-    assert set(hit.to_dict()) == {"id", "share", "path", "abs_path", "score", "taken_at", "tags",
-                                  "people", "dhash_distance"}
+    assert set(hit.to_dict()) == {
+        "id",
+        "share",
+        "path",
+        "abs_path",
+        "score",
+        "taken_at",
+        "tags",
+        "people",
+        "dhash_distance",
+    }
 
 
 def test_filters_from_a_protocol_object_parse_dates_and_near_and_refuse_unknown_keys():
@@ -263,9 +304,14 @@ def test_filters_from_a_protocol_object_parse_dates_and_near_and_refuse_unknown_
 
     from photovault.index.filters import Near
 
-    f = Filters.from_dict({"persons": ["Alice"], "after": "2023-05-01",
-                           "before": "2023-06-01T12:00:00", "near": {"lat": 1, "lon": 2,
-                                                                     "km": 3}})
+    f = Filters.from_dict(
+        {
+            "persons": ["Alice"],
+            "after": "2023-05-01",
+            "before": "2023-06-01T12:00:00",
+            "near": {"lat": 1, "lon": 2, "km": 3},
+        }
+    )
 
     assert f.persons == ("Alice",)
     assert f.after == date(2023, 5, 1)

@@ -19,18 +19,28 @@ from PIL import Image
 EXIFTOOL = shutil.which("exiftool")
 needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="apt install libimage-exiftool-perl")
 
-LOCATION_WORDS = re.compile(r"gps|city|country|location|province|state|latitude|longitude",
-                            re.IGNORECASE)
+LOCATION_WORDS = re.compile(
+    r"gps|city|country|location|province|state|latitude|longitude", re.IGNORECASE
+)
 
 JPEG_LOCATION = (
-    "-GPSLatitude=48.8584", "-GPSLatitudeRef=N", "-GPSLongitude=2.2945",
-    "-GPSLongitudeRef=E", "-GPSAltitude=35",
-    "-XMP-exif:GPSLatitude=48.8584", "-XMP-exif:GPSLongitude=2.2945",
-    "-XMP-photoshop:City=Paris", "-XMP-photoshop:State=Ile-de-France",
+    "-GPSLatitude=48.8584",
+    "-GPSLatitudeRef=N",
+    "-GPSLongitude=2.2945",
+    "-GPSLongitudeRef=E",
+    "-GPSAltitude=35",
+    "-XMP-exif:GPSLatitude=48.8584",
+    "-XMP-exif:GPSLongitude=2.2945",
+    "-XMP-photoshop:City=Paris",
+    "-XMP-photoshop:State=Ile-de-France",
     "-XMP-photoshop:Country=France",
-    "-IPTC:City=Paris", "-IPTC:Sub-location=Champ de Mars", "-IPTC:Province-State=IDF",
-    "-IPTC:Country-PrimaryLocationName=France", "-IPTC:Country-PrimaryLocationCode=FRA",
-    "-XMP-iptcCore:Location=Eiffel Tower", "-XMP-iptcCore:CountryCode=FR",
+    "-IPTC:City=Paris",
+    "-IPTC:Sub-location=Champ de Mars",
+    "-IPTC:Province-State=IDF",
+    "-IPTC:Country-PrimaryLocationName=France",
+    "-IPTC:Country-PrimaryLocationCode=FRA",
+    "-XMP-iptcCore:Location=Eiffel Tower",
+    "-XMP-iptcCore:CountryCode=FR",
     "-XMP-iptcExt:LocationCreatedCity=Paris",
     "-XMP-iptcExt:LocationShownCountryName=France",
     "-XMP-iptcCore:CreatorCity=Lyon",
@@ -46,8 +56,9 @@ def exiftool_write(path: Path, *args: str) -> None:
 def read_tags(path: Path) -> dict[str, Any]:
     """Every tag of `path`, the way a recipient's exiftool would see it."""
     assert EXIFTOOL is not None
-    out = subprocess.run([EXIFTOOL, "-j", "-G1", "-a", "-n", "-ee", str(path)],
-                         check=True, capture_output=True).stdout
+    out = subprocess.run(
+        [EXIFTOOL, "-j", "-G1", "-a", "-n", "-ee", str(path)], check=True, capture_output=True
+    ).stdout
     row: dict[str, Any] = json.loads(out)[0]
     return row
 

@@ -67,8 +67,7 @@ def state(tmp_path: Path) -> Iterator[State]:
     db = lancedb.connect(str(root / "index"))
     table = db.create_table("photos", rows(10))
     table.add(rows(10, start=10))
-    index_schema.write_meta(root / "index", {"schema_version": 1, "vector_dim": 4,
-                                             "face_dim": 4})
+    index_schema.write_meta(root / "index", {"schema_version": 1, "vector_dim": 4, "face_dim": 4})
     mirror = root / "sidecars" / "nas" / "2024"
     mirror.mkdir(parents=True)
     (mirror / "IMG_1.jpg.xmp").write_text("<x:xmpmeta/>")

@@ -35,9 +35,13 @@ def trip_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a JPEG full of location fields and a PNG with XMP GPS (built once)."""
     folder = tmp_path_factory.mktemp("template") / "Paris"
     make_photo(folder / "IMG_0001.jpg", "JPEG", *JPEG_LOCATION, *KEEP)
-    make_photo(folder / "day2" / "pano.png", "PNG",
-               "-XMP-exif:GPSLatitude=48.8584", "-XMP-exif:GPSLongitude=2.2945",
-               "-XMP-photoshop:City=Paris")
+    make_photo(
+        folder / "day2" / "pano.png",
+        "PNG",
+        "-XMP-exif:GPSLatitude=48.8584",
+        "-XMP-exif:GPSLongitude=2.2945",
+        "-XMP-photoshop:City=Paris",
+    )
     return folder
 
 
@@ -108,7 +112,8 @@ def test_folder_export_keeps_the_folder_name_and_layout(trip: Path, tmp_path: Pa
     report = export_strip_location([trip], tmp_path / "out")
 
     assert sorted(str(f.copy.relative_to(tmp_path / "out")) for f in report.copied) == [
-        "Paris/IMG_0001.jpg", "Paris/day2/pano.png"
+        "Paris/IMG_0001.jpg",
+        "Paris/day2/pano.png",
     ]
 
 
@@ -185,13 +190,13 @@ def test_the_second_pass_removes_tags_the_first_pass_missed(
     assert location_keys(report.copied[0].copy) == []
 
 
-def test_a_copy_that_keeps_its_location_is_deleted_and_reported(
-    trip: Path, tmp_path: Path
-) -> None:
+def test_a_copy_that_keeps_its_location_is_deleted_and_reported(trip: Path, tmp_path: Path) -> None:
     # An exiftool that silently skips the writing command and only reads back.
     fake = tmp_path / "exiftool-readonly"
-    fake.write_text('#!/bin/sh\nwhile [ $# -gt 0 ] && [ "$1" != -execute ]; do shift; done\n'
-                    f'[ $# -gt 0 ] && shift && exec {EXIFTOOL} "$@"\nexit 0\n')
+    fake.write_text(
+        '#!/bin/sh\nwhile [ $# -gt 0 ] && [ "$1" != -execute ]; do shift; done\n'
+        f'[ $# -gt 0 ] && shift && exec {EXIFTOOL} "$@"\nexit 0\n'
+    )
     fake.chmod(0o755)
 
     report = export_strip_location([trip / "IMG_0001.jpg"], tmp_path / "out", exiftool=str(fake))
@@ -203,9 +208,7 @@ def test_a_copy_that_keeps_its_location_is_deleted_and_reported(
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_a_missing_source_is_refused_before_anything_is_copied(
-    trip: Path, tmp_path: Path
-) -> None:
+def test_a_missing_source_is_refused_before_anything_is_copied(trip: Path, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="no-such-folder"):
         export_strip_location([trip, tmp_path / "no-such-folder"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -239,8 +242,11 @@ def test_location_tags_judges_tag_names_not_values() -> None:
         "File:ColorComponents": 3,
     }
     assert location_tags(row) == [
-        "XMP-photoshop:State", "IPTC:Province-State", "XMP-iptcExt:LocationShownSublocation",
-        "Panasonic:Landmark", "Composite:GPSPosition",
+        "XMP-photoshop:State",
+        "IPTC:Province-State",
+        "XMP-iptcExt:LocationShownSublocation",
+        "Panasonic:Landmark",
+        "Composite:GPSPosition",
     ]
 
 

@@ -22,8 +22,7 @@ from .conftest import EXIFTOOL, exiftool_write, location_keys, make_photo, needs
 
 pytestmark = needs_exiftool
 
-GPS = ("-GPSLatitude=48.8584", "-GPSLatitudeRef=N", "-GPSLongitude=2.2945",
-       "-GPSLongitudeRef=E")
+GPS = ("-GPSLatitude=48.8584", "-GPSLatitudeRef=N", "-GPSLongitude=2.2945", "-GPSLongitudeRef=E")
 
 
 def digest(path: Path) -> str:
@@ -33,8 +32,9 @@ def digest(path: Path) -> str:
 def embedded(path: Path, tag: str = "ThumbnailImage") -> bytes:
     """The bytes of one embedded image, as anyone with exiftool would get them."""
     assert EXIFTOOL is not None
-    return subprocess.run([EXIFTOOL, "-b", f"-{tag}", str(path)],
-                          check=True, capture_output=True).stdout
+    return subprocess.run(
+        [EXIFTOOL, "-b", f"-{tag}", str(path)], check=True, capture_output=True
+    ).stdout
 
 
 def embedded_location(path: Path, tag: str = "ThumbnailImage") -> list[str]:
@@ -67,8 +67,7 @@ def samsung_trailer(entries: list[tuple[int, str, bytes]]) -> bytes:
         blocks += struct.pack("<HHI", 0, kind, len(name)) + name.encode() + value
     directory = b"SEFH" + struct.pack("<II", 101, len(entries))
     for (kind, name, value), offset in zip(entries, offsets, strict=True):
-        directory += struct.pack("<HHII", 0, kind, len(blocks) - offset,
-                                 8 + len(name) + len(value))
+        directory += struct.pack("<HHII", 0, kind, len(blocks) - offset, 8 + len(name) + len(value))
     return blocks + directory + struct.pack("<I", len(directory)) + b"SEFT"
 
 
@@ -88,8 +87,9 @@ def exiftool_that_cannot_write(tmp_path: Path) -> Path:
 
 
 def test_gps_inside_the_exif_thumbnail_does_not_reach_the_copy(tmp_path: Path) -> None:
-    photo = with_thumbnail(tmp_path / "src" / "IMG_0100.jpg",
-                           (*GPS, "-XMP-photoshop:City=Paris"), *GPS)
+    photo = with_thumbnail(
+        tmp_path / "src" / "IMG_0100.jpg", (*GPS, "-XMP-photoshop:City=Paris"), *GPS
+    )
     assert embedded_location(photo)  # the fixture really hides GPS in the thumbnail
     before = digest(photo)
 
@@ -136,7 +136,10 @@ def test_gps_in_a_second_mpf_image_is_removed_and_the_photo_still_opens(
     photo = tmp_path / "src" / "IMG_0103.jpg"
     photo.parent.mkdir()
     Image.new("RGB", (64, 48), (200, 0, 0)).save(
-        photo, "MPO", save_all=True, exif=exif.tobytes(),
+        photo,
+        "MPO",
+        save_all=True,
+        exif=exif.tobytes(),
         append_images=[Image.new("RGB", (64, 48), (0, 0, 200))],
     )
     assert embedded_location(photo, "MPImage2")  # the second image carries GPS too
@@ -152,8 +155,12 @@ def test_gps_in_a_second_mpf_image_is_removed_and_the_photo_still_opens(
 
 
 def test_xmp_dc_coverage_place_names_are_removed(tmp_path: Path) -> None:
-    photo = make_photo(tmp_path / "src" / "IMG_0104.jpg", "JPEG",
-                       "-XMP-dc:Coverage=Paris, Champ de Mars", "-XMP-dc:Subject=tower")
+    photo = make_photo(
+        tmp_path / "src" / "IMG_0104.jpg",
+        "JPEG",
+        "-XMP-dc:Coverage=Paris, Champ de Mars",
+        "-XMP-dc:Subject=tower",
+    )
 
     report = export_strip_location([photo], tmp_path / "out")
 
@@ -197,8 +204,9 @@ def test_a_photo_with_a_chromaticity_colour_profile_exports_with_its_profile(
 
 
 def test_the_subject_location_in_the_frame_is_not_a_place_and_is_kept(tmp_path: Path) -> None:
-    photo = make_photo(tmp_path / "src" / "IMG_0106.jpg", "JPEG",
-                       "-ExifIFD:SubjectLocation=24 16", *GPS)
+    photo = make_photo(
+        tmp_path / "src" / "IMG_0106.jpg", "JPEG", "-ExifIFD:SubjectLocation=24 16", *GPS
+    )
 
     report = export_strip_location([photo], tmp_path / "out")
 
@@ -224,8 +232,11 @@ def test_location_tags_judges_group_and_name_not_words_inside_names() -> None:
         "XMP:XMP-dwc:Location:DCLocality": "Paris",  # -G0:1:2: exiftool's Location group
     }
     assert location_tags(row) == [
-        "XMP-dc:Coverage", "Samsung:MCCData", "Keys:GPSCoordinates",
-        "XMP-iptcExt:LocationCreatedCity", "XMP-iptcCore:CreatorPostalCode",
+        "XMP-dc:Coverage",
+        "Samsung:MCCData",
+        "Keys:GPSCoordinates",
+        "XMP-iptcExt:LocationCreatedCity",
+        "XMP-iptcCore:CreatorPostalCode",
         "XMP-dwc:DCLocality",
     ]
 

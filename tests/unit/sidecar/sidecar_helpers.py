@@ -32,8 +32,13 @@ needs_tools = pytest.mark.skipif(
 )
 
 
-def make_photo(folder: Path, name: str = "IMG_1.jpg", size: tuple[int, int] = (64, 48),
-               orientation: int = 1, mode: int = 0o640) -> Path:
+def make_photo(
+    folder: Path,
+    name: str = "IMG_1.jpg",
+    size: tuple[int, int] = (64, 48),
+    orientation: int = 1,
+    mode: int = 0o640,
+) -> Path:
     """A small JPEG (stored size `size`) with the given EXIF orientation."""
     photo = folder / name
     exif = Image.Exif()
@@ -49,10 +54,15 @@ def copy_fixture(name: str, folder: Path, as_name: str | None = None) -> Path:
     return target
 
 
-def content(*, keywords=(("Animals", "Dog"), ("Places", "Strand & Meer")),
-            faces=(((0.1, 0.2, 0.2, 0.3), "Zoë Ångström", "face-1"),
-                   ((0.6, 0.2, 0.1, 0.1), None, "face-2")),
-            analyzed_at="2024-05-01T10:00:00+00:00") -> SidecarContent:
+def content(
+    *,
+    keywords=(("Animals", "Dog"), ("Places", "Strand & Meer")),
+    faces=(
+        ((0.1, 0.2, 0.2, 0.3), "Zoë Ångström", "face-1"),
+        ((0.6, 0.2, 0.1, 0.1), None, "face-2"),
+    ),
+    analyzed_at="2024-05-01T10:00:00+00:00",
+) -> SidecarContent:
     return SidecarContent(
         keywords=tuple(Keyword(tuple(p), 0.9, "tags") for p in keywords),
         faces=tuple(FaceRegion(box, name, fid, 0.98, "yunet-2023") for box, name, fid in faces),
@@ -67,8 +77,14 @@ def exiftool_json(writer: SidecarWriter, path: Path) -> dict:
 
 def exiv2_keys(path: Path) -> dict[str, tuple[str, str]]:
     """{key: (type, value)} as `exiv2 -PX` prints them."""
-    out = subprocess.run(["exiv2", "-PX", str(path)], capture_output=True, text=True,
-                         encoding="utf-8", errors="replace", timeout=60).stdout
+    out = subprocess.run(
+        ["exiv2", "-PX", str(path)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=60,
+    ).stdout
     data = {}
     for line in out.splitlines():
         parts = line.split(None, 3)

@@ -25,7 +25,7 @@ def test_conversion_matches_what_pil_exif_transpose_does_to_pixels(orientation):
     stored_box = (0.1, 0.2, 0.3, 0.4)
     pixels = np.zeros((h, w), np.uint8)
     x, y, bw, bh = stored_box
-    pixels[int(y * h):int((y + bh) * h), int(x * w):int((x + bw) * w)] = 255
+    pixels[int(y * h) : int((y + bh) * h), int(x * w) : int((x + bw) * w)] = 255
     image = Image.fromarray(pixels)
     exif = image.getexif()
     exif[0x0112] = orientation
@@ -34,8 +34,12 @@ def test_conversion_matches_what_pil_exif_transpose_does_to_pixels(orientation):
     upright = np.asarray(ImageOps.exif_transpose(image))
     ys, xs = np.nonzero(upright)
     uh, uw = upright.shape
-    seen = (xs.min() / uw, ys.min() / uh, (xs.max() + 1 - xs.min()) / uw,
-            (ys.max() + 1 - ys.min()) / uh)
+    seen = (
+        xs.min() / uw,
+        ys.min() / uh,
+        (xs.max() + 1 - xs.min()) / uw,
+        (ys.max() + 1 - ys.min()) / uh,
+    )
     assert geometry.stored_to_oriented(stored_box, orientation) == pytest.approx(seen, abs=0.01)
     assert geometry.oriented_to_stored(seen, orientation) == pytest.approx(stored_box, abs=0.01)
 
@@ -43,7 +47,8 @@ def test_conversion_matches_what_pil_exif_transpose_does_to_pixels(orientation):
 def test_orientation_6_moves_a_top_left_face_to_the_stored_bottom_left():
     # rotate 90° CW for display: the stored image's left column is the displayed top row
     assert geometry.oriented_to_stored((0.0, 0.0, 0.2, 0.1), 6) == pytest.approx(
-        (0.0, 0.8, 0.1, 0.2))
+        (0.0, 0.8, 0.1, 0.2)
+    )
 
 
 def test_centre_form_round_trips():
@@ -54,8 +59,9 @@ def test_centre_form_round_trips():
 def test_mp_rectangle_is_top_left_text_and_parses_back():
     text = geometry.mp_rectangle((0.311905, 0.208571, 0.113095, 0.198571))
     assert text == "0.311905, 0.208571, 0.113095, 0.198571"
-    assert geometry.parse_mp_rectangle(text) == pytest.approx((0.311905, 0.208571, 0.113095,
-                                                               0.198571))
+    assert geometry.parse_mp_rectangle(text) == pytest.approx(
+        (0.311905, 0.208571, 0.113095, 0.198571)
+    )
     assert geometry.parse_mp_rectangle("0.1, 0.2") is None
     assert geometry.parse_mp_rectangle("a, b, c, d") is None
 

@@ -85,8 +85,9 @@ def test_the_stage_records_the_refusal_and_never_imports_what_the_link_points_at
 ):
     photo, _link, _target, _before = linked
     share = photo.parent
-    settings = Settings(state_dir=tmp_path / "state",
-                        shares=[ShareSettings(name="photos", path=share)])
+    settings = Settings(
+        state_dir=tmp_path / "state", shares=[ShareSettings(name="photos", path=share)]
+    )
     catalog = Catalog(settings.catalog_path)
     try:
         st = photo.stat()
@@ -94,7 +95,9 @@ def test_the_stage_records_the_refusal_and_never_imports_what_the_link_points_at
         (row,) = catalog.claim(1)
         sha = hashlib.sha256(photo.read_bytes()).hexdigest()
         catalog.store_content(
-            sha, "tags:1", {"width": 64, "height": 48, "orientation": 1},
+            sha,
+            "tags:1",
+            {"width": 64, "height": 48, "orientation": 1},
             {"tags": {"tags": [{"tag": "Vehicles|Car", "confidence": 0.9, "source": "tags"}]}},
             [(row.id, st.st_size, st.st_mtime_ns)],
         )
@@ -133,10 +136,12 @@ def test_a_fifo_where_the_sidecar_should_be_neither_blocks_nor_is_replaced(write
     assert fifo.is_fifo()
 
 
-@pytest.mark.parametrize(("photo_mode", "expected"),
-                         [(0o600, 0o600), (0o755, 0o644), (0o640, 0o640), (0o4755, 0o644)])
-def test_a_new_sidecar_is_never_more_permissive_than_its_photo(writer, tmp_path, photo_mode,
-                                                               expected):
+@pytest.mark.parametrize(
+    ("photo_mode", "expected"), [(0o600, 0o600), (0o755, 0o644), (0o640, 0o640), (0o4755, 0o644)]
+)
+def test_a_new_sidecar_is_never_more_permissive_than_its_photo(
+    writer, tmp_path, photo_mode, expected
+):
     photo = make_photo(tmp_path, mode=photo_mode)
     sidecar = tmp_path / "IMG_1.jpg.xmp"
     assert writer.write(photo, sidecar, content(), (64, 48), 1).status == "written"
@@ -144,9 +149,10 @@ def test_a_new_sidecar_is_never_more_permissive_than_its_photo(writer, tmp_path,
     assert sidecar.stat().st_gid == photo.stat().st_gid
 
 
-@pytest.mark.parametrize(("sidecar_mode", "photo_mode", "expected"),
-                         [(0o600, 0o644, 0o600), (0o666, 0o640, 0o662), (0o644, 0o600, 0o600),
-                          (0o664, 0o664, 0o664)])
+@pytest.mark.parametrize(
+    ("sidecar_mode", "photo_mode", "expected"),
+    [(0o600, 0o644, 0o600), (0o666, 0o640, 0o662), (0o644, 0o600, 0o600), (0o664, 0o664, 0o664)],
+)
 def test_an_existing_sidecar_keeps_its_mode_but_never_reads_wider_than_its_photo(
     writer, tmp_path, sidecar_mode, photo_mode, expected
 ):

@@ -27,12 +27,14 @@ def test_base_naming_replaces_the_extension(tmp_path: Path):
     assert sidecar_path(photo, "base", share_root=tmp_path) == tmp_path / "IMG_1.xmp"
 
 
-@pytest.mark.parametrize(("naming", "existing"), [("ext", "IMG_1.xmp"), ("base", "IMG_1.jpg.xmp"),
-                                                  ("ext", "IMG_1.XMP")])
+@pytest.mark.parametrize(
+    ("naming", "existing"), [("ext", "IMG_1.xmp"), ("base", "IMG_1.jpg.xmp"), ("ext", "IMG_1.XMP")]
+)
 def test_an_existing_sidecar_of_the_other_name_is_used(tmp_path: Path, naming, existing):
     (tmp_path / existing).write_text("x")
     assert sidecar_path(tmp_path / "IMG_1.jpg", naming, share_root=tmp_path) == (
-        tmp_path / existing)
+        tmp_path / existing
+    )
 
 
 def test_the_preferred_name_wins_when_both_exist(tmp_path: Path):
@@ -79,8 +81,9 @@ def test_a_sidecar_name_too_long_for_the_folder_goes_to_the_mirror_under_a_stabl
     assert "258 bytes" in (where.mirrored_because or "")
     again = sidecar_path(photo, "ext", share_root=share, mirror_root=mirror)
     assert again == where.path  # found again by `vaultctl sidecar`
-    other = sidecar_path(share / "2024" / ("ä" * 125 + ".png"), "ext", share_root=share,
-                         mirror_root=mirror)
+    other = sidecar_path(
+        share / "2024" / ("ä" * 125 + ".png"), "ext", share_root=share, mirror_root=mirror
+    )
     assert other != where.path
 
 
@@ -94,18 +97,25 @@ def test_a_name_that_fits_stays_beside_the_photo_and_a_long_one_needs_a_mirror(t
 def test_a_symlink_where_the_sidecar_should_be_counts_as_the_existing_sidecar(tmp_path: Path):
     (tmp_path / "IMG_1.xmp").symlink_to(tmp_path / "nowhere")
     assert sidecar_path(tmp_path / "IMG_1.jpg", "ext", share_root=tmp_path) == (
-        tmp_path / "IMG_1.xmp")
+        tmp_path / "IMG_1.xmp"
+    )
 
 
 def test_temp_names_always_fit_and_only_our_exact_pattern_is_ours():
     assert temp_name("IMG_1.jpg.xmp", "0123456789ab", 255) == (
-        ".IMG_1.jpg.xmp.pvtmp-0123456789ab.xmp")
+        ".IMG_1.jpg.xmp.pvtmp-0123456789ab.xmp"
+    )
     long_name = "z" * 250 + ".xmp"
     short = temp_name(long_name, "0123456789ab", 255)
     assert len(short) <= 255 and is_own_temp(short) and is_temp_name(short)
     assert is_own_temp(".IMG_1.jpg.xmp.pvtmp-0123456789ab.xmp")
     assert is_own_temp(b".IMG_1.XMP.pvtmp-0123456789ab.xmp")
-    for theirs in ("IMG_1.jpg.xmp.pvtmp-0123456789ab.xmp", ".IMG_1.jpg.xmp.pvtmp-notes.xmp",
-                   ".IMG_1.jpg.xmp.pvtmp-0123456789ab.xmp.bak", ".pvtmp-0123456789ab.xmp",
-                   ".IMG_1.jpg.pvtmp-0123456789ab.xmp", ".IMG_1.jpg.xmp.pvtmp-0123456789AB.xmp"):
+    for theirs in (
+        "IMG_1.jpg.xmp.pvtmp-0123456789ab.xmp",
+        ".IMG_1.jpg.xmp.pvtmp-notes.xmp",
+        ".IMG_1.jpg.xmp.pvtmp-0123456789ab.xmp.bak",
+        ".pvtmp-0123456789ab.xmp",
+        ".IMG_1.jpg.pvtmp-0123456789ab.xmp",
+        ".IMG_1.jpg.xmp.pvtmp-0123456789AB.xmp",
+    ):
         assert not is_own_temp(theirs), theirs

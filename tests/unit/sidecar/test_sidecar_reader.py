@@ -23,8 +23,9 @@ def test_digikam_keywords_and_named_regions_are_read():
     mwg = {f.name: f for f in result.faces if f.source == "mwg"}
     assert set(mwg) == {"Marie Curie", "Pierre Curie"}
     # centre 0.368452/0.307857, size 0.113095x0.198571 -> top-left in orientation 1
-    assert mwg["Marie Curie"].box == pytest.approx((0.311905, 0.208571, 0.113095, 0.198571),
-                                                   abs=1e-5)
+    assert mwg["Marie Curie"].box == pytest.approx(
+        (0.311905, 0.208571, 0.113095, 0.198571), abs=1e-5
+    )
     assert not any(f.ours for f in result.faces)
     assert result.applied_to_dimensions == (840, 700)
 
@@ -94,8 +95,7 @@ def test_utf8_bom_sidecar_is_read(tmp_path: Path):
 
 
 def test_all_rdf_spellings_of_a_struct_give_the_same_value():
-    ns = ('xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
-          'xmlns:e="http://example.com/e/" ')
+    ns = 'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:e="http://example.com/e/" '
     forms = [
         f'<rdf:RDF {ns}><rdf:Description><e:s rdf:parseType="Resource"><e:a>1</e:a></e:s>'
         "</rdf:Description></rdf:RDF>",
@@ -120,8 +120,10 @@ def _written(tmp_path: Path, **kw) -> Path:
 
 def test_our_entries_are_marked_as_ours(tmp_path: Path):
     result = read_sidecar(_written(tmp_path))
-    assert {k.path for k in result.keywords if k.ours} == {("Animals", "Dog"),
-                                                           ("Places", "Strand & Meer")}
+    assert {k.path for k in result.keywords if k.ours} == {
+        ("Animals", "Dog"),
+        ("Places", "Strand & Meer"),
+    }
     ours = [f for f in result.faces if f.ours and f.source == "mwg"]
     assert {f.face_id for f in ours} == {"face-1", "face-2"}
     assert all(f.name == f.written_name for f in ours)
@@ -133,23 +135,29 @@ def test_a_name_given_in_another_program_is_adopted_by_face_id(tmp_path: Path):
     before = read_sidecar(path)
     # digiKam-like edit: the unnamed region gets a name, our Extensions survive
     text = path.read_text()
-    text = text.replace('<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Area',
-                        '<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Name>Ada</mwg-rs:Name><mwg-rs:Area',
-                        1)
+    text = text.replace(
+        "<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Area",
+        "<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Name>Ada</mwg-rs:Name><mwg-rs:Area",
+        1,
+    )
     path.write_text(text)
     adoptions = adopted_names(before, read_sidecar(path))
-    assert [(a.face_id, a.name, a.matched_by) for a in adoptions] == [("face-2", "Ada",
-                                                                        "face_id")]
+    assert [(a.face_id, a.name, a.matched_by) for a in adoptions] == [("face-2", "Ada", "face_id")]
 
 
 def test_a_name_is_adopted_by_overlap_when_extensions_were_dropped(tmp_path: Path):
     path = _written(tmp_path)
     before = read_sidecar(path)
-    after = dataclasses.replace(before, faces=[
-        dataclasses.replace(f, name="Grace", face_id=None, ours=False, written_name=None)
-        if f.face_id == "face-2" else f
-        for f in before.faces
-    ])
+    after = dataclasses.replace(
+        before,
+        faces=[
+            dataclasses.replace(f, name="Grace", face_id=None, ours=False, written_name=None)
+            if f.face_id == "face-2"
+            else f
+            for f in before.faces
+        ],
+    )
     adoptions = adopted_names(before, after)
-    assert [(a.face_id, a.name, a.matched_by) for a in adoptions] == [("face-2", "Grace",
-                                                                        "overlap")]
+    assert [(a.face_id, a.name, a.matched_by) for a in adoptions] == [
+        ("face-2", "Grace", "overlap")
+    ]

@@ -47,11 +47,18 @@ def env(tmp_path: Path, writer):
 def replace_dog_with_wolf(sidecar: Path) -> None:
     """What a person does in another program (exiftool standing in for digiKam)."""
     subprocess.run(
-        ["exiftool", "-q", "-overwrite_original",
-         "-XMP-dc:Subject-=Dog", "-XMP-dc:Subject+=Wolf",
-         "-XMP-lr:HierarchicalSubject-=Animals|Dog", "-XMP-lr:HierarchicalSubject+=Animals|Wolf",
-         "-XMP-digiKam:TagsList-=Animals/Dog", "-XMP-digiKam:TagsList+=Animals/Wolf",
-         str(sidecar)],
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            "-XMP-dc:Subject-=Dog",
+            "-XMP-dc:Subject+=Wolf",
+            "-XMP-lr:HierarchicalSubject-=Animals|Dog",
+            "-XMP-lr:HierarchicalSubject+=Animals|Wolf",
+            "-XMP-digiKam:TagsList-=Animals/Dog",
+            "-XMP-digiKam:TagsList+=Animals/Wolf",
+            str(sidecar),
+        ],
         check=True,
     )
 
@@ -92,8 +99,9 @@ def test_a_replaced_keyword_read_back_never_comes_back_on_rewrite(env, writer):
 
 def test_a_removal_made_while_vaultd_was_not_watching_is_seen_by_the_next_write(env, writer):
     stage, catalog, row, sidecar = env
-    subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject-=Dog",
-                    str(sidecar)], check=True)  # only the flat keyword, as Lightroom's list
+    subprocess.run(
+        ["exiftool", "-q", "-overwrite_original", "-XMP-dc:Subject-=Dog", str(sidecar)], check=True
+    )  # only the flat keyword, as Lightroom's list
     assert rewrite(stage, catalog, row) == "written"
     found = keywords(writer, sidecar)
     assert not {"Dog", "Animals|Dog", "Animals/Dog"} & found and "Beach" in found
@@ -101,9 +109,7 @@ def test_a_removal_made_while_vaultd_was_not_watching_is_seen_by_the_next_write(
     assert catalog.rejected_keywords(row.id) == {"Animals|Dog"}
 
 
-def test_the_reader_names_the_keywords_of_ours_a_person_removed_and_only_those(
-    tmp_path, writer
-):
+def test_the_reader_names_the_keywords_of_ours_a_person_removed_and_only_those(tmp_path, writer):
     photo = make_photo(tmp_path)
     sidecar = tmp_path / "IMG_1.jpg.xmp"
     writer.write(photo, sidecar, content(), (64, 48), 1)

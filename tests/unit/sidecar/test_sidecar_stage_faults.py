@@ -47,8 +47,9 @@ def env(tmp_path: Path):
     catalog.close()
 
 
-def catalogued(catalog: Catalog, share: Path, name: str, tags=("Animals|Dog",),
-               mode: int = 0o640) -> FileRow:
+def catalogued(
+    catalog: Catalog, share: Path, name: str, tags=("Animals|Dog",), mode: int = 0o640
+) -> FileRow:
     """A photo on the share, analysed and done in the catalog with these tags."""
     photo = make_photo(share, name, mode=mode)
     st = photo.stat()
@@ -133,12 +134,14 @@ def test_a_photo_that_fails_is_recorded_with_its_reason_and_the_later_ones_still
         return []
 
     problems = Problems()
-    stage = SidecarStage(catalog, settings, writer=SidecarWriter(), faces=faces,
-                         problems=problems)
+    stage = SidecarStage(catalog, settings, writer=SidecarWriter(), faces=faces, problems=problems)
     stage.start()
     try:
-        wait(lambda: all((catalog.sidecar(r.id) or {}).get("state") == "written" for r in good),
-             20, "the photos after the failing one written")
+        wait(
+            lambda: all((catalog.sidecar(r.id) or {}).get("state") == "written" for r in good),
+            20,
+            "the photos after the failing one written",
+        )
         wait(lambda: problems.active("sidecars"), 10, "the failure reported")
     finally:
         stage.stop()
@@ -152,8 +155,7 @@ def test_a_photo_that_fails_is_recorded_with_its_reason_and_the_later_ones_still
     broken.clear()  # the cause goes away; the retry writes it and clears the problem
     clock.now += 601
     assert [r.id for r in catalog.sidecar_work(10)] == [bad.id]
-    stage = SidecarStage(catalog, settings, writer=SidecarWriter(), faces=faces,
-                         problems=problems)
+    stage = SidecarStage(catalog, settings, writer=SidecarWriter(), faces=faces, problems=problems)
     stage.start()
     try:
         wait(lambda: not problems.active("sidecars"), 20, "the problem cleared")
@@ -208,8 +210,11 @@ def test_stale_temp_files_are_removed_at_start_and_an_interrupted_write_is_redon
     stage = SidecarStage(catalog, settings, writer=SidecarWriter())
     stage.start()
     try:
-        wait(lambda: (catalog.sidecar(row.id) or {}).get("state") in ("written", "unchanged"),
-             20, "the interrupted sidecar picked again")
+        wait(
+            lambda: (catalog.sidecar(row.id) or {}).get("state") in ("written", "unchanged"),
+            20,
+            "the interrupted sidecar picked again",
+        )
     finally:
         stage.stop()
     assert stage.temps_removed == len(ours)

@@ -29,8 +29,13 @@ pytestmark = needs_tools
 ALL_CASES = REAL_WORLD + OWN_CASES
 SKIP_GROUPS = ("System:", "File:", "ExifTool:", "SourceFile")
 OURS = ("XMP-photovault:",)
-MANAGED = ("XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-digiKam:TagsList",
-           "XMP-mwg-rs:RegionInfo", "XMP-MP:RegionInfoMP")
+MANAGED = (
+    "XMP-dc:Subject",
+    "XMP-lr:HierarchicalSubject",
+    "XMP-digiKam:TagsList",
+    "XMP-mwg-rs:RegionInfo",
+    "XMP-MP:RegionInfoMP",
+)
 
 
 def _write(writer, tmp_path: Path, fixture: str | None, **kw):
@@ -73,7 +78,8 @@ def test_merge_keeps_every_foreign_property_as_exiv2_sees_it(writer, tmp_path, f
             items = [i for i in value.split(", ") if i]
             assert all(i in after[key][1] for i in items), key
         elif key.startswith("Xmp.mwg-rs.Regions/mwg-rs:RegionList") or key.startswith(
-                "Xmp.MP.RegionInfo/MPRI:Regions"):
+            "Xmp.MP.RegionInfo/MPRI:Regions"
+        ):
             assert after[key] == (typ, value), key  # foreign regions keep their index
         else:
             assert after[key] == (typ, value), key
@@ -86,7 +92,8 @@ def test_independent_readers_see_our_keywords_and_regions(writer, tmp_path, fixt
     data = exiftool_json(writer, sidecar)
     assert {"Dog", "Strand & Meer"} <= set(as_list(data["XMP-dc:Subject"]))
     assert {"Animals|Dog", "Places|Strand & Meer"} <= set(
-        as_list(data["XMP-lr:HierarchicalSubject"]))
+        as_list(data["XMP-lr:HierarchicalSubject"])
+    )
     assert {"Animals/Dog", "Places/Strand & Meer"} <= set(as_list(data["XMP-digiKam:TagsList"]))
     regions = as_list(data["XMP-mwg-rs:RegionInfo"]["RegionList"])
     zoe = [r for r in regions if r.get("Name") == "Zoë Ångström"]
@@ -104,9 +111,11 @@ def test_independent_readers_see_our_keywords_and_regions(writer, tmp_path, fixt
     exiv2 = exiv2_keys(sidecar)
     assert "Dog" in exiv2["Xmp.dc.subject"][1]
     assert "Animals|Dog" in exiv2["Xmp.lr.hierarchicalSubject"][1]
-    names = [v for key, (_t, v) in exiv2.items()
-             if key.startswith("Xmp.mwg-rs.Regions/mwg-rs:RegionList") and
-             key.endswith("mwg-rs:Name")]
+    names = [
+        v
+        for key, (_t, v) in exiv2.items()
+        if key.startswith("Xmp.mwg-rs.Regions/mwg-rs:RegionList") and key.endswith("mwg-rs:Name")
+    ]
     assert "Zoë Ångström" in names
 
 
@@ -124,9 +133,11 @@ def test_writing_the_same_content_again_changes_nothing(writer, tmp_path, fixtur
 def test_reanalysis_replaces_our_entries_without_duplicates(writer, tmp_path, fixture):
     _, sidecar, original = _write(writer, tmp_path, fixture)
     photo = tmp_path / "IMG_1.jpg"
-    new = content(keywords=(("Animals", "Cat"),),
-                  faces=(((0.12, 0.22, 0.2, 0.3), "Zoë Ångström", "face-1"),),
-                  analyzed_at="2024-06-01T10:00:00+00:00")
+    new = content(
+        keywords=(("Animals", "Cat"),),
+        faces=(((0.12, 0.22, 0.2, 0.3), "Zoë Ångström", "face-1"),),
+        analyzed_at="2024-06-01T10:00:00+00:00",
+    )
     assert writer.write(photo, sidecar, new, (840, 700), 1).status == "written"
     data = exiftool_json(writer, sidecar)
     subjects = as_list(data["XMP-dc:Subject"])
@@ -144,8 +155,9 @@ def test_reanalysis_replaces_our_entries_without_duplicates(writer, tmp_path, fi
 
 
 def test_a_keyword_the_person_had_is_not_claimed_and_survives_reanalysis(writer, tmp_path):
-    _, sidecar, _ = _write(writer, tmp_path, "exempi-traps.xmp",
-                           keywords=(("Places", "Strand"), ("Animals", "Dog")))
+    _, sidecar, _ = _write(
+        writer, tmp_path, "exempi-traps.xmp", keywords=(("Places", "Strand"), ("Animals", "Dog"))
+    )
     data = exiftool_json(writer, sidecar)
     assert as_list(data["XMP-dc:Subject"]).count("Strand") == 1
     assert "Strand" not in as_list(data.get("XMP-photovault:Subjects"))
@@ -157,8 +169,9 @@ def test_a_keyword_the_person_had_is_not_claimed_and_survives_reanalysis(writer,
 def test_a_face_the_person_already_tagged_is_not_duplicated(writer, tmp_path):
     # Marie Curie's box in digikam-full-portrait.xmp (top-left form)
     marie = (0.311905, 0.208571, 0.113095, 0.198571)
-    result, sidecar, _ = _write(writer, tmp_path, "digikam-full-portrait.xmp",
-                                faces=((marie, None, "face-9"),))
+    result, sidecar, _ = _write(
+        writer, tmp_path, "digikam-full-portrait.xmp", faces=((marie, None, "face-9"),)
+    )
     assert result.faces_skipped == 1 and result.faces_written == 0
     regions = as_list(exiftool_json(writer, sidecar)["XMP-mwg-rs:RegionInfo"]["RegionList"])
     assert [r.get("Name") for r in regions] == ["Marie Curie", "Pierre Curie"]
@@ -167,9 +180,13 @@ def test_a_face_the_person_already_tagged_is_not_duplicated(writer, tmp_path):
 def test_a_name_given_elsewhere_survives_reanalysis_until_adopted(writer, tmp_path):
     _, sidecar, _ = _write(writer, tmp_path, None)
     text = sidecar.read_text()
-    sidecar.write_text(text.replace(
-        "<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Area",
-        "<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Name>Ada</mwg-rs:Name><mwg-rs:Area", 1))
+    sidecar.write_text(
+        text.replace(
+            "<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Area",
+            "<mwg-rs:Type>Face</mwg-rs:Type><mwg-rs:Name>Ada</mwg-rs:Name><mwg-rs:Area",
+            1,
+        )
+    )
     photo = tmp_path / "IMG_1.jpg"
     writer.write(photo, sidecar, content(analyzed_at="2024-07-01T00:00:00Z"), (840, 700), 1)
     faces = {f.face_id: f for f in read_sidecar(sidecar).faces if f.source == "mwg"}
@@ -178,8 +195,7 @@ def test_a_name_given_elsewhere_survives_reanalysis_until_adopted(writer, tmp_pa
 
 def test_a_large_keyword_set_with_utf8_names_is_written_whole(writer, tmp_path):
     keywords = tuple(("Orte", f"Straße Nº{i} — 東京 ✓") for i in range(600))
-    result, sidecar, _ = _write(writer, tmp_path, "lightroom61-IMG_5910.jpg.xmp",
-                                keywords=keywords)
+    result, sidecar, _ = _write(writer, tmp_path, "lightroom61-IMG_5910.jpg.xmp", keywords=keywords)
     assert result.status == "written"
     subjects = as_list(exiftool_json(writer, sidecar)["XMP-dc:Subject"])
     assert len(subjects) == 3 + 600
@@ -195,15 +211,31 @@ def test_after_exiv2_rewrites_the_packet_a_name_is_adopted_and_kept(writer, tmp_
     _, sidecar, _ = _write(writer, tmp_path, "digikam-full-portrait.xmp")
     before = read_sidecar(sidecar)
     # what digiKam does: Exiv2 re-serializes the whole packet in its own style
-    subprocess.run(["exiv2", "-M", "set Xmp.mwg-rs.Regions/mwg-rs:RegionList[4]/mwg-rs:Name Ada",
-                    str(sidecar)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "exiv2",
+            "-M",
+            "set Xmp.mwg-rs.Regions/mwg-rs:RegionList[4]/mwg-rs:Name Ada",
+            str(sidecar),
+        ],
+        check=True,
+        capture_output=True,
+    )
     after = read_sidecar(sidecar)
     assert [(a.face_id, a.name) for a in adopted_names(before, after)] == [("face-2", "Ada")]
-    result = writer.write(tmp_path / "IMG_1.jpg", sidecar,
-                          content(keywords=(("Animals", "Cat"),), analyzed_at="2025-01-01"),
-                          (840, 700), 1)
+    result = writer.write(
+        tmp_path / "IMG_1.jpg",
+        sidecar,
+        content(keywords=(("Animals", "Cat"),), analyzed_at="2025-01-01"),
+        (840, 700),
+        1,
+    )
     assert result.status == "written", result.warnings
     again = read_sidecar(sidecar)
     assert [f.name for f in again.faces if f.source == "mwg"] == [
-        "Marie Curie", "Pierre Curie", "Zoë Ångström", "Ada"]
+        "Marie Curie",
+        "Pierre Curie",
+        "Zoë Ångström",
+        "Ada",
+    ]
     assert again.subjects == ["Marie Curie", "Pierre Curie", "Cat"]

@@ -21,7 +21,7 @@ def _photo_with_face(folder: Path, orientation: int) -> Path:
     w, h = STORED_SIZE
     x, y, bw, bh = STORED_FACE
     pixels = np.zeros((h, w, 3), np.uint8)
-    pixels[int(y * h):int((y + bh) * h), int(x * w):int((x + bw) * w)] = 255
+    pixels[int(y * h) : int((y + bh) * h), int(x * w) : int((x + bw) * w)] = 255
     exif = Image.Exif()
     exif[0x0112] = orientation
     photo = folder / f"IMG_o{orientation}.jpg"
@@ -34,13 +34,18 @@ def _detect(photo: Path) -> tuple[float, float, float, float]:
     upright = np.asarray(ImageOps.exif_transpose(Image.open(photo)).convert("L")) > 128
     ys, xs = np.nonzero(upright)
     h, w = upright.shape
-    return (xs.min() / w, ys.min() / h, (xs.max() + 1 - xs.min()) / w,
-            (ys.max() + 1 - ys.min()) / h)
+    return (
+        xs.min() / w,
+        ys.min() / h,
+        (xs.max() + 1 - xs.min()) / w,
+        (ys.max() + 1 - ys.min()) / h,
+    )
 
 
 @pytest.mark.parametrize("orientation", [6, 8, 3, 1])
 def test_region_of_a_rotated_photo_lands_on_the_face_in_the_stored_frame(
-        writer, tmp_path, orientation):
+    writer, tmp_path, orientation
+):
     photo = _photo_with_face(tmp_path, orientation)
     seen = _detect(photo)
     if orientation in (6, 8):
@@ -53,7 +58,8 @@ def test_region_of_a_rotated_photo_lands_on_the_face_in_the_stored_frame(
     data = exiftool_json(writer, sidecar)
     info = data["XMP-mwg-rs:RegionInfo"]
     assert (int(info["AppliedToDimensions"]["W"]), int(info["AppliedToDimensions"]["H"])) == (
-        STORED_SIZE)
+        STORED_SIZE
+    )
     area = as_list(info["RegionList"])[0]["Area"]
     cx, cy, w, h = (float(area[c]) for c in "XYWH")
     assert (cx - w / 2, cy - h / 2, w, h) == pytest.approx(STORED_FACE, abs=0.01)

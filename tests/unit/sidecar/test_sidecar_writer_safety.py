@@ -62,8 +62,16 @@ class _Interfering(SidecarWriter):
     def _before_commit(self, sidecar: Path) -> None:
         if self.times > 0:
             self.times -= 1
-            subprocess.run(["exiftool", "-q", "-overwrite_original",
-                            f"-XMP-dc:Subject+=Person{self.times}", str(sidecar)], check=True)
+            subprocess.run(
+                [
+                    "exiftool",
+                    "-q",
+                    "-overwrite_original",
+                    f"-XMP-dc:Subject+=Person{self.times}",
+                    str(sidecar),
+                ],
+                check=True,
+            )
 
 
 def test_a_change_made_between_read_and_write_is_merged_not_overwritten(tmp_path):
@@ -104,8 +112,7 @@ def test_a_sidecar_created_meanwhile_by_another_program_is_merged(tmp_path):
     assert result.attempts == 2 and "Cara" in faces and "Zoë Ångström" in faces
 
 
-def test_a_failure_before_the_rename_leaves_the_old_file_and_no_temp(writer, tmp_path,
-                                                                     monkeypatch):
+def test_a_failure_before_the_rename_leaves_the_old_file_and_no_temp(writer, tmp_path, monkeypatch):
     photo = make_photo(tmp_path)
     sidecar = copy_fixture("digikam-full-portrait.xmp", tmp_path, "IMG_1.jpg.xmp")
     old = sidecar.read_bytes()
@@ -142,8 +149,11 @@ def test_a_crash_in_the_middle_of_writes_leaves_a_whole_file(writer, tmp_path):
     make_photo(tmp_path)
     sidecar = copy_fixture("darktable-bibble-_27A1417.CR2.xmp", tmp_path, "IMG_1.jpg.xmp")
     for delay in (0.35, 0.5, 0.65):
-        proc = subprocess.Popen([sys.executable, "-c", CRASH_LOOP, str(DAEMON), str(tmp_path)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CRASH_LOOP, str(DAEMON), str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         proc.stdout.readline()  # at least one write done
         time.sleep(delay)
@@ -160,16 +170,27 @@ def test_a_crash_in_the_middle_of_writes_leaves_a_whole_file(writer, tmp_path):
     ("data", "expected"),
     [
         (b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF>", "malformed XML"),
-        ((FIXTURES / "microsoft-mp-regions.xmp").read_text().replace(
-            "<?xpacket begin=''", "<?xpacket begin='\ufeff'").encode("utf-16"), "UTF-16"),
+        (
+            (FIXTURES / "microsoft-mp-regions.xmp")
+            .read_text()
+            .replace("<?xpacket begin=''", "<?xpacket begin='\ufeff'")
+            .encode("utf-16"),
+            "UTF-16",
+        ),
         (b"<?xml version='1.0'?><!DOCTYPE r [<!ENTITY e 'x'>]><r>&e;</r>", "DOCTYPE"),
-        (b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#' "
-         b"xmlns:dc='http://purl.org/dc/elements/1.1/'>"
-         b"<rdf:Description dc:subject='flat text'/></rdf:RDF>", "attribute"),
-        (b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#' "
-         b"xmlns:mwg-rs='http://www.metadataworkinggroup.com/schemas/regions/'>"
-         b"<rdf:Description><mwg-rs:Regions>odd</mwg-rs:Regions>"
-         b"</rdf:Description></rdf:RDF>", "Regions"),
+        (
+            b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#' "
+            b"xmlns:dc='http://purl.org/dc/elements/1.1/'>"
+            b"<rdf:Description dc:subject='flat text'/></rdf:RDF>",
+            "attribute",
+        ),
+        (
+            b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#' "
+            b"xmlns:mwg-rs='http://www.metadataworkinggroup.com/schemas/regions/'>"
+            b"<rdf:Description><mwg-rs:Regions>odd</mwg-rs:Regions>"
+            b"</rdf:Description></rdf:RDF>",
+            "Regions",
+        ),
     ],
 )
 def test_bad_sidecars_are_left_untouched_with_a_warning(writer, tmp_path, data, expected):
@@ -235,12 +256,20 @@ def test_stale_temp_files_from_a_crash_are_removed(writer, tmp_path):
 
 
 def test_exiftool_check_reports_a_lost_or_changed_foreign_tag():
-    before = {"XMP-dc:Title": "A", "XMP-dc:Subject": ["x", "ours"],
-              "XMP-mwg-rs:RegionInfo": {"RegionList": [{"Name": "P"}]}}
-    assert exiftool_loss(before, dict(before, **{"XMP-dc:Subject": ["x"]}),
-                         {"XMP-dc:Subject": ["ours"]}) is None
-    assert "Title" in exiftool_loss(before, {k: v for k, v in before.items()
-                                             if k != "XMP-dc:Title"})
+    before = {
+        "XMP-dc:Title": "A",
+        "XMP-dc:Subject": ["x", "ours"],
+        "XMP-mwg-rs:RegionInfo": {"RegionList": [{"Name": "P"}]},
+    }
+    assert (
+        exiftool_loss(
+            before, dict(before, **{"XMP-dc:Subject": ["x"]}), {"XMP-dc:Subject": ["ours"]}
+        )
+        is None
+    )
+    assert "Title" in exiftool_loss(
+        before, {k: v for k, v in before.items() if k != "XMP-dc:Title"}
+    )
     assert "lost" in exiftool_loss(before, dict(before, **{"XMP-dc:Subject": ["ours"]}))
     changed = dict(before, **{"XMP-mwg-rs:RegionInfo": {"RegionList": [{"Name": "Q"}]}})
     assert "RegionList" in exiftool_loss(before, changed)
