@@ -196,7 +196,7 @@ class Daemon:
         clip = next((a for a in self.analyzers.active if a.name == "clip"), None)
         dim = int(getattr(clip, "dim", 0) or 512)
         face_dim = 128 if self.settings.faces.model == "Dlib" else 512
-        folder = self.settings.state_dir / "index"
+        folder = self.settings.layout.index
         cfg = IndexSettings(
             vector_dim=dim, face_dim=face_dim, memory_ann=self.settings.server.memory_index
         )

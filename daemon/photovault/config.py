@@ -30,7 +30,6 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -41,9 +40,50 @@ from pydantic import (
     model_validator,
 )
 
+from photovault import DEFAULT_CONFIG_PATH as _DEFAULT_CONFIG_PATH
 from photovault.analyze.faces import FaceSettings
 
-DEFAULT_CONFIG_PATH = Path("/etc/photovault/vaultd.toml")
+DEFAULT_CONFIG_PATH = Path(_DEFAULT_CONFIG_PATH)
+
+
+class StateLayout:
+    """What lives where under `state_dir`: the one description that the daemon,
+    backup, restore and the people store use (names relative to the state dir)."""
+
+    CATALOG = "catalog.sqlite3"  # file states, queue, results per content
+    PEOPLE = "people.sqlite3"  # faces, people, names (the source of names)
+    INDEX = "index"  # LanceDB search index (rebuilt from the catalog when lost)
+    MODELS = "models"  # installed ONNX models with their manifests
+    SIDECARS = "sidecars"  # mirror tree: sidecars of read-only shares, overlong names
+    FACE_WEIGHTS = "deepface"  # face model weights ($DEEPFACE_HOME)
+    TAGS = "tags.toml"  # the user's zero-shot tag vocabulary, when present
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / self.CATALOG
+
+    @property
+    def people(self) -> Path:
+        return self.root / self.PEOPLE
+
+    @property
+    def index(self) -> Path:
+        return self.root / self.INDEX
+
+    @property
+    def models(self) -> Path:
+        return self.root / self.MODELS
+
+    @property
+    def sidecars(self) -> Path:
+        return self.root / self.SIDECARS
+
+    @property
+    def face_weights(self) -> Path:
+        return self.root / self.FACE_WEIGHTS
 ENV_PREFIX = "VAULT_"
 #: `VAULT_` variables that are not settings: vaultctl's socket, both commands' config file.
 NON_SETTING_ENV = frozenset({"VAULT_SOCKET", "VAULT_CONFIG"})
@@ -76,6 +116,8 @@ ConfigPath = Annotated[Path, BeforeValidator(_to_path)]
 def _check_cron(value: str, *, allow_empty: bool) -> str:
     if not value and allow_empty:
         return value
+    from apscheduler.triggers.cron import CronTrigger  # here: vaultctl rarely needs it
+
     try:
         CronTrigger.from_crontab(value)
     except ValueError as exc:
@@ -223,16 +265,20 @@ class Settings(_Section):
         return self
 
     @property
+    def layout(self) -> StateLayout:
+        return StateLayout(self.state_dir)
+
+    @property
     def catalog_path(self) -> Path:
-        return self.state_dir / "catalog.sqlite3"
+        return self.layout.catalog
 
     @property
     def sidecar_mirror(self) -> Path:
-        return self.state_dir / "sidecars"
+        return self.layout.sidecars
 
     @property
     def models_dir(self) -> Path:
-        return self.state_dir / "models"
+        return self.layout.models
 
     def share(self, name: str) -> ShareSettings | None:
         return next((s for s in self.shares if s.name == name), None)

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, load
+from photovault import DEFAULT_CONFIG_PATH
 from photovault.query.client import Client, ClientError
 
 EXIT_OK, EXIT_NONE, EXIT_ERROR = 0, 1, 2
@@ -43,8 +43,7 @@ def socket_path(args: argparse.Namespace) -> Path:
         return Path(args.socket)
     if os.environ.get("VAULT_SOCKET"):
         return Path(os.environ["VAULT_SOCKET"])
-    cfg = Path(args.config or os.environ.get("VAULT_CONFIG") or DEFAULT_CONFIG_PATH)
-    return load(cfg, check_paths=False).server.socket
+    return _settings(args).server.socket
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -503,8 +502,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    """The configuration, loaded only when needed: pydantic costs vaultctl ~0.1 s
+    (an error in it is reported like any other, naming the file and key)."""
+    from photovault.config import ConfigError, load
+
     cfg = Path(args.config or os.environ.get("VAULT_CONFIG") or DEFAULT_CONFIG_PATH)
-    return load(cfg, check_paths=False)
+    try:
+        return load(cfg, check_paths=False)
+    except ConfigError as exc:
+        raise ClientError("config", str(exc)) from exc
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -711,9 +717,6 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.local(args))
         client = Client(socket_path(args))
         return int(args.func(client, args))
-    except ConfigError as exc:
-        print(f"vaultctl: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except ClientError as exc:
         print(f"vaultctl: {exc.message}", file=sys.stderr)
         return EXIT_NONE if exc.code == "not_found" else EXIT_ERROR

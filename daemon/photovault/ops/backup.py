@@ -57,6 +57,7 @@ from typing import Any
 
 import photovault
 from photovault.catalog import db as catalog_db
+from photovault.config import StateLayout
 from photovault.index import schema as index_schema
 from photovault.people import store as people_store
 from photovault.sidecar.naming import is_temp_name
@@ -66,13 +67,13 @@ log = logging.getLogger(__name__)
 BACKUP_FORMAT = 1
 BACKUP_FILE = "backup.json"
 
-CATALOG_DB = "catalog.sqlite3"
-PEOPLE_DB = people_store.DB_NAME
-INDEX_DIR = "index"
-SIDECARS_DIR = "sidecars"
-MODELS_DIR = "models"
-FACE_WEIGHTS_DIR = "deepface"  # analyze/faces.py: DEEPFACE_HOME
-TAGS_FILE = "tags.toml"
+CATALOG_DB = StateLayout.CATALOG
+PEOPLE_DB = StateLayout.PEOPLE
+INDEX_DIR = StateLayout.INDEX
+SIDECARS_DIR = StateLayout.SIDECARS
+MODELS_DIR = StateLayout.MODELS
+FACE_WEIGHTS_DIR = StateLayout.FACE_WEIGHTS
+TAGS_FILE = StateLayout.TAGS
 
 #: Each database, with the schema version this photovault writes.
 DATABASES: dict[str, int] = {

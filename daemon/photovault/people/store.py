@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from photovault.config import StateLayout
 from photovault.people.cluster import (
     CORE_NEIGHBOURS,
     Metric,
@@ -79,7 +80,7 @@ from photovault.people.cluster import (
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-DB_NAME = "people.sqlite3"
+DB_NAME = StateLayout.PEOPLE
 #: Faces of one named person compared with everyone else when looking for merges.
 SUGGEST_FACES_PER_PERSON = 64
 #: Likely merges are pairs whose nearest faces lie within join_distance times this
