@@ -99,10 +99,18 @@ _DATE_RE = re.compile(
 )
 _OFFSET_RE = re.compile(r"^\s*(Z|[+-]\d{2}:?\d{2})\s*$")
 _WATCHDOG_POLL_S = 0.2
+#: An exiftool call that takes longer than this (plus a little per file) is hung
+#: (stopped, stuck on a network share): it is killed and the read fails.
+CALL_TIMEOUT_S = 30.0
+PER_FILE_TIMEOUT_S = 0.5
 
 
 class MetadataUnavailable(RuntimeError):
     """exiftool is missing or keeps dying: an installation problem, not a bad photo."""
+
+
+class ExifToolHung(MetadataUnavailable):
+    """exiftool did not answer in time and was killed (not a bad photo either)."""
 
 
 class MetadataReader:
@@ -112,13 +120,19 @@ class MetadataReader:
     with the stage that owns it.
     """
 
-    def __init__(self, executable: str | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        executable: str | None = None,
+        batch_size: int = 64,
+        call_timeout: float = CALL_TIMEOUT_S,
+    ) -> None:
         # Batches stay small enough that exiftool's stderr (one line per failed
         # file) never fills a pipe buffer while pyexiftool is reading stdout.
         self._executable = executable
         self._batch_size = max(1, batch_size)
         self._lock = threading.Lock()
         self._et: ExifToolHelper | None = None
+        self._call_timeout = call_timeout
 
     def __enter__(self) -> MetadataReader:
         return self
@@ -184,6 +198,8 @@ class MetadataReader:
     def _read_one(self, path: Path) -> PhotoMetadata | MediaError:
         try:
             rows = self._execute([path])
+        except ExifToolHung:
+            raise  # exiftool itself is stuck, not this photo: the caller retries later
         except (ExifToolException, OSError, ValueError) as exc:
             stderr = self._et.last_stderr if self._et is not None else None
             reason = _stderr_reason(stderr) or f"exiftool failed: {type(exc).__name__}"
@@ -199,15 +215,24 @@ class MetadataReader:
         params: list[str | bytes] = [f"-{tag}" for tag in TAGS]
         params += [_arg(path) for path in batch]
         done = threading.Event()
+        hung = threading.Event()
         process = et._process  # pyexiftool has no public handle on it
+        limit = self._call_timeout + PER_FILE_TIMEOUT_S * len(batch)
         watchdog = threading.Thread(
-            target=_watch, args=(process, done), name="exiftool-watchdog", daemon=True
+            target=_watch,
+            args=(process, done, time.monotonic() + limit, hung),
+            name="exiftool-watchdog",
+            daemon=True,
         )
         watchdog.start()
         try:
             # Bytes in and out: pyexiftool would decode stdout and stderr as
             # UTF-8, and stderr names the files, in their raw bytes.
             out = et.execute("-j", *params, raw_bytes=True)
+        except Exception as exc:
+            if hung.is_set():
+                raise ExifToolHung(f"exiftool did not answer within {limit:.0f} s") from exc
+            raise
         finally:
             done.set()
             watchdog.join()
@@ -289,9 +314,16 @@ def measure_per_file_cost(paths: Sequence[Path], repeats: int = 3) -> float:
     return best * 1e3 / max(1, len(paths))
 
 
-def _watch(process: Any, done: threading.Event) -> None:
-    """Unblock pyexiftool's read loop if exiftool dies during a call."""
+def _watch(process: Any, done: threading.Event, deadline: float, hung: threading.Event) -> None:
+    """Unblock pyexiftool's read loop if exiftool dies during a call, or kill it
+    when it has not answered by `deadline` (a stopped or stuck process)."""
     while not done.wait(_WATCHDOG_POLL_S):
+        if time.monotonic() > deadline and process.poll() is None:
+            log.warning("exiftool (pid %s) hung; killing it", process.pid)
+            hung.set()
+            with contextlib.suppress(OSError):
+                process.kill()
+            process.wait()
         if process.poll() is not None:
             log.warning("exiftool (pid %s) died during a call", process.pid)
             _unblock_reader(process)
