@@ -13,8 +13,10 @@ new config (shares added or removed, throttle) without a restart.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +62,9 @@ log = logging.getLogger(__name__)
 
 #: How often the main loop checks that the state dir takes writes.
 DISK_PROBE_SECONDS = 5.0
+#: How often a start that found its state disk unwritable tries again.
+STATE_RETRY_SECONDS = 5.0
+STATE_FAULT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
 #: A failed scan is tried again this often while its cause lasts.
 SCAN_RETRY_SECONDS = 10.0
 #: Less free space than this on the state dir is reported as a problem.
@@ -817,6 +822,39 @@ class Daemon:
         }
 
 
+def _state_fault(exc: BaseException) -> bool:
+    """A full, read-only or failing state disk (not a bug, not a bad config)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "disk" in text or "readonly" in text or "read-only" in text
+    return isinstance(exc, OSError) and exc.errno in STATE_FAULT_ERRNOS
+
+
+def _open_when_writable(
+    settings: Settings, signals: Any, config_path: Path | None, ping_every: float | None
+) -> Daemon | None:
+    """Build the daemon; while its state disk cannot be written (full at boot), wait
+    and say why (log, systemd STATUS) instead of exiting into a restart loop, and
+    go on by itself when space returns. None when asked to stop meanwhile."""
+    from photovault.lifecycle import sd_notify
+
+    said = False
+    while True:
+        try:
+            return Daemon(settings, config_path=config_path)
+        except Exception as exc:
+            if not _state_fault(exc):
+                raise
+            why = f"state dir {settings.state_dir} cannot be written: {exc}"
+            if not said:
+                log.error("%s; waiting until it can (vaultd starts by itself then)", why)
+                said = True
+            # READY so systemd's start timeout does not kill us; STATUS says why.
+            sd_notify(f"READY=1\nSTATUS=waiting: {why}" + ("\nWATCHDOG=1" if ping_every else ""))
+        if signals.stop.wait(STATE_RETRY_SECONDS):
+            return None
+
+
 def run(
     settings: Settings,
     signals: Any,
@@ -827,10 +865,12 @@ def run(
     """Run the daemon until a stop signal; returns the exit code."""
     from photovault.lifecycle import sd_notify, watchdog_interval
 
-    daemon = Daemon(settings, config_path=config_path)
+    ping_every = watchdog_interval()
+    daemon = _open_when_writable(settings, signals, config_path, ping_every)
+    if daemon is None:
+        return 0
     daemon.start()
     sd_notify("READY=1\nSTATUS=scanning shares")
-    ping_every = watchdog_interval()
     last_ping = 0.0
     try:
         while not signals.stop.is_set():

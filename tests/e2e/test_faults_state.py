@@ -186,3 +186,31 @@ def test_kill_minus_nine_at_any_moment_then_restart_leaves_catalog_index_and_sid
     with vault.db() as db:
         assert db.execute("SELECT MAX(analysis_runs) FROM content").fetchone()[0] == 1
     assert len(indexed_ids(tmp_path / "state")) == n
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_state_disk_full_at_start_makes_vaultd_wait_and_start_by_itself(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    with small_tmpfs(state, size="32m"):
+        cfg = write_config(tmp_path, settle=0.3)
+        write_jpeg(tmp_path / "photos" / "first.jpg", 600)
+        vault = VaultProcess(cfg, tmp_path)
+        vault.start()
+        vault.wait_idle(expect_done=1)
+        vault.stop()
+        fill(state)
+        try:
+            with pytest.raises(AssertionError, match="did not open its socket"):
+                vault.start(timeout=8)
+            assert vault.proc is not None and vault.proc.poll() is None  # waiting, not dead
+            assert "cannot be written" in vault.log()
+            for name in ("filler.bin", "filler2.bin"):
+                (state / name).unlink(missing_ok=True)
+            write_jpeg(tmp_path / "photos" / "second.jpg", 601)
+            vault.wait_for(lambda: vault.socket.exists() and vault._ping(), 60, "started")
+            vault.wait_idle(expect_done=2, timeout=60)
+        finally:
+            vault.stop()
