@@ -83,22 +83,46 @@ class Filters:
             text = str(value)
             return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
 
+        def strings(key: str) -> tuple[str, ...]:
+            value = data.get(key) or ()
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{key!r} must be a list of strings")
+            return tuple(value)
+
+        def text(key: str) -> str | None:
+            value = data.get(key) or None
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{key!r} must be a string")
+            return value
+
+        def number(value: Any, what: str, low: float, high: float) -> float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"near {what} must be a number")
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"near {what} must be between {low:g} and {high:g}")
+            return float(value)
+
         near = data.get("near")
-        if isinstance(near, dict):
-            near = Near(float(near["lat"]), float(near["lon"]), float(near["km"]))
-        elif near is not None:
-            lat, lon, km = near
-            near = Near(float(lat), float(lon), float(km))
+        if near is not None:
+            if isinstance(near, dict):
+                near = (near.get("lat"), near.get("lon"), near.get("km"))
+            if not isinstance(near, list | tuple) or len(near) != 3:
+                raise ValueError("'near' must be {lat, lon, km} or [lat, lon, km]")
+            near = Near(
+                number(near[0], "lat", -90, 90),
+                number(near[1], "lon", -180, 180),
+                number(near[2], "km", 0, 20_100),
+            )
         shares = data.get("shares")
         return cls(
-            persons=tuple(data.get("persons") or ()),
-            tags=tuple(data.get("tags") or ()),
+            persons=strings("persons"),
+            tags=strings("tags"),
             after=when("after"),
             before=when("before"),
             near=near,
-            camera=data.get("camera") or None,
-            path=data.get("path") or None,
-            shares=None if shares is None else tuple(shares),
+            camera=text("camera"),
+            path=text("path"),
+            shares=None if shares is None else strings("shares"),
         )
 
     def near_spec(self) -> Near | None:
