@@ -129,6 +129,11 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append(f"quarantined ({len(st['quarantined'])}):")
         for q in st["quarantined"][:20]:
             lines.append(f"  {q['path']}: {q['reason']}")
+    warnings = st.get("sidecar_warnings") or []
+    if warnings:
+        lines.append(f"sidecars left untouched or with warnings ({len(warnings)}):")
+        for w in warnings[:20]:
+            lines.append(f"  {w['path']}: {w['warning']}")
     return "\n".join(lines)
 
 
