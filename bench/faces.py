@@ -1,6 +1,10 @@
 """Faces benchmark: detector speed/accuracy on CPU and clustering precision/recall.
 
-    .venv/bin/python bench/faces.py [--skip-cnn] [--threads N]
+    .venv/bin/python bench/faces.py [--skip-cnn] [--threads N] [--recall-only]
+
+First, faces found per labelled person, in a two-person photo with one face in
+profile, and on faceless photos, with s/photo, for each offline detector (HOG,
+MTCNN, both; --recall-only stops there).
 
 Data (all offline, see tests/fixtures/faces/README.md): Obama x3, Biden x1
 (public-domain White House photos from the face_recognition sdist), the
@@ -122,6 +126,76 @@ def bench_detectors(state: Path, skip_cnn: bool) -> None:
             f"{','.join(missed) or '-':<10} {false_pos:>6} {seconds / n:>8.3f} "
             f"{total_faces / seconds:>8.2f}"
         )
+
+
+def two_people_one_in_profile() -> np.ndarray:
+    """scikit-image's cameraman (head turned, HOG misses it) beside a frontal Biden portrait,
+    as in tests/unit/faces/test_profile_faces.py."""
+    from skimage import data
+
+    camera = Image.fromarray(data.camera()).convert("RGB")
+    frontal = Image.open(FIXTURES / "biden.jpg").convert("RGB")
+    frontal = frontal.resize((round(frontal.width * camera.height / frontal.height), camera.height))
+    out = Image.new("RGB", (camera.width + frontal.width, camera.height))
+    out.paste(camera, (0, 0))
+    out.paste(frontal, (camera.width, 0))
+    return np.asarray(out)
+
+
+def bench_recall(state: Path, skip_cnn: bool) -> None:
+    """Faces found per labelled person, the profile photo and false hits, per detector
+    (issue 16 part 2). Photos decoded as vaultd decodes them (1024 px)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from skimage import data
+
+    from helpers.labelled_faces import identity, labels
+    from helpers.labelled_faces import photos as labelled_photos
+    from photovault.analyze.faces import FacesAnalyzer, FaceSettings, build_engine
+    from photovault.media.decode import decode_image
+
+    known = labels()
+    pictures = [(p.name, decode_image(p, 1024).pixels) for p in labelled_photos()]
+    people = sorted({person for rows in known.values() for person, _, _ in rows})
+    wanted = {
+        person: sum(r[0] == person for rows in known.values() for r in rows) for person in people
+    }
+    faceless = {
+        n: np.asarray(Image.fromarray(getattr(data, n)()).convert("RGB"))
+        for n in ("coffee", "chelsea", "rocket", "brick", "grass", "gravel", "hubble_deep_field")
+    }
+    profile = two_people_one_in_profile()
+    detectors = ["dlib", "mtcnn_onnx", "dlib+mtcnn"] + ([] if skip_cnn else ["dlib_cnn"])
+    columns: dict[str, dict[str, str]] = {}
+    for detector in detectors:
+        cfg = FaceSettings(detector=detector, upsample=0 if detector == "dlib_cnn" else 1)
+        analyzer = FacesAnalyzer(build_engine(cfg, state), cfg)
+        analyzer.analyze_pixels(pictures[0][1])  # load the models outside the timing
+        found = dict.fromkeys(people, 0)
+        unlabelled, seconds = 0, 0.0
+        for name, px in pictures:
+            t0 = time.perf_counter()
+            faces = analyzer.analyze_pixels(px)["faces"]
+            seconds += time.perf_counter() - t0
+            for who in {identity(name, f["box"], known) for f in faces}:
+                if who in found:
+                    found[who] += 1
+                else:
+                    unlabelled += 1
+        boxes = [f["box"] for f in analyzer.analyze_pixels(profile)["faces"]]
+        turned = any(b[0] + b[2] / 2 < 0.69 for b in boxes)  # the camera half is x < 0.69
+        false_pos = sum(len(analyzer.analyze_pixels(px)["faces"]) for px in faceless.values())
+        col = {p: f"{found[p]}/{wanted[p]}" for p in people}
+        col["all labelled"] = f"{sum(found.values())}/{sum(wanted.values())}"
+        col["unlabelled"] = str(unlabelled)
+        col["profile photo"] = f"{len(boxes)} faces, turned {'yes' if turned else 'no'}"
+        col[f"false+ ({len(faceless)} faceless)"] = str(false_pos)
+        col["s/photo"] = f"{seconds / len(pictures):.3f}"
+        columns[detector] = col
+    print(f"== faces found per labelled person ({len(pictures)} photos, 1024 px, CPU)")
+    rows = list(next(iter(columns.values())))
+    print(f"{'':<22}" + "".join(f"{d:>22}" for d in detectors))
+    for row in rows:
+        print(f"{row:<22}" + "".join(f"{columns[d][row]:>22}" for d in detectors))
 
 
 def bench_clustering(state: Path) -> None:
@@ -382,6 +456,9 @@ def main() -> int:
         "--pass-only", action="store_true", help="only the full clustering pass (no models)"
     )
     parser.add_argument(
+        "--recall-only", action="store_true", help="only faces found per detector (issue 16)"
+    )
+    parser.add_argument(
         "--sizes", default="10000,100000", help="faces for the full pass, comma-separated"
     )
     args = parser.parse_args()
@@ -394,6 +471,9 @@ def main() -> int:
     import dlib
 
     print(f"dlib {dlib.__version__}, cpus {os.cpu_count()}, state {state}")
+    bench_recall(state, args.skip_cnn)
+    if args.recall_only:
+        return 0
     bench_detectors(state, args.skip_cnn)
     bench_clustering(state)
     bench_labelled(state)

