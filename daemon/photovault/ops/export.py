@@ -56,6 +56,15 @@ How it works, and why in this order:
    image they sit in); `vaultctl` exits non-zero. Nothing with a location is
    left behind, and nothing unchecked is reported as copied.
 
+File names are bytes on Linux and need not be UTF-8 (b"caf\\xe9.jpg" from an
+old Latin-1 camera or share). Such a name is carried as Python carries it (a
+str with the bad bytes as lone surrogates, `os.fsdecode`) and reaches exiftool
+and the file system as its raw bytes, so the copy keeps the original's exact
+name. exiftool's JSON cannot spell such a name (it prints '?' for each bad
+byte, so b"a\\xe9.jpg", b"a\\xe8.jpg" and "a?.jpg" would read back as one file),
+so the read-back and the extraction read each copy through a symlink with a
+plain name in the private temporary folder (`_aliases`).
+
 What is *not* copied: sidecars (`.xmp`, `.aae`, Google Takeout `.json`) and any
 other non-photo file. They often hold location too (Lightroom and Takeout write
 GPS into them), so they are listed as skipped rather than copied unfiltered.
@@ -491,8 +500,14 @@ def _chunks(paths: list[Path]) -> Iterable[list[Path]]:
         yield chunk
 
 
-def _run(exiftool: str, args: list[str], count: int, timeout_s: float) -> tuple[bytes, str]:
-    """Run exiftool once; (stdout, stderr). Bounded by `timeout_s` plus half a second a file."""
+def _run(
+    exiftool: str, args: Sequence[str | bytes], count: int, timeout_s: float
+) -> tuple[bytes, str]:
+    """Run exiftool once; (stdout, stderr). Bounded by `timeout_s` plus half a second a file.
+
+    stderr names files by their raw bytes; it is decoded as file names are
+    (`os.fsdecode`), so a name in it is equal to the path's str.
+    """
     try:
         proc = subprocess.run(
             [exiftool, *args], capture_output=True, timeout=timeout_s + 0.5 * count
@@ -501,7 +516,7 @@ def _run(exiftool: str, args: list[str], count: int, timeout_s: float) -> tuple[
         raise ExportError(f"exiftool took longer than {exc.timeout:.0f} s; export stopped") from exc
     except OSError as exc:
         raise ExportError(f"cannot run exiftool ({exiftool}): {exc}") from exc
-    return proc.stdout, proc.stderr.decode("utf-8", "replace")
+    return proc.stdout, os.fsdecode(proc.stderr)
 
 
 def _extract_args(out: Path) -> list[str]:
@@ -553,8 +568,14 @@ def _write_and_read(
     problems: dict[Path, str],
     residue: dict[Path, list[_Found]],
 ) -> list[tuple[Path, _Doc]]:
-    """Strip, read back and extract one chunk of copies; returns the embedded files."""
-    names = [os.path.abspath(p) for p in chunk]  # never read as an option ("-x.jpg")
+    """Strip, read back and extract one chunk of copies; returns the embedded files.
+
+    The copies are rewritten under their own names, given as raw bytes
+    (absolute, so never read as an option: "-x.jpg"), and read back under
+    their `_aliases`.
+    """
+    names = {os.path.abspath(p): p for p in chunk}
+    aliases = _aliases(chunk, tmp)
     out = tmp / "out0"
     stdout, stderr = _run(
         exiftool,
@@ -564,32 +585,31 @@ def _write_and_read(
             "-overwrite_original",
             "-P",
             *tag_args,
-            *names,
+            *(os.fsencode(name) for name in names),
             "-execute",
             "-echo2",
             _READ_MARK,
             *VERIFY_ARGS,
-            *names,
+            *aliases,
             "-execute",
             "-echo2",
             _EXTRACT_MARK,
             *_extract_args(out),
-            *names,
+            *aliases,
         ],
         len(chunk),
         timeout_s,
     )
     write_err, _, rest = stderr.partition(_READ_MARK)
     read_err, _, _ = rest.partition(_EXTRACT_MARK)
-    for path, why in _errors_by_file(write_err, chunk).items():
+    for path, why in _errors_by_file(write_err, names).items():
         problems[path] = f"exiftool could not rewrite it: {why}"
-    for path, why in _errors_by_file(read_err, chunk).items():
+    for path, why in _errors_by_file(read_err, aliases).items():
         problems.setdefault(path, f"cannot be read back to check it: {why}")
-    by_name = dict(zip(names, chunk, strict=True))
     read: dict[str, tuple[_Doc, list[_Key]]] = {}
     for row in _json_rows(stdout):
         name = str(dict(row).get("SourceFile"))
-        found = by_name.get(name)
+        found = aliases.get(name)
         if found is None or found in problems:
             continue
         path = found
@@ -601,10 +621,30 @@ def _write_and_read(
         read[name] = (doc, _binary_tags(row))
         if hits := [_Found(doc, tag) for tag in _location_keys(k for k, _ in row)]:
             residue[path] = hits
-    for path in chunk:
-        if os.path.abspath(path) not in read:
+    for alias, path in aliases.items():
+        if alias not in read:
             problems.setdefault(path, "cannot be read back to check it")
     return _collect(out, read, tmp, 0, problems)
+
+
+def _aliases(chunk: list[Path], tmp: Path) -> dict[str, Path]:
+    """A plain name for each copy, a symlink in `tmp`: alias -> copy.
+
+    exiftool reads a copy back through its alias, so every JSON row and error
+    line names it exactly whatever the copy's own name (see the module notes).
+    `-b` would spell a name that is not UTF-8 in base64, but would also put
+    every embedded image (megabytes in a RAW file) into the JSON. The alias
+    keeps the suffix, by which exiftool tells some formats apart, and keeps
+    the paths of extracted images short.
+    """
+    folder = tmp / "in"
+    folder.mkdir()
+    aliases: dict[str, Path] = {}
+    for n, path in enumerate(chunk):
+        alias = folder / f"{n}{path.suffix if path.suffix.isascii() else ''}"
+        alias.symlink_to(os.path.abspath(path))
+        aliases[str(alias)] = path
+    return aliases
 
 
 def _read_embedded(
@@ -716,9 +756,9 @@ def _binary_tags(row: list[tuple[str, Any]]) -> list[_Key]:
     ]
 
 
-def _errors_by_file(stderr: str, paths: list[Path]) -> dict[Path, str]:
-    """Map exiftool's `Error: <why> - <file>` lines to the files they name."""
-    by_name = {os.path.abspath(p): p for p in paths}
+def _errors_by_file(stderr: str, by_name: Mapping[str, Path]) -> dict[Path, str]:
+    """Map exiftool's `Error: <why> - <file>` lines to the files they name (`by_name`:
+    the name as exiftool was given it -> the file to report)."""
     errors: dict[Path, str] = {}
     for line in stderr.splitlines():
         if not line.startswith("Error:"):
