@@ -65,7 +65,7 @@ var/vaultd.toml:
 	  'settle_seconds = 2.0' \
 	  'rescan = "*/30 * * * *"' \
 	  '[analyzers]' \
-	  'enabled = ["metadata", "tagger"]' > $@
+	  'enabled = ["metadata", "tagger", "faces"]' > $@
 
 # The offline tagger: ImageNet weights shipped in a pip package, exported to ONNX once.
 var/state/models/efficientnet-lite0/manifest.json: | var/vaultd.toml
