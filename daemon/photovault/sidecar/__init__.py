@@ -18,15 +18,19 @@ geometry
 naming
     ``sidecar_path(photo, naming="ext"|"base", *, share_root, read_only=False,
     mirror_root=None) -> Path`` and ``locate_sidecar(...) -> SidecarLocation``
-    (``path``, ``mirrored_because``: a name too long for its folder goes to the
-    mirror tree); ``is_sidecar_name(name)``, ``is_temp_name(name)`` (the watcher's
-    ignore rule), ``is_own_temp(name)`` (exactly our temp files).
+    (``path``, ``mirrored_because``: a name too long for its folder, or a path too
+    long for the system, goes to the mirror tree); ``is_sidecar_name(name)``,
+    ``is_temp_name(name)`` (the watcher's ignore rule), ``is_own_temp(name)``
+    (exactly our temp files).
 writer
     ``SidecarWriter(*, exiftool="exiftool", config=CONFIG_PATH,
     verify_with_exiftool=True, max_attempts=3, max_bytes=...)`` with
     ``write(photo, sidecar, content, stored_size, orientation) -> WriteResult``
     (``status`` written/unchanged/skipped/failed, ``fingerprint``, ``warnings``),
-    ``read_json(*paths)`` and ``close()``; thread-safe (one lock, one exiftool).
+    ``read_json(*paths)`` (paths go to exiftool as their raw bytes) and
+    ``close()``; thread-safe (one lock, one exiftool). ``permanent_reason(err,
+    path)``: why an OSError means the sidecar can never be written there (a
+    folder in its place, ENOTDIR, ELOOP, ENAMETOOLONG), else None.
     ``remove_stale_temps(root, *, before=None, should_stop=...) -> int``: the temp
     files a crash left under a share (links not followed).
 reader

@@ -12,6 +12,11 @@ anything we do not own: the new file is the old file with
 * new elements inserted (keyword items, region items, and one
   ``rdf:Description`` holding our namespace).
 
+A keyword array that our cuts leave without any item is cut out whole, property
+element included: an empty ``<rdf:Bag>`` with only white space in it reads in
+exiftool as a value of white space. An empty array that was already there is
+foreign and stays.
+
 A keyword our ownership lists name but the file no longer holds was removed by a
 person (`schema.removed_keywords`): it is not written again, and
 `MergeResult.rejected` lists it so the caller can remember the decision.
@@ -202,6 +207,22 @@ def _append_items(ed: _Edits, array: Element, items: list[str]) -> None:
         ed.put(array.content_start, "".join(f"{indent}{item}" for item in items))
 
 
+def _cut_property(ed: _Edits, descs: list[Element], prop: Element) -> None:
+    """Cut a property element; its rdf:Description too when it held nothing else."""
+    for desc in descs:
+        if any(child is prop for child in desc.children):
+            foreign_attrs = [
+                a
+                for a in desc.attrs
+                if a[0] not in (RDF, "") and not a[0].startswith("http://www.w3.org/XML/")
+            ]
+            if len(desc.children) == 1 and not foreign_attrs:
+                ed.cut(desc.start, desc.end)
+                return
+            break
+    ed.cut(prop.start, prop.end)
+
+
 # ----------------------------------------------------------------- serializing
 def _li_text(text: str) -> str:
     return f"<rdf:li>{escape(text)}</rdf:li>"
@@ -367,6 +388,8 @@ def foreign_loss(before: dict[str, object], after: dict[str, object]) -> str | N
     fb, fa = foreign_view(before), foreign_view(after)
     for key, value in fb.items():
         if key not in fa:
+            if key in ARRAY_KIND and _empty_or_ours(value, key):
+                continue  # a keyword array we emptied and cut out
             return f"{key} is gone"
         new = fa[key]
         if isinstance(value, Struct) and isinstance(new, Struct) and key in MANAGED:
@@ -464,11 +487,11 @@ def merge(
                 raise MergeRefused(f"{local} is not an RDF array")
             continue
         lis = _lis(array) if array is not None else []
-        removed, present = [], []
+        removed, present, cuts = [], [], []
         for li in lis:
             text = li.text if not li.children else None
             if text is not None and text in owned_before and text not in desired:
-                ed.cut(li.start, li.end)
+                cuts.append(li)
                 removed.append(text)
             elif text is not None:
                 present.append(text)
@@ -476,6 +499,11 @@ def merge(
         owned_after[own] = [d for d in desired if d in owned_before and d in present] + to_add
         if removed:
             result.removed[_exiftool_tag(ns, local)] = removed
+        if prop is not None and cuts and len(cuts) == len(lis) and not to_add:
+            _cut_property(ed, descs, prop)  # emptied by us: no empty array left behind
+        else:
+            for li in cuts:
+                ed.cut(li.start, li.end)
         if array is not None:
             _append_items(ed, array, [_li_text(t) for t in to_add])
         elif to_add:

@@ -11,7 +11,11 @@ directory, at the photo's path relative to its share. So does a photo whose
 sidecar name would be longer than its folder allows (a 255-byte file name plus
 ``.xmp``); when even the mirror cannot hold that name, the mirror name is the
 name cut short plus a hash of the full name (`mirror_name`), the same on every
-call, so `vaultctl sidecar` finds it again.
+call, so `vaultctl sidecar` finds it again. A photo whose full path is so long
+that its sidecar path (and the writer's temp file beside it) would pass the
+system's PATH_MAX goes to the mirror tree too; when even the mirror path is too
+long the writer skips the sidecar with that reason (a permanent condition, not
+a fault to retry).
 
 Caveat of "base" naming: ``IMG_1.CR2`` and ``IMG_1.jpg`` map to the same
 ``IMG_1.xmp``. That is what Lightroom does too; "ext" naming avoids it.
@@ -37,6 +41,11 @@ SIDECAR_SUFFIXES = (".xmp", ".XMP")
 TEMP_MARKER = ".pvtmp-"
 #: NAME_MAX of Linux file systems: no file name is longer, in bytes.
 NAME_MAX = 255
+#: PATH_MAX of Linux (bytes, the terminating NUL included).
+PATH_MAX = 4096
+#: How much longer than its sidecar's name the writer's temp file name is:
+#: ``.`` + NAME + ``.pvtmp-`` + 12 hex + ``.xmp``.
+TEMP_EXTRA = len(".") + len(".pvtmp-") + 12 + len(".xmp")
 #: Exactly the names of our temp files: ``.<sidecar name>.pvtmp-<12 hex>.xmp``
 #: (the sidecar name ends in .xmp/.XMP, or is a hash when the full one is too long).
 OWN_TEMP_RE = re.compile(rb"\..+\.(?:xmp|XMP)\.pvtmp-[0-9a-f]{12}\.xmp\Z", re.DOTALL)
@@ -77,8 +86,29 @@ def name_max(folder: Path) -> int:
     return NAME_MAX
 
 
+def path_max(folder: Path) -> int:
+    """The most bytes a path under `folder` may have, NUL included: PC_PATH_MAX.
+
+    A folder that does not exist yet is asked through its nearest existing parent.
+    """
+    folder = Path(folder)
+    for candidate in (folder, *folder.parents):
+        try:
+            limit = os.pathconf(candidate, "PC_PATH_MAX")
+        except (OSError, ValueError):
+            continue
+        return min(PATH_MAX, limit) if limit and limit > 0 else PATH_MAX
+    return PATH_MAX
+
+
 def fits(name: str, limit: int) -> bool:
     return len(os.fsencode(name)) <= limit
+
+
+def path_fits(path: Path) -> bool:
+    """Whether the sidecar `path` and the writer's temp file beside it stay under
+    the system's PATH_MAX."""
+    return len(os.fsencode(path)) + TEMP_EXTRA < path_max(Path(path).parent)
 
 
 def _cut(raw: bytes, size: int) -> bytes:
@@ -171,14 +201,21 @@ def locate_sidecar(
         candidate = folder / name
         if fits(name, limit) and _lexists(candidate):
             return SidecarLocation(candidate)
-    if fits(names[0], limit):
+    if fits(names[0], limit) and (read_only or path_fits(folder / names[0])):
         return SidecarLocation(folder / names[0])
     if read_only:  # the mirror itself cannot hold the name: cut it short, keep it unique
         return SidecarLocation(folder / mirror_name(names[0], limit))
-    why = (
-        f"sidecar name is {len(os.fsencode(names[0]))} bytes, longer than the {limit} "
-        "its folder allows"
-    )
+    if fits(names[0], limit):
+        full = len(os.fsencode(folder / names[0]))
+        why = (
+            f"sidecar path is {full} bytes, too long for the system "
+            f"(under {path_max(folder) - TEMP_EXTRA} with the writer's temp file)"
+        )
+    else:
+        why = (
+            f"sidecar name is {len(os.fsencode(names[0]))} bytes, longer than the {limit} "
+            "its folder allows"
+        )
     if mirror_root is None:
         raise ValueError(f"{why}, and there is no mirror tree for it")
     mirror = Path(mirror_root) / _relative(photo, share_root)

@@ -76,10 +76,16 @@ def read_regular(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result] | N
                 f"{Path(path).name} is a symbolic link; not followed, left untouched"
             ) from None
         raise
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):  # before fdopen, which refuses a folder (EISDIR)
+        os.close(fd)
+        what = "a folder, not a regular file" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise UnsafeSidecar(f"{Path(path).name} is {what}; left untouched")
     with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeSidecar(f"{Path(path).name} is not a regular file; left untouched")
         return fh.read(max_bytes + 1), st
 
 

@@ -11,8 +11,12 @@ One photo's trouble stays with that photo: every step for it (finding the
 sidecar, building the content, writing, recording) runs under one handler that
 records the sidecar as failed with the reason, so the stage goes on with the
 next photo and `vaultctl status` shows the reason. Failed sidecars are tried
-again after `RETRY_SECONDS`, after new work. A keyword of ours that a person
-removed from a sidecar is remembered in the catalog and not written again.
+again after `RETRY_SECONDS`, after new work. A sidecar that can never be
+written where it is (a folder in its place, a path too long even for the mirror
+tree: see `writer.permanent_reason`) is recorded as skipped with the reason,
+shown among the sidecar warnings, not retried and not a "sidecars" problem. A
+keyword of ours that a person removed from a sidecar is remembered in the
+catalog and not written again.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from photovault.sidecar.reader import (
     read_regular,
     read_sidecar,
 )
-from photovault.sidecar.writer import SidecarWriter, remove_stale_temps
+from photovault.sidecar.writer import SidecarWriter, permanent_reason, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +281,17 @@ class SidecarStage:
         """Write one photo's sidecar; never raises: a failure is recorded with its
         reason (retried after `RETRY_SECONDS`) and the stage goes on."""
         target: Path | None = None
+        location: SidecarLocation | None = None
         try:
             location = self.locate(row)
             target = location.path if location is not None else None
             return self._write(row, location)
         except Exception as exc:
+            permanent = permanent_reason(exc, target)
+            if permanent is not None:
+                if location is not None and location.mirrored_because:
+                    permanent = f"{location.mirrored_because}, but {permanent}"
+                return self._skip_permanent(row, target, _text(permanent))
             self._new_failure = True
             reason = _text(f"{type(exc).__name__}: {exc}")
             if self.metrics is not None:
@@ -295,6 +305,19 @@ class SidecarStage:
                 log.exception("could not record the failed sidecar of %s", display(row.relpath))
                 self._held_back[row.id] = self._clock() + RETRY_SECONDS
             return "failed"
+
+    def _skip_permanent(self, row: FileRow, target: Path | None, reason: str) -> str:
+        """Record a sidecar that cannot be written where it is (not a fault to retry)."""
+        log.warning("sidecar of %s skipped: %s", display(row.relpath), reason)
+        try:
+            self.catalog.record_sidecar(
+                row.id, "skipped", os.fspath(target) if target else None, warning=reason
+            )
+        except Exception:
+            log.exception("could not record the skipped sidecar of %s", display(row.relpath))
+            self._held_back[row.id] = self._clock() + RETRY_SECONDS
+            return "failed"
+        return "skipped"
 
     def _write(self, row: FileRow, location: SidecarLocation | None) -> str:
         built = self.content_for(row)
@@ -326,7 +349,7 @@ class SidecarStage:
             self._remember_rejected(row, result.rejected, result.sidecar)
         fp = result.fingerprint
         warnings = list(result.warnings)
-        if location.mirrored_because and result.ok:
+        if location.mirrored_because and result.status != "failed":
             warnings.insert(0, location.mirrored_because)
         warning = "; ".join(_text(w) for w in warnings) or None
         self.catalog.record_sidecar(

@@ -31,6 +31,16 @@ not a regular file is never read (``O_NOFOLLOW``) nor replaced: it is skipped
 with a warning naming it. exiftool checks a private copy of the bytes we merged,
 never the sidecar's path, so a link swapped in meanwhile is not followed either.
 
+File names are bytes on Linux and need not be UTF-8 (b'\\xff\\xfe-bird.jpg'):
+pyexiftool would encode a str argument as UTF-8 and fail on such a name, so the
+paths exiftool reads go to it as their raw bytes (`os.fsencode`, see `_arg`, the
+same approach as `photovault.media.metadata`) and its answer is read as bytes.
+
+Permanent conditions are not faults: a sidecar path that is a folder, runs
+through a file (ENOTDIR), loops through links (ELOOP) or is too long for the
+system (ENAMETOOLONG) gives "skipped" with a warning naming the file and the
+reason, not "failed": retrying cannot help until someone changes the share.
+
 Thread-safety: a `SidecarWriter` may be shared between threads; `write` calls are
 serialized by one lock, because the single exiftool process answers one command
 at a time. Use one writer per process.
@@ -39,6 +49,7 @@ at a time. Use one writer per process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -73,12 +84,65 @@ _SKIP_GROUPS = ("System:", "File:", "ExifTool:", "XMP-photovault:")
 _SKIP_TAGS = {"SourceFile", "XMP-x:XMPToolkit"}
 _KEYWORD_TAGS = ("XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-digiKam:TagsList")
 STALE_TEMP_SECONDS = 3600
+#: OSError numbers that say the sidecar can never be written where it is; retrying
+#: would not help, so the sidecar is skipped with the reason, not failed.
+PERMANENT_ERRNOS = {
+    errno.EISDIR: "a folder is in the way",
+    errno.ENOTDIR: "a file is in the way of its folder",
+    errno.ELOOP: "its path loops through symbolic links",
+    errno.ENAMETOOLONG: "its path is longer than the system allows",
+}
 
 Status = Literal["written", "unchanged", "skipped", "failed"]
 
 
 class ExifToolUnavailable(Exception):
     """exiftool could not be started or keeps failing."""
+
+
+def permanent_reason(err: BaseException, path: Path | str | bytes | None = None) -> str | None:
+    """Why `err` means the sidecar can never be written there, or None for a fault
+    worth retrying (disk full, permissions, I/O). Names the file when given."""
+    if not isinstance(err, OSError) or err.errno not in PERMANENT_ERRNOS:
+        return None
+    where = path if path is not None else err.filename
+    if isinstance(where, int) or not where:
+        where = None
+    name = _shown(os.path.basename(os.fsencode(where))) if where is not None else "the sidecar"
+    why = PERMANENT_ERRNOS[err.errno]
+    if err.errno == errno.ENAMETOOLONG and where is not None:
+        why = f"its path is {len(os.fsencode(where))} bytes, longer than the system allows"
+    return (
+        f"{name} cannot be written: {err.strerror} ({why}); skipped, not retried "
+        "(`vaultctl sidecars rewrite` tries again)"
+    )
+
+
+def _shown(path: Path | str | bytes) -> str:
+    """A path as text for messages: undecodable bytes as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _arg(path: Path | str | bytes) -> bytes:
+    """The path as exiftool gets it: its raw bytes (names need not be UTF-8).
+
+    exiftool reads its arguments one per line: a relative path gets ``./`` (no
+    leading dash, blank or ``#`` that would read as an option, or be trimmed or
+    taken for a comment), and a path holding a line break is sent as exiftool's
+    ``#[CSTR]`` C string. That form cannot carry ``$`` or ``@`` (exiftool 12
+    keeps a backslash before them), so such a path raises ValueError.
+    """
+    raw = os.fsencode(path)
+    if not raw.startswith(b"/"):
+        raw = b"./" + raw
+    if b"\n" not in raw and b"\r" not in raw:
+        return raw
+    if b"$" in raw or b"@" in raw:
+        raise ValueError(
+            f"{_shown(raw)} holds a line break and a $ or @: exiftool cannot be given that path"
+        )
+    escaped = raw.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
+    return b"#[CSTR]" + escaped
 
 
 @dataclass
@@ -150,13 +214,18 @@ class SidecarWriter:
         log.debug("exiftool started (pid %s)", getattr(et, "_process", None) and et._process.pid)
         return et
 
-    def _execute(self, *args: str) -> str:
-        """Run one exiftool command; restart the process once on failure."""
+    def _execute(self, *args: str | bytes) -> str:
+        """Run one exiftool command; restart the process once on failure.
+
+        Arguments may be bytes (paths, see `_arg`); the answer is read as bytes
+        (exiftool's messages name files in their raw bytes) and decoded here.
+        """
         for attempt in (1, 2):
             try:
                 if self._et is None or not self._et.running:
                     self._et = self._start()
-                return self._et.execute(*args)
+                out = self._et.execute(*args, raw_bytes=True)
+                return out.decode("utf-8", "replace") if isinstance(out, bytes) else out
             except ExifToolUnavailable:
                 raise
             except Exception as err:  # broken pipe, process died, decode error
@@ -183,7 +252,7 @@ class SidecarWriter:
 
     def read_json(self, *paths: Path) -> list[dict[str, Any]]:
         """``exiftool -j -struct -G1 -n`` of files, numbers kept as their text."""
-        out = self._execute("-j", "-struct", "-G1", "-n", *(str(p) for p in paths))
+        out = self._execute("-j", "-struct", "-G1", "-n", *(_arg(p) for p in paths))
         if not out.strip():
             return []
         return json.loads(out, parse_float=str, parse_int=str)
@@ -208,20 +277,28 @@ class SidecarWriter:
             return self._skip(
                 sidecar, f"{sidecar.name} is a symbolic link; not followed, left untouched", None
             )
-        if sidecar.suffix.lower() != ".xmp" or sidecar.resolve() == photo.resolve():
+        try:
+            same = sidecar.resolve() == photo.resolve()
+        except (OSError, RuntimeError) as err:  # RuntimeError: a symbolic link loop
+            why = permanent_reason(err, sidecar) or f"{_shown(sidecar)} cannot be resolved: {err}"
+            return self._skip(sidecar, why, None)
+        if sidecar.suffix.lower() != ".xmp" or same:
             raise ValueError(f"refusing to write {sidecar}: not an .xmp sidecar")
         with self._lock:
             for attempt in range(1, self._max_attempts + 1):
                 try:
                     result = self._write_once(photo, sidecar, content, stored_size, orientation)
                 except _Conflict:
-                    log.info("sidecar %s changed while we merged; merging again", sidecar)
+                    log.info("sidecar %s changed while we merged; merging again", _shown(sidecar))
                     continue
                 except UnsafeSidecar as err:
                     return self._skip(sidecar, str(err), None)
                 except ExifToolUnavailable as err:
                     return self._fail(sidecar, "failed", str(err), attempt)
                 except OSError as err:
+                    permanent = permanent_reason(err, sidecar)
+                    if permanent is not None:
+                        return self._skip(sidecar, permanent, None)
                     return self._fail(sidecar, "failed", f"I/O error: {err}", attempt)
                 result.attempts = attempt
                 return result
@@ -233,7 +310,7 @@ class SidecarWriter:
             )
 
     def _fail(self, sidecar: Path, status: Status, why: str, attempts: int) -> WriteResult:
-        log.warning("sidecar %s not written: %s", sidecar, why)
+        log.warning("sidecar %s not written: %s", _shown(sidecar), why)
         return WriteResult(status, sidecar, _current_fingerprint(sidecar), [why], attempts)
 
     def _write_once(
@@ -294,14 +371,14 @@ class SidecarWriter:
         base.status = "written"
         base.fingerprint = fingerprint_bytes(sidecar, merged.data)
         for warning in base.warnings:
-            log.info("sidecar %s: %s", sidecar, warning)
+            log.info("sidecar %s: %s", _shown(sidecar), warning)
         return base
 
     def _before_commit(self, sidecar: Path) -> None:
         """Seam for tests that simulate another program writing meanwhile."""
 
     def _skip(self, sidecar: Path, why: str, fp: Fingerprint | None) -> WriteResult:
-        log.warning("sidecar %s: %s", sidecar, why)
+        log.warning("sidecar %s: %s", _shown(sidecar), why)
         return WriteResult("skipped", sidecar, fp, [why])
 
     def _exiftool_check(
@@ -309,7 +386,10 @@ class SidecarWriter:
     ) -> str | None:
         """None when exiftool sees every foreign tag of `old` unchanged in `new`."""
         paths = [p for p in (old, new) if p is not None]
-        data = self.read_json(*paths)
+        try:
+            data = self.read_json(*paths)
+        except ValueError as err:  # a path exiftool cannot be given (see `_arg`)
+            return str(err)
         if len(data) != len(paths):
             return "exiftool returned no data"
         before = data[0] if old is not None else {}
@@ -336,9 +416,9 @@ def exiftool_loss(
     for tag, value in before.items():
         if tag in _SKIP_TAGS or tag.startswith(_SKIP_GROUPS):
             continue
-        if tag not in after:
+        if tag not in after and tag not in _KEYWORD_TAGS:  # an emptied keyword list goes
             return f"{tag} is gone"
-        new = after[tag]
+        new = after.get(tag)
         if tag in _KEYWORD_TAGS:
             pool = _as_list(new)
             for item in _as_list(value):
