@@ -630,7 +630,8 @@ class Catalog:
         """Done files whose index row may be missing or stale (oldest first)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT * FROM files WHERE state = 'done' AND index_dirty = 1 ORDER BY id LIMIT ?",
+                "SELECT * FROM files INDEXED BY files_index_dirty"
+                " WHERE index_dirty = 1 AND state = 'done' ORDER BY id LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_row(r) for r in rows]
@@ -638,7 +639,8 @@ class Catalog:
     def count_index_dirty(self) -> int:
         with self._lock:
             row = self._conn.execute(
-                "SELECT COUNT(*) FROM files WHERE state = 'done' AND index_dirty = 1"
+                "SELECT COUNT(*) FROM files INDEXED BY files_index_dirty"
+                " WHERE index_dirty = 1 AND state = 'done'"
             ).fetchone()
         return int(row[0])
 
