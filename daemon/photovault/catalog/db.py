@@ -12,6 +12,8 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from photovault.versioning import StoreTooNewError, ensure_sqlite_version
+
 log = logging.getLogger(__name__)
 
 #: Bump with a new entry in MIGRATIONS; never edit an existing one.
@@ -105,7 +107,7 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
-class CatalogVersionError(Exception):
+class CatalogVersionError(StoreTooNewError):
     """The database was written by a newer vaultd."""
 
 
@@ -125,27 +127,4 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def ensure_version(conn: sqlite3.Connection, path: Path) -> None:
     """Migrate forward to SCHEMA_VERSION; refuse a newer schema."""
-    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    current = int(row[0]) if row else 0
-    if current > SCHEMA_VERSION:
-        raise CatalogVersionError(
-            f"{path}: catalog schema version {current} is newer than this vaultd supports "
-            f"({SCHEMA_VERSION}); upgrade photovault or restore a backup"
-        )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        log.info("migrating catalog %s to schema version %d", path, version)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(version),),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    ensure_sqlite_version(conn, path, "catalog", SCHEMA_VERSION, MIGRATIONS, CatalogVersionError)

@@ -28,6 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from photovault.versioning import StoreTooNewError, StoreVersionError
+
 log = logging.getLogger(__name__)
 
 # 1: first layout. 2: paths stored losslessly (records.storable escapes
@@ -39,11 +41,11 @@ META_FILE = "meta.json"
 PHOTOS = "photos"
 
 
-class IndexSchemaError(RuntimeError):
+class IndexSchemaError(StoreVersionError):
     """The index on disk cannot be used by this version of photovault."""
 
 
-class IndexTooNewError(IndexSchemaError):
+class IndexTooNewError(IndexSchemaError, StoreTooNewError):
     """The index was written by a newer photovault: refused, never rebuilt, since
     the newer version can still read it."""
 

@@ -76,6 +76,7 @@ from photovault.people.cluster import (
     nearest_rows,
     pairs_within,
 )
+from photovault.versioning import StoreTooNewError, ensure_sqlite_version
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class PeopleError(Exception):
     """A people operation that cannot be done; the message is shown to the user."""
 
 
-class PeopleVersionError(PeopleError):
+class PeopleVersionError(PeopleError, StoreTooNewError):
     """The database was written by a newer vaultd."""
 
 
@@ -240,26 +241,9 @@ class PeopleStore:
     # ------------------------------------------------------------------ plumbing
 
     def _ensure_version(self) -> None:
-        conn = self._conn
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        current = int(row[0]) if row else 0
-        if current > SCHEMA_VERSION:
-            raise PeopleVersionError(
-                f"{self.path}: people schema version {current} is newer than this vaultd "
-                f"supports ({SCHEMA_VERSION}); upgrade photovault or restore a backup"
-            )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            log.info("migrating people database %s to schema version %d", self.path, version)
-            with self._tx():
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(version),),
-                )
+        ensure_sqlite_version(
+            self._conn, self.path, "people database", SCHEMA_VERSION, MIGRATIONS, PeopleVersionError
+        )
 
     class _Tx:
         def __init__(self, conn: sqlite3.Connection) -> None:
