@@ -3,7 +3,8 @@
 The TOML file is validated against these pydantic models in strict mode: a
 string is never taken for a number, a boolean or a list (`batch_size = "8"`,
 `enabled = "yes"` are errors; an integer is accepted where a float is). Unknown
-keys, wrong types, missing share folders, a `state_dir` that is not a writable
+keys, wrong types, missing share folders (for `vaultd --check`; a real start
+takes one for an outage and waits for it), a `state_dir` that is not a writable
 folder, a socket path too long for AF_UNIX and a socket or admin group that
 does not exist stop the daemon with a message that names the file, the key and
 the reason (borgmatic's habit), all problems at once. `config/vaultd.toml` is
@@ -41,7 +42,6 @@ from pydantic import (
 )
 
 from photovault import DEFAULT_CONFIG_PATH as _DEFAULT_CONFIG_PATH
-from photovault.analyze.faces import FaceSettings
 
 DEFAULT_CONFIG_PATH = Path(_DEFAULT_CONFIG_PATH)
 
@@ -84,6 +84,8 @@ class StateLayout:
     @property
     def face_weights(self) -> Path:
         return self.root / self.FACE_WEIGHTS
+
+
 ENV_PREFIX = "VAULT_"
 #: `VAULT_` variables that are not settings: vaultctl's socket, both commands' config file.
 NON_SETTING_ENV = frozenset({"VAULT_SOCKET", "VAULT_CONFIG"})
@@ -238,6 +240,68 @@ class AnalyzerSettings(_Section):
     """Which analyzers run, in this order."""
 
     enabled: list[str] = Field(default_factory=lambda: ["metadata"])
+
+
+class FaceSettings(BaseModel):
+    """`[faces]` in vaultd.toml. Defaults are the offline path measured in bench/faces.py
+    (the analyzer itself lives in analyze/faces.py)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    model: str = Field(
+        "Dlib",
+        description="recognition model: Dlib (offline) or a deepface model such as "
+        "ArcFace, Facenet512, SFace (downloaded on first use)",
+    )
+    detector: str = Field(
+        "dlib+mtcnn",
+        description="face detector: dlib+mtcnn (HOG plus MTCNN's faces HOG misses: turned "
+        "and small faces), dlib (HOG), mtcnn_onnx, dlib_cnn, opencv (all offline) or a "
+        "deepface backend such as retinaface, yunet, mtcnn (downloaded on first use)",
+    )
+    engine: Literal["auto", "dlib", "deepface"] = Field(
+        "auto",
+        description="auto = call dlib directly for model Dlib with an offline detector, "
+        "deepface otherwise",
+    )
+    image_side: int = Field(
+        1024, ge=256, le=4096, description="long side (px) of the image faces are searched in"
+    )
+    upsample: int = Field(
+        1,
+        ge=0,
+        le=2,
+        description="dlib detectors: upsample the image this many times; 1 finds faces down "
+        "to ~40 px at 3x the cost of 0 (~80 px)",
+    )
+    min_face_px: int = Field(
+        40, ge=1, description="skip faces whose box is narrower than this in the working image"
+    )
+    min_score: float = Field(
+        0.3,
+        description="skip faces the detector scores below this (HOG: SVM margin, ~0..3; "
+        "dlib_cnn: ~0..1.5; opencv: cascade level weight; deepface: confidence 0..1)",
+    )
+    max_faces: int = Field(
+        500, ge=1, description="keep at most this many faces per photo (group photos: 50+)"
+    )
+    num_jitters: int = Field(
+        1, ge=1, le=100, description="Dlib: average the embedding over this many jittered chips"
+    )
+    cluster_distance: float = Field(
+        0.5,
+        gt=0,
+        description="two faces are neighbours when their embedding distance is at most this "
+        "(Dlib: euclidean; deepface models: cosine)",
+    )
+    join_distance: float = Field(
+        0.5,
+        gt=0,
+        description="a new face joins the nearest named person within this distance",
+    )
+    min_cluster_faces: int = Field(
+        3, ge=2, description="faces a cluster needs before it becomes a person"
+    )
 
 
 class Settings(_Section):
@@ -520,11 +584,30 @@ def _group_problems(server: ServerSettings, overrides: list[EnvOverride]) -> lis
     return problems
 
 
+def _share_problem(path: Path) -> tuple[str | None, bool]:
+    """Why a share folder cannot be used now, and whether that is only a missing
+    folder (an outage at run time: a disk not mounted yet)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "does not exist", True
+    except OSError as exc:
+        return f"cannot be reached: {exc.strerror or exc}", False
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a folder", False
+    return None, False
+
+
 def _setting_problems(
-    settings: Settings, overrides: list[EnvOverride], *, check_paths: bool
+    settings: Settings,
+    overrides: list[EnvOverride],
+    *,
+    check_paths: bool,
+    missing_shares_ok: bool = False,
 ) -> list[str]:
     """What the types cannot say: the socket path's length, and with `check_paths` the
-    state folder, the groups and the share folders as this machine has them."""
+    state folder, the groups and the share folders as this machine has them (a
+    missing share folder is no problem with `missing_shares_ok`)."""
     problems = []
     if check_paths:
         why = _state_dir_problem(settings.state_dir)
@@ -542,8 +625,8 @@ def _setting_problems(
     if check_paths:
         problems.extend(_group_problems(settings.server, overrides))
         for i, share in enumerate(settings.shares):
-            if not share.path.is_dir():
-                why = "does not exist" if not share.path.exists() else "is not a folder"
+            why, missing = _share_problem(share.path)
+            if why and not (missing and missing_shares_ok):
                 problems.append(
                     f"  [[shares]] #{i + 1} path: {share.path} {why} (share {share.name!r})"
                 )
@@ -551,12 +634,19 @@ def _setting_problems(
 
 
 def load(
-    path: Path, environ: dict[str, str] | None = None, *, check_paths: bool = True
+    path: Path,
+    environ: dict[str, str] | None = None,
+    *,
+    check_paths: bool = True,
+    missing_shares_ok: bool = False,
 ) -> Settings:
     """Read, merge env overrides, validate. Raises ConfigError naming file and key.
 
     `check_paths` also checks the machine: share folders, `state_dir`, the socket
     and admin groups (vaultctl, which only needs the socket path, skips it).
+    `missing_shares_ok` (a real start or reload of vaultd, not `vaultd --check`)
+    takes a share folder that does not exist for an outage, not an error: after
+    a reboot its disk may not be mounted yet, and the daemon reports and waits.
     """
     environ = dict(os.environ) if environ is None else environ
     try:
@@ -577,7 +667,12 @@ def load(
         problems = [*_validation_problems(exc, overrides), *env_problems]
         raise ConfigError("\n".join([f"{path}: invalid configuration", *problems])) from exc
     settings = _resolve_relative(settings, path.resolve().parent)
-    problems = [*_setting_problems(settings, overrides, check_paths=check_paths), *env_problems]
+    problems = [
+        *_setting_problems(
+            settings, overrides, check_paths=check_paths, missing_shares_ok=missing_shares_ok
+        ),
+        *env_problems,
+    ]
     if problems:
         raise ConfigError("\n".join([f"{path}: invalid configuration", *problems]))
     return settings

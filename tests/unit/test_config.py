@@ -51,6 +51,21 @@ def test_missing_share_folder_is_refused_naming_the_share(tmp_path: Path) -> Non
         load(p, environ={})
 
 
+def test_a_missing_share_folder_is_an_outage_for_a_real_start_not_an_error(
+    tmp_path: Path,
+) -> None:
+    p = write(tmp_path, GOOD.replace('path = "photos"', 'path = "nowhere"'))
+    s = load(p, environ={}, missing_shares_ok=True)  # a disk not mounted yet
+    assert s.shares[0].path == tmp_path / "nowhere"
+
+
+def test_a_share_path_that_is_a_file_is_refused_even_for_a_real_start(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    p = write(tmp_path, GOOD.replace('path = "photos"', 'path = "file"'))
+    with pytest.raises(ConfigError, match=r"\[\[shares\]\] #1 path: .*file is not a folder"):
+        load(p, environ={}, missing_shares_ok=True)
+
+
 def test_share_without_name_is_a_missing_required_key(tmp_path: Path) -> None:
     p = write(tmp_path, '[[shares]]\npath = "photos"\n')
     with pytest.raises(ConfigError, match=r"\[\[shares\]\] #1 name: required key is missing"):

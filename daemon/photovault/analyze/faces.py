@@ -45,13 +45,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
+from photovault.config import FaceSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,67 +72,6 @@ MTCNN_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
 #: 0.95: on the labelled photos every real face scored >= 0.988 and the three false hits
 #: (hair, a chair back) 0.88-0.94 (bench/faces.py).
 MTCNN_THRESHOLDS = (0.6, 0.7, 0.95)
-
-
-class FaceSettings(BaseModel):
-    """`[faces]` in vaultd.toml. Defaults are the offline path measured in bench/faces.py."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    model: str = Field(
-        "Dlib",
-        description="recognition model: Dlib (offline) or a deepface model such as "
-        "ArcFace, Facenet512, SFace (downloaded on first use)",
-    )
-    detector: str = Field(
-        "dlib+mtcnn",
-        description="face detector: dlib+mtcnn (HOG plus MTCNN's faces HOG misses: turned "
-        "and small faces), dlib (HOG), mtcnn_onnx, dlib_cnn, opencv (all offline) or a "
-        "deepface backend such as retinaface, yunet, mtcnn (downloaded on first use)",
-    )
-    engine: Literal["auto", "dlib", "deepface"] = Field(
-        "auto",
-        description="auto = call dlib directly for model Dlib with an offline detector, "
-        "deepface otherwise",
-    )
-    image_side: int = Field(
-        1024, ge=256, le=4096, description="long side (px) of the image faces are searched in"
-    )
-    upsample: int = Field(
-        1,
-        ge=0,
-        le=2,
-        description="dlib detectors: upsample the image this many times; 1 finds faces down "
-        "to ~40 px at 3x the cost of 0 (~80 px)",
-    )
-    min_face_px: int = Field(
-        40, ge=1, description="skip faces whose box is narrower than this in the working image"
-    )
-    min_score: float = Field(
-        0.3,
-        description="skip faces the detector scores below this (HOG: SVM margin, ~0..3; "
-        "dlib_cnn: ~0..1.5; opencv: cascade level weight; deepface: confidence 0..1)",
-    )
-    max_faces: int = Field(
-        500, ge=1, description="keep at most this many faces per photo (group photos: 50+)"
-    )
-    num_jitters: int = Field(
-        1, ge=1, le=100, description="Dlib: average the embedding over this many jittered chips"
-    )
-    cluster_distance: float = Field(
-        0.5,
-        gt=0,
-        description="two faces are neighbours when their embedding distance is at most this "
-        "(Dlib: euclidean; deepface models: cosine)",
-    )
-    join_distance: float = Field(
-        0.5,
-        gt=0,
-        description="a new face joins the nearest named person within this distance",
-    )
-    min_cluster_faces: int = Field(
-        3, ge=2, description="faces a cluster needs before it becomes a person"
-    )
 
 
 def face_settings(settings: Any) -> FaceSettings:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from photovault import __version__
 from photovault.cli import _blas  # noqa: F401  (before numpy loads)
-from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, load
+from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load
 
 
 def _config_path(arg: str | None) -> Path:
@@ -39,8 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"vaultd {__version__}")
     args = parser.parse_args(argv)
     path = _config_path(args.config)
+
+    def load_config() -> Settings:
+        # `--check` finds typos; a real start (or reload) takes a share folder that
+        # does not exist for an outage (a disk not mounted yet): reported, waited for.
+        return load(path, missing_shares_ok=not args.check)
+
     try:
-        settings = load(path)
+        settings = load_config()
     except ConfigError as exc:
         print(f"vaultd: {exc}", file=sys.stderr)
         return 2
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     signals = Signals()
     signals.install()
     try:
-        return run(settings, signals, config_path=path, load_config=lambda: load(path))
+        return run(settings, signals, config_path=path, load_config=load_config)
     except CatalogVersionError as exc:
         logging.getLogger("vaultd").error("%s", exc)
         return 3

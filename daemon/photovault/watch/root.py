@@ -23,6 +23,17 @@ reason). The rule, applied alike by the watcher and the reconcile scan:
   files only when both checks pass on the same folder. A subfolder it cannot
   read (or an entry it cannot stat) keeps its known files; they are never
   taken as deleted.
+* A scan forgets files in bulk only when that is plausible. When it would
+  forget more than half of the files the catalog holds for a share, and either
+  more than `MASS_FORGET_MIN` (20) of them or the root is on another device
+  (`st_dev`) than at the share's last complete scan (an unmounted disk leaves
+  the mount point on the parent file system; a stray file written into it
+  makes the root look present and readable), it forgets none of them and
+  reports a "share" problem instead. A person who did delete them confirms
+  with `vaultctl rescan SHARE --forget-missing` (root or the admin group).
+  The device is remembered in memory only, so after a restart the count
+  alone decides. Deletions the watcher sees one at a time (a person deleting
+  photos) are always believed.
 """
 
 from __future__ import annotations
@@ -35,6 +46,11 @@ from pathlib import Path
 
 #: (st_dev, st_ino) of a share root: which folder the path led to.
 Ident = tuple[int, int]
+
+#: A scan may forget at most this many files of a share at once without a
+#: person's confirmation, when they are more than half of its catalogued files
+#: (unless the root's device changed: then any such majority needs one).
+MASS_FORGET_MIN = 20
 
 
 @dataclass(frozen=True)
@@ -77,3 +93,28 @@ def probe(root: Path, catalogued: Callable[[], int]) -> RootState:
                 " keeping them",
             )
     return RootState(ident)
+
+
+def mass_forget_problem(
+    share: str,
+    root: Path,
+    missing: int,
+    catalogued: int,
+    *,
+    device_changed: bool,
+    limit: int = MASS_FORGET_MIN,
+) -> str | None:
+    """Why a scan must not forget `missing` of a share's `catalogued` files without
+    a person's word, or None when believing it is plausible (see the module doc)."""
+    if missing * 2 <= catalogued or (missing <= limit and not device_changed):
+        return None
+    dev = (
+        f" and its root {root} is on another device than at its last full scan"
+        if device_changed
+        else ""
+    )
+    return (
+        f"{missing} of {catalogued} photos of share {share} are gone from disk{dev};"
+        " not forgetting them (disk not mounted?). If they were deleted on purpose:"
+        f" `vaultctl rescan {share} --forget-missing`"
+    )

@@ -9,7 +9,10 @@ duplicates, no escaping the share); the watcher keeps the same rule.
 
 Deletions are believed only beside a present, readable root (see `root.py`):
 a missing, unreadable or emptied root aborts the scan with nothing forgotten,
-and a folder that cannot be listed keeps its files.
+and a folder that cannot be listed keeps its files. A scan that would forget
+most of a share at once (or most of it after the root's device changed) keeps
+them and reports why, unless a person confirmed with `forget_missing`
+(`vaultctl rescan SHARE --forget-missing`).
 
 A quarantined file whose size and mtime did not change is retried when its
 mode, owner or ACL changed after it was quarantined (its ctime is newer: a
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from photovault.catalog.store import Catalog, display
 from photovault.watch.filters import ignored_dir, wanted
-from photovault.watch.root import probe
+from photovault.watch.root import mass_forget_problem, probe
 from photovault.watch.settle import SettleTracker
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,15 @@ class ScanResult:
     #: Quarantined files put back in the queue (their permissions changed).
     retried: int = 0
     seconds: float = 0.0
+    #: Known files gone from disk but kept: forgetting so many at once needs a
+    #: person's confirmation (`problem` says why).
+    held: int = 0
+    #: st_dev of the root, set when the scan completed and forgot what it found
+    #: gone: the device the next scan's `expected_dev` should be.
+    dev: int | None = None
     #: Why the share could not be scanned (root missing, unreadable, emptied or
-    #: replaced during the scan); nothing was forgotten then.
+    #: replaced during the scan) or why gone files were kept; nothing was
+    #: forgotten then.
     problem: str | None = None
 
 
@@ -122,8 +132,15 @@ def reconcile(
     *,
     settle_seconds: float,
     clock: Callable[[], float] = time.time,
+    expected_dev: int | None = None,
+    forget_missing: bool = False,
 ) -> ScanResult:
-    """Compare a share with the catalog and fix the difference."""
+    """Compare a share with the catalog and fix the difference.
+
+    `expected_dev` is the root's st_dev at the share's last complete scan
+    (`ScanResult.dev`; None when unknown). Unless `forget_missing` (a person
+    confirmed), files gone in bulk are kept: see `root.mass_forget_problem`.
+    """
     started = time.monotonic()
     result = ScanResult(share=share)
 
@@ -134,6 +151,7 @@ def reconcile(
     if not before.ok:
         return _aborted(result, before.problem, started)
     known = catalog.known(share)
+    total = len(known)
     quarantined = catalog.quarantined_of(share)
     unread: set[str] = set()
 
@@ -175,14 +193,27 @@ def reconcile(
         return _aborted(
             result, after.problem or f"share root {root} was replaced during the scan", started
         )
-    for rel in known:
-        if _within(rel, unread):
-            result.kept += 1
-            continue
+    gone = [rel for rel in known if not _within(rel, unread)]
+    result.kept = len(known) - len(gone)
+    dev = after.ident[0] if after.ident else None
+    held = mass_forget_problem(
+        share,
+        root,
+        len(gone),
+        total,
+        device_changed=expected_dev is not None and dev != expected_dev,
+    )
+    if held and not forget_missing:
+        result.held = len(gone)
+        return _aborted(result, held, started)
+    if held:
+        log.warning("scan %s: forgetting %d of %d files, as confirmed", share, len(gone), total)
+    for rel in gone:
         # Gone from disk (or now ignored): forget it; nothing on the share is touched.
         result.forgotten += catalog.forget(share, rel)
         tracker.discard(share, rel)
     catalog.record_scan(share, result.seen)
+    result.dev = dev
     result.seconds = time.monotonic() - started
     log.info(
         "scan %s: %d files, %d queued, %d settling, %d retried, %d forgotten, %d kept"
@@ -203,5 +234,5 @@ def reconcile(
 def _aborted(result: ScanResult, problem: str | None, started: float) -> ScanResult:
     result.problem = problem
     result.seconds = time.monotonic() - started
-    log.warning("scan %s: not scanned, nothing forgotten: %s", result.share, problem)
+    log.warning("scan %s: nothing forgotten: %s", result.share, problem)
     return result

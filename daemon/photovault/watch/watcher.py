@@ -14,6 +14,8 @@ only while the root path still leads to the folder being watched; `check()`,
 called once a second, stops the observer while the root is missing,
 unreadable or emptied (`outage` says why, `"watch": "offline"`), and watches
 it afresh when it is back, returning True so that the share is rescanned.
+A scan that kept files gone in bulk sets `held`, which `outage` reports too
+while the root stays watched.
 
 A mode or owner change (`chmod`, `chown`) on a quarantined file, or on the
 folder of one quarantined for a permission error, gives it another try.
@@ -113,11 +115,22 @@ class ShareWatcher:
         self.kind = "stopped"  # "inotify" | "polling" | "offline" | "stopped"
         self.fallback_reason: str | None = None
         #: Why the share root cannot be used now (missing, unreadable, emptied);
-        #: None while it is fine. Reported as a "share" problem by the daemon.
-        self.outage: str | None = None
+        #: None while it is fine.
+        self._outage: str | None = None
+        #: Set by the daemon when a scan kept files gone in bulk (see `root.py`):
+        #: why; cleared by the next scan that completes. The root is watched.
+        self.held: str | None = None
+        #: The root's st_dev at the share's last complete scan (`ScanResult.dev`).
+        self.scanned_dev: int | None = None
         self._observer: BaseObserver | None = None
         self._ident: Ident | None = None  # the root folder being watched
         self._active = False  # start() was called and stop() was not
+
+    @property
+    def outage(self) -> str | None:
+        """What is wrong with the share now (reported as a "share" problem by the
+        daemon): its root cannot be used, or a scan kept files gone in bulk."""
+        return self._outage or self.held
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -130,7 +143,7 @@ class ShareWatcher:
             self._offline(state.problem)
             return
         self._ident = state.ident
-        self.outage = None
+        self._outage = None
         self._start_observer()
 
     def _start_observer(self) -> None:
@@ -182,8 +195,8 @@ class ShareWatcher:
         if not state.ok:
             self._offline(state.problem)
             return False
-        if self.outage is not None or state.ident != self._ident:
-            if self.outage is not None:
+        if self._outage is not None or state.ident != self._ident:
+            if self._outage is not None:
                 log.warning("share %s: root is back; watching it again and rescanning", self.name)
             else:
                 log.warning(
@@ -193,7 +206,7 @@ class ShareWatcher:
                     self.root,
                 )
             self._stop_observer()
-            self.outage = None
+            self._outage = None
             self._ident = state.ident
             try:
                 self._start_observer()
@@ -215,9 +228,9 @@ class ShareWatcher:
 
     def _offline(self, problem: str | None) -> None:
         """The root cannot be used: stop believing (and receiving) events."""
-        if self.outage is None:
+        if self._outage is None:
             log.warning("share %s: %s; not watching it until it is back", self.name, problem)
-        self.outage = problem or "share root unavailable"
+        self._outage = problem or "share root unavailable"
         self._stop_observer()
         self.kind = "offline"
 

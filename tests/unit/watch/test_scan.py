@@ -197,3 +197,69 @@ def test_a_file_quarantined_for_permission_is_retried_once_its_folder_opens(
     assert scan_unprivileged(share, catalog.path)["retried"] == 1
     after = catalog.get("s", "trip/c.jpg")
     assert after is not None and after.state == "pending"
+
+
+def add_settled(share: Path, n: int) -> None:
+    old = time.time() - 60
+    for i in range(n):
+        p = share / f"x{i}.jpg"
+        p.write_bytes(b"x" * (i + 1))
+        os.utime(p, (old, old))
+
+
+def scan_again(share: Path, catalog: Catalog, **kw):
+    tracker = SettleTracker(0.2, 1.0, lambda *a: None)
+    return reconcile("s", share, catalog, tracker, settle_seconds=0.2, **kw)
+
+
+def test_a_stray_file_in_the_mount_point_of_an_unmounted_disk_forgets_nothing(
+    share: Path, catalog: Catalog
+) -> None:
+    first = scan(share, catalog)
+    assert first.dev == os.stat(share).st_dev
+    share.rename(share.with_name("disk"))
+    share.mkdir()  # the bare mount point (on the parent's device in real life) ...
+    (share / "stray.jpg").write_bytes(b"x")  # ... with one file written into it
+    r = scan_again(share, catalog, expected_dev=first.dev + 1)
+    assert r.problem is not None and r.held == 4 and r.forgotten == 0 and r.dev is None
+    assert "4 of 4 photos of share s are gone" in r.problem
+    assert "another device" in r.problem and "vaultctl rescan s --forget-missing" in r.problem
+    assert sorted(catalog.known("s")) == ["a.jpg", "b.jpg", "trip/c.jpg", "trip/d.jpg"]
+
+
+def test_forgetting_most_of_a_large_share_at_once_waits_for_a_person(
+    share: Path, catalog: Catalog
+) -> None:
+    add_settled(share, 26)
+    scan(share, catalog)
+    for i in range(25):
+        (share / f"x{i}.jpg").unlink()
+    shutil.rmtree(share / "trip")
+    r = scan(share, catalog)  # 27 of 30 gone: more than half and more than 20
+    assert r.problem is not None and r.held == 27 and r.forgotten == 0
+    assert "27 of 30 photos" in r.problem and "--forget-missing" in r.problem
+    assert len(catalog.known("s")) == 30
+
+    confirmed = scan_again(share, catalog, forget_missing=True)
+    assert confirmed.problem is None and confirmed.forgotten == 27
+    assert sorted(catalog.known("s")) == ["a.jpg", "b.jpg", "x25.jpg"]
+
+
+def test_a_few_deletions_are_believed_after_the_root_device_changed(
+    share: Path, catalog: Catalog
+) -> None:
+    first = scan(share, catalog)
+    (share / "a.jpg").unlink()  # 1 of 4: not most of the share
+    r = scan_again(share, catalog, expected_dev=first.dev + 1)
+    assert r.problem is None and r.forgotten == 1 and r.dev == first.dev
+
+
+def test_many_deletions_that_are_not_most_of_a_share_are_believed(
+    share: Path, catalog: Catalog
+) -> None:
+    add_settled(share, 60)
+    scan(share, catalog)
+    for i in range(30):  # 30 of 64
+        (share / f"x{i}.jpg").unlink()
+    r = scan(share, catalog)
+    assert r.problem is None and r.forgotten == 30

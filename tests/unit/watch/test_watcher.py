@@ -297,3 +297,18 @@ def test_chmod_of_a_folder_retries_its_files_quarantined_for_permission(parts) -
         assert catalog.get("s", "other.jpg").state == "quarantined"  # type: ignore[union-attr]
     finally:
         w.stop()
+
+
+def test_files_held_back_by_a_scan_are_reported_while_the_root_stays_watched(parts) -> None:
+    share, catalog, tracker, _ = parts
+    catalogue(catalog, share, "a.jpg")
+    w = ShareWatcher("s", share, catalog, tracker)
+    w.start()
+    try:
+        w.held = "10 of 10 photos of share s are gone from disk"
+        assert w.outage == w.held and w.kind == "inotify"
+        assert w.check() is False  # no rescan loop: the root itself is fine
+        w.held = None
+        assert w.outage is None
+    finally:
+        w.stop()
