@@ -207,3 +207,19 @@ def test_a_share_set_to_polling_still_ingests(tmp_path: Path, vault_factory) -> 
     assert vault.status()["shares"][0]["watch"] == "polling"
     write_jpeg(tmp_path / "photos" / "p.jpg", 11)
     vault.wait_idle(expect_done=1, timeout=30)
+
+
+def test_a_store_written_by_a_newer_photovault_stops_vaultd_with_exit_3(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    index = tmp_path / "state" / "index"
+    index.mkdir(parents=True)
+    (index / "meta.json").write_text('{"schema_version": 999, "vector_dim": 512}')
+    r = subprocess.run(
+        [sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "999" in r.stderr and str(index) in r.stderr
+    assert "Traceback" not in r.stderr

@@ -56,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level)
 
     from photovault.app import run
-    from photovault.catalog.db import CatalogVersionError
     from photovault.lifecycle import Signals
+    from photovault.versioning import StoreVersionError
 
     signals = Signals()
     signals.install()
     try:
         return run(settings, signals, config_path=path, load_config=load_config)
-    except CatalogVersionError as exc:
+    except StoreVersionError as exc:  # catalog, people or index of a newer photovault
         logging.getLogger("vaultd").error("%s", exc)
         return 3
     except OSError as exc:
