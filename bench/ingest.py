@@ -108,7 +108,7 @@ def run_vaultd(
     t0 = time.monotonic()
     log = (base / "vaultd.log").open("wb")  # lives as long as vaultd
     proc = subprocess.Popen(
-        [sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)], stderr=log
+        [sys.executable, "-m", "photovault.daemon_main", "--config", str(cfg)], stderr=log
     )
     client = Client(base / "s.sock")
     first_done = None

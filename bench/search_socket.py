@@ -154,7 +154,7 @@ def serve(base: Path, model: str, n_queries: int, variant: str) -> None:
     )
     log = (base / "vaultd.log").open("wb")  # lives as long as vaultd
     proc = subprocess.Popen(
-        [sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)], stderr=log
+        [sys.executable, "-m", "photovault.daemon_main", "--config", str(cfg)], stderr=log
     )
     client = Client(base / "s.sock", timeout=60)
     try:

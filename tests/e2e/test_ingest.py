@@ -190,7 +190,7 @@ def test_a_config_error_stops_vaultd_with_file_and_key(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("batch_size = 8\n", "batch_size = -1\n"))
     r = subprocess.run(
-        [sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)],
+        [sys.executable, "-m", "photovault.daemon_main", "--config", str(cfg)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -215,7 +215,7 @@ def test_a_store_written_by_a_newer_photovault_stops_vaultd_with_exit_3(tmp_path
     index.mkdir(parents=True)
     (index / "meta.json").write_text('{"schema_version": 999, "vector_dim": 512}')
     r = subprocess.run(
-        [sys.executable, "-m", "photovault.cli.vaultd", "--config", str(cfg)],
+        [sys.executable, "-m", "photovault.daemon_main", "--config", str(cfg)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -83,7 +83,7 @@ class VaultProcess:
                 *self.wrapper,
                 sys.executable,
                 "-m",
-                "photovault.cli.vaultd",
+                "photovault.daemon_main",
                 "--config",
                 str(self.config),
             ],

@@ -34,7 +34,7 @@ def problem(p: Path, environ: dict[str, str]) -> str:
 
 def vaultd(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("vaultd")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "photovault.cli.vaultd"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "photovault.daemon_main"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
     return subprocess.run(
         [*cmd, *args], capture_output=True, text=True, timeout=60, env={**clean, **env}

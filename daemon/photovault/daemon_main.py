@@ -1,4 +1,5 @@
-"""`vaultd --config FILE`: run the daemon in the foreground, logging to stderr."""
+"""`vaultd --config FILE`: the daemon's entry point (outside cli/, which is vaultctl's):
+run in the foreground, logging to stderr."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-from photovault import __version__
-from photovault.cli import _blas  # noqa: F401  (before numpy loads)
+from photovault import (
+    __version__,
+    _blas,  # noqa: F401  (before numpy loads)
+)
 from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load
 
 
