@@ -8,7 +8,7 @@ Random weights run at the same speed as real ones, so without a model the
 script exports a randomly initialised ViT-B-32 (needs the export extra; about
 a minute). A variant missing from the folder is made for the benchmark: int8
 by the same MatMul-only dynamic quantization the installer uses (which may
-have refused it: see export_clip.quantize_int8), fp16 only with --fp16.
+have refused it: see models/export/clip.py quantize_int8), fp16 only with --fp16.
 
 For each variant and batch size (1, 8, 32) it prints:
 
@@ -41,10 +41,11 @@ import numpy as np
 import onnxruntime as ort
 
 import rss  # bench/rss.py, beside this script
-from photovault.analyze.clip import Clip, trim_length
-from photovault.analyze.session import SessionFactory
-from photovault.analyze.tagger import preprocess
-from photovault.models.export_clip import quantize_int8
+from photovault.analyze.clip import Clip
+from photovault.models.clip import trim_length
+from photovault.models.export.clip import quantize_int8
+from photovault.models.preprocess import preprocess
+from photovault.models.session import SessionFactory
 from photovault.models.store import InstalledModel, Manifest, describe_file, validate_dir
 from photovault.models.tokenizer import default_tokenizer
 
@@ -121,7 +122,7 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Manifest]:
     if args.model_dir:
         src = Path(args.model_dir)
     else:
-        from photovault.models import export_clip
+        from photovault.models.export import clip as export_clip
 
         checkpoint = args.checkpoint
         if checkpoint is None:

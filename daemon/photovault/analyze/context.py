@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # importing them here would load onnxruntime for every importer
-    from photovault.analyze.session import SessionFactory
+    from photovault.models.session import SessionFactory
     from photovault.models.store import ModelStore
 
 

@@ -677,7 +677,7 @@ def build_engine(cfg: FaceSettings, state_dir: Path, session_factory: Any = None
         mtcnn = None
         if "mtcnn" in cfg.detector:
             if session_factory is None:
-                from photovault.analyze.session import CPU_PROVIDER, SessionFactory
+                from photovault.models.session import CPU_PROVIDER, SessionFactory
 
                 session_factory = SessionFactory(providers=(CPU_PROVIDER,))
             mtcnn = MtcnnDetector(session_factory, packaged_mtcnn_models(), cfg.min_face_px)

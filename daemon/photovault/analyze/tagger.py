@@ -6,7 +6,7 @@ install can tag photos with nothing configured. Labels keep the exact
 WordNet synset for people who want it; tags are the coarse, searchable
 "Animals|Cat" kind.
 
-Preprocessing follows the model's manifest (see models/export_tagger.py):
+Preprocessing follows the model's manifest (see models/export/tagger.py):
 center crop of ``crop_fraction`` of the short side, bicubic resize to the
 input size, then ``(x/255 - mean) / std``. Getting this wrong does not
 crash, it silently lowers accuracy, so tests check known photos.
@@ -22,11 +22,11 @@ import logging
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
 from photovault.models.imagenet import class_tags, classes
+from photovault.models.preprocess import preprocess
 from photovault.models.store import InstalledModel, ModelError
 
 log = logging.getLogger(__name__)
@@ -38,26 +38,6 @@ DEFAULTS: dict[str, Any] = {
     "min_confidence": 0.25,  # a tag is written only at or above this
     "max_tags": 3,
 }
-
-
-def preprocess(
-    pixels: np.ndarray,
-    size: int,
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
-    crop_fraction: float = 0.875,
-) -> np.ndarray:
-    """RGB uint8 HxWx3 -> float32 3 x size x size, center-cropped and normalised."""
-    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-        raise ValueError(f"expected RGB uint8 HxWx3 pixels, got {pixels.dtype} {pixels.shape}")
-    height, width = pixels.shape[:2]
-    crop = min(width, height) * crop_fraction
-    box = ((width - crop) / 2, (height - crop) / 2, (width + crop) / 2, (height + crop) / 2)
-    # One resample with a source box: crop and resize without an intermediate copy.
-    image = Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC, box=box)
-    x: np.ndarray = np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
-    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return x.transpose(2, 0, 1)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

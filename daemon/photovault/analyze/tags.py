@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
-from photovault.analyze.clip import Clip, find_model, l2_normalize
+from photovault.analyze.clip import Clip, find_model
 from photovault.analyze.context import AnalyzerContext
+from photovault.models.clip import l2_normalize
 
 log = logging.getLogger(__name__)
 

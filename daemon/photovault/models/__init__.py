@@ -1,5 +1,9 @@
-"""Models: the store of installed ONNX models, their export and the CLIP tokenizer.
+"""Models, split by when they run.
 
-Export modules (`export_tagger`, `export_clip`) import torch and run only at
-install time; nothing the daemon imports at run time needs torch.
+At run time: the store of installed ONNX models and their manifests
+(`store`), onnxruntime sessions (`session`, the only module that imports
+onnxruntime), preprocessing, the CLIP towers and the CLIP tokenizer. At
+install time: the exporters in `models.export`, the only modules that import
+torch; `install` reaches them only inside functions. Nothing here imports
+`photovault.analyze`; the analyzers import this package.
 """

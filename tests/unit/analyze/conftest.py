@@ -7,15 +7,10 @@ import pytest
 
 
 @pytest.fixture
-def classifier_path(tiny_models: ModuleType, tmp_path: Path) -> Path:
-    return tiny_models.build_classifier(tmp_path / "tiny.onnx", num_classes=10, side=8)
-
-
-@pytest.fixture
 def clip_context(tiny_models: ModuleType, tmp_path: Path) -> object:
     """AnalyzerContext with a tiny CLIP-shaped model (32-px input, 8-d embedding)."""
     from photovault.analyze.context import AnalyzerContext
-    from photovault.analyze.session import SessionFactory
+    from photovault.models.session import SessionFactory
     from photovault.models.store import ModelStore
 
     src = tiny_models.build_clip_dir(tmp_path / "clip-src")

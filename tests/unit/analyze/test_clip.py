@@ -9,8 +9,8 @@ import pytest
 from photovault.analyze.base import AnalysisItem, AnalyzerError
 from photovault.analyze.clip import create
 from photovault.analyze.context import AnalyzerContext
-from photovault.analyze.session import SessionFactory
 from photovault.media.types import DecodedImage, PhotoMetadata
+from photovault.models.session import SessionFactory
 from photovault.models.store import ModelError, ModelStore
 
 

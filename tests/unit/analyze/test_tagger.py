@@ -8,10 +8,10 @@ import pytest
 
 from photovault.analyze.base import AnalysisItem, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
-from photovault.analyze.session import SessionFactory
 from photovault.analyze.tagger import create, preprocess, softmax
 from photovault.media.types import DecodedImage, PhotoMetadata
 from photovault.models.imagenet import class_tags
+from photovault.models.session import SessionFactory
 from photovault.models.store import Manifest, ModelError, ModelStore, describe_file, write_manifest
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from photovault.analyze.context import AnalyzerContext
-from photovault.analyze.session import SessionFactory
 from photovault.analyze.tagger import Tagger, create
 from photovault.media.types import DecodedImage, PhotoMetadata
+from photovault.models.session import SessionFactory
 from photovault.models.store import ModelStore
 
 skimage_data = pytest.importorskip("skimage.data")

@@ -18,8 +18,8 @@ from PIL import Image, ImageOps
 
 from photovault.analyze.context import AnalyzerContext
 from photovault.analyze.faces import FacesAnalyzer, FaceSettings, build_engine, create
-from photovault.analyze.session import CPU_PROVIDER, SessionFactory
 from photovault.media.decode import decode_image
+from photovault.models.session import CPU_PROVIDER, SessionFactory
 from photovault.sidecar.geometry import oriented_to_stored
 from photovault.sidecar.stage import build_content
 from photovault.sidecar.writer import SidecarWriter

@@ -7,6 +7,11 @@ import pytest
 
 
 @pytest.fixture
+def classifier_path(tiny_models: ModuleType, tmp_path: Path) -> Path:
+    return tiny_models.build_classifier(tmp_path / "tiny.onnx", num_classes=10, side=8)
+
+
+@pytest.fixture
 def tagger_dir(tiny_models: ModuleType, tmp_path: Path) -> Path:
     """A prepared, valid tagger folder (10 classes, 8-px input) ready to import."""
     from photovault.models.store import Manifest, describe_file, write_manifest

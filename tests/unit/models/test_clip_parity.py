@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from photovault.analyze.clip import Clip
-from photovault.analyze.session import SessionFactory
 from photovault.models.install import install
+from photovault.models.session import SessionFactory
 from photovault.models.store import ModelStore
 
 pytestmark = pytest.mark.slow

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from photovault.analyze.clip import Clip
-from photovault.analyze.session import SessionFactory
 from photovault.models.install import import_model, install
+from photovault.models.session import SessionFactory
 from photovault.models.store import (
     InstalledModel,
     Manifest,
@@ -62,7 +62,7 @@ def checkpoint(open_clip: ModuleType, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from photovault.models.export_clip import export
+    from photovault.models.export.clip import export
 
     out = tmp_path_factory.mktemp("export")
     export(out, ARCH, str(checkpoint), ("fp32", "fp16", "int8"))
@@ -132,7 +132,7 @@ def test_each_reduced_precision_variant_is_installed_or_refused_with_its_cosine(
 def test_an_int8_variant_below_the_threshold_is_not_installed(
     checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photovault.models import export_clip
+    from photovault.models.export import clip as export_clip
 
     monkeypatch.setattr(export_clip, "VARIANT_MIN_COSINE", 1.01)
     manifest = export_clip.export(tmp_path, ARCH, str(checkpoint), ("fp32", "int8"))
@@ -175,21 +175,21 @@ def test_the_gpu_only_fp16_variant_is_refused_on_a_cpu_only_factory(exported: Pa
 
 
 def test_an_unknown_architecture_is_refused_by_name(open_clip: ModuleType, tmp_path: Path) -> None:
-    from photovault.models.export_clip import export
+    from photovault.models.export.clip import export
 
     with pytest.raises(ModelError, match="unknown open_clip architecture 'ViT-Nope'"):
         export(tmp_path, "ViT-Nope", "laion2b_s34b_b79k")
 
 
 def test_a_missing_checkpoint_file_is_named(open_clip: ModuleType, tmp_path: Path) -> None:
-    from photovault.models.export_clip import export
+    from photovault.models.export.clip import export
 
     with pytest.raises(ModelError, match="checkpoint file not found"):
         export(tmp_path, "ViT-B-32", str(tmp_path / "nope.pt"))
 
 
 def test_an_unknown_pretrained_tag_lists_the_known_ones(open_clip: ModuleType) -> None:
-    from photovault.models.export_clip import check_hub
+    from photovault.models.export.clip import check_hub
 
     with pytest.raises(ModelError, match="laion2b_s34b_b79k"):
         check_hub("ViT-B-32", "no-such-tag")
@@ -201,7 +201,7 @@ def test_without_network_a_tag_install_fails_within_seconds_saying_how_to_import
     # 192.0.2.1 is TEST-NET-1: never routed, so the probe has to time out.
     monkeypatch.setenv("HF_ENDPOINT", "http://192.0.2.1:9")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    from photovault.models import export_clip
+    from photovault.models.export import clip as export_clip
 
     monkeypatch.setattr(export_clip, "HUB_TIMEOUT_S", 1.0)
     started = time.monotonic()
@@ -216,7 +216,7 @@ def test_without_network_a_tag_install_fails_within_seconds_saying_how_to_import
 def test_hf_hub_offline_fails_at_once(
     open_clip: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photovault.models.export_clip import check_hub
+    from photovault.models.export.clip import check_hub
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="HF_HUB_OFFLINE is set"):

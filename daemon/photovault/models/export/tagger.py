@@ -200,7 +200,7 @@ def _check_parity(model: Any, path: Path) -> None:
     """The ONNX file must compute what the torch model computes (export bugs are silent)."""
     import numpy as np
 
-    from photovault.analyze.session import SessionFactory
+    from photovault.models.session import SessionFactory
 
     torch = _torch()
     x = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0))

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photovault.analyze import session as session_mod
-from photovault.analyze.session import ManagedModel, ModelLoadError, SessionFactory
+from photovault.models import session as session_mod
+from photovault.models.session import ManagedModel, ModelLoadError, SessionFactory
 
 
 class FakeClock:

@@ -18,13 +18,13 @@ Where the weights come from:
 
 Any open_clip architecture works the same way, as long as vaultd can
 reproduce its preprocessing and tokenizer: short-side bicubic resize + center
-crop (``analyze/clip.py``) and CLIP's BPE tokenizer (``models/tokenizer.py``).
+crop (``models/clip.py``) and CLIP's BPE tokenizer (``models/tokenizer.py``).
 Others (SigLIP's squash resize or its SentencePiece tokenizer) are refused
 with the reason rather than installed to give quietly wrong embeddings.
 
 What is written and checked, per tower (``image``: ``pixels`` float[N,3,S,S],
 ``text``: ``tokens`` int64[N,context]; both give ``embedding`` float[N,D]
-*before* L2 normalisation, which ``analyze/clip.py`` applies):
+*before* L2 normalisation, which ``models/clip.py`` applies):
 
 * ``fp32``: must match the torch model on the same inputs (cosine ≥ 0.99999);
   then our whole path (our preprocessing, our tokenizer, onnxruntime) is
@@ -63,7 +63,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from photovault.analyze.clip import trim_length
+from photovault.models.clip import trim_length
 from photovault.models.store import (
     InstalledModel,
     Manifest,
@@ -130,7 +130,7 @@ _NEEDS_EXPORT = (
 def default_variants() -> tuple[str, ...]:
     """fp32 and int8 everywhere; fp16 only where onnxruntime has a GPU to run it
     (on the CPU it is slower than fp32 and ~170 MB of disk per tower for nothing)."""
-    from photovault.analyze.session import available_providers
+    from photovault.models.session import available_providers
 
     gpu = {"CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider"}
     return ("fp32", "fp16", "int8") if gpu & set(available_providers()) else ("fp32", "int8")
@@ -441,7 +441,7 @@ def quantize_int8(src: Path, dst: Path) -> None:
     ``session.quantize_dynamic_int8`` takes these options the plain call is
     used and the cosine check at install refuses what it gets wrong.
     """
-    from photovault.analyze.session import quantize_dynamic_int8
+    from photovault.models.session import quantize_dynamic_int8
 
     accepted = inspect.signature(quantize_dynamic_int8).parameters
     options = {k: True for k in ("reduce_range", "per_channel") if k in accepted}
@@ -474,7 +474,7 @@ def sample_photos() -> list[np.ndarray] | None:
 def _exact_factory(threads: int = 2) -> Any:
     """A session factory without graph fusion: for checks, where numbers matter
     and speed does not, and because full fusion crashes on fp16 graphs on CPU."""
-    from photovault.analyze.session import SessionFactory
+    from photovault.models.session import SessionFactory
 
     class ExactFactory(SessionFactory):
         def session_options(self, spinning: bool = False) -> Any:
@@ -490,13 +490,13 @@ def _exact_factory(threads: int = 2) -> Any:
 def _embed(model_dir: Path, manifest: Manifest, variant: str, photos: list[np.ndarray]) -> Any:
     """Pre-normalisation embeddings of photos and TEST_TEXTS through our own
     analyzer code path (preprocess, tokenizer, session), as vaultd computes them."""
-    from photovault.analyze.clip import Clip
+    from photovault.models.clip import ClipModel
 
     # The exact factory does not fuse graphs, so the GPU-only fp16 runs here too.
     runnable = dataclasses.replace(
         manifest, extra={k: v for k, v in manifest.extra.items() if k != "gpu_only_variants"}
     )
-    clip = Clip(InstalledModel(model_dir, runnable), variant, _exact_factory())
+    clip = ClipModel(InstalledModel(model_dir, runnable), variant, _exact_factory())
     try:
         images = clip.embed_pixels(photos, normalize=False) if photos else None
         texts = clip.encode_text(list(TEST_TEXTS), normalize=False)

@@ -1,0 +1,133 @@
+"""CLIP at run time: manifest rules, preprocessing, tokens and the two towers.
+
+``ClipModel`` turns photos and queries into embeddings through onnxruntime
+sessions; the analyzer in ``analyze/clip.py`` runs it on photos, and the
+install-time checks (``models/install.py``, ``models/export/clip.py``) run the
+very same code on a model before it is installed.
+
+Preprocessing is CLIP's: resize the short side to the input size (bicubic),
+center crop, ``(x/255 - mean) / std`` with the mean/std from the manifest.
+
+``manifest_problems`` lists what ``ClipModel`` needs from a CLIP manifest
+(tokenizer, context length, resize rule); import and install refuse a model
+that fails it, so a model that cannot run correctly here is never installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from photovault.models.preprocess import preprocess
+from photovault.models.store import InstalledModel, Manifest, ModelError
+from photovault.models.tokenizer import VOCAB_SIZE, default_tokenizer
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+# What encode_text and embed_pixels implement; a manifest asking for anything
+# else would give silently wrong embeddings.
+TOKENIZER = "clip-bpe"
+RESIZE_MODES = ("shortest",)
+INTERPOLATIONS = ("bicubic",)
+
+
+def manifest_problems(manifest: Manifest) -> list[str]:
+    """Why ``ClipModel`` could not run a CLIP model correctly (empty: it can).
+
+    The store checks what is generic (files, hashes, shapes, both towers'
+    width equal to embedding_dim); this adds what only CLIP needs.
+    """
+    out: list[str] = []
+    extra = manifest.extra
+    context = extra.get("context_length")
+    if not isinstance(context, int) or context <= 0:
+        out.append("extra.context_length must be a positive integer")
+    if extra.get("tokenizer") != TOKENIZER:
+        out.append(
+            f"extra.tokenizer must be {TOKENIZER!r} (CLIP's BPE), got {extra.get('tokenizer')!r}"
+        )
+    if extra.get("vocab_size", VOCAB_SIZE) != VOCAB_SIZE:
+        out.append(f"extra.vocab_size {extra['vocab_size']} differs from CLIP's {VOCAB_SIZE}")
+    if extra.get("resize_mode", "shortest") not in RESIZE_MODES:
+        out.append(f"resize_mode {extra['resize_mode']!r} is not supported")
+    if extra.get("interpolation", "bicubic") not in INTERPOLATIONS:
+        out.append(f"interpolation {extra['interpolation']!r} is not supported")
+    for f in manifest.files:
+        if f.role != "text" or not isinstance(context, int):
+            continue
+        for shape in f.inputs.values():
+            # None: a text tower that takes any length up to the context (trimmed queries).
+            if len(shape) == 2 and shape[1] not in (context, None):
+                out.append(f"{f.path}: text input {shape} does not match context_length {context}")
+    return out
+
+
+def trim_length(ids: np.ndarray, eot: int) -> int:
+    """Tokens a batch needs: up to and including the last row's end token."""
+    return int(np.argmax(ids == eot, axis=1).max()) + 1
+
+
+class ClipModel:
+    """A CLIP model's image and text towers: photos and queries -> embeddings."""
+
+    def __init__(self, model: InstalledModel, variant: str, factory: Any) -> None:
+        manifest = model.manifest
+        self.model_name = manifest.name
+        self.variant = variant
+        self.dim = int(manifest.embedding_dim or 0)
+        self.size = manifest.input_size
+        self.mean = manifest.mean
+        self.std = manifest.std
+        self.crop_fraction = float(manifest.extra.get("crop_fraction", 1.0))
+        self.context_length = int(manifest.extra.get("context_length", 77))
+        gpu_only = manifest.extra.get("gpu_only_variants", [])
+        providers = getattr(factory, "providers", ["CPUExecutionProvider"])
+        if variant in gpu_only and providers[0] == "CPUExecutionProvider":
+            # onnxruntime's CPU graph fusion crashes the process on fp16 CLIP
+            # graphs (shared/MEASUREMENTS.md); refuse with a reason instead.
+            raise ModelError(
+                f"variant {variant} of {manifest.name} is for GPUs; on this CPU-only "
+                "onnxruntime use fp32 or int8"
+            )
+        image = manifest.file_for("image", variant)
+        text = manifest.file_for("text", variant)
+        self._image_input = next(iter(image.inputs))
+        self._text_input = next(iter(text.inputs))
+        # A text tower exported with a dynamic length axis gets only the tokens up
+        # to the last end token instead of 77 (models/export/clip.py explains why
+        # that is exact); a fixed-length one (most imported models) gets all 77.
+        self._text_trim = list(text.inputs[self._text_input])[1:] == [None]
+        self._image = factory.managed(model.path / image.path, name=f"{manifest.name}:image")
+        # Not `interactive` (spinning threads): after the encode the search
+        # itself runs, and threads spinning on both cores made it 3x slower
+        # (1M photos, 2 cores: encode + search 75 ms instead of 25).
+        self._text = factory.managed(model.path / text.path, name=f"{manifest.name}:text")
+
+    def embed_pixels(self, batch: list[np.ndarray], normalize: bool = True) -> np.ndarray:
+        """Photos -> (N, dim) unit vectors (raw tower output with normalize=False,
+        which install-time checks compare with open_clip's)."""
+        x = np.stack(
+            [preprocess(p, self.size, self.mean, self.std, self.crop_fraction) for p in batch]
+        )
+        (out,) = self._image.run({self._image_input: x})
+        out = out.astype(np.float32)
+        return l2_normalize(out) if normalize else out
+
+    def encode_text(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+        """Queries -> (N, dim) unit vectors, comparable with photo embeddings."""
+        tokenizer = default_tokenizer()
+        ids = tokenizer(texts, self.context_length)
+        if self._text_trim:
+            ids = ids[:, : trim_length(ids, tokenizer.eot)]
+        (out,) = self._text.run({self._text_input: ids})
+        out = out.astype(np.float32)
+        return l2_normalize(out) if normalize else out
+
+    def close(self) -> None:
+        self._image.unload()
+        self._text.unload()
