@@ -97,7 +97,7 @@ class ScanJob:
 
 
 class Daemon:
-    """Owns every stage; started and stopped by `photovault.cli.vaultd`."""
+    """Owns every stage; started and stopped by `photovault.daemon_main`."""
 
     def __init__(
         self,
@@ -140,7 +140,7 @@ class Daemon:
         )
         self.index = self._open_index()
         self.index.on_written = self.catalog.mark_indexed
-        self._index_sink = IndexSink(self.index)
+        self._index_sink = IndexSink(self.index, self.catalog.person_keywords)
         self._index_follower = _IndexFollower(self.index)
         self.catalog.listeners.append(self._index_follower)
         self.catalog.listeners.append(self.people)  # deleted photos' faces leave
@@ -151,6 +151,7 @@ class Daemon:
             settings,
             faces=self.people.faces_for,
             on_adopt=self.people.adopt,
+            on_keywords_changed=self._keywords_changed,
             metrics=self.metrics,
             problems=self.problems,
         )
@@ -179,7 +180,7 @@ class Daemon:
     def _context(self) -> Any:
         """What analyzers get to build themselves (models, sessions, state dir)."""
         from photovault.analyze.context import AnalyzerContext
-        from photovault.analyze.session import SessionFactory
+        from photovault.models.session import SessionFactory
         from photovault.models.store import ModelStore
 
         m = self.settings.models
@@ -234,7 +235,15 @@ class Daemon:
             r for sha in shas for r in self.catalog.files_with_content(sha) if r.state == "done"
         ]
         if rows:
-            self.index.store(self.photos_from_catalog(rows))
+            self._index_sink.store(self.photos_from_catalog(rows))
+
+    def _keywords_changed(self, file_ids: list[int]) -> None:
+        """A person changed keywords in sidecars: rewrite those files' index rows."""
+        rows = [r for i in file_ids if (r := self.catalog.get_by_id(i)) is not None]
+        try:
+            self._index_sink.store(self.photos_from_catalog([r for r in rows if r.state == "done"]))
+        except Exception:
+            log.exception("re-indexing %d photos after a keyword change failed", len(rows))
 
     def _names_changed(self, shas: list[str]) -> None:
         self.sidecars.wake()
@@ -267,7 +276,7 @@ class Daemon:
                         f"repairing the search index: {n} of {len(todo)} photos written",
                     )
                     done = [r for r in rows if r.state == "done"]
-                    self.index.store(self.photos_from_catalog(done))
+                    self._index_sink.store(self.photos_from_catalog(done))
                     n += len(chunk)
                 self.index.flush()
                 gone = missing_sidecars(self.catalog) if self.settings.sidecars.enabled else []
@@ -497,15 +506,21 @@ class Daemon:
 
     # -- scans ----------------------------------------------------------------
 
-    def scan_async(self, share: str | None, *, repair: bool = False) -> ScanJob:
+    def scan_async(
+        self, share: str | None, *, repair: bool = False, forget_missing: bool = False
+    ) -> ScanJob:
         """Start a reconcile scan of one share (or all) in the background; with
-        `repair`, the index is then checked against the catalog (`vaultctl rescan`)."""
+        `repair`, the index is then checked against the catalog (`vaultctl rescan`);
+        with `forget_missing`, a person confirmed that files gone in bulk were
+        deleted (`vaultctl rescan SHARE --forget-missing`, see `watch/root.py`)."""
         names = [share] if share else [s.name for s in self.settings.shares]
         job = ScanJob(names)
-        threading.Thread(target=self._scan, args=(job, repair), name="scan", daemon=True).start()
+        threading.Thread(
+            target=self._scan, args=(job, repair, forget_missing), name="scan", daemon=True
+        ).start()
         return job
 
-    def _scan(self, job: ScanJob, repair: bool = False) -> None:
+    def _scan(self, job: ScanJob, repair: bool = False, forget_missing: bool = False) -> None:
         try:
             with self.scan_lock:
                 for name in job.names:
@@ -513,6 +528,7 @@ class Daemon:
                     if share is None:
                         continue
                     self.scanning.add(name)
+                    watcher = self.watchers.get(name)
                     try:
                         result = reconcile(
                             name,
@@ -520,6 +536,8 @@ class Daemon:
                             self.catalog,
                             self.tracker,
                             settle_seconds=self.settings.ingest.settle_seconds,
+                            expected_dev=watcher.scanned_dev if watcher else None,
+                            forget_missing=forget_missing,
                         )
                     except Exception as exc:
                         self.metrics.error("scan")
@@ -537,6 +555,14 @@ class Daemon:
                             self.problems.report(
                                 "share", result.problem, key=name, path=os.fspath(share.path)
                             )
+                            if watcher and result.held:  # a person must confirm: keep showing it
+                                watcher.held = result.problem
+                        elif watcher:
+                            watcher.scanned_dev = result.dev
+                            if watcher.held:
+                                watcher.held = None
+                                if not watcher.outage:
+                                    self.problems.clear("share", name)
                     finally:
                         self.scanning.discard(name)
                 self.throttle.wake()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,7 +81,8 @@ def test_a_share_renamed_away_keeps_its_photos_and_resumes_without_reanalysis(
     vault.wait_for(lambda: share_problems(vault), 5, "share problem reported")
     (problem,) = share_problems(vault)
     assert "missing" in problem["message"] and problem["path"] == str(photos)
-    assert vault.status()["shares"][0]["watch"] == "offline"
+    # The rescan reports it at once; the watcher stops at its next tick (once a second).
+    vault.wait_for(lambda: vault.status()["shares"][0]["watch"] == "offline", 5, "watch offline")
     human = vault.ctl("status", check=False)
     assert human.returncode == 1 and "share:" in human.stdout
     time.sleep(1.5)  # a tick or two: still nothing forgotten
@@ -224,3 +228,115 @@ def test_files_queued_when_their_share_goes_offline_wait_instead_of_being_forgot
     away.rename(photos)
     vault.wait_idle(expect_done=5, timeout=60)
     vault.wait_for(lambda: not share_problems(vault), 20, "share problem cleared")
+
+
+def can_mount_tmpfs(where: Path) -> bool:
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    where.mkdir(parents=True, exist_ok=True)
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)]).returncode
+    if ok != 0:
+        return False
+    subprocess.run(["umount", str(where)], check=True)
+    return True
+
+
+def mount_tmpfs(where: Path) -> None:
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(where)], check=True)
+
+
+def test_a_stray_file_in_an_unmounted_disks_mount_point_forgets_nothing(
+    tmp_path: Path, vault_factory
+) -> None:
+    photos, saved = tmp_path / "photos", tmp_path / "saved"
+    if not can_mount_tmpfs(photos):
+        pytest.skip("needs root and tmpfs mounts")
+    mount_tmpfs(photos)
+    try:
+        vault = vault_factory()
+        before = photos_done(vault, tmp_path, 10)
+        shutil.copytree(photos, saved)  # the disk's contents, times kept
+
+        subprocess.run(["umount", "-l", str(photos)], check=True)
+        vault.wait_for(lambda: share_problems(vault), 5, "share problem reported")
+        assert "empty" in share_problems(vault)[0]["message"]
+        write_jpeg(photos / "stray.jpg", 90)  # into the bare mount point
+        vault.wait_for(
+            lambda: any("gone from disk" in p["message"] for p in share_problems(vault)),
+            10,
+            "bulk deletion held back",
+        )
+        r = vault.ctl("rescan", check=False)
+        assert r.returncode != 0 and "--forget-missing" in r.stderr, r.stderr
+        assert "10 of " in r.stderr and "another device" in r.stderr
+        time.sleep(1.5)  # a tick or two: still reported, still nothing forgotten
+        (problem,) = share_problems(vault)
+        assert "vaultctl rescan photos --forget-missing" in problem["message"]
+        assert {k: v for k, v in memory(vault).items() if k != "stray.jpg"} == before
+
+        mount_tmpfs(photos)  # mounted again: the same photos, on a new device
+        shutil.copytree(saved, photos, dirs_exist_ok=True)
+        vault.wait_for(lambda: not share_problems(vault), 10, "share problem cleared")
+        assert vault.ctl("rescan").returncode == 0
+        vault.wait_idle(expect_done=10)
+        assert memory(vault) == before, "forgotten, re-analysed or sidecars rewritten"
+
+        # Unmounted again, and this time the photos were deleted on purpose.
+        subprocess.run(["umount", "-l", str(photos)], check=True)
+        write_jpeg(photos / "stray.jpg", 90)
+        vault.wait_for(
+            lambda: any("gone from disk" in p["message"] for p in share_problems(vault)),
+            10,
+            "bulk deletion held back",
+        )
+        assert vault.ctl("rescan", "photos", "--forget-missing").returncode == 0
+        vault.wait_for(lambda: not share_problems(vault), 5, "share problem cleared")
+        vault.wait_idle(expect_done=1)
+        assert list(memory(vault)) == ["stray.jpg"]
+    finally:
+        while subprocess.run(["umount", str(photos)], capture_output=True).returncode == 0:
+            pass
+
+
+def test_vaultd_starts_with_a_share_folder_missing_and_picks_it_up_when_it_appears(
+    tmp_path: Path, vault_factory
+) -> None:
+    photos, usb = tmp_path / "photos", tmp_path / "usb"
+    photos.mkdir()
+    shares = [{"name": "photos", "path": str(photos)}, {"name": "usb", "path": str(usb)}]
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "photovault.daemon_main",
+            "--check",
+            "--config",
+            str(write_config(tmp_path, shares=shares)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 2 and "[[shares]] #2 path:" in check.stderr, check.stderr
+    assert "does not exist" in check.stderr
+
+    vault = vault_factory(shares=shares)  # a real start takes it for an outage
+    vault.wait_for(lambda: share_problems(vault), 10, "share problem reported")
+    (problem,) = share_problems(vault)
+    assert problem["path"] == str(usb) and "missing" in problem["message"]
+    assert "usb" in vault.log() and "missing" in vault.log()
+
+    usb.mkdir()  # the disk is mounted
+    write_jpeg(usb / "a.jpg", 5)
+    vault.wait_for(lambda: not share_problems(vault), 10, "share problem cleared")
+    vault.wait_idle("usb", expect_done=1)
+    assert vault.show(usb / "a.jpg")["state"] == "done"
+
+    # A reload with another share that is not there yet keeps the daemon up, too.
+    late = tmp_path / "late"
+    shares.append({"name": "late", "path": str(late)})
+    write_config(tmp_path, shares=shares)
+    vault.signal(signal.SIGHUP)
+    vault.wait_for(
+        lambda: [p["path"] for p in share_problems(vault)] == [str(late)], 10, "late reported"
+    )
+    assert vault.proc is not None and vault.proc.poll() is None

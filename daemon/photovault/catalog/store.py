@@ -503,6 +503,20 @@ class Catalog:
             ).fetchall()
         return {r[0] for r in rows}
 
+    def person_keywords(self, file_id: int) -> tuple[set[str], list[str]]:
+        """(keywords of ours a person removed, keywords they added) in this file's
+        sidecar, "A|B" each; see `sidecar.keywords.person_tags`."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT keyword FROM sidecar_rejected WHERE file_id = ?", (file_id,)
+            ).fetchall()
+            r = self._conn.execute(
+                "SELECT imported FROM sidecars WHERE file_id = ?", (file_id,)
+            ).fetchone()
+        imported = json.loads(r[0]) if r is not None and r[0] else {}
+        added = imported.get("keywords") if isinstance(imported, dict) else None
+        return {row[0] for row in rows}, [str(k) for k in added or []]
+
     def sidecar_failures(self) -> tuple[int, str | None, str | None]:
         """(how many sidecars failed, the latest one's path and reason)."""
         with self._lock:

@@ -156,7 +156,9 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_simple(op: str) -> Any:
     def run(client: Client, args: argparse.Namespace) -> int:
-        extra = {"share": args.share} if getattr(args, "share", None) else {}
+        extra: dict[str, Any] = {"share": args.share} if getattr(args, "share", None) else {}
+        if getattr(args, "forget_missing", False):
+            extra["forget_missing"] = True
         result = client.call(op, **extra)
         if op == "rescan":
             state = "scanned" if result.get("finished") else "scanning (in the background)"
@@ -449,6 +451,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Copies for sharing, location removed (runs here, with this user's rights)."""
     from photovault.ops.export import ExportError, export_strip_location
 
+    # FAILED lines and the export's warnings name files by their bytes too, as
+    # stdout does (see main), not as "\udcXX" escapes nobody can paste back.
+    reconfigure = getattr(sys.stderr, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
     if not args.strip_location:
         print(
             "vaultctl: export needs --strip-location (the only export mode: sharing copies "
@@ -581,6 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("resume", help="resume work").set_defaults(func=cmd_simple("resume"))
     r = sub.add_parser("rescan", help="reconcile a share (or all) with the disk now")
     r.add_argument("share", nargs="?")
+    r.add_argument(
+        "--forget-missing",
+        action="store_true",
+        help="the share's photos gone from disk were deleted on purpose: forget them"
+        " even when they are most of the share (needs SHARE)",
+    )
     r.set_defaults(func=cmd_simple("rescan"))
 
     ck = sub.add_parser(

@@ -13,7 +13,7 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from photovault.analyze.base import photo_tags
 from photovault.index.schema import photos_schema
+from photovault.sidecar.keywords import person_tags
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,13 @@ def _vector(value: Any) -> np.ndarray | None:
     return arr if arr.size else None
 
 
-def record_from_photo(photo: Any) -> PhotoRecord:
+def record_from_photo(
+    photo: Any, rejected: Collection[str] = (), added: Iterable[str] = ()
+) -> PhotoRecord:
     """Map the worker's `Photo` (pipeline/worker.py) to a `PhotoRecord`.
+
+    Its tags are as the person sees them (`sidecar.keywords.person_tags`): without
+    the keywords they `rejected` in the sidecar, with those they `added`.
 
     Expected analyzer results (any may be missing or hold {"error": ...}):
     - metadata: {"taken_at", "gps": {"lat", "lon"}, "camera", "width", "height", "dhash"}
@@ -132,7 +138,7 @@ def record_from_photo(photo: Any) -> PhotoRecord:
         camera=merged.get("camera"),
         width=merged.get("width"),
         height=merged.get("height"),
-        tags=photo_tags(results),
+        tags=person_tags(photo_tags(results), rejected, added),
         labels=list(tagger.get("labels") or []),
         people=people,
         person_ids=person_ids,

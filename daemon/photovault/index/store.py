@@ -209,17 +209,28 @@ class PhotoIndex:
         return similar(self._searcher, photo, limit, filters)
 
 
+#: file id -> (keywords a person removed, keywords they added), as the catalog's
+#: `person_keywords`.
+PersonKeywords = Callable[[int], tuple[set[str], list[str]]]
+
+
 class IndexSink:
     """The pipeline's `Sink` for the index: `store(photos)` queues rows; the
-    index's own ticker flushes and maintains."""
+    index's own ticker flushes and maintains. Tags are stored as the person sees
+    them: `person_keywords` gives each file's sidecar decisions."""
 
     name = "index"
 
-    def __init__(self, index: PhotoIndex) -> None:
+    def __init__(self, index: PhotoIndex, person_keywords: PersonKeywords | None = None) -> None:
         self.index = index
+        self.person_keywords = person_keywords
 
     def store(self, photos: list[Any]) -> None:
-        self.index.store(photos)
+        if self.person_keywords is None:
+            self.index.store(photos)
+            return
+        keywords = self.person_keywords
+        self.index.upsert(record_from_photo(p, *keywords(int(p.file.id))) for p in photos)
 
 
 __all__ = [

@@ -19,6 +19,7 @@ from photovault.people.store import PeopleError
 from photovault.query.permissions import Identity
 from photovault.query.protocol import ProtocolError, Request
 from photovault.query.server import Caller
+from photovault.sidecar.keywords import person_tags
 from photovault.sidecar.reader import read_sidecar
 
 if TYPE_CHECKING:
@@ -136,8 +137,21 @@ class Handlers:
 
     def rescan(self, args: dict[str, Any], caller: Caller) -> Any:
         """Start a scan (and an index check) and wait a few seconds for it: a scan
-        that fails is an error for the caller, not a silent success."""
-        job = self.daemon.scan_async(self._share_arg(args), repair=True)
+        that fails is an error for the caller, not a silent success. With
+        `forget_missing` (one share, root or the admin group), files gone from disk
+        in bulk are forgotten, as a person confirmed (see `watch/root.py`)."""
+        share = self._share_arg(args)
+        forget = args.get("forget_missing", False)
+        if not isinstance(forget, bool):
+            raise ProtocolError("bad_request", "argument 'forget_missing' must be a boolean")
+        if forget and share is None:
+            raise ProtocolError(
+                "bad_request",
+                "forget_missing needs a share (vaultctl rescan SHARE --forget-missing)",
+            )
+        if forget and not self._identity(caller).admin:
+            raise ProtocolError("forbidden", "forget_missing needs root or the admin group")
+        job = self.daemon.scan_async(share, repair=True, forget_missing=forget)
         finished = job.done.wait(RESCAN_WAIT_SECONDS)
         if job.errors:
             raise ProtocolError(
@@ -254,7 +268,9 @@ class Handlers:
             ):
                 out[key] = facts.get(key)
             out["analyzers"] = content.analyzers
-            out["tags"] = photo_tags(content.results)
+            out["tags"] = person_tags(
+                photo_tags(content.results), *self.daemon.catalog.person_keywords(row.id)
+            )
             out["labels"] = (content.results.get("tagger") or {}).get("labels", [])
             out["results"] = {k: v for k, v in content.results.items() if k not in ("clip",)}
         out["faces"] = [

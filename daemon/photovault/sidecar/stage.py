@@ -16,7 +16,9 @@ written where it is (a folder in its place, a path too long even for the mirror
 tree: see `writer.permanent_reason`) is recorded as skipped with the reason,
 shown among the sidecar warnings, not retried and not a "sidecars" problem. A
 keyword of ours that a person removed from a sidecar is remembered in the
-catalog and not written again.
+catalog and not written again; when a person's keywords change (one of ours
+removed, one of theirs added or dropped) `on_keywords_changed` gets the file ids,
+so the daemon rewrites their search index rows (`sidecar.keywords.person_tags`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ PROBLEM_REFRESH_SECONDS = 5.0
 FacesProvider = Callable[[str], list[dict[str, Any]]]
 #: (face_id, name or None, previous name) for a name typed on our region elsewhere.
 AdoptCallback = Callable[[str, str | None, str | None], None]
+#: File ids whose keywords a person changed in the sidecar (removed one of ours,
+#: added or dropped one of theirs): their search index rows are rewritten.
+KeywordsCallback = Callable[[list[int]], None]
 
 
 def build_content(
@@ -121,6 +126,7 @@ class SidecarStage:
         writer: SidecarWriter | None = None,
         faces: FacesProvider | None = None,
         on_adopt: AdoptCallback | None = None,
+        on_keywords_changed: KeywordsCallback | None = None,
         metrics: Any = None,
         problems: Problems | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -130,6 +136,7 @@ class SidecarStage:
         self.writer = writer or SidecarWriter()
         self.faces = faces or (lambda sha: [])
         self.on_adopt = on_adopt
+        self.on_keywords_changed = on_keywords_changed
         self.metrics = metrics
         self.problems = problems
         self._clock = clock
@@ -332,6 +339,9 @@ class SidecarStage:
         share = self.settings.share(row.share)
         assert share is not None
         photo = share.path / row.relpath
+        # No record (a first write, `sidecars rewrite`) over a sidecar that exists:
+        # what the person put in it is read after the write, which keeps it.
+        import_after = self.catalog.sidecar(row.id) is None and os.path.lexists(target)
         if target.parent != photo.parent:  # the mirror tree
             target.parent.mkdir(parents=True, exist_ok=True)
         stored = (int(facts.get("width") or 0), int(facts.get("height") or 0))
@@ -345,8 +355,8 @@ class SidecarStage:
                 self.metrics.error("sidecar")
         if result.status == "failed":
             self._new_failure = True
-        if result.rejected:
-            self._remember_rejected(row, result.rejected, result.sidecar)
+        if result.rejected and self._remember_rejected(row, result.rejected, result.sidecar):
+            self._keywords_changed(row)
         fp = result.fingerprint
         warnings = list(result.warnings)
         if location.mirrored_because and result.status != "failed":
@@ -359,6 +369,8 @@ class SidecarStage:
             (fp.mtime_ns, fp.size, fp.sha256) if fp else None,
             warning,
         )
+        if import_after and result.ok:
+            self.read_back(row, result.sidecar)
         if result.status == "written":
             self.written += 1
             log.info("sidecar written: %s", display(os.fspath(result.sidecar)))
@@ -368,7 +380,8 @@ class SidecarStage:
             )
         return result.status
 
-    def _remember_rejected(self, row: FileRow, paths: list[tuple[str, ...]], where: Path) -> None:
+    def _remember_rejected(self, row: FileRow, paths: list[tuple[str, ...]], where: Path) -> bool:
+        """Remember keywords a person removed; whether any was new."""
         new = self.catalog.reject_keywords(row.id, ["|".join(p) for p in paths])
         if new:
             log.info(
@@ -376,6 +389,16 @@ class SidecarStage:
                 display(os.fspath(where)),
                 ", ".join("|".join(p) for p in paths),
             )
+        return bool(new)
+
+    def _keywords_changed(self, row: FileRow) -> None:
+        """Tell the daemon that this file's tags as the person sees them changed."""
+        if self.on_keywords_changed is None:
+            return
+        try:
+            self.on_keywords_changed([row.id])
+        except Exception:
+            log.exception("keywords of %s changed, but not passed on", display(row.relpath))
 
     # -- reading back -----------------------------------------------------------------
 
@@ -451,8 +474,7 @@ class SidecarStage:
                     row.id, "skipped", os.fspath(path), warning=_text(result.problem)
                 )
             return result
-        if result.removed:
-            self._remember_rejected(row, result.removed, path)
+        changed = bool(result.removed) and self._remember_rejected(row, result.removed, path)
         for adoption in adopted_names(None, result):
             if self.on_adopt is not None:
                 self.on_adopt(adoption.face_id, adoption.name, adoption.previous_name)
@@ -463,16 +485,20 @@ class SidecarStage:
                 display(os.fspath(path)),
                 adoption.previous_name,
             )
+        before = self.catalog.person_keywords(row.id)[1]
+        added = ["|".join(k.path) for k in result.keywords if not k.ours]
         self.catalog.record_import(
             row.id,
             os.fspath(path),
             {
-                "keywords": ["|".join(k.path) for k in result.keywords if not k.ours],
+                "keywords": added,
                 "faces": [
                     {"name": f.name, "box": f.box, "ours": f.ours} for f in result.faces if f.name
                 ],
             },
         )
+        if changed or added != before:
+            self._keywords_changed(row)
         return result
 
     def import_share(self, share: str | None) -> int:
