@@ -252,11 +252,13 @@ class Daemon:
         except Exception:
             log.exception("re-indexing %d photos after a name change failed", len(shas))
 
-    def repair_index(self) -> IndexDiff:
+    def repair_index(self, *, sidecars: bool = False) -> IndexDiff:
         """Make the index agree with the catalog (the truth): write the rows of done
         files that are missing or stale (a kill -9 lost the write buffer, a move or
         delete was not followed) and delete rows of forgotten files. Runs at start
-        and after every rescan; an empty index is simply filled."""
+        and after every rescan; an empty index is simply filled. With `sidecars`
+        (a rescan), sidecars we wrote that are gone from disk are written again (a
+        stat per photo: not at every start)."""
         with self._repair_lock:
             self.problems.report("index", "checking the search index against the catalog")
             try:
@@ -279,11 +281,13 @@ class Daemon:
                     self._index_sink.store(self.photos_from_catalog(done))
                     n += len(chunk)
                 self.index.flush()
-                gone = missing_sidecars(self.catalog) if self.settings.sidecars.enabled else []
-                if gone:
-                    log.info("%d sidecars we wrote are gone; writing them again", len(gone))
-                    self.catalog.forget_sidecars(gone)
-                    self.sidecars.wake()
+                self.problems.clear("index")
+                if sidecars and self.settings.sidecars.enabled:
+                    gone = missing_sidecars(self.catalog)
+                    if gone:
+                        log.info("%d sidecars we wrote are gone; writing them again", len(gone))
+                        self.catalog.forget_sidecars(gone)
+                        self.sidecars.wake()
                 if diff or todo:
                     log.info(
                         "search index repaired from the catalog: %d missing, %d stale, %d"
@@ -293,7 +297,6 @@ class Daemon:
                         len(diff.extra),
                         len(todo),
                     )
-                self.problems.clear("index")
                 return diff
             except Exception as exc:
                 self.problems.report("index", f"search index repair failed: {exc}; retrying")
@@ -568,7 +571,7 @@ class Daemon:
                 self.throttle.wake()
             if repair:
                 try:
-                    self.repair_index()
+                    self.repair_index(sidecars=True)
                 except Exception as exc:
                     job.errors["index"] = f"index repair failed: {exc}"
         finally:

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -214,3 +215,21 @@ def test_a_state_disk_full_at_start_makes_vaultd_wait_and_start_by_itself(
             vault.wait_idle(expect_done=2, timeout=60)
         finally:
             vault.stop()
+
+
+def test_a_sidecar_deleted_from_disk_is_listed_by_check_and_written_again_by_rescan(
+    tmp_path: Path, vault_factory
+) -> None:
+    vault = vault_factory(analyzers=["metadata", "faces"])
+    labelled = Path(__file__).resolve().parents[1] / "fixtures" / "faces" / "labelled"
+    photo = tmp_path / "photos" / "portrait.jpg"
+    shutil.copyfile(next(p for p in sorted(labelled.iterdir()) if p.suffix == ".jpg"), photo)
+    sidecar = photo.with_name(photo.name + ".xmp")
+    vault.wait_idle(expect_done=1, timeout=120)
+    vault.wait_for(lambda: check(vault)[0] == 0 and sidecar.exists(), 60, "sidecar written")
+
+    sidecar.unlink()
+    rc, report = check(vault)
+    assert rc == 1 and "missing" in report["sidecars"][0]["problem"], report
+    assert vault.ctl("rescan").returncode == 0
+    vault.wait_for(lambda: sidecar.exists() and check(vault)[0] == 0, 60, "sidecar back")
