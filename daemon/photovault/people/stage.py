@@ -424,7 +424,10 @@ class PeopleStage:
         counts: dict[str, Any] = dict(self.people.counts())
         if self._running:
             counts["clustering"] = "running"
-        elif self._prune_at is not None or self.people.pending():
+        elif self._prune_at is not None or counts["waiting"] or self.people.pending():
+            # `waiting` counts too: a pass that ends between reading the counts and
+            # asking pending() must not make waiting faces look idle (never "idle"
+            # while anything waits: that is the moment people must be complete).
             counts["clustering"] = "pending"
         else:
             counts["clustering"] = "idle"
