@@ -60,8 +60,10 @@ from photovault.watch.watcher import ShareWatcher
 
 log = logging.getLogger(__name__)
 
-#: How often the main loop checks that the state dir takes writes.
+#: How often the main loop checks the state dir's free space and mount (statvfs) ...
 DISK_PROBE_SECONDS = 5.0
+#: ... and how often it also writes a small file there (every check while it fails).
+DISK_WRITE_SECONDS = 300.0
 #: How often a start that found its state disk unwritable tries again.
 STATE_RETRY_SECONDS = 5.0
 STATE_FAULT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
@@ -170,6 +172,7 @@ class Daemon:
         self._repair_lock = threading.Lock()
         self._repair_wanted = False
         self._disk_checked = 0.0
+        self._disk_written = 0.0
         self._scan_retry_at = 0.0
         #: share -> why its last scan failed (cleared by a scan that works).
         self.scan_errors: dict[str, str] = {}
@@ -746,7 +749,12 @@ class Daemon:
         now = time.monotonic()
         if now - self._disk_checked >= DISK_PROBE_SECONDS:
             self._disk_checked = now
-            self._probe_state_dir()
+            # The write probe is rarer than the free-space check: even a small write
+            # every few seconds keeps a NAS disk from spinning down.
+            write = self.problems.active("disk") or now - self._disk_written >= DISK_WRITE_SECONDS
+            if write:
+                self._disk_written = now
+            self._probe_state_dir(write=write)
         if self._repair_wanted and not self.problems.active("disk"):
             self._repair_wanted = False
             self._repair_soon()
@@ -757,19 +765,23 @@ class Daemon:
             for name in failed:
                 self.scan_async(name)
 
-    def _probe_state_dir(self) -> None:
-        """Can the state dir take a small write? (catalog, index and people live there)."""
+    def _probe_state_dir(self, *, write: bool = True) -> None:
+        """Is the state dir (catalog, index, people) writable with room to spare? Free
+        space and a read-only mount come from statvfs; with `write`, a small file is
+        written and removed too (no fsync: a full disk refuses the write itself)."""
         probe = self.settings.state_dir / ".vaultd-probe"
         try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, b"\0" * 4096)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-                probe.unlink(missing_ok=True)
             st = os.statvfs(self.settings.state_dir)
+            if st.f_flag & os.ST_RDONLY:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
             free = st.f_bavail * st.f_frsize
+            if write:
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.write(fd, b"\0" * 4096)
+                finally:
+                    os.close(fd)
+                    probe.unlink(missing_ok=True)
         except OSError as exc:
             with_path = f"state dir {self.settings.state_dir}: {exc.strerror or exc}"
             if self.problems.report("disk", with_path, path=os.fspath(self.settings.state_dir)):
