@@ -15,6 +15,7 @@ per million photos and runs in the background.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import stat
@@ -24,13 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from photovault.catalog.store import Catalog, display
+from photovault.catalog.store import Catalog, FileRow, display
 from photovault.index.records import storable
 
 log = logging.getLogger(__name__)
-
-#: The sidecar states that mean "settled, nothing left to do".
-SIDECAR_SETTLED = ("written", "unchanged", "empty", "imported")
 
 
 @dataclass
@@ -84,7 +82,7 @@ def index_differences(catalog: Catalog, index: Any) -> IndexDiff:
     idx_dig = np.concatenate(dig_parts) if dig_parts else np.zeros(0, np.int64)
     order = np.argsort(idx_ids, kind="stable")
     idx_ids, idx_dig = idx_ids[order], idx_dig[order]
-    buffered = set(index.buffered_ids()) if hasattr(index, "buffered_ids") else set()
+    buffered = set(index.buffered_ids())
 
     diff = IndexDiff()
     seen = np.zeros(idx_ids.size, dtype=np.bool_)
@@ -105,10 +103,9 @@ def index_differences(catalog: Catalog, index: Any) -> IndexDiff:
     return diff
 
 
-def missing_sidecars(catalog: Catalog) -> list[int]:
-    """Ids of done files whose sidecar we wrote is gone from disk (deleted, or its
-    write was lost with a crash of the disk cache)."""
-    gone: list[int] = []
+def _gone_sidecars(catalog: Catalog) -> Iterator[tuple[FileRow, str]]:
+    """(done file, sidecar path) of each sidecar we wrote that is no longer on disk as
+    a regular file (deleted, or its write lost with a crash of the disk cache)."""
     for batch in catalog.written_sidecars():
         for row, path in batch:
             try:
@@ -116,33 +113,30 @@ def missing_sidecars(catalog: Catalog) -> list[int]:
                     continue
             except OSError:
                 pass
-            gone.append(row.id)
-    return gone
+            yield row, path
+
+
+def missing_sidecars(catalog: Catalog) -> list[int]:
+    """Ids of done files whose sidecar we wrote is gone from disk."""
+    return [row.id for row, _path in _gone_sidecars(catalog)]
 
 
 def sidecar_differences(catalog: Catalog, limit: int = 1000) -> list[dict[str, str]]:
     """Done photos whose sidecar is not settled (never written, failed, left untouched
     as unsafe), and sidecars we wrote that are no longer on disk as a regular file."""
-    out: list[dict[str, str]] = []
-    for batch in catalog.written_sidecars():
-        for row, path in batch:
-            try:
-                regular = stat.S_ISREG(os.lstat(path).st_mode)
-            except OSError:
-                regular = False
-            if not regular and len(out) < limit:
-                out.append(
-                    {
-                        "share": row.share,
-                        "path": display(row.relpath),
-                        "problem": f"sidecar {display(path)} we wrote is missing",
-                    }
-                )
+    out = [
+        {
+            "share": row.share,
+            "path": display(row.relpath),
+            "problem": f"sidecar {display(path)} we wrote is missing",
+        }
+        for row, path in itertools.islice(_gone_sidecars(catalog), limit)
+    ]
     for row, record in catalog.sidecar_records(limit):
         where = display(row.relpath)
         if record is None:
             out.append({"share": row.share, "path": where, "problem": "sidecar not written yet"})
-        elif record["state"] not in SIDECAR_SETTLED:
+        else:  # sidecar_records returns only records that are not settled
             out.append(
                 {
                     "share": row.share,
