@@ -42,9 +42,9 @@ from photovault.media.metadata import MetadataReader
 from photovault.metrics import Exporter, Metrics, serve
 from photovault.ops.consistency import (
     IndexDiff,
+    check_report,
     index_differences,
     missing_sidecars,
-    sidecar_differences,
 )
 from photovault.people.stage import PeopleStage
 from photovault.pipeline.throttle import QuietHours, Throttle
@@ -233,18 +233,21 @@ class Daemon:
             out.append(Photo(row, path, content.sha256, content.metadata, results, None))
         return out
 
+    def _index_rows(self, rows: list[FileRow]) -> None:
+        """Write the index rows of these catalog files again (the done ones), through
+        the sink so that a person's sidecar keywords apply."""
+        done = [r for r in rows if r.state == "done"]
+        if done:
+            self._index_sink.store(self.photos_from_catalog(done))
+
     def reindex(self, shas: list[str]) -> None:
-        rows = [
-            r for sha in shas for r in self.catalog.files_with_content(sha) if r.state == "done"
-        ]
-        if rows:
-            self._index_sink.store(self.photos_from_catalog(rows))
+        self._index_rows([r for sha in shas for r in self.catalog.files_with_content(sha)])
 
     def _keywords_changed(self, file_ids: list[int]) -> None:
         """A person changed keywords in sidecars: rewrite those files' index rows."""
         rows = [r for i in file_ids if (r := self.catalog.get_by_id(i)) is not None]
         try:
-            self._index_sink.store(self.photos_from_catalog([r for r in rows if r.state == "done"]))
+            self._index_rows(rows)
         except Exception:
             log.exception("re-indexing %d photos after a keyword change failed", len(rows))
 
@@ -280,8 +283,7 @@ class Daemon:
                         "index",
                         f"repairing the search index: {n} of {len(todo)} photos written",
                     )
-                    done = [r for r in rows if r.state == "done"]
-                    self._index_sink.store(self.photos_from_catalog(done))
+                    self._index_rows(rows)
                     n += len(chunk)
                 self.index.flush()
                 self.problems.clear("index")
@@ -318,31 +320,7 @@ class Daemon:
     def check(self) -> dict[str, Any]:
         """Do catalog, index and sidecars agree? (`vaultctl check`)."""
         self.index.flush()
-        diff = index_differences(self.catalog, self.index)
-
-        def where(ids: list[int]) -> list[dict[str, str]]:
-            out = []
-            for i in ids[:200]:
-                row = self.catalog.get_by_id(i)
-                share, rel = (row.share, display(row.relpath)) if row else ("", "")
-                out.append({"id": str(i), "share": share, "path": rel})
-            return out
-
-        sidecars = sidecar_differences(self.catalog) if self.settings.sidecars.enabled else []
-        out: dict[str, Any] = {
-            "index_missing": where(diff.missing),
-            "index_stale": where(diff.stale),
-            "index_extra": [{"id": str(i)} for i in diff.extra[:200]],
-            "sidecars": sidecars,
-            "counts": {
-                "index_missing": len(diff.missing),
-                "index_stale": len(diff.stale),
-                "index_extra": len(diff.extra),
-                "sidecars": len(sidecars),
-            },
-        }
-        out["agree"] = not any(out["counts"].values())
-        return out
+        return check_report(self.catalog, self.index, sidecars=self.settings.sidecars.enabled)
 
     def _model_loaded(self, name: str, seconds: float, error: str | None) -> None:
         if error is None:

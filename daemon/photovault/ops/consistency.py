@@ -145,3 +145,33 @@ def sidecar_differences(catalog: Catalog, limit: int = 1000) -> list[dict[str, s
                 }
             )
     return out
+
+
+def check_report(catalog: Catalog, index: Any, *, sidecars: bool) -> dict[str, Any]:
+    """What `vaultctl check` prints: each kind of disagreement (the first 200 of
+    each, by path), their counts, and whether everything agrees."""
+    diff = index_differences(catalog, index)
+
+    def where(ids: list[int]) -> list[dict[str, str]]:
+        out = []
+        for i in ids[:200]:
+            row = catalog.get_by_id(i)
+            share, rel = (row.share, display(row.relpath)) if row else ("", "")
+            out.append({"id": str(i), "share": share, "path": rel})
+        return out
+
+    unsettled = sidecar_differences(catalog) if sidecars else []
+    counts = {
+        "index_missing": len(diff.missing),
+        "index_stale": len(diff.stale),
+        "index_extra": len(diff.extra),
+        "sidecars": len(unsettled),
+    }
+    return {
+        "index_missing": where(diff.missing),
+        "index_stale": where(diff.stale),
+        "index_extra": [{"id": str(i)} for i in diff.extra[:200]],
+        "sidecars": unsettled,
+        "counts": counts,
+        "agree": not any(counts.values()),
+    }
