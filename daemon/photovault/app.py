@@ -52,6 +52,7 @@ from photovault.pipeline.worker import Photo, Sink, Worker
 from photovault.problems import Problems
 from photovault.query.handlers import Handlers
 from photovault.query.server import QueryServer
+from photovault.results import parse_signature
 from photovault.sidecar.stage import SidecarStage
 from photovault.watch.root import probe as probe_root
 from photovault.watch.scan import reconcile
@@ -664,7 +665,7 @@ class Daemon:
         self.requeue_stale()
 
     def requeue_stale(self) -> None:
-        required = registry.parse_signature(self.analyzers.signature)
+        required = parse_signature(self.analyzers.signature)
         n = self.catalog.requeue_stale(required)
         if n:
             log.info(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photovault import results as _results
 from photovault.media.types import DecodedImage, PhotoMetadata
 
 
@@ -61,18 +62,6 @@ class Analyzer(ABC):
         """Release models and sessions; called on shutdown and reload."""
 
 
-#: Analyzers whose results carry {"tags": [{"tag", "confidence", "source"}]}
-#: (faces: the People keywords).
-TAG_SOURCES = ("tagger", "tags", "faces")
-
-
-def photo_tags(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every tag of a photo's stored results, from each tag-producing analyzer (a
-    failed analyzer's {"error": ...} contributes none). Show, sidecars and the index
-    all read tags through here, so a new tag source is added in one place."""
-    return [
-        tag
-        for source in TAG_SOURCES
-        for tag in (results.get(source) or {}).get("tags", []) or []
-        if isinstance(tag, dict) and tag.get("tag")
-    ]
+#: Kept here for analyzers; the stages read results through `photovault.results`.
+TAG_SOURCES = _results.TAG_SOURCES
+photo_tags = _results.photo_tags

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from photovault.analyze.base import Analyzer
+from photovault.results import parse_signature
+
+__all__ = ["KNOWN", "LoadedAnalyzers", "load", "parse_signature"]
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +77,4 @@ def load(names: list[str], settings: Any, context: Any) -> LoadedAnalyzers:
     for name, reason in out.disabled.items():
         if name in KNOWN and "needs" in reason:
             log.error("analyzer %s disabled: %s", name, reason)
-    return out
-
-
-def parse_signature(signature: str) -> dict[str, str]:
-    """ "metadata:1,clip:2" -> {"metadata": "1", "clip": "2"}."""
-    out = {}
-    for part in filter(None, signature.split(",")):
-        name, _, version = part.partition(":")
-        out[name] = version
     return out

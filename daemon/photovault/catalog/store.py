@@ -591,7 +591,7 @@ class Catalog:
         Called when the analyzer set or a model changes: the worker then runs only
         the missing analyzers on them (a new CLIP model re-embeds, nothing else).
         """
-        from photovault.analyze.registry import parse_signature
+        from photovault.results import parse_signature
 
         with self._lock:
             rows = self._conn.execute("SELECT sha256, analyzers FROM content").fetchall()

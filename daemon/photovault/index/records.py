@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from photovault.analyze.base import photo_tags
 from photovault.index.schema import photos_schema
+from photovault.results import photo_tags
 from photovault.sidecar.keywords import person_tags
 
 log = logging.getLogger(__name__)

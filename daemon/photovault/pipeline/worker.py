@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from photovault.analyze.base import AnalysisItem, AnalyzerError
-from photovault.analyze.registry import LoadedAnalyzers, parse_signature
+from photovault.analyze.registry import LoadedAnalyzers
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.media.types import DecodedImage, MediaError, PhotoMetadata
 from photovault.pipeline.decodepool import DecodeOutcome, DecodePool
 from photovault.pipeline.throttle import Throttle
+from photovault.results import parse_signature
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from photovault.analyze.base import photo_tags
 from photovault.catalog.store import FileRow
 from photovault.index import Filters
 from photovault.people.store import PeopleError
 from photovault.query.permissions import Identity
 from photovault.query.protocol import ProtocolError, Request
 from photovault.query.server import Caller
+from photovault.results import photo_tags
 from photovault.sidecar.keywords import person_tags
 from photovault.sidecar.reader import read_sidecar
 

@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from photovault.analyze.base import photo_tags
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings
 from photovault.problems import Problems
+from photovault.results import photo_tags
 from photovault.sidecar.model import FaceRegion, Keyword, SidecarContent
 from photovault.sidecar.naming import SidecarLocation, locate_sidecar
 from photovault.sidecar.reader import (
