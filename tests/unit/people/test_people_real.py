@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from photovault.analyze.faces import FaceSettings
 from photovault.people.store import PeopleStore
 
-from .conftest import needs_dlib
+from ..conftest import needs_dlib
 
 
 def variants(pixels: np.ndarray) -> dict[str, np.ndarray]:

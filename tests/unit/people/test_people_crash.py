@@ -17,7 +17,7 @@ from helpers.labelled_faces import MIN_PRECISION, MIN_RECALL, identity, labels
 from photovault.people.cluster import pair_agreement, pair_scores
 from photovault.people.store import PeopleStore
 
-from .conftest import needs_dlib
+from ..conftest import needs_dlib
 
 CHILD = """
 import sys, time

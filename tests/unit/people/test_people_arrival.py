@@ -18,7 +18,7 @@ from photovault.analyze.faces import FaceSettings
 from photovault.people.cluster import pair_agreement, pair_scores
 from photovault.people.store import PeopleStore
 
-from .conftest import needs_dlib
+from ..conftest import needs_dlib
 
 
 def feed(store: PeopleStore, faces, batches: list[list[int]]) -> None:

@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import numpy as np
 from PIL import Image
 
-from photovault.analyze.base import photo_tags
 from photovault.analyze.faces import people_tags
 from photovault.index.records import record_from_photo
+from photovault.results import photo_tags
 from photovault.sidecar.stage import build_content
 
-from .conftest import needs_dlib
-from .test_hard_cases import face_tile
+from ..conftest import needs_dlib
+from ..faces.test_hard_cases import face_tile
 
 
 def names(tags: list[dict]) -> list[str]:
