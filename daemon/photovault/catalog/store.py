@@ -13,72 +13,40 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from photovault.catalog.db import connect
+from photovault.catalog.indexbook import IndexBook
+from photovault.catalog.rows import (
+    STATES,
+    ContentRecord,
+    FileRow,
+    decode_rel,
+    display,
+    encode_rel,
+)
+from photovault.catalog.rows import row_of as _row
+from photovault.catalog.sidecars import SidecarBook
 
 log = logging.getLogger(__name__)
 
-STATES = ("pending", "processing", "done", "failed", "quarantined")
+__all__ = [
+    "STATES",
+    "Catalog",
+    "ContentRecord",
+    "FileRow",
+    "decode_rel",
+    "display",
+    "encode_rel",
+]
 
 
-def encode_rel(relpath: str) -> bytes:
-    return os.fsencode(relpath)
-
-
-def decode_rel(raw: bytes) -> str:
-    return os.fsdecode(raw)
-
-
-def display(relpath: str) -> str:
-    """A printable form of a possibly non-UTF-8 path (undecodable bytes as \\xNN)."""
-    return os.fsencode(relpath).decode("utf-8", "backslashreplace")
-
-
-@dataclass(frozen=True)
-class FileRow:
-    id: int
-    share: str
-    relpath: str
-    size: int
-    mtime_ns: int
-    state: str
-    attempts: int
-    last_error: str | None
-    sha256: str | None
-
-
-@dataclass(frozen=True)
-class ContentRecord:
-    sha256: str
-    analyzers: str
-    metadata: dict[str, Any]
-    results: dict[str, Any]
-    analysis_runs: int
-
-
-def _row(r: Any) -> FileRow:
-    return FileRow(
-        id=r["id"],
-        share=r["share"],
-        relpath=decode_rel(r["relpath"]),
-        size=r["size"],
-        mtime_ns=r["mtime_ns"],
-        state=r["state"],
-        attempts=r["attempts"],
-        last_error=r["last_error"],
-        sha256=r["sha256"],
-    )
-
-
-class Catalog:
+class Catalog(SidecarBook, IndexBook):
     """Thread-safe access to the catalog (one connection behind one lock).
 
     The writes are tiny and SQLite serialises writers anyway; one connection
@@ -408,183 +376,6 @@ class Catalog:
             r = self._conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
         return _row(r) if r else None
 
-    # -- sidecars ------------------------------------------------------------
-
-    def sidecar_work(
-        self, limit: int, retry_after: float = 600.0, exclude: Iterable[int] = ()
-    ) -> list[FileRow]:
-        """Done files whose sidecar is not written yet (or failed long enough ago).
-
-        New work comes before retries of failed sidecars; a failure is recorded
-        with the time, so a sidecar that keeps failing is tried again only every
-        `retry_after` seconds and never holds up the others. `exclude`: file ids
-        the caller is holding back (its record could not be written).
-        """
-        skip = sorted({int(i) for i in exclude})[:500]
-        not_in = f" AND f.id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT f.* FROM files f LEFT JOIN sidecars s ON s.file_id = f.id"
-                " WHERE f.state = 'done' AND (s.file_id IS NULL OR s.state = 'imported')"
-                + not_in
-                + " ORDER BY f.id LIMIT ?",
-                (*skip, limit),
-            ).fetchall()
-            if len(rows) < limit:
-                rows += self._conn.execute(
-                    "SELECT f.* FROM sidecars s JOIN files f ON f.id = s.file_id"
-                    " WHERE s.state = 'failed' AND s.updated_at < ? AND f.state = 'done'"
-                    + not_in
-                    + " ORDER BY f.id LIMIT ?",
-                    (self._clock() - retry_after, *skip, limit - len(rows)),
-                ).fetchall()
-        return [_row(r) for r in rows]
-
-    def record_sidecar(
-        self,
-        file_id: int,
-        state: str,
-        path: str | None,
-        fingerprint: tuple[int, int, str] | None = None,
-        warning: str | None = None,
-    ) -> None:
-        mtime, size, sha = fingerprint or (None, None, None)
-        if warning is not None:  # an OS error names the file: not always valid UTF-8
-            warning = warning.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO sidecars (file_id, state, path, mtime_ns, size, sha256, warning,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (file_id) DO UPDATE SET"
-                " state = excluded.state, path = excluded.path, mtime_ns = excluded.mtime_ns,"
-                " size = excluded.size, sha256 = excluded.sha256, warning = excluded.warning,"
-                " updated_at = excluded.updated_at",
-                (
-                    file_id,
-                    state,
-                    os.fsencode(path) if path else None,
-                    mtime,
-                    size,
-                    sha,
-                    warning,
-                    self._clock(),
-                ),
-            )
-
-    def record_import(self, file_id: int, path: str, imported: dict[str, Any]) -> None:
-        """What a person's sidecar holds. A sidecar we had left untouched (skipped:
-        malformed, a link) that now reads cleanly is queued to be written again."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO sidecars (file_id, state, path, imported, updated_at)"
-                " VALUES (?, 'imported', ?, ?, ?) ON CONFLICT (file_id) DO UPDATE SET"
-                " imported = excluded.imported, state = CASE WHEN sidecars.state = 'skipped'"
-                " AND sidecars.path IS NOT NULL THEN 'imported' ELSE sidecars.state END",
-                (file_id, os.fsencode(path), json.dumps(imported), self._clock()),
-            )
-
-    def reject_keywords(self, file_id: int, keywords: Iterable[str]) -> int:
-        """Remember keywords ("A|B") a person removed from this file's sidecar; they
-        are never written to it again. Returns how many are new."""
-        now = self._clock()
-        with self._tx() as db:
-            return sum(
-                db.execute(
-                    "INSERT OR IGNORE INTO sidecar_rejected (file_id, keyword, rejected_at)"
-                    " VALUES (?, ?, ?)",
-                    (file_id, keyword, now),
-                ).rowcount
-                for keyword in dict.fromkeys(keywords)
-            )
-
-    def rejected_keywords(self, file_id: int) -> set[str]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT keyword FROM sidecar_rejected WHERE file_id = ?", (file_id,)
-            ).fetchall()
-        return {r[0] for r in rows}
-
-    def person_keywords(self, file_id: int) -> tuple[set[str], list[str]]:
-        """(keywords of ours a person removed, keywords they added) in this file's
-        sidecar, "A|B" each; see `sidecar.keywords.person_tags`."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT keyword FROM sidecar_rejected WHERE file_id = ?", (file_id,)
-            ).fetchall()
-            r = self._conn.execute(
-                "SELECT imported FROM sidecars WHERE file_id = ?", (file_id,)
-            ).fetchone()
-        imported = json.loads(r[0]) if r is not None and r[0] else {}
-        added = imported.get("keywords") if isinstance(imported, dict) else None
-        return {row[0] for row in rows}, [str(k) for k in added or []]
-
-    def sidecar_failures(self) -> tuple[int, str | None, str | None]:
-        """(how many sidecars failed, the latest one's path and reason)."""
-        with self._lock:
-            n = self._conn.execute(
-                "SELECT COUNT(*) FROM sidecars WHERE state = 'failed'"
-            ).fetchone()[0]
-            r = self._conn.execute(
-                "SELECT path, warning FROM sidecars WHERE state = 'failed'"
-                " ORDER BY updated_at DESC LIMIT 1"
-            ).fetchone()
-        if not n or r is None:
-            return 0, None, None
-        return int(n), os.fsdecode(r[0]) if r[0] else None, r[1]
-
-    def sidecar(self, file_id: int) -> dict[str, Any] | None:
-        with self._lock:
-            r = self._conn.execute(
-                "SELECT * FROM sidecars WHERE file_id = ?", (file_id,)
-            ).fetchone()
-        if r is None:
-            return None
-        return {
-            "state": r["state"],
-            "path": os.fsdecode(r["path"]) if r["path"] else None,
-            "fingerprint": (r["mtime_ns"], r["size"], r["sha256"]) if r["sha256"] else None,
-            "warning": r["warning"],
-            "imported": json.loads(r["imported"]) if r["imported"] else None,
-        }
-
-    def files_by_sidecar(self, path: str) -> list[int]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT file_id FROM sidecars WHERE path = ?", (os.fsencode(path),)
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def sidecar_warnings(self, limit: int = 100) -> list[tuple[int, str, str]]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT file_id, path, warning FROM sidecars WHERE warning IS NOT NULL"
-                " ORDER BY updated_at DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [(r[0], os.fsdecode(r[1]) if r[1] else "", r[2]) for r in rows]
-
-    def reset_sidecars(self, share: str | None) -> int:
-        """Forget what we wrote so the sidecar stage writes them all again.
-
-        Keywords a person removed (`reject_keywords`) stay remembered."""
-        with self._tx() as db:
-            if share is None:
-                return db.execute("DELETE FROM sidecars").rowcount
-            return db.execute(
-                "DELETE FROM sidecars WHERE file_id IN (SELECT id FROM files WHERE share = ?)",
-                (share,),
-            ).rowcount
-
-    def reset_sidecars_of(self, shas: list[str]) -> int:
-        """Rewrite the sidecars of every file with one of these contents."""
-        count = 0
-        with self._tx() as db:
-            for sha in shas:
-                count += db.execute(
-                    "DELETE FROM sidecars WHERE file_id IN (SELECT id FROM files WHERE sha256 = ?)",
-                    (sha,),
-                ).rowcount
-        return count
-
     def requeue_stale(self, required: dict[str, str]) -> int:
         """Queue done files whose stored results lack a current analyzer version.
 
@@ -623,111 +414,6 @@ class Catalog:
                 return
             last = rows[-1]["id"]
             yield [_row(r) for r in rows]
-
-    # -- index bookkeeping ------------------------------------------------------
-
-    def mark_indexed(self, file_ids: Iterable[int]) -> None:
-        """The search index has durably written these files' rows."""
-        ids = [(int(i),) for i in file_ids]
-        if ids:
-            with self._tx() as db:
-                db.executemany("UPDATE files SET index_dirty = 0 WHERE id = ?", ids)
-
-    def mark_index_dirty(self, file_ids: Iterable[int]) -> None:
-        """These files' index rows must be written again (a repair is due)."""
-        ids = [(int(i),) for i in file_ids]
-        if ids:
-            with self._tx() as db:
-                db.executemany("UPDATE files SET index_dirty = 1 WHERE id = ?", ids)
-
-    def index_dirty(self, limit: int = 2000) -> list[FileRow]:
-        """Done files whose index row may be missing or stale (oldest first)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT * FROM files INDEXED BY files_index_dirty"
-                " WHERE index_dirty = 1 AND state = 'done' ORDER BY id LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [_row(r) for r in rows]
-
-    def count_index_dirty(self) -> int:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT COUNT(*) FROM files INDEXED BY files_index_dirty"
-                " WHERE index_dirty = 1 AND state = 'done'"
-            ).fetchone()
-        return int(row[0])
-
-    def done_keys(self, batch: int = 20000) -> Iterator[list[tuple[int, str, str, str | None]]]:
-        """(id, share, relpath, sha256) of every done file, in id order and batches:
-        what the search index must hold (the consistency check compares them)."""
-        last = 0
-        while True:
-            with self._lock:
-                rows = self._conn.execute(
-                    "SELECT id, share, relpath, sha256 FROM files WHERE state = 'done' AND id > ?"
-                    " ORDER BY id LIMIT ?",
-                    (last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [(r[0], r[1], decode_rel(r[2]), r[3]) for r in rows]
-
-    def existing_ids(self, file_ids: list[int]) -> set[int]:
-        """Which of these file ids the catalog still has (in any state)."""
-        out: set[int] = set()
-        with self._lock:
-            for lo in range(0, len(file_ids), 500):
-                chunk = file_ids[lo : lo + 500]
-                marks = ", ".join("?" * len(chunk))
-                rows = self._conn.execute(
-                    f"SELECT id FROM files WHERE id IN ({marks})", chunk
-                ).fetchall()
-                out.update(r[0] for r in rows)
-        return out
-
-    def forget_sidecars(self, file_ids: Iterable[int]) -> int:
-        """Forget what we wrote for these files, so the sidecar stage writes them again."""
-        ids = [(int(i),) for i in file_ids]
-        if not ids:
-            return 0
-        with self._tx() as db:
-            cur = db.executemany("DELETE FROM sidecars WHERE file_id = ?", ids)
-        return cur.rowcount
-
-    def written_sidecars(self, batch: int = 20000) -> Iterator[list[tuple[FileRow, str]]]:
-        """(done file, sidecar path) of every sidecar we wrote, in batches."""
-        last = 0
-        while True:
-            with self._lock:
-                rows = self._conn.execute(
-                    "SELECT f.*, s.path AS s_path FROM files f JOIN sidecars s ON s.file_id = f.id"
-                    " WHERE f.state = 'done' AND s.state IN ('written', 'unchanged')"
-                    " AND s.path IS NOT NULL AND f.id > ? ORDER BY f.id LIMIT ?",
-                    (last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            last = rows[-1]["id"]
-            yield [(_row(r), os.fsdecode(r["s_path"])) for r in rows]
-
-    def sidecar_records(self, limit: int) -> list[tuple[FileRow, dict[str, Any] | None]]:
-        """Done files whose sidecar record is missing or not settled, with the record."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT f.*, s.state AS s_state, s.warning AS s_warning FROM files f"
-                " LEFT JOIN sidecars s ON s.file_id = f.id WHERE f.state = 'done' AND"
-                " (s.file_id IS NULL OR s.state NOT IN"
-                "('written', 'unchanged', 'empty', 'imported'))"
-                " ORDER BY f.id LIMIT ?",
-                (limit,),
-            ).fetchall()
-        out: list[tuple[FileRow, dict[str, Any] | None]] = []
-        for r in rows:
-            record = {"state": r["s_state"], "warning": r["s_warning"]}
-            out.append((_row(r), None if r["s_state"] is None else record))
-        return out
 
     def count_done(self) -> int:
         with self._lock:
