@@ -19,14 +19,8 @@ import pytest
 from photovault.catalog import db as catalog_db
 from photovault.catalog.store import Catalog, decode_rel
 from photovault.index import schema as index_schema
-from photovault.ops.backup import (
-    BackupError,
-    RestoreError,
-    backup,
-    read_backup,
-    restore,
-    socket_is_live,
-)
+from photovault.ops.backup import BackupError, backup, socket_is_live
+from photovault.ops.restore import RestoreError, read_backup, restore
 from photovault.people import store as people_store
 from photovault.people.store import PeopleStore
 
