@@ -492,7 +492,7 @@ def cmd_backup(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Restore needs vaultd stopped: it swaps the state files under it."""
-    from photovault.ops.backup import RestoreError, restore, socket_is_live
+    from photovault.ops.restore import RestoreError, restore, socket_is_live
 
     settings = _settings(args)
     try:
