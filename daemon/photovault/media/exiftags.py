@@ -1,0 +1,184 @@
+"""From exiftool's answer to our facts: the tags we ask for and how each is read.
+
+Pure functions (no process, no I/O), so the quirks of makers' tags (offsets,
+sub-seconds, numeric Model names, signed GPS composites) are tested on their
+own; media/metadata.py runs exiftool and hands each row here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from photovault.media.types import MediaError, PhotoMetadata
+
+#: Tags we ask for, and nothing else: every extra tag costs time in a batch.
+TAGS: tuple[str, ...] = (
+    "SubSecDateTimeOriginal",
+    "DateTimeOriginal",
+    "CreateDate",
+    "OffsetTimeOriginal",
+    "OffsetTimeDigitized",
+    "OffsetTime",
+    "GPSLatitude",  # the Composite tag wins without -G: signed with -n
+    "GPSLongitude",
+    "GPSAltitude",
+    "Make",
+    "Model",
+    "LensModel",
+    "LensID",
+    "Lens",
+    "ImageSize",
+    "ImageWidth",
+    "ImageHeight",
+    "Orientation",
+    "MIMEType",
+    "FocalLength",
+    "FNumber",
+    "ExposureTime",
+    "ISO",
+    "Error",
+)
+_EXTRA_TAGS = ("FocalLength", "FNumber", "ExposureTime", "ISO", "GPSAltitude")
+_DATE_RE = re.compile(
+    r"^\s*(\d{4})[:-](\d{2})[:-](\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?(\.\d+)?\s*"
+    r"(Z|[+-]\d{2}:?\d{2})?\s*$"
+)
+_OFFSET_RE = re.compile(r"^\s*(Z|[+-]\d{2}:?\d{2})\s*$")
+
+
+def to_metadata(path: Path, row: dict[str, Any]) -> PhotoMetadata | MediaError:
+    error = row.get("Error")
+    if error:
+        return MediaError(path, f"exiftool: {error}")
+    mime = _text(row.get("MIMEType"))
+    if mime is not None and not mime.startswith("image/"):
+        return MediaError(path, f"not an image ({mime})")
+    width, height = _size(row)
+    lat, lon = _gps(row)
+    orientation = row.get("Orientation")
+    return PhotoMetadata(
+        taken_at=taken_at(row),
+        gps_lat=lat,
+        gps_lon=lon,
+        camera=camera_name(_text(row.get("Make")), _text(row.get("Model"))),
+        lens=_lens(row),
+        width=width,
+        height=height,
+        orientation=orientation if isinstance(orientation, int) else None,
+        mime=mime,
+        extra={tag: row[tag] for tag in _EXTRA_TAGS if isinstance(row.get(tag), int | float)},
+    )
+
+
+def _text(value: object) -> str | None:
+    """exiftool's JSON turns numeric-looking strings (a Model "1000") into numbers."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).replace("\x00", "").strip()
+    return text or None
+
+
+def taken_at(row: dict[str, Any]) -> str | None:
+    """ISO 8601 capture time: with its UTC offset when the file records one.
+
+    Sources in order of trust: SubSecDateTimeOriginal (exiftool's composite of
+    the time, sub-seconds and offset), DateTimeOriginal, then CreateDate (when the
+    picture was digitised, the same moment for a digital camera). The offset
+    comes from the value itself, else OffsetTimeOriginal / OffsetTimeDigitized /
+    OffsetTime. Fractions of a second are kept: bursts sort correctly.
+    """
+    candidates = (
+        ("SubSecDateTimeOriginal", ("OffsetTimeOriginal", "OffsetTime")),
+        ("DateTimeOriginal", ("OffsetTimeOriginal", "OffsetTime")),
+        ("CreateDate", ("OffsetTimeDigitized", "OffsetTime")),
+    )
+    for tag, offset_tags in candidates:
+        value = _text(row.get(tag))
+        if value is None:
+            continue
+        offsets = (_text(row.get(t)) for t in offset_tags)
+        iso = iso_datetime(value, next((o for o in offsets if o), None))
+        if iso is not None:
+            return iso
+    return None
+
+
+def iso_datetime(value: str, offset: str | None = None) -> str | None:
+    """'2024:07:01 14:03:22' + '+02:00' -> '2024-07-01T14:03:22+02:00'; None if invalid."""
+    match = _DATE_RE.match(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, own_offset = match.groups()
+    try:
+        datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    except ValueError:
+        return None  # "0000:00:00 00:00:00" and friends: the camera clock was never set
+    text = f"{year}-{month}-{day}T{hour}:{minute}:{second or '00'}"
+    if fraction and fraction.strip(".0"):
+        text += fraction[:7].rstrip("0")
+    zone = own_offset or _offset(offset)
+    if zone:
+        if zone != "Z" and ":" not in zone:
+            zone = f"{zone[:3]}:{zone[3:]}"
+        text += "+00:00" if zone == "Z" else zone
+    return text
+
+
+def _offset(value: str | None) -> str | None:
+    if not value:
+        return None
+    match = _OFFSET_RE.match(value)
+    return match.group(1) if match else None
+
+
+def camera_name(make: str | None, model: str | None) -> str | None:
+    """'Make Model', without repeating the maker when the model already names it.
+
+    Canon + 'Canon EOS R5' -> 'Canon EOS R5'; 'NIKON CORPORATION' + 'NIKON D850'
+    -> 'NIKON D850' (the first word of the make counts); Apple + 'iPhone 15' ->
+    'Apple iPhone 15'.
+    """
+    if not make:
+        return model
+    if not model:
+        return make
+    first_word = make.split()[0].lower()
+    if model.lower().startswith((make.lower(), first_word)):
+        return model
+    return f"{make} {model}"
+
+
+def _lens(row: dict[str, Any]) -> str | None:
+    """LensModel, else Lens, else LensID when it is a name (with -n it can be a bare number)."""
+    for tag in ("LensModel", "Lens", "LensID"):
+        value = row.get(tag)
+        if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+            return value.strip()
+    return None
+
+
+def _size(row: dict[str, Any]) -> tuple[int | None, int | None]:
+    size = row.get("ImageSize")
+    if isinstance(size, str):
+        parts = re.split(r"[x ]", size.strip())
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            return int(parts[0]), int(parts[1])
+    width, height = row.get("ImageWidth"), row.get("ImageHeight")
+    if isinstance(width, int) and isinstance(height, int):
+        return width, height
+    return None, None
+
+
+def _gps(row: dict[str, Any]) -> tuple[float | None, float | None]:
+    """Signed decimal degrees; (0, 0) counts as unknown - phones write it without a fix."""
+    lat, lon = row.get("GPSLatitude"), row.get("GPSLongitude")
+    if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+        return None, None
+    if lat == 0 and lon == 0:
+        return None, None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None, None
+    return float(lat), float(lon)
