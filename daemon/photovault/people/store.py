@@ -52,57 +52,26 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from photovault.people.cluster import (
-    CORE_NEIGHBOURS,
-    Metric,
-    Pace,
-    as_matrix,
-    density_labels,
-    distance_blocks,
-    metric_for_model,
-)
-from photovault.people.plan import Plan, Snapshot, plan_pass
-from photovault.people.schema import DB_NAME, MIGRATIONS, SCHEMA_VERSION
-from photovault.versioning import StoreTooNewError, ensure_sqlite_version
+from photovault.people.db import PeopleDB, PeopleError, PeopleVersionError
+from photovault.people.passes import ClusterPasses, ClusterReport
+from photovault.people.schema import DB_NAME, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "ClusterReport", "PeopleError", "PeopleStore"]
-
-
-class PeopleError(Exception):
-    """A people operation that cannot be done; the message is shown to the user."""
-
-
-class PeopleVersionError(PeopleError, StoreTooNewError):
-    """The database was written by a newer vaultd."""
-
-
-@dataclass
-class ClusterReport:
-    """What one `cluster()` pass changed. `named_photos`: photos whose faces joined a
-    person who has a name (their sidecars and index rows must show it)."""
-
-    new_people: list[int] = field(default_factory=list)
-    joined: int = 0  # faces without a person that joined one that existed
-    moved: int = 0  # faces that went from one person to another
-    merged: list[int] = field(default_factory=list)  # unnamed people emptied into others
-    unassigned: int = 0  # faces nobody's after the pass (noise, rejected)
-    faces: int = 0  # faces the pass looked at
-    seconds: float = 0.0
-    stale: bool = False  # a person acted during the pass: nothing written, run again
-    named_photos: set[str] = field(default_factory=set)
+__all__ = [
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "ClusterReport",
+    "PeopleDB",
+    "PeopleError",
+    "PeopleStore",
+    "PeopleVersionError",
+]
 
 
 def iou(a: list[float], b: list[float]) -> float:
@@ -113,156 +82,8 @@ def iou(a: list[float], b: list[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-class PeopleStore:
+class PeopleStore(ClusterPasses):
     """All people state for one recognition model. Thread-safe (one lock)."""
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        model: str = "Dlib",
-        cluster_distance: float = 0.5,
-        join_distance: float = 0.5,
-        min_cluster_faces: int = 3,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.path = Path(path)
-        self.model = model
-        self.metric: Metric = metric_for_model(model)
-        self.cluster_distance = cluster_distance
-        self.join_distance = join_distance
-        self.min_cluster_faces = min_cluster_faces
-        self._clock = clock
-        self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = self._connect()
-        self._ensure_version()
-        # Reads for status, show, `people list` use a connection of their own: in WAL
-        # mode they see the last commit and never wait for a pass writing its result.
-        self._reader = self._connect()
-        self._read_lock = threading.Lock()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
-
-    @classmethod
-    def for_settings(cls, state_dir: Path, cfg: Any) -> PeopleStore:
-        """Open `<state_dir>/people.sqlite3` with the thresholds of a FaceSettings."""
-        return cls(
-            Path(state_dir) / DB_NAME,
-            model=cfg.model,
-            cluster_distance=cfg.cluster_distance,
-            join_distance=cfg.join_distance,
-            min_cluster_faces=cfg.min_cluster_faces,
-        )
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _ensure_version(self) -> None:
-        ensure_sqlite_version(
-            self._conn, self.path, "people database", SCHEMA_VERSION, MIGRATIONS, PeopleVersionError
-        )
-
-    class _Tx:
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self.conn = conn
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.conn.execute("BEGIN IMMEDIATE")
-            return self.conn
-
-        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    def _tx(self) -> PeopleStore._Tx:
-        return PeopleStore._Tx(self._conn)
-
-    def close(self) -> None:
-        with self._lock, self._read_lock:
-            self._conn.close()
-            self._reader.close()
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._read_lock:
-            yield self._reader
-
-    def _meta_int(self, key: str, conn: sqlite3.Connection | None = None) -> int:
-        row = (conn or self._conn).execute("SELECT value FROM meta WHERE key = ?", (key,))
-        found = row.fetchone()
-        return int(found[0]) if found else 0
-
-    def _bump(self, key: str) -> int:
-        """Next value of a counter in `meta` (inside the caller's transaction)."""
-        value = self._meta_int(key) + 1
-        self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, str(value)),
-        )
-        return value
-
-    def _params(self) -> str:
-        """Settings a finished pass depends on; another value makes a pass pending."""
-        return json.dumps(
-            [self.model, self.cluster_distance, self.join_distance, self.min_cluster_faces]
-        )
-
-    def _person(self, person_id: int) -> sqlite3.Row:
-        row = self._conn.execute("SELECT * FROM people WHERE id = ?", (person_id,)).fetchone()
-        if row is None:
-            raise PeopleError(f"no person with id {person_id}")
-        return row
-
-    def _embeddings(
-        self, where: str, args: Iterable[Any] = ()
-    ) -> tuple[list[int], list[Any], np.ndarray]:
-        rows = self._conn.execute(
-            f"SELECT id, person_id, embedding FROM faces WHERE model = ? AND {where} ORDER BY id",
-            (self.model, *args),
-        ).fetchall()
-        ids = [r["id"] for r in rows]
-        persons = [r["person_id"] for r in rows]
-        vectors = [np.frombuffer(r["embedding"], dtype=np.float32) for r in rows]
-        matrix = as_matrix(np.vstack(vectors) if vectors else np.zeros((0, 1)), self.metric)
-        return ids, persons, matrix
-
-    def _rejected(self) -> set[tuple[int, int]]:
-        return {
-            (r[0], r[1]) for r in self._conn.execute("SELECT face_id, person_id FROM rejections")
-        }
-
-    def _nearest_person(
-        self,
-        queries: np.ndarray,
-        query_ids: list[int],
-        candidates: np.ndarray,
-        candidate_persons: list[int],
-        rejected: set[tuple[int, int]],
-    ) -> list[tuple[int | None, float]]:
-        """Per query: (person of the nearest allowed candidate face, its distance)."""
-        out: list[tuple[int | None, float]] = [(None, float("inf"))] * len(queries)
-        if len(candidates) == 0 or len(queries) == 0:
-            return out
-        persons = np.asarray(candidate_persons)
-        for start, dist in distance_blocks(queries, candidates, self.metric):
-            for i, row in enumerate(dist):
-                face_id = query_ids[start + i]
-                best = int(np.argmin(row))
-                if (face_id, int(persons[best])) not in rejected:
-                    out[start + i] = (int(persons[best]), float(row[best]))
-                    continue
-                for j in np.argsort(row, kind="stable"):  # rare: the nearest was rejected
-                    person = int(persons[j])
-                    if (face_id, person) not in rejected:
-                        out[start + i] = (person, float(row[j]))
-                        break
-        return out
 
     # ------------------------------------------------------------------ faces in
 
@@ -377,205 +198,10 @@ class PeopleStore:
                 self._drop_empty_people(conn, owners)
         return gone
 
-    def _drop_empty_people(self, conn: sqlite3.Connection, lost: Iterable[int] = ()) -> int:
-        """Delete unnamed people without faces, and the people in `lost` (their last
-        photo was deleted) even when named: a name kept on nobody would only confuse."""
-        n = conn.execute(
-            "DELETE FROM people WHERE name IS NULL AND NOT EXISTS "
-            "(SELECT 1 FROM faces WHERE faces.person_id = people.id)"
-        ).rowcount
-        for person in lost:
-            n += conn.execute(
-                "DELETE FROM people WHERE id = ? AND NOT EXISTS "
-                "(SELECT 1 FROM faces WHERE faces.person_id = people.id)",
-                (person,),
-            ).rowcount
-        return n
-
     def photos(self) -> list[str]:
         """Every photo key (sha256) that has faces here."""
         with self._reading() as conn:
             return [r[0] for r in conn.execute("SELECT DISTINCT photo FROM faces")]
-
-    # ------------------------------------------------------------------ clustering
-
-    def pending(self) -> bool:
-        """Has anything changed since the last finished pass (faces, settings)?"""
-        with self._reading() as conn:
-            if self._meta_int("changes", conn) != self._meta_int("clustered", conn):
-                return True
-            row = conn.execute("SELECT value FROM meta WHERE key = 'cluster_params'")
-            found = row.fetchone()
-            has_faces = conn.execute("SELECT 1 FROM faces LIMIT 1").fetchone() is not None
-            return has_faces and (found is None or found[0] != self._params())
-
-    def _snapshot(self) -> Snapshot:
-        """Everything a pass needs, read in one transaction on a connection of its own
-        (WAL: writers go on meanwhile)."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN")
-            changes = self._meta_int("changes", conn)
-            user_ops = self._meta_int("user_ops", conn)
-            rows = conn.execute(
-                "SELECT f.id, f.person_id, f.assigned_by, f.seq, f.embedding FROM faces f "
-                "WHERE f.model = ? ORDER BY f.id",
-                (self.model,),
-            ).fetchall()
-            people = conn.execute("SELECT id FROM people WHERE name IS NOT NULL").fetchall()
-            rejected = {
-                (r[0], r[1]) for r in conn.execute("SELECT face_id, person_id FROM rejections")
-            }
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        n = len(rows)
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-        person = np.fromiter((-1 if r[1] is None else r[1] for r in rows), dtype=np.int64, count=n)
-        user = np.fromiter((r[2] == "user" for r in rows), dtype=bool, count=n)
-        seq = np.fromiter((r[3] for r in rows), dtype=np.int64, count=n)
-        blob = b"".join(r[4] for r in rows)
-        x = np.frombuffer(blob, dtype=np.float32).reshape(n, -1) if n else np.zeros((0, 1))
-        return Snapshot(
-            changes=changes,
-            user_ops=user_ops,
-            ids=ids,
-            person=person,
-            user=user,
-            seq=seq,
-            x=as_matrix(x, self.metric),
-            named={r[0] for r in people},
-            rejected=rejected,
-        )
-
-    def cluster(self, pace: Pace | None = None) -> ClusterReport:
-        """One full pass; see the module docstring. `pace` is called between blocks of
-        the distance scan (it may sleep, or raise to cancel: nothing is written then)."""
-        started = time.monotonic()
-        snap = self._snapshot()
-        report = ClusterReport(faces=len(snap.ids))
-        min_neighbours = min(CORE_NEIGHBOURS, self.min_cluster_faces)
-        labels = density_labels(
-            snap.x, self.cluster_distance, self.metric, min_neighbours, pace=pace
-        )
-        plan = plan_pass(
-            snap,
-            labels,
-            metric=self.metric,
-            min_cluster_faces=self.min_cluster_faces,
-            join_distance=self.join_distance,
-        )
-        self._apply(snap, plan, report)
-        report.seconds = time.monotonic() - started
-        if report.stale:
-            log.info("people pass discarded: a person changed people meanwhile; running again")
-        else:
-            log.info(
-                "people pass over %d faces in %.1f s: %d new, %d joined, %d moved, "
-                "%d merged away, %d unassigned",
-                report.faces,
-                report.seconds,
-                len(report.new_people),
-                report.joined,
-                report.moved,
-                len(report.merged),
-                report.unassigned,
-            )
-        return report
-
-    def _apply(self, snap: Snapshot, plan: Plan, report: ClusterReport) -> None:
-        """Write a pass's result in one transaction, unless a person acted meanwhile."""
-        with self._lock, self._tx() as conn:
-            if self._meta_int("user_ops") != snap.user_ops:
-                report.stale = True
-                return
-            existing = {r[0] for r in conn.execute("SELECT id FROM people")}
-            wanted = {int(t) for t in plan.target if t >= 0}
-            if not wanted <= existing:  # a deletion emptied one meanwhile: run again
-                report.stale = True
-                return
-            fresh: list[int] = []
-            for _ in range(plan.new_people):
-                cur = conn.execute(
-                    "INSERT INTO people (name, created_at) VALUES (NULL, ?)", (self._clock(),)
-                )
-                assert cur.lastrowid is not None
-                fresh.append(int(cur.lastrowid))
-            report.new_people = fresh
-
-            def final(t: int) -> int | None:
-                if t >= 0:
-                    return t
-                return None if t == -1 else fresh[-t - 2]
-
-            created = set(fresh)
-            updates = []
-            for pos, how in plan.how.items():
-                new, old = final(int(plan.target[pos])), int(snap.person[pos])
-                updates.append(
-                    (
-                        new,
-                        None if new is None else how,
-                        int(snap.ids[pos]),
-                        None if old < 0 else old,
-                        int(snap.seq[pos]),
-                    )
-                )
-                if new is not None and old < 0:
-                    report.joined += new not in created
-                elif new is not None:
-                    report.moved += 1
-            conn.executemany(
-                "UPDATE faces SET person_id = ?, assigned_by = ? "
-                "WHERE id = ? AND person_id IS ? AND seq = ?",
-                updates,
-            )
-            for gone, successor in plan.emptied.items():
-                if successor is not None:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO rejections (face_id, person_id) "
-                        "SELECT face_id, ? FROM rejections WHERE person_id = ?",
-                        (successor, gone),
-                    )
-            report.merged = sorted(plan.emptied)
-            self._drop_empty_people(conn)
-            conn.execute("DELETE FROM suggestions")
-            conn.executemany(
-                "INSERT OR IGNORE INTO suggestions (a, b, distance, face_a, face_b) "
-                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM people WHERE id = ?) "
-                "AND EXISTS (SELECT 1 FROM people WHERE id = ?)",
-                [(a, b, d, fa, fb, a, b) for a, b, d, fa, fb in plan.suggestions],
-            )
-            named = {r[0] for r in conn.execute("SELECT id FROM people WHERE name IS NOT NULL")}
-            to_named = [u[2] for u in updates if u[0] in named or u[3] in named]
-            for lo in range(0, len(to_named), 500):
-                chunk = to_named[lo : lo + 500]
-                marks = ",".join("?" * len(chunk))
-                report.named_photos.update(
-                    r[0]
-                    for r in conn.execute(f"SELECT photo FROM faces WHERE id IN ({marks})", chunk)
-                )
-            report.unassigned = int(np.count_nonzero(plan.target == -1))
-            for key, value in (
-                ("clustered", str(snap.changes)),
-                ("cluster_params", self._params()),
-            ):
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-
-    def suggestions(self) -> list[dict[str, Any]]:
-        """Likely merges found by the last pass, nearest first:
-        [{"a", "b", "distance", "face_a", "face_b"}] (a and b are person ids)."""
-        with self._reading() as conn:
-            rows = conn.execute(
-                "SELECT s.a, s.b, s.distance, s.face_a, s.face_b FROM suggestions s "
-                "WHERE EXISTS (SELECT 1 FROM faces WHERE person_id = s.a) "
-                "AND EXISTS (SELECT 1 FROM faces WHERE person_id = s.b) ORDER BY s.distance"
-            ).fetchall()
-        return [dict(r) for r in rows]
 
     # ------------------------------------------------------------------ user operations
 

@@ -307,7 +307,7 @@ def test_a_named_person_without_faces_is_not_listed(tmp_path):
 def test_a_version_1_database_is_migrated_with_its_waiting_faces_pending(tmp_path):
     import sqlite3 as sq
 
-    from photovault.people.store import MIGRATIONS
+    from photovault.people.schema import MIGRATIONS
 
     conn = sq.connect(tmp_path / "people.sqlite3")
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
