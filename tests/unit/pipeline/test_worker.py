@@ -144,7 +144,7 @@ def test_a_batch_of_photos_becomes_done_with_their_results(
         r = row(catalog, name)
         assert r.state == "done" and r.last_error is None and r.sha256
         content = catalog.content(r.sha256)
-        assert content is not None and content.analyzers == "metadata:1"
+        assert content is not None and content.analyzers == "metadata:2"
         facts = content.results["metadata"]
         assert (facts["width"], facts["height"]) == SIZE
         assert facts["mime"] == "image/jpeg" and len(facts["dhash"]) == 16
@@ -267,7 +267,7 @@ def test_an_analyzer_that_raises_leaves_photos_done_with_the_error_and_out_of_th
         content = catalog.content(r.sha256)
         assert content is not None
         # Stored as made without `boom`, so a copy or the next start runs it again.
-        assert content.analyzers == "metadata:1"
+        assert content.analyzers == "metadata:2"
         assert "error" in content.results["boom"]
         assert "dhash" in content.results["metadata"]
 
