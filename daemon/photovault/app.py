@@ -13,13 +13,10 @@ new config (shares added or removed, throttle) without a restart.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from photovault import __version__
 from photovault.analyze import registry
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings, ShareSettings
+from photovault.health import StateDirProbe
 from photovault.index import (
     IndexSchemaError,
     IndexSettings,
@@ -61,17 +59,8 @@ from photovault.watch.watcher import ShareWatcher
 
 log = logging.getLogger(__name__)
 
-#: How often the main loop checks the state dir's free space and mount (statvfs) ...
-DISK_PROBE_SECONDS = 5.0
-#: ... and how often it also writes a small file there (every check while it fails).
-DISK_WRITE_SECONDS = 300.0
-#: How often a start that found its state disk unwritable tries again.
-STATE_RETRY_SECONDS = 5.0
-STATE_FAULT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
 #: A failed scan is tried again this often while its cause lasts.
 SCAN_RETRY_SECONDS = 10.0
-#: Less free space than this on the state dir is reported as a problem.
-DISK_LOW_BYTES = 16 * 1024 * 1024
 
 
 class _IndexFollower:
@@ -172,8 +161,7 @@ class Daemon:
         self._stop_poll = threading.Event()
         self._repair_lock = threading.Lock()
         self._repair_wanted = False
-        self._disk_checked = 0.0
-        self._disk_written = 0.0
+        self.state_probe = StateDirProbe(settings.state_dir, self.problems)
         self._scan_retry_at = 0.0
         #: share -> why its last scan failed (cleared by a scan that works).
         self.scan_errors: dict[str, str] = {}
@@ -726,14 +714,7 @@ class Daemon:
         else:
             p.clear("index", "writes")
         now = time.monotonic()
-        if now - self._disk_checked >= DISK_PROBE_SECONDS:
-            self._disk_checked = now
-            # The write probe is rarer than the free-space check: even a small write
-            # every few seconds keeps a NAS disk from spinning down.
-            write = self.problems.active("disk") or now - self._disk_written >= DISK_WRITE_SECONDS
-            if write:
-                self._disk_written = now
-            self._probe_state_dir(write=write)
+        self.state_probe.tick(now)
         if self._repair_wanted and not self.problems.active("disk"):
             self._repair_wanted = False
             self._repair_soon()
@@ -743,37 +724,6 @@ class Daemon:
             self._scan_retry_at = now + SCAN_RETRY_SECONDS
             for name in failed:
                 self.scan_async(name)
-
-    def _probe_state_dir(self, *, write: bool = True) -> None:
-        """Is the state dir (catalog, index, people) writable with room to spare? Free
-        space and a read-only mount come from statvfs; with `write`, a small file is
-        written and removed too (no fsync: a full disk refuses the write itself)."""
-        probe = self.settings.state_dir / ".vaultd-probe"
-        try:
-            st = os.statvfs(self.settings.state_dir)
-            if st.f_flag & os.ST_RDONLY:
-                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-            free = st.f_bavail * st.f_frsize
-            if write:
-                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                try:
-                    os.write(fd, b"\0" * 4096)
-                finally:
-                    os.close(fd)
-                    probe.unlink(missing_ok=True)
-        except OSError as exc:
-            with_path = f"state dir {self.settings.state_dir}: {exc.strerror or exc}"
-            if self.problems.report("disk", with_path, path=os.fspath(self.settings.state_dir)):
-                log.error("%s; work waits until it is writable again", with_path)
-            return
-        if free < DISK_LOW_BYTES:
-            self.problems.report(
-                "disk",
-                f"state dir {self.settings.state_dir} has only {free // 1024} KiB free",
-                path=os.fspath(self.settings.state_dir),
-            )
-        elif self.problems.clear("disk"):
-            log.info("state dir %s is writable again", self.settings.state_dir)
 
     # -- status ---------------------------------------------------------------
 
@@ -840,77 +790,3 @@ class Daemon:
                 "disabled": [{"name": n, "reason": r} for n, r in self.analyzers.disabled.items()],
             },
         }
-
-
-def _state_fault(exc: BaseException) -> bool:
-    """A full, read-only or failing state disk (not a bug, not a bad config)."""
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return "disk" in text or "readonly" in text or "read-only" in text
-    return isinstance(exc, OSError) and exc.errno in STATE_FAULT_ERRNOS
-
-
-def _open_when_writable(
-    settings: Settings, signals: Any, config_path: Path | None, ping_every: float | None
-) -> Daemon | None:
-    """Build the daemon; while its state disk cannot be written (full at boot), wait
-    and say why (log, systemd STATUS) instead of exiting into a restart loop, and
-    go on by itself when space returns. None when asked to stop meanwhile."""
-    from photovault.lifecycle import sd_notify
-
-    said = False
-    while True:
-        try:
-            return Daemon(settings, config_path=config_path)
-        except Exception as exc:
-            if not _state_fault(exc):
-                raise
-            why = f"state dir {settings.state_dir} cannot be written: {exc}"
-            if not said:
-                log.error("%s; waiting until it can (vaultd starts by itself then)", why)
-                said = True
-            # READY so systemd's start timeout does not kill us; STATUS says why.
-            sd_notify(f"READY=1\nSTATUS=waiting: {why}" + ("\nWATCHDOG=1" if ping_every else ""))
-        if signals.stop.wait(STATE_RETRY_SECONDS):
-            return None
-
-
-def run(
-    settings: Settings,
-    signals: Any,
-    *,
-    config_path: Path | None = None,
-    load_config: Callable[[], Settings] | None = None,
-) -> int:
-    """Run the daemon until a stop signal; returns the exit code."""
-    from photovault.lifecycle import sd_notify, watchdog_interval
-
-    ping_every = watchdog_interval()
-    daemon = _open_when_writable(settings, signals, config_path, ping_every)
-    if daemon is None:
-        return 0
-    daemon.start()
-    sd_notify("READY=1\nSTATUS=scanning shares")
-    last_ping = 0.0
-    try:
-        while not signals.stop.is_set():
-            signals.wake.wait(1.0)
-            signals.wake.clear()
-            if signals.reload.is_set():
-                signals.reload.clear()
-                if load_config is not None:
-                    try:
-                        daemon.reload(load_config())
-                    except Exception as exc:
-                        log.error("reload refused, keeping the running configuration: %s", exc)
-            daemon.tick()
-            if ping_every and time.monotonic() - last_ping >= ping_every and daemon.healthy():
-                st = daemon.status()
-                sd_notify(
-                    f"WATCHDOG=1\nSTATUS=queue {st['queue_depth']}, {st['rate_per_second']} img/s"
-                )
-                last_ping = time.monotonic()
-    finally:
-        sd_notify("STOPPING=1")
-        daemon.stop()
-    return 0

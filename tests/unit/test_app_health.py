@@ -35,11 +35,11 @@ def test_a_state_dir_that_takes_no_writes_is_a_disk_problem_until_it_does(
     try:
         probe = daemon.settings.state_dir / ".vaultd-probe"
         probe.mkdir()  # the probe cannot be written: as good as a read-only disk here
-        daemon._probe_state_dir()
+        daemon.state_probe.probe()
         (disk,) = [p for p in daemon.problems.snapshot() if p.kind == "disk"]
         assert disk.kind == "disk" and str(daemon.settings.state_dir) in disk.message
         probe.rmdir()
-        daemon._probe_state_dir()
+        daemon.state_probe.probe()
         assert not [p for p in daemon.problems.snapshot() if p.kind == "disk"]
     finally:
         daemon.stop()
