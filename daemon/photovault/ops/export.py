@@ -29,7 +29,12 @@ How it works, and why in this order:
      Panasonic and Nikon maker-note places, Darwin Core, DJI, ...);
    - the tables below, for what exiftool files elsewhere: `XMP-dc:Coverage`
      (place names), the creator's and licensor's postal address, xmpDM
-     ShotLocation, GeoTIFF georeferencing, and any tag named GPS* in any group.
+     ShotLocation, GeoTIFF georeferencing, any tag named GPS* in any group,
+     and the place names our own namespace records as written by us
+     (`XMP-photovault:WrittenCity` ..., should a sidecar of ours have been
+     embedded into a photo; exiftool runs with our `exiftool.config` so that
+     it can delete them one by one; the recognized text, `photovault:Text`,
+     is no location and stays).
    Not location: the time-zone city a camera's world clock is set to (Canon
    TimeZoneCity, Pentax/Casio HometownCity): it names a zone from a fixed
    list and says no more than the `OffsetTime` the copy keeps.
@@ -88,6 +93,8 @@ from pathlib import Path
 from typing import Any
 
 from photovault.media.formats import is_supported
+from photovault.sidecar.schema import PLACE_FIELDS
+from photovault.sidecar.writer import CONFIG_PATH
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +154,7 @@ LOCATION_TAGS: Mapping[str, frozenset[str]] = {
             "LicensorStreetAddress",
         }
     ),
+    "XMP-photovault": frozenset(f.record for f in PLACE_FIELDS),
     "XMP-prism": frozenset({"Location"}),
     "XMP-pmi": frozenset({"Location"}),
     "Keys": frozenset({"LocationName", "LocationBody", "LocationNote", "LocationRole"}),
@@ -506,11 +514,14 @@ def _run(
     """Run exiftool once; (stdout, stderr). Bounded by `timeout_s` plus half a second a file.
 
     stderr names files by their raw bytes; it is decoded as file names are
-    (`os.fsdecode`), so a name in it is equal to the path's str.
+    (`os.fsdecode`), so a name in it is equal to the path's str. Our
+    `exiftool.config` defines our namespace's tags, so they can be deleted.
     """
     try:
         proc = subprocess.run(
-            [exiftool, *args], capture_output=True, timeout=timeout_s + 0.5 * count
+            [exiftool, "-config", os.fsencode(CONFIG_PATH), *args],
+            capture_output=True,
+            timeout=timeout_s + 0.5 * count,
         )
     except subprocess.TimeoutExpired as exc:
         raise ExportError(f"exiftool took longer than {exc.timeout:.0f} s; export stopped") from exc

@@ -10,7 +10,9 @@ model
     ``Keyword(path, confidence=None, source="")``,
     ``FaceRegion(box, name=None, face_id=None, confidence=None, model=None)`` with
     ``box`` = normalized top-left (x, y, w, h) in the ORIENTED image,
-    ``SidecarContent(keywords=(), faces=(), analyzed_at="", model_versions={})``.
+    ``SidecarContent(keywords=(), faces=(), analyzed_at="", model_versions={},
+    place=None, text=None)`` (``place`` a `photovault.results.Place`, ``text`` the
+    recognized lines joined by line breaks).
 geometry
     ``oriented_to_stored(box, orientation)``, ``stored_to_oriented(box, orientation)``
     for EXIF orientations 1-8; ``to_centre`` / ``from_centre`` (MWG),
@@ -35,19 +37,26 @@ writer
     files a crash left under a share (links not followed).
 reader
     ``read_sidecar(path, orientation=1) -> ReadResult`` (never raises on file
-    content; ``removed`` lists keywords of ours a person took out),
+    content; ``removed`` lists keywords of ours a person took out; ``place``
+    maps each place field held to (value, ours); ``text`` is our text),
     ``adopted_names(before, after) -> list[Adoption]``, ``Fingerprint``,
     ``read_regular(path, max_bytes)`` (``O_NOFOLLOW``; ``UnsafeSidecar`` for a link).
 
 What we write: dc:subject (leaves), lr:hierarchicalSubject ("A|B"),
 digiKam:TagsList ("A/B"), MWG face regions in the stored frame (centre-based,
-normalized, with AppliedToDimensions) and Microsoft MP regions (top-left, same
-frame, as digiKam writes them). Provenance lives in our namespace
+normalized, with AppliedToDimensions), Microsoft MP regions (top-left, same
+frame, as digiKam writes them) and the place: photoshop:City, photoshop:State
+(region), photoshop:Country and Iptc4xmpCore:CountryCode, each only where the
+file has no value of its own. Provenance lives in our namespace
 ``photovault`` = ``http://ns.photovault.local/xmp/1.0/`` (``exiftool.config``
-teaches exiftool its tags): per photo SchemaVersion, AnalyzedAt, Models,
-KeywordDetails and the ownership lists Subjects / HierarchicalSubjects / TagsList
-/ MPRegions; per region, inside ``mwg-rs:Extensions``: FaceID, Confidence, Model,
-AnalyzedAt, WrittenName.
+teaches exiftool its tags): per photo SchemaVersion, AnalyzedAt, Models, Text
+(the recognized text; never dc:description, which is the person's),
+KeywordDetails, the ownership lists Subjects / HierarchicalSubjects / TagsList
+/ MPRegions, the place values we wrote (WrittenCity / WrittenState /
+WrittenCountry / WrittenCountryCode: a field still holding it is ours to update
+or remove) and PersonFields (place fields a person changed or removed after our
+write: never written by us again); per region, inside ``mwg-rs:Extensions``:
+FaceID, Confidence, Model, AnalyzedAt, WrittenName.
 
 Never followed, never wider: a sidecar that is a symbolic link (or not a regular
 file) is neither read nor replaced, and a sidecar is never more readable than its

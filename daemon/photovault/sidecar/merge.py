@@ -12,6 +12,15 @@ anything we do not own: the new file is the old file with
 * new elements inserted (keyword items, region items, and one
   ``rdf:Description`` holding our namespace).
 
+Place fields (photoshop:City, photoshop:State, photoshop:Country,
+Iptc4xmpCore:CountryCode) are filled in only where the file has no value of its
+own (and not at all when the file names another country). Our namespace
+records the value we wrote (``photovault:WrittenCity`` ...): while a field
+still holds it, it is ours and follows our result (updated, or removed when we
+no longer know it); a field of ours a person changed or removed goes to
+``photovault:PersonFields`` and is never written by us again. The recognized
+text is ``photovault:Text``, in our block.
+
 A keyword array that our cuts leave without any item is cut out whole, property
 element included: an empty ``<rdf:Bag>`` with only white space in it reads in
 exiftool as a value of white space. An empty array that was already there is
@@ -34,8 +43,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 
+from photovault.results import Place
 from photovault.sidecar import geometry, schema
 from photovault.sidecar.model import FaceRegion, SidecarContent
 from photovault.sidecar.rdf import (
@@ -109,6 +120,9 @@ class MergeResult:
     faces_skipped: int = 0
     #: Keyword paths of ours a person removed from the file since our last write.
     rejected: list[tuple[str, ...]] = field(default_factory=list)
+    #: Place fields of ours ("photoshop:City") a person changed or removed since
+    #: our last write: theirs from now on (kept in photovault:PersonFields).
+    person_fields: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -339,8 +353,12 @@ def _place_faces(
 def foreign_view(props: dict[str, object]) -> dict[str, object]:
     """The packet minus everything that is ours, for before/after comparison."""
     out: dict[str, object] = {}
+    written = schema.written_place(props)
+    place_keys = {k(f.ns, f.local): f.name for f in schema.PLACE_FIELDS}
     for key, value in props.items():
         if key.startswith(PV):
+            continue
+        if key in place_keys and schema.place_field_is_ours(value, written.get(place_keys[key])):
             continue
         for ns, local, own, _sep in schema.KEYWORD_ARRAYS:
             if key == k(ns, local) and isinstance(value, Arr):
@@ -516,7 +534,10 @@ def merge(
                 )
             )
 
-    # 3. faces: MWG regions and Microsoft MP regions
+    # 3. place fields, where the file has none of its own
+    place_after, person_after = _merge_place(ed, descs, props, content.place, result, new_props)
+
+    # 4. faces: MWG regions and Microsoft MP regions
     mwg_prop, mwg_attr = _find_property(descs, MWG_RS, "Regions")
     mp_prop, mp_attr = _find_property(descs, MP, "RegionInfo")
     if mwg_attr or mp_attr:
@@ -539,7 +560,7 @@ def merge(
     owned_after["MPRegions"] = [f.mp_rect for f in placed]
     _merge_mp(ed, mp_prop, placed, owned_rects, new_props, indent)
 
-    # 4. new Descriptions: absent managed properties, then our namespace
+    # 5. new Descriptions: absent managed properties, then our namespace
     about = descs[0].rdf_attr("about") if descs else ""
     last = rdf.children[-1] if rdf.children else None
     pos = last.end if last is not None else rdf.content_start
@@ -560,6 +581,8 @@ def merge(
                     "MP",
                     "MPRI",
                     "MPReg",
+                    "photoshop",
+                    "Iptc4xmpCore",
                     "photovault",
                 )
                 if any(f"<{p}:" in x for x in new_props)
@@ -571,7 +594,8 @@ def merge(
             + "".join(new_props)
             + f"{block_indent}</rdf:Description>",
         )
-    ed.put(pos, block_indent + _our_block(content, owned_after, about or "", rdf.scope))
+    block = _our_block(content, owned_after, place_after, person_after, about or "", rdf.scope)
+    ed.put(pos, block_indent + block)
     result.data = ed.apply()
     try:
         after = properties(find_rdf(parse_xml(result.data)))
@@ -704,7 +728,12 @@ def _merge_mp(
 
 
 def _our_block(
-    content: SidecarContent, owned: dict[str, list[str]], about: str, scope: dict[str, str]
+    content: SidecarContent,
+    owned: dict[str, list[str]],
+    place: dict[str, str],
+    person_fields: list[str],
+    about: str,
+    scope: dict[str, str],
 ) -> str:
     """Our namespace, one Description we replace whole on every write."""
     i = "\n  "
@@ -717,6 +746,13 @@ def _our_block(
         parts.append(
             f"{i}<photovault:AnalyzedAt>{escape(content.analyzed_at)}</photovault:AnalyzedAt>"
         )
+    text = xml_text(content.text or "").strip("\n")
+    if text.strip():
+        parts.append(f"{i}<photovault:Text>{escape(text)}</photovault:Text>")
+    for f in schema.PLACE_FIELDS:
+        if f.name in place:
+            value = escape(place[f.name])
+            parts.append(f"{i}<photovault:{f.record}>{value}</photovault:{f.record}>")
     models = [f"{name}={version}" for name, version in sorted(content.model_versions.items())]
     for local, items in [
         ("Models", models),
@@ -724,6 +760,7 @@ def _our_block(
         ("HierarchicalSubjects", owned.get("HierarchicalSubjects", [])),
         ("TagsList", owned.get("TagsList", [])),
         ("MPRegions", owned.get("MPRegions", [])),
+        (schema.PERSON_FIELDS, person_fields),
     ]:
         if items:
             parts.append(_array_xml(f"photovault:{local}", "Bag", [_li_text(t) for t in items], i))
@@ -742,3 +779,129 @@ def _our_block(
         parts.append(_array_xml("photovault:KeywordDetails", "Bag", details, i))
     parts.append("\n </rdf:Description>")
     return "".join(parts)
+
+
+# ----------------------------------------------------------------- place
+#: Characters XML 1.0 cannot carry (control characters, lone surrogates).
+_NOT_XML = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` as XML element content can carry it: line breaks as "\\n", and the
+    characters XML 1.0 forbids (control characters, lone surrogates) left out."""
+    return _NOT_XML.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def place_values(place: Place | None) -> dict[str, str]:
+    """Place field name -> the value we want there (fields we know nothing of left out)."""
+    if place is None:
+        return {}
+    values = {
+        "photoshop:City": place.city,
+        "photoshop:State": place.region,
+        "photoshop:Country": place.country,
+        "Iptc4xmpCore:CountryCode": place.country_code,
+    }
+    out = {}
+    for name, value in values.items():
+        text = " ".join(xml_text(value or "").split())
+        if text:
+            out[name] = text
+    return out
+
+
+def _simple_element(el: Element) -> bool:
+    """A property element holding plain text and nothing else (no rdf:resource, no
+    qualifiers, no children): one whose value we can replace in place."""
+    return not el.children and not el.empty and not el.attrs
+
+
+def _merge_place(
+    ed: _Edits,
+    descs: list[Element],
+    props: dict[str, object],
+    place: Place | None,
+    result: MergeResult,
+    new_props: list[str],
+) -> tuple[dict[str, str], list[str]]:
+    """Fill in, update or remove our place fields; (written values, person fields).
+
+    Per field: one holding a value we did not write (there before us, or one of
+    ours a person changed) is theirs, and so is one of ours a person removed
+    (remembered in PersonFields): never written by us again. One still holding
+    the value we wrote is ours and follows `place` (updated, or removed when we
+    no longer know it); an absent one gets our value. But when the file's own
+    country (Country or CountryCode of theirs) is not ours, the fields would
+    name two places: then we add and change nothing.
+    """
+    desired = place_values(place)
+    written = schema.written_place(props)
+    names = [f.name for f in schema.PLACE_FIELDS]
+    person = [n for n in names if n in schema.owned(props, schema.PERSON_FIELDS)]
+    found = []
+    other_country = False
+    for f in schema.PLACE_FIELDS:
+        current = props.get(k(f.ns, f.local))
+        mine = written.get(f.name)
+        ours = schema.place_field_is_ours(current, mine)
+        prop, as_attr = _find_property(descs, f.ns, f.local)
+        editable = prop is not None and (as_attr or _simple_element(prop))
+        found.append((f, current, mine, ours, prop, as_attr, editable))
+        if mine is not None and not ours and f.name not in person:
+            person.append(f.name)  # removed or corrected by a person
+            result.person_fields.append(f.name)
+        if f.local in ("Country", "CountryCode") and current is not None and not ours:
+            theirs = schema.text_of(current) or ""
+            other_country = other_country or theirs.casefold().strip() != (
+                desired.get(f.name, "").casefold()
+            )
+    freeze = bool(desired) and other_country
+    written_after: dict[str, str] = {}
+    cuts: list[Element] = []
+    for f, current, mine, ours, prop, as_attr, editable in found:
+        if ours and mine is not None and (freeze or not editable or f.name in person):
+            written_after[f.name] = mine  # left as it is, still recorded as ours
+            continue
+        if freeze or f.name in person or (current is not None and not ours):
+            continue
+        want = desired.get(f.name)
+        if ours and prop is not None:
+            if want is None:
+                if as_attr:
+                    ed.replace(*prop.attr_spans[(f.ns, f.local)], "")
+                else:
+                    cuts.append(prop)
+                continue
+            written_after[f.name] = want
+            if want == mine:
+                continue
+            if as_attr:
+                start, end = prop.attr_spans[(f.ns, f.local)]
+                name = ed.data[start:end].split(b"=", 1)[0].decode("utf-8")
+                ed.replace(start, end, f'{name}="{escape(want)}"')
+            else:
+                ed.replace(prop.content_start, prop.content_end, escape(want))
+        elif current is None and want is not None:
+            new_props.append(f"\n  <{f.prefix}:{f.local}>{escape(want)}</{f.prefix}:{f.local}>")
+            written_after[f.name] = want
+    _cut_elements(ed, descs, cuts)
+    person.sort(key=names.index)
+    return written_after, person
+
+
+def _cut_elements(ed: _Edits, descs: list[Element], cuts: list[Element]) -> None:
+    """Cut property elements; a Description left with nothing is cut whole."""
+    for desc in descs:
+        mine = [c for c in desc.children if any(c is el for el in cuts)]
+        if not mine:
+            continue
+        foreign_attrs = [
+            a
+            for a in desc.attrs
+            if a[0] not in (RDF, "") and not a[0].startswith("http://www.w3.org/XML/")
+        ]
+        if len(mine) == len(desc.children) and not foreign_attrs:
+            ed.cut(desc.start, desc.end)
+        else:
+            for el in mine:
+                ed.cut(el.start, el.end)

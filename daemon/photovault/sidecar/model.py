@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from photovault.results import Place
+
 
 @dataclass(frozen=True)
 class Keyword:
@@ -63,10 +65,15 @@ class SidecarContent:
     The writer replaces exactly what an earlier write of ours put there with this,
     so the pipeline always passes the complete current state, not a delta.
     `analyzed_at` is an ISO 8601 time; `model_versions` maps analyzer name to the
-    model/version string used (provenance for the user).
+    model/version string used (provenance for the user). `place` is where the
+    photo was taken by name (written to photoshop:City/State/Country and
+    Iptc4xmpCore:CountryCode only where the sidecar has no value of its own);
+    `text` the recognized text, one line per line (our photovault:Text).
     """
 
     keywords: tuple[Keyword, ...] = ()
     faces: tuple[FaceRegion, ...] = ()
     analyzed_at: str = ""
     model_versions: dict[str, str] = field(default_factory=dict)
+    place: Place | None = None
+    text: str | None = None

@@ -136,6 +136,11 @@ class ReadResult:
     faces: list[ReadFace] = field(default_factory=list)
     applied_to_dimensions: tuple[float, float] | None = None
     analyzed_at: str | None = None
+    #: Place fields the file holds: "photoshop:City" -> (value, ours); not ours
+    #: when a person or another program set it, or changed the value we wrote.
+    place: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    #: Our recognized text (photovault:Text), None when there is none.
+    text: str | None = None
     fingerprint: Fingerprint | None = None
 
     @property
@@ -262,6 +267,8 @@ def read_sidecar(path: Path, orientation: int = 1) -> ReadResult:
     _keywords(result, props)
     _faces(result, props, orientation)
     result.analyzed_at = schema.text_of(props.get(k(PV, "AnalyzedAt")))
+    result.place = schema.place_fields(props)
+    result.text = schema.text_of(props.get(k(PV, "Text"))) or None
     for warning in result.warnings:
         log.info("sidecar %s: %s", path, warning)
     return result

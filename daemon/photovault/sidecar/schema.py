@@ -2,8 +2,10 @@
 
 Kept apart from the reader and writer so both agree on one definition of "ours":
 our top-level properties in the `photovault` namespace list the keyword items we
-added, and every face region we added carries our ``photovault:FaceID`` inside the
-MWG ``Extensions`` struct. Anything else belongs to a person or another program.
+added, every face region we added carries our ``photovault:FaceID`` inside the
+MWG ``Extensions`` struct, and a place field (photoshop:City ...) is ours while
+it still holds the value our ``photovault:Written<Field>`` recorded. Anything
+else belongs to a person or another program.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ MP = "http://ns.microsoft.com/photo/1.2/"
 MPRI = "http://ns.microsoft.com/photo/1.2/t/RegionInfo#"
 MPREG = "http://ns.microsoft.com/photo/1.2/t/Region#"
 RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+PHOTOSHOP = "http://ns.adobe.com/photoshop/1.0/"
+IPTC_CORE = "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"
 
 #: The prefixes we use when we write (declared where not already in scope).
 PREFIXES = {
@@ -36,6 +40,8 @@ PREFIXES = {
     "MP": MP,
     "MPRI": MPRI,
     "MPReg": MPREG,
+    "photoshop": PHOTOSHOP,
+    "Iptc4xmpCore": IPTC_CORE,
     "photovault": PV,
 }
 
@@ -47,6 +53,40 @@ KEYWORD_ARRAYS = (
 )
 
 SCHEMA_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class PlaceField:
+    """One location field we fill in where the sidecar has none of its own.
+
+    `record` is our property that holds the value we wrote (photovault:WrittenCity):
+    while the field still holds it, the field is ours to update or remove; once a
+    person changed or removed it, its name goes to `PERSON_FIELDS` and we never
+    write it again. `exiftool` is the tag as ``exiftool -G1`` names it.
+    """
+
+    ns: str
+    local: str
+    prefix: str
+    record: str
+    exiftool: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}:{self.local}"
+
+
+#: The place fields Lightroom, digiKam and exiftool show as the location.
+PLACE_FIELDS = (
+    PlaceField(PHOTOSHOP, "City", "photoshop", "WrittenCity", "XMP-photoshop:City"),
+    PlaceField(PHOTOSHOP, "State", "photoshop", "WrittenState", "XMP-photoshop:State"),
+    PlaceField(PHOTOSHOP, "Country", "photoshop", "WrittenCountry", "XMP-photoshop:Country"),
+    PlaceField(
+        IPTC_CORE, "CountryCode", "Iptc4xmpCore", "WrittenCountryCode", "XMP-iptcCore:CountryCode"
+    ),
+)
+#: Our bag of place fields a person changed or removed after our write ("photoshop:City").
+PERSON_FIELDS = "PersonFields"
 
 
 def k(ns: str, local: str) -> str:
@@ -224,4 +264,30 @@ def mp_regions(props: dict[str, object]) -> list[RawMPRegion]:
                     text_of(item.get(k(MPREG, "Rectangle"))),
                 )
             )
+    return out
+
+
+def written_place(props: dict[str, object]) -> dict[str, str]:
+    """Place field name ("photoshop:City") -> the value our last write put there."""
+    out = {}
+    for f in PLACE_FIELDS:
+        text = text_of(props.get(k(PV, f.record)))
+        if text:
+            out[f.name] = text
+    return out
+
+
+def place_field_is_ours(value: object, written: str | None) -> bool:
+    """Whether a place field's value is still the one we wrote (`written`)."""
+    return written is not None and isinstance(value, Lit) and value.text == written
+
+
+def place_fields(props: dict[str, object]) -> dict[str, tuple[str, bool]]:
+    """Place field name -> (its text, ours) for the place fields the packet holds."""
+    written = written_place(props)
+    out = {}
+    for f in PLACE_FIELDS:
+        value = props.get(k(f.ns, f.local))
+        if isinstance(value, Lit) and value.text:
+            out[f.name] = (value.text, place_field_is_ours(value, written.get(f.name)))
     return out

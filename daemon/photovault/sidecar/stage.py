@@ -37,7 +37,7 @@ from typing import Any
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings
 from photovault.problems import Problems
-from photovault.results import photo_tags
+from photovault.results import metadata_of, photo_tags, text_of
 from photovault.sidecar.model import FaceRegion, Keyword, SidecarContent
 from photovault.sidecar.naming import SidecarLocation, locate_sidecar
 from photovault.sidecar.reader import (
@@ -94,6 +94,8 @@ def build_content(
         faces=tuple(regions),
         analyzed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         model_versions=versions,
+        place=metadata_of(results).place,
+        text=text_of(results).text or None,
     )
 
 
@@ -333,7 +335,8 @@ class SidecarStage:
             return "skipped"
         target = location.path
         content, facts = built
-        if not content.keywords and not content.faces and not os.path.lexists(target):
+        nothing = not (content.keywords or content.faces or content.place or content.text)
+        if nothing and not os.path.lexists(target):
             self.catalog.record_sidecar(row.id, "empty", os.fspath(target))
             return "empty"
         share = self.settings.share(row.share)
@@ -357,6 +360,12 @@ class SidecarStage:
             self._new_failure = True
         if result.rejected and self._remember_rejected(row, result.rejected, result.sidecar):
             self._keywords_changed(row)
+        if result.person_fields and result.ok:
+            log.info(
+                "place fields a person changed or removed in %s are theirs now: %s",
+                display(os.fspath(result.sidecar)),
+                ", ".join(result.person_fields),
+            )
         fp = result.fingerprint
         warnings = list(result.warnings)
         if location.mirrored_because and result.status != "failed":

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from photovault.sidecar import merge as merging
+from photovault.sidecar import schema
 from photovault.sidecar.model import SidecarContent
 from photovault.sidecar.naming import is_own_temp, name_max, temp_name
 from photovault.sidecar.reader import (
@@ -165,6 +166,8 @@ class WriteResult:
     faces_skipped: int = 0
     #: Keyword paths of ours a person removed from the sidecar (see `merge`).
     rejected: list[tuple[str, ...]] = field(default_factory=list)
+    #: Place fields of ours a person changed or removed: theirs from now on.
+    person_fields: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -341,6 +344,7 @@ class SidecarWriter:
             faces_written=merged.faces_written,
             faces_skipped=merged.faces_skipped,
             rejected=merged.rejected,
+            person_fields=merged.person_fields,
         )
         if old is not None and merged.data == old:
             return base
@@ -408,13 +412,21 @@ def exiftool_loss(
 
     Every tag of `before` must be in `after` with the same value, except that our
     namespace is ignored, keyword lists may lose the items in `removed` and gain
-    items, and region lists may lose and gain regions carrying our FaceID (MWG) or
-    listed in our MPRegions (MP). Returns None, or the first difference.
+    items, region lists may lose and gain regions carrying our FaceID (MWG) or
+    listed in our MPRegions (MP), and a place field still holding the value our
+    photovault:Written<Field> recorded is ours to change. Returns None, or the
+    first difference.
     """
     removed = removed or {}
     owned_rects = set(_as_list(before.get("XMP-photovault:MPRegions")))
+    ours = {
+        f.exiftool
+        for f in schema.PLACE_FIELDS
+        if f.exiftool in before
+        and str(before[f.exiftool]) == str(before.get(f"XMP-photovault:{f.record}"))
+    }
     for tag, value in before.items():
-        if tag in _SKIP_TAGS or tag.startswith(_SKIP_GROUPS):
+        if tag in _SKIP_TAGS or tag.startswith(_SKIP_GROUPS) or tag in ours:
             continue
         if tag not in after and tag not in _KEYWORD_TAGS:  # an emptied keyword list goes
             return f"{tag} is gone"
