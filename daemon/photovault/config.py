@@ -304,6 +304,82 @@ class FaceSettings(BaseModel):
     )
 
 
+#: Languages `[text] languages` accepts (ISO 639-1), by script. The `pp-ocrv6` model
+#: reads all of them; `pp-ocrv4` reads Latin letters without most accents and Chinese
+#: (the analyzer refuses a language its installed model does not read).
+_LATIN_LANGUAGES = (
+    "en de fr es it pt nl sv da no nb fi is pl cs sk sl hr bs ro hu tr et lv lt ca "
+    "eu gl ga cy mt sq id ms vi tl sw af la"
+)
+TEXT_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "latin": tuple(_LATIN_LANGUAGES.split()),
+    "greek": ("el",),
+    "chinese": ("zh",),
+    "japanese": ("ja",),
+}
+
+
+class TextSettings(BaseModel):
+    """`[text]` in vaultd.toml: the OCR analyzer (analyze/text.py). Defaults are measured
+    in bench/text.py on 2 CPU cores."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    model: str | None = Field(
+        None,
+        description="installed text model name (default: the first installed; "
+        "`vaultctl models install text pp-ocrv6`)",
+    )
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="ISO 639-1 codes of the languages to read. pp-ocrv6 reads Latin-script "
+        "languages (with accents), Greek (el), Chinese (zh) and Japanese (ja); pp-ocrv4 "
+        "reads English-like Latin text and Chinese",
+    )
+    image_side: int = Field(
+        1024, ge=320, le=4096, description="long side (px) of the image text is read in"
+    )
+    gate_side: int = Field(
+        320,
+        ge=64,
+        le=1024,
+        description="long side (px) of the quick look that decides a photo holds no text",
+    )
+    gate_threshold: float = Field(
+        0.65,
+        ge=0,
+        le=1,
+        description="the quick look sees text at this detector score (bench/text.py: text "
+        "photos 0.69+, photos without text up to 0.6)",
+    )
+    box_threshold: float = Field(
+        0.5, ge=0, le=1, description="detector score a text region needs to be read"
+    )
+    min_score: float = Field(
+        0.6, ge=0, le=1, description="keep a line whose mean character confidence is this"
+    )
+    document_share: float = Field(
+        0.08,
+        gt=0,
+        le=1,
+        description="a photo whose lines cover this share of it is a document "
+        "(Documents|Text, |Receipt or |Screenshot)",
+    )
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        known = sorted(code for codes in TEXT_LANGUAGES.values() for code in codes)
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown language(s) {', '.join(map(repr, unknown))} (known: {', '.join(known)})"
+            )
+        if not value:
+            raise ValueError("list at least one language")
+        return value
+
+
 class Settings(_Section):
     """The whole vaultd configuration."""
 
@@ -319,6 +395,7 @@ class Settings(_Section):
     models: ModelSettings = Field(default_factory=ModelSettings)
     sidecars: SidecarSettings = Field(default_factory=SidecarSettings)
     faces: FaceSettings = Field(default_factory=FaceSettings)
+    text: TextSettings = Field(default_factory=TextSettings)
 
     @model_validator(mode="after")
     def _unique_shares(self) -> Settings:

@@ -26,6 +26,7 @@ KNOWN: dict[str, str] = {
     "tags": "photovault.analyze.tags",
     "tagger": "photovault.analyze.tagger",
     "faces": "photovault.analyze.faces",
+    "text": "photovault.analyze.text",
 }
 
 

@@ -126,6 +126,18 @@ def inspect_model(path: Path | str) -> ModelSignature:
     return signature_of(session)
 
 
+def model_metadata(path: Path | str) -> dict[str, str]:
+    """A model file's custom metadata (PP-OCR recognizers carry their charset there)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=[CPU_PROVIDER])
+    except Exception as exc:  # onnxruntime raises several unrelated exception types
+        raise ModelLoadError(path, _short(exc)) from exc
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
 def quantize_dynamic_int8(
     src: Path | str,
     dst: Path | str,

@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-TASKS = ("clip", "tagger")
+TASKS = ("clip", "tagger", "text")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.onnx$")
+TEXT_MASK_INPUT = "attention_mask"
 _DATA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -172,13 +173,15 @@ class Manifest:
                 out.append(f"two files for role {f.role} variant {f.variant}")
             seen.add((f.role, f.variant))
         roles = {f.role for f in self.files}
-        needed = {"image", "text"} if self.task == "clip" else {"image"}
+        needed = {"clip": {"image", "text"}, "text": {"det", "cls", "rec"}}.get(
+            self.task, {"image"}
+        )
         if roles != needed:
             out.append(f"task {self.task} needs roles {sorted(needed)}, got {sorted(roles)}")
         if self.task == "clip" and not self.embedding_dim:
             out.append("clip models need embedding_dim")
-        if self.task == "tagger" and not self.num_classes:
-            out.append("tagger models need num_classes")
+        if self.task in ("tagger", "text") and not self.num_classes:
+            out.append(f"{self.task} models need num_classes")
         for f in self.files:
             out.extend(self._file_shape_problems(f))
         return out
@@ -186,10 +189,16 @@ class Manifest:
     def _file_shape_problems(self, f: ModelFile) -> list[str]:
         """The declared shapes must fit the task, so the analyzer can trust them."""
         out: list[str] = []
-        if len(f.inputs) != 1 or len(f.outputs) != 1:
+        if self.task == "text":  # OCR: images of any size in, a map or character scores out
+            return _ocr_shape_problems(f, self.num_classes)
+        # A text tower may also take an attention mask (Multilingual-CLIP's XLM-R).
+        masked = f.role == "text" and len(f.inputs) == 2 and TEXT_MASK_INPUT in f.inputs
+        if (len(f.inputs) != 1 and not masked) or len(f.outputs) != 1:
             return [f"{f.path}: expected exactly one input and one output"]
-        (in_shape,) = f.inputs.values()
+        in_shape = next(s for n, s in f.inputs.items() if n != TEXT_MASK_INPUT or not masked)
         (out_shape,) = f.outputs.values()
+        if masked and len(f.inputs[TEXT_MASK_INPUT]) != 2:
+            out.append(f"{f.path}: {TEXT_MASK_INPUT} must be [batch, context_length]")
         if f.role == "image":
             want = [3, self.input_size, self.input_size]
             if len(in_shape) != 4 or list(in_shape[1:]) != want:
@@ -200,6 +209,21 @@ class Manifest:
         if len(out_shape) != 2 or out_shape[1] != width:
             out.append(f"{f.path}: output must be [batch, {width}], manifest says {out_shape}")
         return out
+
+
+def _ocr_shape_problems(f: ModelFile, num_classes: int | None) -> list[str]:
+    """Task `text` (PP-OCR det/cls/rec): one [batch, 3, h, w] input, one output; the
+    recognizer scores `num_classes` characters (its charset, CTC blank and space)."""
+    if len(f.inputs) != 1 or len(f.outputs) != 1:
+        return [f"{f.path}: expected exactly one input and one output"]
+    (in_shape,) = f.inputs.values()
+    (out_shape,) = f.outputs.values()
+    out = []
+    if len(in_shape) != 4 or in_shape[1] != 3:
+        out.append(f"{f.path}: input must be [batch, 3, height, width]")
+    if f.role == "rec" and (len(out_shape) != 3 or out_shape[2] != num_classes):
+        out.append(f"{f.path}: rec output must be [batch, steps, {num_classes}]")
+    return out
 
 
 def _opt_int(value: Any) -> int | None:

@@ -1,0 +1,126 @@
+"""The text analyzer's pure parts: document rules, box mapping, reading order, decoding,
+and the `[text]` settings. No model needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photovault.analyze import textdet
+from photovault.analyze.base import AnalysisItem
+from photovault.analyze.text import document_kind, oriented_to_stored, stored_box
+from photovault.config import ConfigError, Settings, TextSettings, load
+from photovault.media.types import DecodedImage, PhotoMetadata
+from photovault.sidecar import geometry
+
+RECEIPT = [
+    "GREEN LEAF GROCERS",
+    "48 Market Road, Leeds",
+    "Bananas 1.20",
+    "Whole milk 2L 1.45",
+    "TOTAL 2.65",
+    "CARD 2.65",
+]
+
+
+def photo(name: str = "IMG_1.jpg", camera: str | None = "Pixel 7", mime: str = "image/jpeg"):
+    image = DecodedImage(np.zeros((8, 8, 3), np.uint8), (8, 8))
+    return AnalysisItem(1, Path(name), "0", image, PhotoMetadata(camera=camera, mime=mime))
+
+
+def test_amounts_with_a_total_word_make_a_receipt() -> None:
+    assert document_kind(RECEIPT, 0.02, photo(), 0.08) == "receipt"
+
+
+def test_amounts_with_a_currency_sign_make_a_receipt() -> None:
+    lines = ["Cafe", "Tea €2.50", "Cake €3.10", "€5.60"]
+    assert document_kind(lines, 0.02, photo(), 0.08) == "receipt"
+
+
+def test_amounts_alone_do_not_make_a_receipt() -> None:
+    lines = ["Timetable", "Dep 10.15", "Arr 11.40", "Dep 12.05"]
+    assert document_kind(lines, 0.02, photo(), 0.08) is None
+
+
+def test_a_png_without_camera_and_lines_is_a_screenshot_even_with_prices() -> None:
+    item = photo("chat.png", camera=None, mime="image/png")
+    assert document_kind(RECEIPT, 0.02, item, 0.08) == "screenshot"
+
+
+def test_a_png_from_a_camera_is_no_screenshot() -> None:
+    item = photo("x.png", camera="Canon EOS", mime="image/png")
+    assert document_kind(["a b", "c d", "e f"], 0.02, item, 0.08) is None
+
+
+def test_lines_covering_enough_of_the_photo_make_text() -> None:
+    lines = ["Chapter one", "It was a dark night", "and the rain fell"]
+    assert document_kind(lines, 0.2, photo(), 0.08) == "text"
+    assert document_kind(lines, 0.01, photo(), 0.08) is None
+    assert document_kind(lines * 4, 0.01, photo(), 0.08) == "text"
+
+
+def test_two_lines_are_never_a_document() -> None:
+    assert document_kind(["TOTAL 9.99", "CARD 9.99"], 0.9, photo(), 0.08) is None
+
+
+@pytest.mark.parametrize("orientation", geometry.ORIENTATIONS)
+def test_points_map_to_the_stored_frame_as_the_sidecar_geometry_does(orientation: int) -> None:
+    for u, v in ((0.1, 0.2), (0.9, 0.3), (0.5, 0.75)):
+        got = oriented_to_stored(u, v, orientation)
+        want = geometry.oriented_point_to_stored(u, v, orientation)
+        assert got == pytest.approx(want)
+
+
+def test_a_quad_becomes_the_stored_box_around_it() -> None:
+    quad = np.array([[10, 20], [60, 20], [60, 30], [10, 30]], np.float32)  # in 100x50 upright
+    assert stored_box(quad, 100, 50, 1) == pytest.approx((0.1, 0.4, 0.5, 0.2))
+    # Orientation 6: upright (u, v) is stored (v, 1 - u).
+    assert stored_box(quad, 100, 50, 6) == pytest.approx((0.4, 0.4, 0.2, 0.5))
+
+
+def _quad(x: float, y: float, w: float, h: float, angle: float = 0.0) -> np.ndarray:
+    pts = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
+    c, s = np.cos(angle), np.sin(angle)
+    return pts @ np.array([[c, s], [-s, c]], np.float32)
+
+
+def test_reading_order_is_rows_top_down_then_left_to_right() -> None:
+    quads = [_quad(300, 52, 60, 20), _quad(10, 10, 200, 20), _quad(10, 50, 100, 20)]
+    assert textdet.reading_order(quads) == [1, 2, 0]
+
+
+def test_reading_order_keeps_item_and_price_on_one_row_in_a_tilted_photo() -> None:
+    angle = np.radians(8)
+    quads = [
+        _quad(10, 100, 120, 20, angle),
+        _quad(400, 100, 50, 20, angle),  # the price: far right, so lower once tilted
+        _quad(10, 140, 120, 20, angle),
+    ]
+    assert textdet.reading_order(quads) == [0, 1, 2]
+
+
+def test_ctc_decoding_drops_blanks_and_repeats() -> None:
+    charset = ["<blank>", "a", "b", " "]
+    steps = [1, 1, 0, 1, 2, 3, 0, 2]  # a a _ a b ' ' _ b
+    probs = np.full((1, len(steps), 4), 0.01, np.float32)
+    for t, k in enumerate(steps):
+        probs[0, t, k] = 0.97
+    ((text, score),) = textdet.ctc_decode(probs, charset)
+    assert text == "aab b" and score == pytest.approx(0.97)
+
+
+def test_a_tall_box_is_a_turned_line() -> None:
+    assert textdet.is_tall(_quad(0, 0, 20, 200)) and not textdet.is_tall(_quad(0, 0, 200, 20))
+
+
+def test_text_settings_refuse_an_unknown_language_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "vaultd.toml"
+    path.write_text('[text]\nlanguages = ["en", "klingon"]\n')
+    with pytest.raises(ConfigError, match=r"\[text\] languages: .*'klingon'"):
+        load(path, environ={}, check_paths=False)
+
+
+def test_text_settings_default_to_english() -> None:
+    assert Settings().text == TextSettings() and TextSettings().languages == ["en"]

@@ -1,0 +1,51 @@
+"""`vaultctl models install text pp-ocrv6`: PP-OCR files copied from a pip wheel, no network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from photovault.models.export import text as export_text
+from photovault.models.install import install
+from photovault.models.store import ModelError, ModelStore, sha256_file
+
+
+def test_installing_the_text_model_copies_the_wheel_files_with_manifest_hashes_and_licence(
+    tmp_path: Path,
+) -> None:
+    manifest = install(tmp_path, "text", "pp-ocrv6")
+    folder = tmp_path / "pp-ocrv6"
+    data = json.loads((folder / "manifest.json").read_text())
+    assert data["task"] == "text" and data["licence"] == "Apache-2.0"
+    assert data["source"].startswith("pip: rapidocr 3.10.0")
+    assert {f["role"] for f in data["files"]} == {"det", "cls", "rec"}
+    for entry in data["files"]:
+        assert sha256_file(folder / entry["path"]) == entry["sha256"]
+    charset = (folder / "charset.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert manifest.num_classes == len(charset) + 2
+    assert {"€", "ß", "é", "A", "7"} <= set(charset)
+    assert "de" in manifest.extra["languages"]
+    assert [m.name for m in ModelStore(tmp_path).list()] == ["pp-ocrv6"]
+
+
+def test_an_unknown_text_model_lists_the_installable_ones(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="pp-ocrv6"):
+        install(tmp_path, "text", "tesseract")
+
+
+def test_a_missing_wheel_says_which_package_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_text.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelError, match=r"pip install --no-deps rapidocr==3\.10\.0"):
+        install(tmp_path, "text", "pp-ocrv6")
+
+
+def test_a_swapped_recognizer_is_refused_by_the_store(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    export_text.export("pp-ocrv6", src)
+    (src / "rec.onnx").write_bytes((src / "cls.onnx").read_bytes())
+    with pytest.raises(ModelError, match=r"rec\.onnx"):
+        ModelStore(tmp_path / "store").import_dir(src, kind="text")
