@@ -123,7 +123,9 @@ def test_human_output_exit_codes_and_contact_sheet(search_vault, tmp_path: Path)
     assert "chelsea.jpg" in out and "2019-06-01 10:00" in out
     assert vault.ctl("search", "--tag", "unicorn", check=False).returncode == 1
     assert vault.ctl("search", check=False).returncode == 2
-    assert vault.ctl("search", "--near", "north", check=False).returncode == 2
+    # --near takes coordinates or a place name ("north" is a region of Cameroon)
+    assert vault.ctl("search", "--near", "1,2,3,4", check=False).returncode == 2
+    assert vault.ctl("search", "--near", "Nowhereville", check=False).returncode == 2
     sheet = tmp_path / "sheet.jpg"
     vault.ctl("search", "--path", "*", "--sheet", str(sheet))
     assert Image.open(sheet).size[0] > 200

@@ -51,14 +51,14 @@ def font(size: int, name: str = "DejaVuSans.ttf") -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONT_DIR / name), size)
 
 
-def receipt(seed: int = 0, size: int = 28) -> Rendered:
+def receipt(seed: int = 0, size: int = 28, shop: tuple[str, str] | None = None) -> Rendered:
     """A till receipt on white paper: shop, address, items with prices, total."""
     rng = random.Random(seed)
-    shop, address = SHOPS[seed % len(SHOPS)]
+    shop_name, address = shop or SHOPS[seed % len(SHOPS)]
     items = rng.sample(ITEMS, 5)
     prices = [rng.randint(80, 2500) / 100 for _ in items]
     total = sum(prices)
-    lines = [shop, address, f"Date 2024-03-{rng.randint(10, 28)} 14:{rng.randint(10, 59)}"]
+    lines = [shop_name, address, f"Date 2024-03-{rng.randint(10, 28)} 14:{rng.randint(10, 59)}"]
     body = [(name, f"{p:.2f}") for name, p in zip(items, prices, strict=True)]
     mono = font(size, "DejaVuSansMono.ttf")
     bold = font(size + 4, "DejaVuSans-Bold.ttf")
@@ -93,7 +93,7 @@ def receipt(seed: int = 0, size: int = 28) -> Rendered:
         fill=(20, 20, 20),
     )
     rendered.append(thanks)
-    return Rendered(img, tuple(rendered), shop)
+    return Rendered(img, tuple(rendered), shop_name)
 
 
 def sign(text: str = "OPEN DAILY", sub: str = "Fresh bread 7am to 6pm") -> Rendered:

@@ -19,6 +19,7 @@ from typing import Any
 
 from photovault import DEFAULT_CONFIG_PATH
 from photovault.query.client import Client, ClientError
+from photovault.results import Place
 
 EXIT_OK, EXIT_NONE, EXIT_ERROR = 0, 1, 2
 
@@ -198,19 +199,50 @@ def cmd_check(client: Client, args: argparse.Namespace) -> int:
     return EXIT_NONE
 
 
+#: Recognized lines `show` prints (all of them are in --json).
+SHOW_TEXT_LINES = 5
+
+
+def place_label(place: dict[str, Any] | None) -> str:
+    """ "Lisbon, Portugal"; "" for no place."""
+    p = Place.from_dict(place)
+    return p.label() if p is not None else ""
+
+
+def format_show(result: dict[str, Any]) -> list[str]:
+    """`show` for people: a line per key; the place by name, the local time
+    with where its offset came from, the first recognized lines."""
+    width = max(len(k) for k in result)
+    lines = []
+    for key, value in result.items():
+        if key == "path_bytes":
+            continue  # "path" itself is printed as its bytes
+        if key == "place":
+            value = place_label(value)
+        elif key == "local_time" and isinstance(value, dict):
+            where = ", ".join(v for v in (value.get("zone"), value.get("source")) if v)
+            value = (value.get("offset") or "no offset") + (f" ({where})" if where else "")
+        elif key == "text" and isinstance(value, list):
+            lines.append(f"{key:<{width}}  {len(value)} line{'s' if len(value) != 1 else ''}")
+            for item in value[:SHOW_TEXT_LINES]:
+                lines.append(f"{'':<{width}}    {item.get('text', '')}")
+            if len(value) > SHOW_TEXT_LINES:
+                lines.append(f"{'':<{width}}    ... ({len(value) - SHOW_TEXT_LINES} more)")
+            continue
+        elif isinstance(value, (dict, list)):
+            value = dump_json(value, indent=None)
+        lines.append(f"{key:<{width}}  {'' if value is None else value}".rstrip())
+    return lines
+
+
 def cmd_show(client: Client, args: argparse.Namespace) -> int:
     path = os.path.abspath(args.path)
     result = client.call("show", path=path)
     if args.json:
         print(dump_json(result))
         return EXIT_OK
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        if key == "path_bytes":
-            continue  # "path" itself is printed as its bytes
-        if isinstance(value, (dict, list)):
-            value = dump_json(value, indent=None)
-        print(f"{key:<{width}}  {value}")
+    for line in format_show(result):
+        print(line)
     return EXIT_OK
 
 
@@ -297,22 +329,34 @@ def _short_date(value: str | None) -> str:
     return (value or "")[:16].replace("T", " ")
 
 
-def print_results(results: list[dict[str, Any]]) -> None:
-    """An aligned table: score, path, date, tags, people."""
+def format_results(results: list[dict[str, Any]]) -> list[str]:
+    """An aligned table: score, path, date, place (when any hit has one), tags,
+    people; under a hit, the recognized line that matched the text."""
+    places = any(r.get("place") for r in results)
     rows = [
         (
             f"{r['score']:.3f}",
             r["path"],
             _short_date(r.get("taken_at")),
+            *([place_label(r.get("place"))[:30]] if places else []),
             ", ".join(t.rsplit("|", 1)[-1] for t in r.get("tags", []))[:40],
             ", ".join(r.get("people", []))[:30],
         )
         for r in results
     ]
-    head = ("score", "path", "date", "tags", "people")
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(5)]
-    for row in [head, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    head = ("score", "path", "date", *(["place"] if places else []), "tags", "people")
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip()]
+    for r, row in zip(results, rows, strict=True):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if r.get("text_match"):
+            lines.append(f"{'':<{widths[0]}}  \u201c{r['text_match']}\u201d")
+    return lines
+
+
+def print_results(results: list[dict[str, Any]]) -> None:
+    for line in format_results(results):
+        print(line)
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:
@@ -321,20 +365,36 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
         f["persons"] = args.person
     if args.tag:
         f["tags"] = args.tag
-    for key in ("after", "before", "camera", "path"):
+    for key in ("after", "before", "camera", "place", "path"):
         if getattr(args, key):
             f[key] = getattr(args, key)
     if args.near:
-        parts = args.near.split(",")
-        try:
-            lat, lon = float(parts[0]), float(parts[1])
-            km = float(parts[2]) if len(parts) > 2 else 5.0
-        except (ValueError, IndexError) as exc:
-            raise ClientError(
-                "bad_request", f"--near expects LAT,LON[,KM], got {args.near!r}"
-            ) from exc
-        f["near"] = {"lat": lat, "lon": lon, "km": km}
+        f["near"] = parse_near(args.near)
     return f
+
+
+def parse_near(text: str) -> dict[str, Any]:
+    """--near: "LAT,LON[,KM]" (KM defaults to 5) or "PLACE[,KM]": vaultd finds
+    the place by name (a town, region or country) and picks the radius when
+    none is given."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) in (2, 3):
+        return {"lat": numbers[0], "lon": numbers[1], "km": numbers[2] if numbers[2:] else 5.0}
+    km: float | None = None
+    if not numbers and len(parts) > 1:
+        try:
+            km = float(parts[-1])
+            parts = parts[:-1]
+        except ValueError:
+            pass  # "Paris, Texas": the comma belongs to the name
+    name = ", ".join(p for p in parts if p)
+    if numbers or not name:
+        raise ClientError("bad_request", f"--near expects LAT,LON[,KM] or PLACE[,KM], got {text!r}")
+    return {"name": name} if km is None else {"name": name, "km": km}
 
 
 def _show_results(result: dict[str, Any], args: argparse.Namespace) -> int:
@@ -357,7 +417,38 @@ def cmd_search(client: Client, args: argparse.Namespace) -> int:
     if not text and not filters:
         raise ClientError("bad_request", "give a search text, a filter, or both")
     result = client.call("search", text=text, filters=filters, limit=args.limit)
+    near = result.get("near")
+    if near and not args.json:
+        print(
+            f"near {place_label(near.get('place'))} ({near['lat']:.4f}, {near['lon']:.4f}), "
+            f"within {near['km']:g} km",
+            file=sys.stderr,
+        )
     return _show_results(result, args)
+
+
+def format_places(places: list[dict[str, Any]]) -> list[str]:
+    """Countries, their regions, their towns, each with its photo count."""
+    lines = []
+    for c in places:
+        lines.append(f"{c['country']} ({c['country_code']})  {c['photos']}")
+        for r in c["regions"]:
+            lines.append(f"  {r['region'] or '(no region)'}  {r['photos']}")
+            for t in r["cities"]:
+                lines.append(f"    {t['city'] or '(no town)'}  {t['photos']}")
+    return lines
+
+
+def cmd_places(client: Client, args: argparse.Namespace) -> int:
+    places = client.call("places")["places"]
+    if args.json:
+        print(dump_json(places))
+    elif places:
+        for line in format_places(places):
+            print(line)
+    else:
+        print("no photos with a place", file=sys.stderr)
+    return EXIT_OK if places else EXIT_NONE
 
 
 def cmd_similar(client: Client, args: argparse.Namespace) -> int:
@@ -530,6 +621,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from photovault.models.install import import_model, install
     from photovault.models.store import ModelError, list_models, remove
 
+    if args.action == "list" and args.available:
+        return _list_available(args.json)
     store = _settings(args).models_dir
     try:
         if args.action == "list":
@@ -548,16 +641,34 @@ def cmd_models(args: argparse.Namespace) -> int:
                         f"{r['licence']}"
                     )
             return EXIT_OK if rows or args.json else EXIT_NONE
-        if args.action == "install":
+        if args.action == "install" and args.from_hub:
+            from photovault.models.hub import install_from_hub
+
+            if args.kind != "clip":
+                raise ModelError("--from-hub installs clip models (e.g. ViT-B-32__openai)")
+            m = install_from_hub(
+                store, args.name, args.replace, args.revision, store_as=args.opt_name
+            )
+            print(f"installed {m.name} ({m.task}, {m.extra.get('family')}) into {store}")
+        elif args.action == "install":
             opts: dict[str, Any] = {"replace": args.replace}
             for key in ("pretrained", "variants", "name"):  # only when given: the tagger
                 value = getattr(args, f"opt_{key}")  # refuses options it does not know
                 if value:
                     opts[key] = value
+            if args.export_env:
+                opts["export_env"] = True
             m = install(store, args.kind, args.name, opts)
             print(f"installed {m.name} ({m.task}) into {store}")
         elif args.action == "import":
-            m = import_model(store, args.kind, Path(args.dir), replace=args.replace)
+            from photovault.models.hub import import_hub_dir, is_hub_layout
+
+            if args.kind == "clip" and is_hub_layout(Path(args.dir)):
+                m = import_hub_dir(
+                    store, Path(args.dir), args.store_name, args.replace, family=args.family
+                )
+            else:
+                m = import_model(store, args.kind, Path(args.dir), replace=args.replace)
             print(f"imported {m.name} ({m.task}) into {store}")
         else:
             remove(store, args.name)
@@ -565,6 +676,45 @@ def cmd_models(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"vaultctl: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    return EXIT_OK
+
+
+def _list_available(as_json: bool) -> int:
+    """`models list --available`: the catalogue of ready-made hub models."""
+    from photovault.models.hub import available
+
+    rows = available()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(f"{'NAME':<30} {'FAMILY':<12} {'DOWNLOAD':>9} {'RAM':>9}  LANGUAGES / GOOD FOR")
+    for r in rows:
+        print(
+            f"{r['name']:<30} {r['family']:<12} {r['download_mb']:>6} MB "
+            f"{r['ram_mb']:>6} MB  {r['languages']}: {r['good_for']}"
+        )
+    print(
+        "sizes and RAM are estimates (parameters x 4 bytes), not measured; the install "
+        "prints the real size first. Install: vaultctl models install clip NAME --from-hub"
+    )
+    return EXIT_OK
+
+
+def cmd_models_cleanup(args: argparse.Namespace) -> int:
+    """`models cleanup`: remove the export environment (torch), no config needed."""
+    from photovault.models.exportenv import cleanup, env_dir
+    from photovault.models.store import ModelError
+
+    env = env_dir()
+    try:
+        freed = cleanup(env)
+    except (ModelError, OSError) as exc:
+        print(f"vaultctl: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not freed:
+        print(f"no export environment at {env}")
+        return EXIT_OK
+    print(f"removed the export environment {env}: {freed / 1e9:.2f} GB freed")
     return EXIT_OK
 
 
@@ -624,13 +774,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     se.add_argument("--after", metavar="DATE", help="taken on or after (YYYY-MM-DD[THH:MM])")
     se.add_argument("--before", metavar="DATE", help="taken before")
-    se.add_argument("--near", metavar="LAT,LON[,KM]", help="within KM (default 5) of a place")
+    se.add_argument(
+        "--near",
+        metavar="LAT,LON[,KM]|PLACE[,KM]",
+        help="within KM (default 5) of a position or of a place by name",
+    )
+    se.add_argument(
+        "--place",
+        metavar="NAME",
+        help="taken in this town, region or country (name or code; accents, case ignored)",
+    )
     se.add_argument("--camera", metavar="TEXT", help="camera make/model contains TEXT")
     se.add_argument("--path", metavar="GLOB", help="share-relative (or absolute) path glob")
     se.add_argument("--limit", type=int, default=20)
     se.add_argument("--json", action="store_true")
     se.add_argument("--sheet", metavar="FILE.jpg", help="also render a contact sheet")
     se.set_defaults(func=cmd_search)
+    pl_ = sub.add_parser("places", help="where the photos were taken: country, region, town")
+    pl_.add_argument("--json", action="store_true")
+    pl_.set_defaults(func=cmd_places)
     si = sub.add_parser("similar", help="photos that look like PHOTO, near-duplicates first")
     si.add_argument("photo")
     si.add_argument("--limit", type=int, default=20)
@@ -693,8 +855,11 @@ def build_parser() -> argparse.ArgumentParser:
     msub = m.add_subparsers(dest="action", required=True)
     ml = msub.add_parser("list")
     ml.add_argument("--json", action="store_true")
+    ml.add_argument(
+        "--available", action="store_true", help="ready-made models on the hub (--from-hub)"
+    )
     mi = msub.add_parser("install", help="e.g. `models install tagger efficientnet-lite0`")
-    mi.add_argument("kind", choices=["tagger", "clip"])
+    mi.add_argument("kind", choices=["tagger", "clip", "text"])
     mi.add_argument("name")
     mi.add_argument("--replace", action="store_true")
     mi.add_argument(
@@ -715,12 +880,47 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="clip: name in the model store (default: architecture + weights)",
     )
-    mm = msub.add_parser("import", help="validate and install a folder of exported ONNX files")
-    mm.add_argument("kind", choices=["tagger", "clip"])
+    mi.add_argument(
+        "--from-hub",
+        action="store_true",
+        help="clip: download a ready ONNX export (Immich's layout, e.g. ViT-B-32__openai or "
+        "OWNER/REPO) through huggingface_hub; no torch; HF_HUB_OFFLINE=1: cache only",
+    )
+    mi.add_argument("--revision", help="--from-hub: a branch, tag or commit of the hub repo")
+    mi.add_argument(
+        "--export-env",
+        action="store_true",
+        help="export in the separate export environment even where torch is importable",
+    )
+    mi.epilog = (
+        "Exporting (tagger, clip without --from-hub) needs torch. Where this environment "
+        "has none, a separate export environment is built once in $PHOTOVAULT_EXPORT_ENV "
+        "(default ~/.cache/photovault/export-env; about 6 GB on x86_64, 1.5 GB with "
+        "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu; pip's other PIP_* "
+        "settings apply, PHOTOVAULT_TORCH_PIN picks another torch pair). "
+        "`vaultctl models cleanup` removes it."
+    )
+    mm = msub.add_parser(
+        "import",
+        help="validate and install a folder of exported ONNX files (ours, or for clip the "
+        "hub layout: visual/ textual/ config.json, as Immich publishes)",
+    )
+    mm.add_argument("kind", choices=["tagger", "clip", "text"])
     mm.add_argument("dir")
     mm.add_argument("--replace", action="store_true")
+    mm.add_argument(
+        "--store-name", help="clip, hub layout: name in the model store (default: folder name)"
+    )
+    mm.add_argument(
+        "--family",
+        choices=["clip", "xlm-roberta", "siglip", "siglip2", "nllb"],
+        help="clip, hub layout: the model family when its name does not tell",
+    )
     mr = msub.add_parser("remove")
     mr.add_argument("name")
+    msub.add_parser(
+        "cleanup", help="remove the export environment (torch) that install built"
+    ).set_defaults(local=cmd_models_cleanup)
     m.set_defaults(local=cmd_models)
     return p
 

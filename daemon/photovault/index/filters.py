@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from photovault.index.records import restore_path, storable
+from photovault.index.records import fold, restore_path, storable
 
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_DEGREE_LAT = math.pi * EARTH_RADIUS_KM / 180.0
@@ -47,6 +47,8 @@ class Filters:
     before:  capture time < this.
     near:    within `km` of (lat, lon), great-circle distance.
     camera:  substring of the camera name, case-insensitive.
+    place:   a town, region, country or country code where the photo was taken,
+             exactly, accent- and case-insensitive ("lisboa", "PT", "Portugal").
     path:    fnmatch-style glob ('*' also crosses '/'); a pattern starting with
              '/' matches the absolute path, any other the share-relative path.
     shares:  only these shares (cheap, pushed into SQL; use it when a caller can
@@ -61,6 +63,7 @@ class Filters:
     before: date | datetime | None = None
     near: Near | tuple[float, float, float] | None = None
     camera: str | None = None
+    place: str | None = None
     path: str | None = None
     shares: Collection[str] | None = None
     allowed: Callable[[str], bool] | Collection[str] | None = None
@@ -71,7 +74,7 @@ class Filters:
         {"lat", "lon", "km"} or [lat, lon, km]. Unknown keys are refused so a typo
         in a client does not silently widen a search. `allowed` is never read from
         the wire: the server sets it from the caller's credentials."""
-        known = {"persons", "tags", "after", "before", "near", "camera", "path", "shares"}
+        known = {"persons", "tags", "after", "before", "near", "camera", "place", "path", "shares"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))}")
@@ -121,6 +124,7 @@ class Filters:
             before=when("before"),
             near=near,
             camera=text("camera"),
+            place=text("place"),
             path=text("path"),
             shares=None if shares is None else strings("shares"),
         )
@@ -251,6 +255,8 @@ def to_sql(f: Filters, cameras: Collection[str] | None = None) -> str | None:
             parts.append(
                 "camera IN (" + ", ".join(sql_string(c) for c in names) + ")" if names else "false"
             )
+    if f.place is not None:
+        parts.append(f"array_has(place_keys, {sql_string(fold(f.place))})")
     if f.path:
         column = "abs_path" if f.path.startswith("/") else "path"
         parts.append(f"regexp_like({column}, {sql_string(glob_to_regex(f.path))})")

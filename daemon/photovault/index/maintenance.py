@@ -23,7 +23,7 @@ from lancedb.index import Bitmap, BTree, IvfSq, LabelList
 from photovault.index.memory import MemoryLoader
 from photovault.index.schema import write_meta
 from photovault.index.tables import IndexTables
-from photovault.index.writes import WriteBuffer, ensure_fts
+from photovault.index.writes import WriteBuffer, ensure_fts, fts_missing
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Maintenance:
         s = t.settings
         did: dict[str, Any] = {}
         rows = t.photos.count_rows()
-        if rows and "search_text" not in t.indexes:
+        if rows and fts_missing(t):
             ensure_fts(t)
             did["fts"] = "built"
         if rows >= s.scalar_index_rows:
@@ -129,6 +129,7 @@ class Maintenance:
                 "taken_local": BTree(),
                 "tag_keys": LabelList(),
                 "people_keys": LabelList(),
+                "place_keys": LabelList(),
                 "lat": BTree(),
             }
             for column, cfg in wanted.items():

@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from photovault.geo.places import fold
 from photovault.index.schema import photos_schema
-from photovault.results import photo_tags
+from photovault.results import Place, metadata_of, ok, photo_tags, text_of
 from photovault.sidecar.keywords import person_tags
 
 log = logging.getLogger(__name__)
 
 _WORD_SPLIT = re.compile(r"[\s/\\|_\-.,;:()\[\]{}+]+")
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 @dataclass
@@ -66,13 +68,11 @@ class PhotoRecord:
     vector: np.ndarray | None = None  # CLIP image embedding, L2-normalised
     # As analyzed; only their names and person ids are stored (people, person_ids).
     faces: list[FaceRecord] | None = None
-
-
-def _ok(result: Any) -> dict[str, Any]:
-    """An analyzer result, or {} when the analyzer is off or failed on this photo."""
-    if isinstance(result, dict) and "error" not in result:
-        return result
-    return {}
+    # Wall-clock capture time at the place (ISO, no offset) when the metadata
+    # analyzer knew it; else `taken_at` without its offset (see `wall_clock`).
+    taken_local: str | None = None
+    text: str = ""  # recognized text, one line per line, in reading order
+    place: Place | None = None
 
 
 def _vector(value: Any) -> np.ndarray | None:
@@ -90,10 +90,11 @@ def record_from_photo(
     Its tags are as the person sees them (`sidecar.keywords.person_tags`): without
     the keywords they `rejected` in the sidecar, with those they `added`.
 
-    Expected analyzer results (any may be missing or hold {"error": ...}):
-    - metadata: {"taken_at", "gps": {"lat", "lon"}, "camera", "width", "height", "dhash"}
+    Metadata (capture time, GPS, camera, place, local time) and recognized text
+    are read through `photovault.results`; the other results (any may be missing
+    or hold {"error": ...}):
     - tagger:   {"tags": [{"tag", "confidence", "source"}], "labels": [{"synset", "label",
-                "score"}]}; tags also from the CLIP `tags` analyzer (analyze.base.photo_tags)
+                "score"}]}; tags also from the CLIP `tags` analyzer (results.photo_tags)
     - clip:     {"embedding": 512 floats} (or "vector")
     - faces:    {"faces": [{"box": [x, y, w, h], "score", "person_id", "person",
                 "embedding"}]}
@@ -102,12 +103,16 @@ def record_from_photo(
     f = photo.file
     facts = dict(photo.facts or {})
     results = photo.results or {}
-    meta = _ok(results.get("metadata"))
-    merged = {**facts, **{k: v for k, v in meta.items() if v is not None}}
-    gps = merged.get("gps") or {}
-    tagger = _ok(results.get("tagger"))
-    clip = _ok(results.get("clip"))
-    faces_res = _ok(results.get("faces"))
+    meta = metadata_of(results)
+    gps = facts.get("gps") or {}
+    lat: float | None = meta.lat
+    lon: float | None = meta.lon
+    if lat is None or lon is None:
+        lat, lon = gps.get("lat"), gps.get("lon")
+    taken_at = meta.taken_at or facts.get("taken_at")
+    tagger = ok(results.get("tagger"))
+    clip = ok(results.get("clip"))
+    faces_res = ok(results.get("faces"))
     faces: list[FaceRecord] | None = None
     if "faces" in results:
         faces = []
@@ -132,25 +137,29 @@ def record_from_photo(
         sha256=photo.sha256,
         size=getattr(f, "size", None),
         mtime_ns=getattr(f, "mtime_ns", None),
-        taken_at=merged.get("taken_at"),
-        lat=gps.get("lat"),
-        lon=gps.get("lon"),
-        camera=merged.get("camera"),
-        width=merged.get("width"),
-        height=merged.get("height"),
+        taken_at=taken_at,
+        lat=lat,
+        lon=lon,
+        camera=meta.camera or facts.get("camera"),
+        width=meta.width if meta.width is not None else facts.get("width"),
+        height=meta.height if meta.height is not None else facts.get("height"),
         tags=person_tags(photo_tags(results), rejected, added),
         labels=list(tagger.get("labels") or []),
         people=people,
         person_ids=person_ids,
-        dhash=merged.get("dhash"),
+        dhash=meta.dhash or facts.get("dhash"),
         vector=_vector(clip.get("embedding", clip.get("vector"))),
         faces=faces,
+        taken_local=meta.taken_local if meta.taken_at else None,
+        text=text_of(results).text,
+        place=meta.place,
     )
 
 
 def record_from_row(row: dict[str, Any]) -> PhotoRecord:
     """A stored row back into a record (for moves and renames, which rewrite rows)."""
     vec = row.get("vector")
+    taken = row.get("taken_local")
     return PhotoRecord(
         id=row["id"],
         share=row["share"],
@@ -172,6 +181,9 @@ def record_from_row(row: dict[str, Any]) -> PhotoRecord:
         dhash=row.get("dhash"),
         vector=np.asarray(vec, dtype=np.float32) if vec is not None else None,
         faces=None,
+        taken_local=taken.isoformat() if isinstance(taken, datetime) else None,
+        text=row.get("ocr_text") or "",
+        place=Place.from_dict(row),
     )
 
 
@@ -251,7 +263,8 @@ def path_words(path: str) -> str:
 
 def search_text(rec: PhotoRecord) -> str:
     """One document per photo for the full-text index (LanceDB's native FTS
-    indexes one column): tags, classifier labels, person names, path words."""
+    indexes one column): tags, classifier labels, person names, path words,
+    camera, place names and the recognized text."""
     parts: list[str] = []
     for t in rec.tags:
         parts.append(str(t.get("tag") or "").replace("|", " "))
@@ -261,7 +274,45 @@ def search_text(rec: PhotoRecord) -> str:
     parts.append(path_words(rec.path))
     if rec.camera:
         parts.append(rec.camera)
+    if rec.place is not None:
+        parts.extend(n for n in (rec.place.city, rec.place.region, rec.place.country) if n)
+    if rec.text:
+        parts.append(rec.text.replace("\n", " "))
     return " ".join(p for p in parts if p)
+
+
+def place_keys(place: Place | None) -> list[str]:
+    """What `--place` may name: town, region, country or its code, folded as
+    the geocoder folds names (accents, case and punctuation do not matter)."""
+    if place is None:
+        return []
+    return sorted({fold(n) for n in place.names() if fold(n)})
+
+
+def squash(text: str) -> str:
+    """Folded text with everything but letters and digits removed: the form in
+    which OCR's joins and splits stop mattering ("SDN BHD" and "SDNBHD" are both
+    "sdnbhd")."""
+    return _NOT_WORD.sub("", fold(text))
+
+
+def joined_text(text: str) -> str | None:
+    """The recognized text for substring matching: each line squashed, lines
+    apart (a match does not run from one line into the next)."""
+    lines = [squash(line) for line in text.splitlines()]
+    out = " ".join(line for line in lines if line)
+    return out or None
+
+
+def wall_clock(rec: PhotoRecord) -> datetime | None:
+    """The capture time at the place: the metadata analyzer's `taken_local`, else
+    the camera's time without its offset."""
+    if rec.taken_local:
+        try:
+            return datetime.fromisoformat(rec.taken_local).replace(tzinfo=None)
+        except ValueError:
+            log.debug("unparseable taken_local %r", rec.taken_local)
+    return local_time(rec.taken_at)
 
 
 def dhash_int(value: str | None) -> int | None:
@@ -333,7 +384,7 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
         "size": [r.size for r in records],
         "mtime_ns": [r.mtime_ns for r in records],
         "taken_at": [r.taken_at for r in records],
-        "taken_local": [local_time(r.taken_at) for r in records],
+        "taken_local": [wall_clock(r) for r in records],
         "lat": [r.lat for r in records],
         "lon": [r.lon for r in records],
         "camera": [r.camera for r in records],
@@ -350,7 +401,15 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
         "dhash": [r.dhash for r in records],
         "dhash_int": [dhash_int(r.dhash) for r in records],
         "search_text": [search_text(r) for r in records],
+        "ocr_text": [r.text or None for r in records],
+        "ocr_joined": [joined_text(r.text) for r in records],
+        "country_code": [r.place.country_code if r.place else None for r in records],
+        "country": [r.place.country if r.place else None for r in records],
+        "region": [r.place.region if r.place else None for r in records],
+        "city": [r.place.city if r.place else None for r in records],
+        "place_keys": [place_keys(r.place) for r in records],
     }
-    arrays = [pa.array(cols[f.name], type=f.type) for f in schema if f.name != "vector"]
-    arrays.append(vectors)
+    arrays = [
+        vectors if f.name == "vector" else pa.array(cols[f.name], type=f.type) for f in schema
+    ]
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 # 1: first layout. 2: paths stored losslessly (records.storable escapes
 #    backslashes too; same columns). 3: the unused `faces` and `people` tables
 #    dropped (people.sqlite3 holds faces and names; photos keep the names).
-SCHEMA_VERSION = 3
+# 4: recognized text (`ocr_text`, `ocr_joined`) and place columns (`country_code`,
+#    `country`, `region`, `city`, `place_keys`), after `vector`.
+SCHEMA_VERSION = 4
 META_FILE = "meta.json"
 
 PHOTOS = "photos"
@@ -66,6 +68,17 @@ LABEL_TYPE = pa.struct(
 )
 
 
+TEXT_AND_PLACE = [
+    pa.field("ocr_text", pa.string()),
+    pa.field("ocr_joined", pa.string()),
+    pa.field("country_code", pa.string()),
+    pa.field("country", pa.string()),
+    pa.field("region", pa.string()),
+    pa.field("city", pa.string()),
+    pa.field("place_keys", pa.list_(pa.string())),
+]
+
+
 def photos_schema(vector_dim: int) -> pa.Schema:
     """One row per catalogued file (not per content hash): a search hit is a path.
 
@@ -74,6 +87,12 @@ def photos_schema(vector_dim: int) -> pa.Schema:
     predicates that LanceDB evaluates (and can index) before the limit.
     `taken_local` is the capture wall-clock time without offset: "after May 1"
     means the photographer's May 1, whatever time zone the camera was in.
+
+    `ocr_text` is the recognized text, a line per line; `ocr_joined` the same
+    folded with only letters and digits kept in each line (records.joined_text),
+    which an n-gram full-text index serves for substring matches across OCR's
+    joined and split words. `place_keys` are the folded names of the place
+    (town, region, country, country code) a place filter compares with.
     """
     return pa.schema(
         [
@@ -103,6 +122,8 @@ def photos_schema(vector_dim: int) -> pa.Schema:
             pa.field("dhash_int", pa.int64()),
             pa.field("search_text", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), vector_dim), nullable=True),
+            # schema 4: after `vector`, where its migration adds them
+            *TEXT_AND_PLACE,
         ]
     )
 
@@ -144,8 +165,26 @@ def _drop_face_tables(db: Any, meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _add_text_and_place(db: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 adds the recognized text and place columns, empty (null): a row
+    gets them when its photo is next written, as the new analyzer results
+    arrive. The n-gram full-text index is built by maintenance."""
+    if PHOTOS not in db.list_tables().tables:
+        return meta
+    photos = db.open_table(PHOTOS)
+    have = set(photos.schema.names)
+    missing = [f for f in TEXT_AND_PLACE if f.name not in have]
+    if missing:
+        photos.add_columns(missing)
+    return meta
+
+
 # from-version -> step to from-version + 1.
-MIGRATIONS: dict[int, Migration] = {1: _paths_escape_backslashes, 2: _drop_face_tables}
+MIGRATIONS: dict[int, Migration] = {
+    1: _paths_escape_backslashes,
+    2: _drop_face_tables,
+    3: _add_text_and_place,
+}
 
 
 def read_meta(index_dir: Path) -> dict[str, Any] | None:

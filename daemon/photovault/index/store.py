@@ -196,10 +196,17 @@ class PhotoIndex:
         filters: Filters | None = None,
         limit: int = 50,
     ) -> list[Hit]:
-        """Semantic ranking when a vector is given, full-text (BM25 over tags,
-        labels, names, path words) when only text is, newest first for filters
-        alone. Filters, permissions included, hold before the limit."""
+        """Semantic ranking when only a vector is given, full-text (BM25 over
+        tags, labels, names, path words, places and recognized text, substrings
+        of that text after whole words) when only text is, both fused by
+        reciprocal rank when both are, newest first for filters alone. Filters,
+        permissions included, hold before the limit."""
         return self._searcher.search(text_vector, text, filters, limit)
+
+    def places(self, filters: Filters | None = None) -> list[dict[str, Any]]:
+        """The library's places with photo counts, country -> region -> town (of
+        the photos that pass `filters`, permissions included)."""
+        return self._searcher.places(filters or Filters())
 
     def similar(
         self, photo: int | str, limit: int = 50, filters: Filters | None = None

@@ -23,22 +23,45 @@ from photovault.index.memann import MemoryAnn
 from photovault.index.presence import PresentIds
 from photovault.index.records import (
     PhotoRecord,
-    local_time,
     photos_table,
     record_from_row,
     storable,
+    wall_clock,
 )
 from photovault.index.tables import IndexTables
 
 log = logging.getLogger(__name__)
 
 
+#: Full-text indexes: words of the document (stemmed, stop words dropped, accents
+#: folded), and 4-grams of the squashed recognized text for substring matches
+#: (OCR joins words: "PERINDUSTRIANBALAKONG"). No stemming or stop words there:
+#: a gram is not a word, and the query is cut into grams the same way.
+FTS_INDEXES = {
+    "search_text": FTS(with_position=False),
+    "ocr_joined": FTS(
+        with_position=False,
+        base_tokenizer="ngram",
+        ngram_min_length=4,
+        ngram_max_length=4,
+        stem=False,
+        remove_stop_words=False,
+    ),
+}
+
+
+def fts_missing(t: IndexTables) -> bool:
+    return not set(FTS_INDEXES) <= t.indexes
+
+
 def ensure_fts(t: IndexTables) -> None:
-    """Build the full-text index over `search_text` (once there is a row)."""
+    """Build the full-text indexes that are missing (once there is a row)."""
     if t.photos.count_rows() == 0:
         return
-    t.photos.create_index("search_text", config=FTS(with_position=False), replace=True)
-    t.indexes.add("search_text")
+    for column, cfg in FTS_INDEXES.items():
+        if column not in t.indexes:
+            t.photos.create_index(column, config=cfg, replace=True)
+            t.indexes.add(column)
 
 
 def under(share: str, relpath: str, column: str = "path") -> str:
@@ -163,7 +186,7 @@ class WriteBuffer:
         self._mem.put(  # after the commit, as LanceDB
             ids,
             [r.vector for r in records],
-            taken=[local_time(r.taken_at) for r in records],
+            taken=[wall_clock(r) for r in records],
             cameras=[r.camera for r in records],
         )
         log.debug("index: wrote %d photos", len(records))
@@ -171,7 +194,7 @@ class WriteBuffer:
     def _after_write(self) -> None:
         self.writes_since_optimize += 1
         self.last_write = self._t.clock()
-        if "search_text" not in self._t.indexes:
+        if fts_missing(self._t):
             ensure_fts(self._t)
 
     def _delete_where(self, where: str) -> int:

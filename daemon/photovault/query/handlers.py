@@ -18,7 +18,7 @@ from photovault.people.store import PeopleError
 from photovault.query.permissions import Identity
 from photovault.query.protocol import ProtocolError, Request
 from photovault.query.server import Caller
-from photovault.results import photo_tags
+from photovault.results import metadata_of, photo_tags, text_of
 from photovault.sidecar.keywords import person_tags
 from photovault.sidecar.reader import read_sidecar
 
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 #: How long `rescan` waits for the scan before answering "still running".
 RESCAN_WAIT_SECONDS = 5.0
+#: The radius of `near` a place by name, when none is given: the geocoder has
+#: one point per town (its centre), and a town spans a few km around it.
+NEAR_PLACE_KM = 10.0
 
 
 def _str_arg(args: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -75,8 +78,11 @@ def _int_arg(args: dict[str, Any], name: str) -> int:
 
 
 class Handlers:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, geocoder: Any = None) -> None:
         self.daemon = daemon
+        #: Finds places by name for `near` (geo.places.Geocoder); None: the
+        #: process's one, loaded on the first such search.
+        self.geocoder = geocoder
         self.ops = {
             "ping": self.ping,
             "status": self.status,
@@ -95,6 +101,7 @@ class Handlers:
             "people_reject": self.people_reject,
             "people_suggest": self.people_suggest,
             "search": self.search,
+            "places": self.places,
             "similar": self.similar,
             "embed": self.embed,
             "backup": self.backup,
@@ -252,6 +259,10 @@ class Handlers:
             "width": None,
             "height": None,
             "orientation": None,
+            "taken_local": None,
+            "local_time": None,
+            "place": None,
+            "text": [],
         }
         content = self.daemon.catalog.content(row.sha256) if row.sha256 else None
         if content is not None:
@@ -267,6 +278,11 @@ class Handlers:
                 "mime",
             ):
                 out[key] = facts.get(key)
+            meta = metadata_of(content.results)
+            out["taken_local"] = meta.taken_local
+            out["local_time"] = meta.local_time.to_dict() if meta.local_time else None
+            out["place"] = meta.place.to_dict() if meta.place else None
+            out["text"] = [line.to_dict() for line in text_of(content.results).lines]
             out["analyzers"] = content.analyzers
             out["tags"] = person_tags(
                 photo_tags(content.results), *self.daemon.catalog.person_keywords(row.id)
@@ -400,16 +416,48 @@ class Handlers:
 
         return allowed
 
-    def _filters(self, args: dict[str, Any], caller: Caller) -> Filters:
+    def _filters(
+        self, args: dict[str, Any], caller: Caller, resolved: dict[str, Any] | None = None
+    ) -> Filters:
+        """The search filters of a request, with the caller's permissions. A
+        `near` given by place name is resolved here (and told in `resolved`)."""
         raw = args.get("filters") or {}
         if not isinstance(raw, dict):
             raise ProtocolError("bad_request", "'filters' must be an object")
+        near = raw.get("near")
+        if isinstance(near, dict) and "name" in near:
+            where = self._near_place(near)
+            raw = {**raw, "near": {k: where[k] for k in ("lat", "lon", "km")}}
+            if resolved is not None:
+                resolved.update(where)
         try:
             filters = Filters.from_dict(raw)
         except (ValueError, TypeError, KeyError) as exc:
             raise ProtocolError("bad_request", f"bad filter: {exc}") from exc
         filters.allowed = self._allowed(caller)
         return filters
+
+    def _near_place(self, near: dict[str, Any]) -> dict[str, Any]:
+        """{"name", "km"} -> {"place", "lat", "lon", "km"}: the most populous place
+        of that name (a town, region or country; a region or country stands at its
+        largest town), found by the offline geocoder; km defaults to NEAR_PLACE_KM."""
+        name = near.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise ProtocolError("bad_request", "near 'name' must be a place name")
+        unknown = set(near) - {"name", "km"}
+        if unknown:
+            raise ProtocolError("bad_request", f"unknown near key(s): {', '.join(sorted(unknown))}")
+        from photovault.geo.places import GeoDataMissing, default_geocoder
+
+        try:
+            found = (self.geocoder or default_geocoder()).forward(name, limit=1)
+        except GeoDataMissing as exc:
+            raise ProtocolError("unavailable", f"place names are not available: {exc}") from exc
+        if not found:
+            raise ProtocolError("bad_request", f"no place called {name!r} is known")
+        place, lat, lon = found[0]
+        km = near.get("km", NEAR_PLACE_KM)
+        return {"place": place.to_dict(), "lat": lat, "lon": lon, "km": km}
 
     @staticmethod
     def _limit(args: dict[str, Any]) -> int:
@@ -431,6 +479,8 @@ class Handlers:
             "people": list(h.people),
             "share": h.share,
             "near_duplicate": h.dhash_distance is not None and h.dhash_distance <= 6,
+            "text_match": h.text_match,
+            "place": h.place,
         }
 
     def search(self, args: dict[str, Any], caller: Caller) -> Any:
@@ -438,19 +488,31 @@ class Handlers:
         text = args.get("text") or ""
         if not isinstance(text, str) or len(text) > 1000:
             raise ProtocolError("bad_request", "'text' must be a string of at most 1000 chars")
-        filters = self._filters(args, caller)
         if not text.strip() and not args.get("filters"):
             raise ProtocolError("bad_request", "give a text, a filter, or both")
+        near: dict[str, Any] = {}
+        filters = self._filters(args, caller, near)
         clip = self._clip()
         vector = clip.encode_text([text])[0] if clip is not None and text.strip() else None
+        # With CLIP, the text ranks too: keywords, places and recognized text are
+        # fused with the meaning (index.search), not switched off by it.
         hits = self.daemon.index.search(vector, text.strip() or None, filters, self._limit(args))
         self.daemon.metrics.search_latency(time.monotonic() - started)
-        return {
-            "mode": "semantic"
+        out: dict[str, Any] = {
+            "mode": "semantic+keywords"
             if vector is not None
             else ("keywords" if text.strip() else "filters"),
             "results": [self._hit(h) for h in hits],
         }
+        if near:
+            out["near"] = near
+        return out
+
+    def places(self, args: dict[str, Any], caller: Caller) -> Any:
+        """The places of the photos this caller may read, with photo counts:
+        country -> region -> town (optionally within `filters`)."""
+        filters = self._filters(args, caller)
+        return {"places": self.daemon.index.places(filters)}
 
     def similar(self, args: dict[str, Any], caller: Caller) -> Any:
         started = time.monotonic()

@@ -88,7 +88,7 @@ def test_a_version_2_index_drops_its_unused_face_tables_and_keeps_its_photos(tmp
     try:
         assert sorted(lancedb.connect(str(folder)).list_tables().tables) == ["photos"]
         meta = read_meta(folder)
-        assert meta["schema_version"] == SCHEMA_VERSION == 3
+        assert meta["schema_version"] == SCHEMA_VERSION
         assert "face_dim" not in meta
         from photovault.index import Filters
 
@@ -164,3 +164,42 @@ def test_lancedb_warnings_are_quieted_unless_the_operator_asks(tmp_path):
     env["LANCEDB_LOG"] = "debug"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "debug"
+
+
+def test_a_version_3_index_gains_text_and_place_columns_and_keeps_its_photos(tmp_path):
+    import lancedb
+
+    from photovault.index import Filters
+    from photovault.index.records import photos_table
+    from photovault.index.schema import TEXT_AND_PLACE, photos_schema
+    from photovault.results import Place
+
+    from .conftest import photo
+
+    folder = tmp_path / "index"
+    new = {f.name for f in TEXT_AND_PLACE}
+    v3 = pa_schema_without(photos_schema(16), new)
+    old_row = photos_table([photo(1, tags=[{"tag": "Beach", "confidence": 0.9}])], 16)
+    db = lancedb.connect(str(folder))
+    db.create_table("photos", schema=v3).add(old_row.select(v3.names), on_bad_vectors="null")
+    write_meta(folder, {"schema_version": 3, "vector_dim": 16})
+
+    idx = PhotoIndex(folder, settings())
+    try:
+        assert read_meta(folder)["schema_version"] == SCHEMA_VERSION == 4
+        assert new <= set(idx.photos.schema.names)
+        assert [h.id for h in idx.search(None, None, Filters(tags=["beach"]), 5)] == [1]
+        assert idx.get(1)["place_keys"] is None
+        idx.upsert([photo(2, text="PERINDUSTRIANBALAKONG", place=Place("PT", "Portugal"))])
+        idx.flush()
+        idx.maintain()
+        assert [h.id for h in idx.search(None, "balakong", Filters(place="pt"), 5)] == [2]
+        assert [h.id for h in idx.search(None, "beach", None, 5)] == [1]
+    finally:
+        idx.close()
+
+
+def pa_schema_without(schema, names):
+    import pyarrow as pa
+
+    return pa.schema([f for f in schema if f.name not in names])

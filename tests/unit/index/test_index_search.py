@@ -296,7 +296,10 @@ def test_hits_carry_path_share_time_tags_and_people(make_index):
         "tags",
         "people",
         "dhash_distance",
+        "text_match",
+        "place",
     }
+    assert hit.text_match is None and hit.place is None
 
 
 def test_filters_from_a_protocol_object_parse_dates_and_near_and_refuse_unknown_keys():

@@ -3,6 +3,7 @@ operation answers, and what a caller who is not an admin may see."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -130,3 +131,116 @@ def test_search_hides_a_photo_the_caller_cannot_read(daemon: Daemon) -> None:
 def test_show_of_a_photo_the_caller_cannot_read_is_not_found(daemon: Daemon) -> None:
     err = refused(daemon, "show", NOBODY, path=os.fspath(share_root(daemon) / "private.jpg"))
     assert err.code == "not_found" and err.message == "no such photo"
+
+
+# -- places and recognized text --------------------------------------------------------
+
+LISBON = {"country_code": "PT", "country": "Portugal", "region": "Lisboa", "city": "Lisbon"}
+
+
+def test_show_gives_the_place_local_time_and_recognized_text_of_the_stored_results(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = daemon.catalog.content
+
+    def content(sha256: str) -> Any:
+        c = stored(sha256)
+        assert c is not None
+        meta = {
+            **c.results.get("metadata", {}),
+            "place": LISBON,
+            "taken_local": "2023-12-24T23:30:00",
+            "local_time": {"offset": "+00:00", "zone": "Europe/Lisbon", "source": "position"},
+        }
+        text = {"lines": [{"text": "PASTEIS DE BELEM", "box": [0.1, 0.2, 0.5, 0.1], "score": 0.9}]}
+        return dataclasses.replace(c, results={**c.results, "metadata": meta, "text": text})
+
+    monkeypatch.setattr(daemon.catalog, "content", content)
+    shown = call(daemon, "show", path=os.fspath(share_root(daemon) / "public.jpg"))
+
+    assert shown["place"] == LISBON
+    assert shown["taken_local"] == "2023-12-24T23:30:00"
+    assert shown["local_time"] == {
+        "offset": "+00:00",
+        "zone": "Europe/Lisbon",
+        "source": "position",
+    }
+    assert shown["text"] == [
+        {"text": "PASTEIS DE BELEM", "box": [0.1, 0.2, 0.5, 0.1], "score": 0.9}
+    ]
+
+
+def test_show_of_a_photo_without_place_or_text_says_so(daemon: Daemon) -> None:
+    shown = call(daemon, "show", path=os.fspath(share_root(daemon) / "public.jpg"))
+    assert (shown["place"], shown["local_time"], shown["text"]) == (None, None, [])
+
+
+def test_places_are_aggregated_with_the_callers_permissions(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+
+    def places(filters: Any) -> list[dict[str, Any]]:
+        seen.append(filters.allowed)
+        return [{"country_code": "PT", "country": "Portugal", "photos": 1, "regions": []}]
+
+    monkeypatch.setattr(daemon.index, "places", places)
+
+    assert call(daemon, "places")["places"][0]["country"] == "Portugal"
+    call(daemon, "places", NOBODY)
+    assert seen[0] is None  # root reads everything
+    root = share_root(daemon)
+    assert seen[1](os.fspath(root / "public.jpg"))
+    assert not seen[1](os.fspath(root / "private.jpg"))
+
+
+def test_places_of_the_real_index_hide_what_the_caller_cannot_read(daemon: Daemon) -> None:
+    from photovault.index import Filters
+
+    root = share_root(daemon)
+    idx = daemon.index
+    where = {h.abs_path: h for h in idx.search(None, None, Filters(shares=["photos"]), 10)}
+    rows = [idx.get(where[os.fspath(root / name)].id) for name in ("public.jpg", "private.jpg")]
+    assert all(rows)
+    from photovault.index.records import record_from_row
+    from photovault.results import Place
+
+    records = [record_from_row(r) for r in rows if r]
+    places = [Place("PT", "Portugal", "Lisboa", "Lisbon"), Place("DE", "Germany", None, "Kehl")]
+    try:
+        idx.upsert(dataclasses.replace(r, place=p) for r, p in zip(records, places, strict=True))
+        idx.flush()
+        everything = call(daemon, "places")["places"]
+        assert [c["country_code"] for c in everything] == ["DE", "PT"]
+        assert [c["country_code"] for c in call(daemon, "places", NOBODY)["places"]] == ["PT"]
+        hits = call(daemon, "search", filters={"place": "lisboa"})["results"]
+        assert [(h["path"], h["place"]) for h in hits] == [(os.fspath(root / "public.jpg"), LISBON)]
+    finally:
+        idx.upsert(records)
+        idx.flush()
+
+
+class FakeGeocoder:
+    def forward(self, name: str, limit: int = 10) -> list[tuple[Any, float, float]]:
+        from photovault.results import Place
+
+        if name.lower() != "lisbon":
+            return []
+        return [(Place("PT", "Portugal", "Lisboa", "Lisbon"), 38.72, -9.14)]
+
+
+def test_search_near_a_place_name_resolves_it_in_the_daemon(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    got: list[Any] = []
+    monkeypatch.setattr(daemon.index, "search", lambda v, t, f, n: got.append(f) or [])
+    handlers = Handlers(daemon, geocoder=FakeGeocoder())
+
+    result = handlers.handle(Request("search", {"filters": {"near": {"name": "Lisbon"}}}), ROOT)
+
+    assert result["near"] == {"place": LISBON, "lat": 38.72, "lon": -9.14, "km": 10.0}
+    near = got[0].near_spec()
+    assert (near.lat, near.lon, near.km) == (38.72, -9.14, 10.0)
+    with pytest.raises(ProtocolError) as info:
+        handlers.handle(Request("search", {"filters": {"near": {"name": "Atlantis"}}}), ROOT)
+    assert info.value.code == "bad_request" and "Atlantis" in info.value.message
