@@ -6,10 +6,18 @@ score any phrase. Each tag's prompts are put into each template, encoded by
 the text tower, averaged and normalised once at start; per photo this is
 one small matrix product on the embedding the `clip` analyzer already made.
 
-Confidence is CLIP's zero-shot probability: softmax over the vocabulary of
-``logit_scale * cosine``. It says "this tag fits best among these", not
-"this is certainly a beach"; hence both a probability and a raw-cosine floor
-(default 0.2; unrelated photo/text pairs score about 0.1-0.18).
+Confidence depends on the model family (``models/families.py``, recorded in
+the model's manifest as ``extra.scoring``):
+
+* CLIP (and Multilingual-CLIP): the zero-shot probability, a softmax over the
+  vocabulary of ``logit_scale * cosine``. It says "this tag fits best among
+  these", not "this is certainly a beach"; hence both a probability and a
+  raw-cosine floor (0.2 for CLIP; unrelated photo/text pairs score about
+  0.1-0.18).
+* SigLIP, SigLIP2, NLLB-CLIP: ``sigmoid(logit_scale * cosine + logit_bias)``
+  per tag, as these models were trained; each tag stands on its own.
+
+Settings given here override the manifest's figures.
 """
 
 from __future__ import annotations
@@ -34,10 +42,12 @@ DEFAULTS: dict[str, Any] = {
     "model": None,  # CLIP model (must be the one the clip analyzer uses)
     "variant": "fp32",
     "vocabulary": None,  # path to a tags.toml; None = <state_dir>/tags.toml, else packaged
-    "min_confidence": 0.3,
-    "min_similarity": 0.2,
+    # None: the model's own figures (manifest extra.scoring, else its family's defaults)
+    "min_confidence": None,
+    "min_similarity": None,
     "max_tags": 3,
-    "logit_scale": 100.0,
+    "logit_scale": None,
+    "logit_bias": None,
 }
 
 
@@ -87,10 +97,18 @@ class ZeroShotTags(Analyzer):
     def __init__(self, clip: Clip, vocabulary: Vocabulary, settings: dict[str, Any]) -> None:
         self.vocabulary = vocabulary
         self.model_name = clip.model_name
-        self.min_confidence = float(settings["min_confidence"])
-        self.min_similarity = float(settings["min_similarity"])
+        scoring = clip.scoring
+
+        def pick(key: str, default: float) -> float:
+            value = settings.get(key)
+            return float(default if value is None else value)
+
+        self.scoring_kind = scoring.kind
+        self.min_confidence = pick("min_confidence", scoring.tag_min_confidence)
+        self.min_similarity = pick("min_similarity", scoring.tag_min_similarity)
         self.max_tags = int(settings["max_tags"])
-        self.logit_scale = float(settings["logit_scale"])
+        self.logit_scale = pick("logit_scale", scoring.logit_scale)
+        self.logit_bias = pick("logit_bias", scoring.logit_bias)
         rows = []
         for prompts in vocabulary.prompts:
             rows.append(l2_normalize(clip.encode_text(list(prompts)).mean(axis=0, keepdims=True)))
@@ -111,9 +129,7 @@ class ZeroShotTags(Analyzer):
         if embedding.shape != (self.text.shape[1],):
             return AnalyzerError(f"clip embedding has shape {embedding.shape}")
         similarity = self.text @ embedding
-        logits = self.logit_scale * similarity
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
+        probs = self.confidences(similarity)
         order = np.argsort(-probs)[: self.max_tags]
         tags = [
             {
@@ -126,6 +142,14 @@ class ZeroShotTags(Analyzer):
             if probs[i] >= self.min_confidence and similarity[i] >= self.min_similarity
         ]
         return {"model": self.model_name, "tags": tags}
+
+    def confidences(self, similarity: np.ndarray) -> np.ndarray:
+        """Cosines to every tag -> confidences, as the model family scores them."""
+        logits = self.logit_scale * similarity.astype(np.float64) + self.logit_bias
+        if self.scoring_kind == "sigmoid":
+            return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+        probs = np.exp(logits - logits.max())
+        return np.asarray(probs / probs.sum())
 
 
 def create(settings: Any, context: AnalyzerContext) -> ZeroShotTags:

@@ -2,8 +2,10 @@
 
 At run time: the store of installed ONNX models and their manifests
 (`store`), onnxruntime sessions (`session`, the only module that imports
-onnxruntime), preprocessing, the CLIP towers and the CLIP tokenizer. At
-install time: the exporters in `models.export`, the only modules that import
-torch; `install` reaches them only inside functions. Nothing here imports
+onnxruntime), preprocessing, the CLIP towers and the CLIP tokenizer, a
+model's own tokenizer.json (`hf_tokenizer`) and model families (`families`).
+At install time: the exporters in `models.export`, the only modules that
+import torch; `install` reaches them only inside functions. Ready-made ONNX
+exports from the hub (`hub`) install without torch. Nothing here imports
 `photovault.analyze`; the analyzers import this package.
 """

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from photovault.models.preprocess import preprocess
-from photovault.models.store import InstalledModel, Manifest, ModelError
+from photovault.models.families import CLEAN, FAMILIES, Scoring, scoring_for
+from photovault.models.preprocess import RESAMPLING, preprocess
+from photovault.models.store import TEXT_MASK_INPUT, InstalledModel, Manifest, ModelError
 from photovault.models.tokenizer import VOCAB_SIZE, default_tokenizer
 
 
@@ -32,8 +33,10 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 # What encode_text and embed_pixels implement; a manifest asking for anything
 # else would give silently wrong embeddings.
 TOKENIZER = "clip-bpe"
-RESIZE_MODES = ("shortest",)
-INTERPOLATIONS = ("bicubic",)
+HF_TOKENIZER = "hf"  # the model's own tokenizer.json (models/hf_tokenizer.py)
+RESIZE_MODES = ("shortest", "squash")
+INTERPOLATIONS = tuple(RESAMPLING)
+TEXT_DTYPES = {"int64": np.int64, "int32": np.int32}
 
 
 def manifest_problems(manifest: Manifest) -> list[str]:
@@ -47,12 +50,24 @@ def manifest_problems(manifest: Manifest) -> list[str]:
     context = extra.get("context_length")
     if not isinstance(context, int) or context <= 0:
         out.append("extra.context_length must be a positive integer")
-    if extra.get("tokenizer") != TOKENIZER:
+    tokenizer = extra.get("tokenizer")
+    if tokenizer == HF_TOKENIZER:
+        tokenizer_file = extra.get("tokenizer_file")
+        if tokenizer_file not in extra.get("data_files", []):
+            out.append("extra.tokenizer_file must name one of extra.data_files")
+        if not isinstance(extra.get("pad_id"), int):
+            out.append("extra.pad_id must be an integer")
+    elif tokenizer != TOKENIZER:
         out.append(
-            f"extra.tokenizer must be {TOKENIZER!r} (CLIP's BPE), got {extra.get('tokenizer')!r}"
+            f"extra.tokenizer must be {TOKENIZER!r} (CLIP's BPE) or {HF_TOKENIZER!r} "
+            f"(a tokenizer.json), got {tokenizer!r}"
         )
-    if extra.get("vocab_size", VOCAB_SIZE) != VOCAB_SIZE:
+    elif extra.get("vocab_size", VOCAB_SIZE) != VOCAB_SIZE:
         out.append(f"extra.vocab_size {extra['vocab_size']} differs from CLIP's {VOCAB_SIZE}")
+    if extra.get("family", "clip") not in FAMILIES:
+        out.append(f"extra.family {extra['family']!r} must be one of {', '.join(FAMILIES)}")
+    if extra.get("text_input_dtype", "int64") not in TEXT_DTYPES:
+        out.append(f"extra.text_input_dtype {extra['text_input_dtype']!r} is not supported")
     if extra.get("resize_mode", "shortest") not in RESIZE_MODES:
         out.append(f"resize_mode {extra['resize_mode']!r} is not supported")
     if extra.get("interpolation", "bicubic") not in INTERPOLATIONS:
@@ -60,7 +75,7 @@ def manifest_problems(manifest: Manifest) -> list[str]:
     for f in manifest.files:
         if f.role != "text" or not isinstance(context, int):
             continue
-        for shape in f.inputs.values():
+        for shape in f.inputs.values():  # ids (and attention mask)
             # None: a text tower that takes any length up to the context (trimmed queries).
             if len(shape) == 2 and shape[1] not in (context, None):
                 out.append(f"{f.path}: text input {shape} does not match context_length {context}")
@@ -94,40 +109,106 @@ class ClipModel:
                 f"variant {variant} of {manifest.name} is for GPUs; on this CPU-only "
                 "onnxruntime use fp32 or int8"
             )
+        extra = manifest.extra
+        self.family = str(extra.get("family", "clip"))
+        self.scoring: Scoring = scoring_for(extra)
+        self.resize_mode = str(extra.get("resize_mode", "shortest"))
+        self.interpolation = str(extra.get("interpolation", "bicubic"))
         image = manifest.file_for("image", variant)
         text = manifest.file_for("text", variant)
         self._image_input = next(iter(image.inputs))
-        self._text_input = next(iter(text.inputs))
+        self._text_input = next(n for n in text.inputs if n != TEXT_MASK_INPUT)
+        self._text_mask = TEXT_MASK_INPUT in text.inputs and len(text.inputs) == 2
+        self._text_dtype = TEXT_DTYPES[str(extra.get("text_input_dtype", "int64"))]
+        # Towers exported with a fixed batch of 1 (Immich's) are run one item at a time.
+        self._image_one = image.inputs[self._image_input][0] == 1
+        self._text_one = text.inputs[self._text_input][0] == 1
         # A text tower exported with a dynamic length axis gets only the tokens up
         # to the last end token instead of 77 (models/export/clip.py explains why
-        # that is exact); a fixed-length one (most imported models) gets all 77.
-        self._text_trim = list(text.inputs[self._text_input])[1:] == [None]
+        # that is exact for CLIP's causal text tower); a fixed-length one (most
+        # imported models) gets all 77.
+        self._text_trim = (
+            list(text.inputs[self._text_input])[1:] == [None]
+            and self.family == "clip"
+            and not self._text_mask
+        )
+        # The model's own tokenizer.json, loaded on the first query (a multilingual
+        # vocabulary is tens of MB) and dropped again by close().
+        self._hf: Any = None
+        self._hf_args: tuple[Any, ...] | None = None
+        self._eot = -1
+        if extra.get("tokenizer") == "hf":
+            self._hf_args = (
+                model.path / str(extra["tokenizer_file"]),
+                self.context_length,
+                int(extra["pad_id"]),
+                str(extra.get("clean") or CLEAN.get(self.family, "whitespace")),
+            )
+            eos = extra.get("eos_id")
+            self._eot = int(eos) if isinstance(eos, int) else -1
+            self._text_trim = self._text_trim and self._eot >= 0
         self._image = factory.managed(model.path / image.path, name=f"{manifest.name}:image")
         # Not `interactive` (spinning threads): after the encode the search
         # itself runs, and threads spinning on both cores made it 3x slower
         # (1M photos, 2 cores: encode + search 75 ms instead of 25).
         self._text = factory.managed(model.path / text.path, name=f"{manifest.name}:text")
 
+    def _run(self, tower: Any, feeds: dict[str, np.ndarray], one_at_a_time: bool) -> np.ndarray:
+        if not one_at_a_time:
+            (out,) = tower.run(feeds)
+            return np.asarray(out, dtype=np.float32)
+        rows = len(next(iter(feeds.values())))
+        parts = [tower.run({k: v[i : i + 1] for k, v in feeds.items()})[0] for i in range(rows)]
+        return np.concatenate(parts).astype(np.float32)
+
     def embed_pixels(self, batch: list[np.ndarray], normalize: bool = True) -> np.ndarray:
         """Photos -> (N, dim) unit vectors (raw tower output with normalize=False,
         which install-time checks compare with open_clip's)."""
         x = np.stack(
-            [preprocess(p, self.size, self.mean, self.std, self.crop_fraction) for p in batch]
+            [
+                preprocess(
+                    p,
+                    self.size,
+                    self.mean,
+                    self.std,
+                    self.crop_fraction,
+                    self.resize_mode,
+                    self.interpolation,
+                )
+                for p in batch
+            ]
         )
-        (out,) = self._image.run({self._image_input: x})
-        out = out.astype(np.float32)
+        out = self._run(self._image, {self._image_input: x}, self._image_one)
         return l2_normalize(out) if normalize else out
+
+    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Texts -> (ids, attention mask or None) as the text tower takes them."""
+        if self._hf_args is not None:
+            if self._hf is None:
+                from photovault.models.hf_tokenizer import HFTokenizer
+
+                self._hf = HFTokenizer(*self._hf_args)
+            ids, mask = self._hf.batch(texts)
+            eot = self._eot
+        else:
+            builtin = default_tokenizer()
+            ids, mask, eot = builtin(texts, self.context_length), None, builtin.eot
+        if self._text_trim:
+            ids = ids[:, : trim_length(ids, eot)]
+        return ids, mask
 
     def encode_text(self, texts: list[str], normalize: bool = True) -> np.ndarray:
         """Queries -> (N, dim) unit vectors, comparable with photo embeddings."""
-        tokenizer = default_tokenizer()
-        ids = tokenizer(texts, self.context_length)
-        if self._text_trim:
-            ids = ids[:, : trim_length(ids, tokenizer.eot)]
-        (out,) = self._text.run({self._text_input: ids})
-        out = out.astype(np.float32)
+        ids, mask = self.tokenize(texts)
+        feeds = {self._text_input: ids.astype(self._text_dtype)}
+        if self._text_mask:
+            if mask is None:
+                mask = (ids != 0).astype(np.int64)
+            feeds[TEXT_MASK_INPUT] = mask.astype(self._text_dtype)
+        out = self._run(self._text, feeds, self._text_one)
         return l2_normalize(out) if normalize else out
 
     def close(self) -> None:
         self._image.unload()
         self._text.unload()
+        self._hf = None

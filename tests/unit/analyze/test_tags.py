@@ -89,3 +89,61 @@ def test_an_embedding_from_another_clip_model_is_refused(tags: ZeroShotTags) -> 
 
 def test_tags_requires_the_clip_analyzer(tags: ZeroShotTags) -> None:
     assert tags.requires == ("clip",)
+
+
+class StubClip:
+    """Just what ZeroShotTags reads from the clip analyzer: name, scoring, text tower."""
+
+    model_name = "stub"
+
+    def __init__(self, family: str, extra: dict | None = None) -> None:
+        from photovault.models.families import scoring_for
+
+        self.scoring = scoring_for({"family": family, **(extra or {})})
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        rng = np.random.default_rng(len(texts[0]))
+        out = rng.standard_normal((len(texts), 8)).astype(np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def close(self) -> None:
+        pass
+
+
+def stub_tags(family: str, settings: dict | None = None, extra: dict | None = None):
+    merged = {"min_confidence": None, "min_similarity": None, "max_tags": 3}
+    merged.update({"logit_scale": None, "logit_bias": None, **(settings or {})})
+    return ZeroShotTags(StubClip(family, extra), Vocabulary.parse(VOCAB, "test"), merged)
+
+
+def test_siglip_tags_score_each_tag_with_sigmoid_of_scale_and_bias() -> None:
+    scoring = {"scoring": {"logit_scale": 20.0, "logit_bias": -5.0}}
+    tags = stub_tags("siglip", extra=scoring)
+    similarity = np.array([0.5, 0.1, -0.2])
+    expected = 1 / (1 + np.exp(-(20.0 * similarity - 5.0)))
+    np.testing.assert_allclose(tags.confidences(similarity), expected)
+    # Each tag on its own: confidences do not sum to one as CLIP's softmax does.
+    assert tags.confidences(similarity).sum() != pytest.approx(1.0)
+
+
+def test_clip_tags_keep_the_softmax_over_the_vocabulary() -> None:
+    tags = stub_tags("clip")
+    probs = tags.confidences(np.array([0.3, 0.25, 0.1]))
+    assert probs.sum() == pytest.approx(1.0)
+    assert (tags.logit_scale, tags.min_similarity, tags.min_confidence) == (100.0, 0.2, 0.3)
+
+
+def test_thresholds_come_from_the_manifest_and_settings_override_them() -> None:
+    recorded = {"scoring": {"tag_min_similarity": 0.07, "tag_min_confidence": 0.6}}
+    tags = stub_tags("siglip2", extra=recorded)
+    assert (tags.scoring_kind, tags.min_similarity, tags.min_confidence) == ("sigmoid", 0.07, 0.6)
+    tags = stub_tags("siglip2", {"min_similarity": 0.1}, extra=recorded)
+    assert tags.min_similarity == 0.1
+
+
+def test_a_siglip_photo_matching_a_tag_gets_it_with_a_sigmoid_confidence() -> None:
+    tags = stub_tags("siglip", extra={"scoring": {"logit_scale": 10.0, "logit_bias": -2.0}})
+    (result,) = tags.analyze([item({"clip": {"model": "stub", "embedding": tags.text[1]}})])
+    best = result["tags"][0]
+    assert best["tag"] == "Places|Beach"
+    assert best["confidence"] == pytest.approx(1 / (1 + np.exp(-(10.0 - 2.0))), abs=1e-4)

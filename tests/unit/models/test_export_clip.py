@@ -251,9 +251,11 @@ def test_a_hand_exported_folder_with_a_complete_manifest_imports(
     ("extra", "reason"),
     [
         ({"tokenizer": "sentencepiece"}, "tokenizer must be 'clip-bpe'"),
+        ({"tokenizer": "hf"}, "tokenizer_file must name one of extra.data_files"),
+        ({"family": "align"}, "family 'align' must be one of"),
         ({"context_length": 64}, "does not match context_length 64"),
         ({"context_length": None}, "context_length must be a positive integer"),
-        ({"resize_mode": "squash"}, "resize_mode 'squash' is not supported"),
+        ({"resize_mode": "letterbox"}, "resize_mode 'letterbox' is not supported"),
         ({"vocab_size": 32000}, "vocab_size 32000"),
     ],
 )
