@@ -8,5 +8,5 @@ watch -> catalog/queue -> media (decode) -> analyze -> sidecar + index -> query.
 __version__ = "0.1.0"
 
 #: Where vaultd and vaultctl read the configuration unless told otherwise
-#: (here, not in config.py, so that vaultctl finds it without loading pydantic).
+#: (here, not in the config package, so that vaultctl finds it without loading pydantic).
 DEFAULT_CONFIG_PATH = "/etc/photovault/vaultd.toml"
