@@ -162,7 +162,7 @@ class Daemon:
     def _open_index(self) -> PhotoIndex:
         """The LanceDB index, sized for the CLIP model in use. A dimension change
         (another CLIP model) moves the old index aside and rebuilds from the catalog."""
-        clip = next((a for a in self.analyzers.active if a.name == "clip"), None)
+        clip = self.clip()
         dim = int(getattr(clip, "dim", 0) or 512)
         face_dim = 128 if self.settings.faces.model == "Dlib" else 512
         folder = self.settings.layout.index
@@ -191,6 +191,13 @@ class Daemon:
 
     def reindex(self, shas: list[str]) -> None:
         self.keeper.reindex(shas)
+
+    def clip(self) -> Any:
+        """The active CLIP analyzer, or None (the query service encodes searches)."""
+        return next((a for a in self.analyzers.active if a.name == "clip"), None)
+
+    def search_latency(self, seconds: float) -> None:
+        self.metrics.search_latency(seconds)
 
     def _model_loaded(self, name: str, seconds: float, error: str | None) -> None:
         if error is None:

@@ -10,7 +10,7 @@ import base64
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from photovault.catalog.store import FileRow
 from photovault.index import Filters
@@ -18,13 +18,10 @@ from photovault.people.store import PeopleError
 from photovault.query.permissions import Identity
 from photovault.query.protocol import ProtocolError, Request
 from photovault.query.server import Caller
+from photovault.query.service import VaultService
 from photovault.results import metadata_of, photo_tags, text_of
 from photovault.sidecar.keywords import person_tags
 from photovault.sidecar.reader import read_sidecar
-
-if TYPE_CHECKING:
-    from photovault.app import Daemon
-
 
 #: How long `rescan` waits for the scan before answering "still running".
 RESCAN_WAIT_SECONDS = 5.0
@@ -78,8 +75,9 @@ def _int_arg(args: dict[str, Any], name: str) -> int:
 
 
 class Handlers:
-    def __init__(self, daemon: Daemon, geocoder: Any = None) -> None:
-        self.daemon = daemon
+    def __init__(self, vault: VaultService, geocoder: Any = None) -> None:
+        #: The running daemon, seen through what the handlers need (query/service.py).
+        self.vault = vault
         #: Finds places by name for `near` (geo.places.Geocoder); None: the
         #: process's one, loaded on the first such search.
         self.geocoder = geocoder
@@ -120,25 +118,25 @@ class Handlers:
         return {"pong": True}
 
     def status(self, args: dict[str, Any], caller: Caller) -> Any:
-        return self.daemon.status()
+        return self.vault.status()
 
     def check(self, args: dict[str, Any], caller: Caller) -> Any:
         """Catalog vs index vs sidecars; names paths, so for root or the admin group."""
         if not self._identity(caller).admin:
             raise ProtocolError("forbidden", "check needs root or the admin group")
-        return self.daemon.check()
+        return self.vault.check()
 
     def pause(self, args: dict[str, Any], caller: Caller) -> Any:
-        self.daemon.throttle.pause()
+        self.vault.throttle.pause()
         return {"paused": True}
 
     def resume(self, args: dict[str, Any], caller: Caller) -> Any:
-        self.daemon.throttle.resume()
+        self.vault.throttle.resume()
         return {"paused": False}
 
     def _share_arg(self, args: dict[str, Any]) -> str | None:
         share = _str_arg(args, "share", required=False)
-        if share is not None and self.daemon.settings.share(share) is None:
+        if share is not None and self.vault.settings.share(share) is None:
             raise ProtocolError("not_found", f"no share named {share!r}")
         return share
 
@@ -158,7 +156,7 @@ class Handlers:
             )
         if forget and not self._identity(caller).admin:
             raise ProtocolError("forbidden", "forget_missing needs root or the admin group")
-        job = self.daemon.scan_async(share, repair=True, forget_missing=forget)
+        job = self.vault.scan_async(share, repair=True, forget_missing=forget)
         finished = job.done.wait(RESCAN_WAIT_SECONDS)
         if job.errors:
             raise ProtocolError(
@@ -171,7 +169,7 @@ class Handlers:
         if not os.path.isabs(raw):
             raise ProtocolError("bad_request", "path must be absolute")
         p = os.path.normpath(raw)
-        for share in self.daemon.settings.shares:
+        for share in self.vault.settings.shares:
             for root in {os.path.normpath(share.path), os.path.realpath(share.path)}:
                 if p.startswith(root + os.sep):
                     return share.name, p[len(root) + 1 :]
@@ -181,7 +179,7 @@ class Handlers:
         """The catalogued photo at args["path"], if this caller may open it."""
         share, rel, row = self._row_any(args)
         allowed = self._allowed(caller)
-        path = self.daemon.resolve(row.share, row.relpath)
+        path = self.vault.resolve(row.share, row.relpath)
         if allowed is not None and (path is None or not allowed(os.fspath(path))):
             raise ProtocolError("not_found", "no such photo")  # not even that it exists
         return share, rel, row
@@ -190,7 +188,7 @@ class Handlers:
         raw = _str_arg(args, "path")
         assert raw is not None
         share, rel = self.locate(raw)
-        row = self.daemon.catalog.get(share, rel)
+        row = self.vault.catalog.get(share, rel)
         if row is None:
             raise ProtocolError(
                 "not_found", f"{raw} is not in the catalog (not a photo, ignored, or not seen yet)"
@@ -200,8 +198,8 @@ class Handlers:
     def sidecar(self, args: dict[str, Any], caller: Caller) -> Any:
         """What we wrote into a photo's sidecar, read back from the file itself."""
         _share, _rel, row = self._row(args, caller)
-        path = self.daemon.sidecars.path_for(row)
-        record = self.daemon.catalog.sidecar(row.id) or {}
+        path = self.vault.sidecars.path_for(row)
+        record = self.vault.catalog.sidecar(row.id) or {}
         out: dict[str, Any] = {
             "sidecar": os.fspath(path) if path else None,
             "state": record.get("state", "pending"),
@@ -211,7 +209,7 @@ class Handlers:
             "faces": [],
         }
         if path is not None and path.exists():
-            content = self.daemon.catalog.content(row.sha256) if row.sha256 else None
+            content = self.vault.catalog.content(row.sha256) if row.sha256 else None
             orientation = int((content.metadata if content else {}).get("orientation") or 1)
             result = read_sidecar(path, orientation)
             out["exists"] = True
@@ -233,17 +231,17 @@ class Handlers:
 
     def sidecars_rewrite(self, args: dict[str, Any], caller: Caller) -> Any:
         share = self._share_arg(args)
-        n = self.daemon.catalog.reset_sidecars(share)
-        self.daemon.sidecars.wake()
+        n = self.vault.catalog.reset_sidecars(share)
+        self.vault.sidecars.wake()
         return {"queued": n, "share": share}
 
     def sidecars_import(self, args: dict[str, Any], caller: Caller) -> Any:
         share = self._share_arg(args)
-        return {"imported": self.daemon.sidecars.import_share(share), "share": share}
+        return {"imported": self.vault.sidecars.import_share(share), "share": share}
 
     def show(self, args: dict[str, Any], caller: Caller) -> Any:
         share, rel, row = self._row(args, caller)
-        path = self.daemon.resolve(share, rel) or Path(rel)
+        path = self.vault.resolve(share, rel) or Path(rel)
         out: dict[str, Any] = {
             **path_fields(os.fspath(path)),
             "share": share,
@@ -264,7 +262,7 @@ class Handlers:
             "place": None,
             "text": [],
         }
-        content = self.daemon.catalog.content(row.sha256) if row.sha256 else None
+        content = self.vault.catalog.content(row.sha256) if row.sha256 else None
         if content is not None:
             facts = content.metadata
             for key in (
@@ -285,7 +283,7 @@ class Handlers:
             out["text"] = [line.to_dict() for line in text_of(content.results).lines]
             out["analyzers"] = content.analyzers
             out["tags"] = person_tags(
-                photo_tags(content.results), *self.daemon.catalog.person_keywords(row.id)
+                photo_tags(content.results), *self.vault.catalog.person_keywords(row.id)
             )
             out["labels"] = (content.results.get("tagger") or {}).get("labels", [])
             out["results"] = {k: v for k, v in content.results.items() if k not in ("clip",)}
@@ -297,10 +295,10 @@ class Handlers:
                 "person": f["person"],
                 "score": f["score"],
             }
-            for f in (self.daemon.people.faces_for(row.sha256) if row.sha256 else [])
+            for f in (self.vault.people.faces_for(row.sha256) if row.sha256 else [])
         ]
-        record = self.daemon.catalog.sidecar(row.id)
-        sidecar = self.daemon.sidecars.path_for(row)
+        record = self.vault.catalog.sidecar(row.id)
+        sidecar = self.vault.sidecars.path_for(row)
         out["sidecar"] = os.fspath(sidecar) if sidecar and sidecar.exists() else None
         if record:
             out["sidecar_state"] = record["state"]
@@ -316,8 +314,8 @@ class Handlers:
         allowed = self._allowed(caller)
         out = []
         for sha in shas:
-            for r in self.daemon.catalog.files_with_content(sha):
-                p = self.daemon.resolve(r.share, r.relpath)
+            for r in self.vault.catalog.files_with_content(sha):
+                p = self.vault.resolve(r.share, r.relpath)
                 if p is not None and (allowed is None or allowed(os.fspath(p))):
                     out.append(os.fspath(p))  # lossless, as `path_fields`
         return sorted(out)
@@ -331,7 +329,7 @@ class Handlers:
             ) from exc
 
     def people_list(self, args: dict[str, Any], caller: Caller) -> Any:
-        stage = self.daemon.people
+        stage = self.vault.people
         return [
             {**p, "photos": self._paths_of(stage.people.photos_of(p["id"]), caller)}
             for p in stage.people.people()
@@ -339,7 +337,7 @@ class Handlers:
 
     def people_show(self, args: dict[str, Any], caller: Caller) -> Any:
         pid = _int_arg(args, "id")
-        stage = self.daemon.people
+        stage = self.vault.people
         person = next((p for p in stage.people.people() if p["id"] == pid), None)
         if person is None:
             raise ProtocolError("not_found", f"no person with id {pid}")
@@ -359,29 +357,29 @@ class Handlers:
 
     def people_name(self, args: dict[str, Any], caller: Caller) -> Any:
         return self._people_call(
-            self.daemon.people.name_person, _int_arg(args, "id"), _str_arg(args, "name")
+            self.vault.people.name_person, _int_arg(args, "id"), _str_arg(args, "name")
         )
 
     def people_rename(self, args: dict[str, Any], caller: Caller) -> Any:
         return self._people_call(
-            self.daemon.people.rename, _str_arg(args, "old"), _str_arg(args, "new")
+            self.vault.people.rename, _str_arg(args, "old"), _str_arg(args, "new")
         )
 
     def people_merge(self, args: dict[str, Any], caller: Caller) -> Any:
         return self._people_call(
-            self.daemon.people.merge, _int_arg(args, "keep"), _int_arg(args, "other")
+            self.vault.people.merge, _int_arg(args, "keep"), _int_arg(args, "other")
         )
 
     def people_reject(self, args: dict[str, Any], caller: Caller) -> Any:
         return self._people_call(
-            self.daemon.people.reject, _int_arg(args, "face_id"), _int_arg(args, "person_id")
+            self.vault.people.reject, _int_arg(args, "face_id"), _int_arg(args, "person_id")
         )
 
     def people_suggest(self, args: dict[str, Any], caller: Caller) -> Any:
         """Likely merges (never made without a person): both people, the distance of their
         nearest faces, and a few faces of each with the paths this caller may read."""
         out = []
-        for s in self.daemon.people.suggest():
+        for s in self.vault.people.suggest():
             faces = []
             for f in s["faces"]:
                 paths = self._paths_of([f["photo"]], caller)
@@ -399,14 +397,14 @@ class Handlers:
     # -- search ------------------------------------------------------------------------
 
     def _identity(self, caller: Caller) -> Identity:
-        return Identity.of(caller.uid, caller.gid, self.daemon.settings.server.admin_group)
+        return Identity.of(caller.uid, caller.gid, self.vault.settings.server.admin_group)
 
     def _allowed(self, caller: Caller) -> Any:
         """Predicate on absolute paths: what this caller could open (None: everything)."""
         ident = self._identity(caller)
         if ident.admin:
             return None
-        roots = [(os.fspath(s.path) + os.sep, s.path) for s in self.daemon.settings.shares]
+        roots = [(os.fspath(s.path) + os.sep, s.path) for s in self.vault.settings.shares]
 
         def allowed(abs_path: str) -> bool:
             for prefix, root in roots:
@@ -467,7 +465,7 @@ class Handlers:
         return limit
 
     def _clip(self) -> Any:
-        return next((a for a in self.daemon.analyzers.active if a.name == "clip"), None)
+        return self.vault.clip()
 
     @staticmethod
     def _hit(h: Any) -> dict[str, Any]:
@@ -496,8 +494,8 @@ class Handlers:
         vector = clip.encode_text([text])[0] if clip is not None and text.strip() else None
         # With CLIP, the text ranks too: keywords, places and recognized text are
         # fused with the meaning (index.search), not switched off by it.
-        hits = self.daemon.index.search(vector, text.strip() or None, filters, self._limit(args))
-        self.daemon.metrics.search_latency(time.monotonic() - started)
+        hits = self.vault.index.search(vector, text.strip() or None, filters, self._limit(args))
+        self.vault.search_latency(time.monotonic() - started)
         out: dict[str, Any] = {
             "mode": "semantic+keywords"
             if vector is not None
@@ -512,14 +510,14 @@ class Handlers:
         """The places of the photos this caller may read, with photo counts:
         country -> region -> town (optionally within `filters`)."""
         filters = self._filters(args, caller)
-        return {"places": self.daemon.index.places(filters)}
+        return {"places": self.vault.index.places(filters)}
 
     def similar(self, args: dict[str, Any], caller: Caller) -> Any:
         started = time.monotonic()
         _share, _rel, row = self._row(args, caller)
         filters = self._filters({"filters": args.get("filters") or {}}, caller)
-        hits = self.daemon.index.similar(row.id, self._limit(args), filters)
-        self.daemon.metrics.search_latency(time.monotonic() - started)
+        hits = self.vault.index.similar(row.id, self._limit(args), filters)
+        self.vault.search_latency(time.monotonic() - started)
         return {"results": [self._hit(h) for h in hits]}
 
     def embed(self, args: dict[str, Any], caller: Caller) -> Any:
@@ -537,9 +535,9 @@ class Handlers:
             vector = clip.encode_text([text])[0]
         elif kind == "image":
             _share, _rel, row = self._row(args, caller)
-            path = self.daemon.resolve(row.share, row.relpath)
+            path = self.vault.resolve(row.share, row.relpath)
             assert path is not None
-            content = self.daemon.catalog.content(row.sha256) if row.sha256 else None
+            content = self.vault.catalog.content(row.sha256) if row.sha256 else None
             stored = (content.results.get("clip") or {}) if content else {}
             if "embedding" in stored:
                 vector = stored["embedding"]
@@ -577,10 +575,10 @@ class Handlers:
             raise ProtocolError("bad_request", "dest must be an absolute path")
         from photovault.ops.backup import BackupError, backup
 
-        index = self.daemon.index
+        index = self.vault.index
         try:
             report = backup(
-                self.daemon.settings.state_dir,
+                self.vault.settings.state_dir,
                 Path(dest),
                 flush=index.flush,
                 hold=index.writes_held,
