@@ -13,6 +13,12 @@ here too (`Facts`). Cells (spherical k-means) are trained once `train_rows`
 vectors are stored and retrained when the count doubled; before that one
 cell holds everything. A cell is one contiguous int8 block with spare
 capacity; deleted rows are tombstones until their cell is compacted.
+
+The work is split by job: the int8 codes and k-means (annquant.py), the
+cells that hold the rows (anncells.py), the numeric steps of retraining
+(anntrain.py) and the search over the cells (annsearch.py). This module is
+the index itself (its state, lock, loading, writes and when to (re)train)
+and re-exports the names the rest of the package imports.
 """
 
 from __future__ import annotations
@@ -21,20 +27,40 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 
+from photovault.index.anncells import NO_TIME, Cell, ExactVectors, Rows, camera_codes
+from photovault.index.annquant import nearest_cells, quantize, spherical_kmeans, unit
+from photovault.index.annsearch import (
+    SCAN_BLOCK,
+    AnnResult,
+    Facts,
+    best,
+    fact_check,
+    micros,
+    no_result,
+    probe_order,
+    scan,
+)
+from photovault.index.anntrain import regrouped, sample_rows
+
+__all__ = [
+    "NO_TIME",
+    "AnnResult",
+    "AnnSettings",
+    "Facts",
+    "MemoryAnn",
+    "micros",
+    "quantize",
+    "spherical_kmeans",
+]
+
 log = logging.getLogger(__name__)
 
-NO_TIME = np.iinfo(np.int64).min  # no capture time: no date filter matches
-EPOCH = datetime(1970, 1, 1)
-SCAN_BLOCK = 2_048  # rows converted to float32 at a time while scanning
 ID_LIMIT = 1 << 26  # as presence.py: catalog ids are small sequential integers
-REGROUP_CANDIDATES = 32  # new cells considered for the rows of one old cell
-REGROUP_BLOCK = 16_384  # rows recoded at once when cells are retrained
-ASSIGN_BLOCK = 8_192  # rows scored against every centroid at once (2,000 cells: 64 MB)
 
 
 @dataclass(frozen=True)
@@ -48,167 +74,6 @@ class AnnSettings:
     kmeans_iterations: int = 8
 
 
-class Rows(NamedTuple):
-    """Rows on their way into a cell (arrays of one length)."""
-
-    codes: np.ndarray
-    scale: np.ndarray
-    ids: np.ndarray
-    rowids: np.ndarray
-    taken: np.ndarray
-    camera: np.ndarray
-
-
-@dataclass(frozen=True)
-class Facts:
-    """The filters the in-memory index answers itself, as LanceDB's SQL does
-    (filters.to_sql): capture time >= after and < before (wall clock; a photo
-    without one never matches), camera name containing `camera`
-    (case-insensitive; none never matches)."""
-
-    after: date | datetime | None = None
-    before: date | datetime | None = None
-    camera: str | None = None
-
-
-def micros(value: date | datetime | None) -> int:
-    """Wall-clock time as microseconds since 1970 (NO_TIME for None)."""
-    if value is None:
-        return int(NO_TIME)
-    if not isinstance(value, datetime):
-        value = datetime.combine(value, time())
-    return (value.replace(tzinfo=None) - EPOCH) // timedelta(microseconds=1)
-
-
-@dataclass
-class AnnResult:
-    ids: np.ndarray  # int64, best first
-    rowids: np.ndarray  # int64, -1 where unknown
-    scores: np.ndarray  # float32 cosine
-
-
-def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-vector symmetric int8: code * scale ~= vector (unit vectors in)."""
-    v = np.asarray(vectors, dtype=np.float32)
-    peak = np.abs(v).max(axis=1)
-    peak[peak == 0] = 1.0
-    scale = (peak / 127.0).astype(np.float32)
-    codes = np.rint(v / scale[:, None]).astype(np.int8)
-    return codes, scale
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float32)
-    n = np.linalg.norm(v, axis=1, keepdims=True)
-    n[n == 0] = 1.0
-    return v / n
-
-
-def spherical_kmeans(
-    sample: np.ndarray, k: int, iterations: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unit centroids maximising cosine to their members, and each cell's
-    mean member (what its rows are coded relative to: unit vector minus the
-    mean is on average shorter than the vector, 1 - |mean|^2 in squared
-    length; minus the unit centroid it can be longer).
-    Empty cells are reseeded from the points their centroid fits worst."""
-    cent = sample[rng.choice(len(sample), size=k, replace=False)].copy()
-    means = cent.copy()
-    assign = np.empty(len(sample), np.int64)
-    fit = np.empty(len(sample), np.float32)
-    for _ in range(iterations):
-        for lo in range(0, len(sample), ASSIGN_BLOCK):  # 64k x 2,000 at once: 512 MB
-            sims = sample[lo : lo + ASSIGN_BLOCK] @ cent.T
-            assign[lo : lo + ASSIGN_BLOCK] = sims.argmax(axis=1)
-            fit[lo : lo + ASSIGN_BLOCK] = sims.max(axis=1)
-        del sims
-        sums = np.zeros_like(cent)
-        np.add.at(sums, assign, sample)
-        counts = np.bincount(assign, minlength=k)
-        empty = np.flatnonzero(counts == 0)
-        if empty.size:
-            worst = np.argsort(fit)[: empty.size]
-            sums[empty] = sample[worst]
-        means = sums / np.maximum(counts, 1)[:, None]
-        cent = _unit(sums)
-    return cent, means.astype(np.float32)
-
-
-class _Exact:
-    """The vectors a load read before the first training (float16: rounding
-    ~1e-4, far below int8's), so those rows are coded once, from what LanceDB
-    holds, rather than decoded and coded again. Writes committed meanwhile
-    are held too, after what the scan read: the newest vector wins."""
-
-    def __init__(self) -> None:
-        self.ids: list[np.ndarray] = []
-        self.vectors: list[np.ndarray] = []
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.ids.append(np.asarray(ids, np.int64))
-        self.vectors.append(_unit(vectors).astype(np.float16))
-
-    def freeze(self) -> None:
-        ids = np.concatenate(self.ids) if self.ids else np.zeros(0, np.int64)
-        vecs = np.concatenate(self.vectors) if self.vectors else np.zeros((0, 1), np.float16)
-        self.ids, self.vectors = [], []
-        # the last of an id wins, as in `_put_locked`
-        _, last = np.unique(ids[::-1], return_index=True)
-        pick = len(ids) - 1 - last
-        order = pick[np.argsort(ids[pick], kind="stable")]
-        self._sorted = (ids[order], vecs[order])
-
-    def fill(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Overwrite `vectors` rows whose exact vector is held."""
-        assert self._sorted is not None
-        known, held = self._sorted
-        if not known.size:
-            return
-        pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
-        hit = known[pos] == ids
-        vectors[hit] = held[pos[hit]]
-
-
-class _Cell:
-    """One cell's rows, contiguous so a probe is one int8 matrix product.
-    Arrays have spare capacity: appends are amortised O(1)."""
-
-    __slots__ = ("camera", "codes", "dead", "ids", "n", "rowids", "scale", "taken")
-    ARRAYS = ("codes", "scale", "ids", "rowids", "taken", "camera")
-
-    def __init__(self, dim: int, capacity: int = 16) -> None:
-        self.codes = np.zeros((capacity, dim), np.int8)
-        self.scale = np.zeros(capacity, np.float32)  # 0: a dead row (scores 0 * x)
-        self.ids = np.full(capacity, -1, np.int64)
-        self.rowids = np.full(capacity, -1, np.int64)
-        self.taken = np.full(capacity, NO_TIME, np.int64)  # local capture time, us
-        self.camera = np.full(capacity, -1, np.int32)  # code of the camera name
-        self.n = 0
-        self.dead = 0
-
-    def append(self, rows: Rows) -> int:
-        need = self.n + len(rows.ids)
-        if need > len(self.ids):
-            cap = max(need, len(self.ids) * 3 // 2)
-            for name in self.ARRAYS:
-                old = getattr(self, name)
-                new = np.zeros((cap, *old.shape[1:]), old.dtype)
-                new[: self.n] = old[: self.n]
-                setattr(self, name, new)
-        lo = self.n
-        for name in self.ARRAYS:
-            getattr(self, name)[lo:need] = getattr(rows, name)
-        self.n = need
-        return lo
-
-    def rows(self, keep: np.ndarray) -> Rows:
-        return Rows(*(getattr(self, name)[keep] for name in self.ARRAYS))
-
-    def live(self) -> np.ndarray:
-        return np.flatnonzero(self.ids[: self.n] >= 0)
-
-
 class MemoryAnn:
     """The derived in-memory vector index (module docstring). Thread-safe."""
 
@@ -217,7 +82,7 @@ class MemoryAnn:
         self.settings = settings or AnnSettings()
         self._rng = np.random.default_rng(seed)
         self._lock = threading.RLock()
-        self._cells: list[_Cell] = [_Cell(dim)]  # one cell: exact scan
+        self._cells: list[Cell] = [Cell(dim)]  # one cell: exact scan
         self._centroids: np.ndarray | None = None  # unit: assignment and probing
         self._means: np.ndarray | None = None  # codes are relative to these
         self._cameras: dict[str, int] = {}  # camera name -> code (only grows)
@@ -232,7 +97,7 @@ class MemoryAnn:
         self._loading = False
         self._removed_while_loading: set[int] = set()
         self._written_while_loading: set[int] = set()
-        self._exact: _Exact | None = None  # a load's vectors, until the first training
+        self._exact: ExactVectors | None = None  # a load's vectors, until the first training
         self._training_now = False  # one training at a time (k-means runs unlocked)
 
     # -- state -----------------------------------------------------------------
@@ -273,7 +138,7 @@ class MemoryAnn:
             self._removed_while_loading.clear()
             self._written_while_loading.clear()
             untrained = self._centroids is None and expected >= self.settings.train_rows
-            self._exact = _Exact() if untrained else None
+            self._exact = ExactVectors() if untrained else None
         try:
             for batch in batches():
                 ids, rowids, vectors = batch[:3]
@@ -296,7 +161,9 @@ class MemoryAnn:
                         vectors = np.asarray(vectors, np.float32)
                         if self._exact is not None:
                             self._exact.add(ids, vectors)
-                        self._put_locked(ids, vectors, rowids, taken, self._camera_codes(cameras))
+                        self._put_locked(
+                            ids, vectors, rowids, taken, camera_codes(cameras, self._cameras)
+                        )
                     due = self._exact is not None and self._live >= min(
                         self._training_sample(expected), expected
                     )
@@ -322,7 +189,7 @@ class MemoryAnn:
             self.failed = why
             self.ready = False
             self._loading = False
-            self._cells = [_Cell(self.dim)]
+            self._cells = [Cell(self.dim)]
             self._centroids = None
             self._means = None
             self._exact = None
@@ -378,7 +245,7 @@ class MemoryAnn:
                 cams = (
                     None if cameras is None else [c for c, h in zip(cameras, has, strict=True) if h]
                 )
-                self._put_locked(ids[has], vecs, rid, when, self._camera_codes(cams))
+                self._put_locked(ids[has], vecs, rid, when, camera_codes(cams, self._cameras))
 
     def remove(self, ids: Iterable[int]) -> None:
         if self.failed or not (self._loading or self.ready):
@@ -429,20 +296,6 @@ class MemoryAnn:
         self._pos_cell[ids[present]] = -1
         self._live -= int(present.sum())
 
-    def _camera_codes(self, cameras: list[str | None] | None) -> np.ndarray | None:
-        if cameras is None:
-            return None
-        out = np.empty(len(cameras), np.int32)
-        for i, name in enumerate(cameras):
-            if not name:
-                out[i] = -1
-                continue
-            code = self._cameras.get(name)
-            if code is None:
-                code = self._cameras[name] = len(self._cameras)
-            out[i] = code
-        return out
-
     def _put_locked(
         self,
         ids: np.ndarray,
@@ -464,7 +317,7 @@ class MemoryAnn:
         camera = np.full(n, -1, np.int32) if camera is None else np.asarray(camera)[pick]
         where = None if where is None else where[pick]
         self._remove_locked(ids)
-        unit_vectors = _unit(vectors)
+        unit_vectors = unit(vectors)
         top = int(ids.max()) + 1
         if top > len(self._pos_cell):
             size = max(top, int(len(self._pos_cell) * 1.25) + 1024)
@@ -483,7 +336,7 @@ class MemoryAnn:
             codes, scale = quantize(unit_vectors)
         else:
             if where is None:
-                where = self._assign(unit_vectors)
+                where = nearest_cells(unit_vectors, self._centroids)
             assert self._means is not None
             codes, scale = quantize(unit_vectors - self._means[where])
         order = np.argsort(where, kind="stable")
@@ -503,14 +356,6 @@ class MemoryAnn:
             self._pos_cell[ids[group]] = c
             self._pos_off[ids[group]] = np.arange(lo, lo + len(group), dtype=np.int32)
         self._live += len(ids)
-
-    def _assign(self, unit: np.ndarray) -> np.ndarray:
-        cent = self._centroids
-        assert cent is not None
-        out = np.empty(len(unit), np.int32)
-        for lo in range(0, len(unit), ASSIGN_BLOCK):
-            out[lo : lo + ASSIGN_BLOCK] = (unit[lo : lo + ASSIGN_BLOCK] @ cent.T).argmax(axis=1)
-        return out
 
     # -- maintenance -------------------------------------------------------------
 
@@ -536,7 +381,7 @@ class MemoryAnn:
     def _compact_cell(self, c: int) -> None:
         old = self._cells[c]
         keep = old.live()
-        new = _Cell(self.dim, max(16, len(keep)))
+        new = Cell(self.dim, max(16, len(keep)))
         new.append(old.rows(keep))
         self._cells[c] = new
         self._pos_off[new.ids[: new.n]] = np.arange(new.n, dtype=np.int32)
@@ -561,7 +406,8 @@ class MemoryAnn:
             self._training_now = True
             planned = max(planned, self._live)
             k = self._cells_for(planned)
-            sample = self._sample(k)
+            take = min(self._live, k * self.settings.sample_per_cell)
+            sample = sample_rows(self._cells, self._live, take, self._rng, self._means, self.dim)
             k = min(k, len(sample))  # rows deleted since training fell due
             if not k:
                 self._training_now = False
@@ -583,25 +429,8 @@ class MemoryAnn:
         finally:
             self._training_now = False
 
-    def _sample(self, k: int) -> np.ndarray:
-        """Unit vectors of up to k x `sample_per_cell` random stored rows, as
-        decoded (a copy: k-means runs on it without the lock)."""
-        take = min(self._live, k * self.settings.sample_per_cell)
-        parts = [cell.live() for cell in self._cells]
-        bounds = np.concatenate([[0], np.cumsum([len(live) for live in parts])])
-        flat = np.sort(self._rng.choice(self._live, size=take, replace=False))
-        sample = np.empty((take, self.dim), np.float32)
-        for j, live in enumerate(parts):
-            m = (flat >= bounds[j]) & (flat < bounds[j + 1])
-            rows = live[flat[m] - bounds[j]]
-            cell = self._cells[j]
-            sample[m] = self._decode(cell.codes[rows], cell.scale[rows], self._means, j)
-        norms = np.linalg.norm(sample, axis=1, keepdims=True)
-        sample /= np.where(norms == 0, 1.0, norms)  # in place: 64k x 512 is 128 MB
-        return sample
-
     def _regroup(
-        self, planned: int, cent: np.ndarray, means: np.ndarray, exact: _Exact | None
+        self, planned: int, cent: np.ndarray, means: np.ndarray, exact: ExactVectors | None
     ) -> None:
         """Move every row to its cell under the new centroids, recoded against
         the new cell's mean. A row is recoded from its code (int8 rounding
@@ -611,40 +440,14 @@ class MemoryAnn:
         parts = [(cell, cell.live()) for cell in self._cells]
         old_centroids, old_means = self._centroids, self._means
         self._centroids, self._means = cent, means
-        self._cells = [_Cell(self.dim, max(16, self._live * 5 // (4 * k))) for _ in range(k)]
+        self._cells = [Cell(self.dim, max(16, self._live * 5 // (4 * k))) for _ in range(k)]
         self._pos_cell[:] = -1
         self._live = 0
-        # Old cells go one by one, and a big one (the single cell before the
-        # first training: up to `train_rows`) in blocks, so the float32
-        # temporaries stay small (a 160k-row block would be ~2 GB of them).
-        for j, (cell, live) in enumerate(parts):
-            near = None
-            if old_centroids is not None and k > REGROUP_CANDIDATES:
-                # A row's new cell is one of the new centroids nearest its old
-                # one: scoring those alone makes regrouping 1M rows into 2,000
-                # cells ~60x cheaper than scoring every centroid.
-                near = np.argpartition(-(cent @ old_centroids[j]), REGROUP_CANDIDATES - 1)
-                near = near[:REGROUP_CANDIDATES]
-            for lo in range(0, live.size, REGROUP_BLOCK):
-                r = cell.rows(live[lo : lo + REGROUP_BLOCK])
-                vecs = self._decode(r.codes, r.scale, old_means, j)
-                if exact is not None:
-                    exact.fill(r.ids, vecs)
-                where = None
-                if near is not None:
-                    where = near[(_unit(vecs) @ cent[near].T).argmax(axis=1)].astype(np.int32)
-                self._put_locked(r.ids, vecs, r.rowids, r.taken, r.camera, where)
+        for r, vecs, where in regrouped(parts, old_centroids, old_means, cent, exact):
+            self._put_locked(r.ids, vecs, r.rowids, r.taken, r.camera, where)
         del parts
         self._trained_live = planned
         log.info("in-memory vector index: %d vectors in %d cells", self._live, k)
-
-    @staticmethod
-    def _decode(
-        codes: np.ndarray, scale: np.ndarray, means: np.ndarray | None, cell: int
-    ) -> np.ndarray:
-        """The vectors a cell's codes stand for (its mean plus the residual)."""
-        vecs = codes * scale[:, None]
-        return vecs if means is None else vecs + means[cell]
 
     # -- search ----------------------------------------------------------------
 
@@ -658,95 +461,11 @@ class MemoryAnn:
         cell's facts, but scores only that photo)."""
         q = np.asarray(query, np.float32).reshape(-1)
         q = q / (float(np.linalg.norm(q)) or 1.0)
-        e = np.zeros(0, np.int64)
-        scores: list[np.ndarray] = []
-        ids: list[np.ndarray] = []
-        rowids: list[np.ndarray] = []
         with self._lock:
-            check = self._fact_check(facts)
+            check = fact_check(facts, self._cameras)
             if check is False:
-                return AnnResult(e, e, np.zeros(0, np.float32))
-            means = self._means
-            if self._centroids is None:
-                order: list[int] = [0]
-                p = 1
-            else:
-                p = min(nprobe or self.settings.nprobe, len(self._centroids))
-                sims = self._centroids @ q
-                if check is None:
-                    order = np.argpartition(-sims, p - 1)[:p].tolist()
-                else:
-                    order = np.argsort(-sims).tolist()
-            found = 0
-            for probed, c in enumerate(order):
-                if probed >= p and (check is None or found >= k):
-                    break
-                cell = self._cells[c]
-                if not cell.n:
-                    continue
-                base = 0.0 if means is None else float(means[c] @ q)  # residual coding
-                if callable(check):
-                    rows = np.flatnonzero(check(cell) & (cell.ids[: cell.n] >= 0))
-                    if rows.size:
-                        codes = cell.codes[rows].astype(np.float32)
-                        scores.append((codes @ q) * cell.scale[rows] + base)
-                        ids.append(cell.ids[rows])
-                        rowids.append(cell.rowids[rows])
-                        found += rows.size
-                    continue
-                # Converted to float32 first (a mixed int8 @ float32 product skips
-                # BLAS, ~3x slower), in blocks into one reused buffer: no fresh
-                # pages to fault in per cell (16 cells: 2.7 -> 2.1 ms), and an
-                # untrained index (one cell of up to `train_rows`) is no 300 MB
-                # temporary. The lock makes the buffer this search's alone.
-                for lo in range(0, cell.n, SCAN_BLOCK):
-                    hi = min(cell.n, lo + SCAN_BLOCK)
-                    block = self._scan_buffer[: hi - lo]
-                    np.copyto(block, cell.codes[lo:hi], casting="unsafe")
-                    scores.append((block @ q) * cell.scale[lo:hi] + base)
-                ids.append(cell.ids[: cell.n])
-                rowids.append(cell.rowids[: cell.n])
-        if not scores:
-            return AnnResult(e, e, np.zeros(0, np.float32))
-        sc = np.concatenate(scores)
-        idc = np.concatenate(ids)
-        rid = np.concatenate(rowids)
-        sc[idc < 0] = -np.inf
-        k = min(k, int((idc >= 0).sum()))
-        if k <= 0:
-            return AnnResult(e, e, np.zeros(0, np.float32))
-        top = np.argpartition(-sc, k - 1)[:k]
-        top = top[np.argsort(-sc[top], kind="stable")]
-        return AnnResult(idc[top], rid[top], sc[top].astype(np.float32))
-
-    def _fact_check(self, facts: Facts | None) -> Callable[[_Cell], np.ndarray] | bool | None:
-        """A row mask maker for `facts`, None for no filter, False when nothing
-        can match (a camera no photo has)."""
-        if facts is None or (facts.after is None and facts.before is None and not facts.camera):
-            return None
-        after = micros(facts.after) if facts.after is not None else None
-        before = micros(facts.before) if facts.before is not None else None
-        codes: np.ndarray | None = None
-        if facts.camera:
-            needle = facts.camera.lower()
-            codes = np.array(
-                sorted(c for name, c in self._cameras.items() if needle in name.lower()), np.int32
-            )
-            if not codes.size:
-                return False
-
-        def check(cell: _Cell) -> np.ndarray:
-            n = cell.n
-            mask = np.ones(n, bool)
-            if after is not None or before is not None:
-                taken = cell.taken[:n]
-                mask &= taken != NO_TIME
-                if after is not None:
-                    mask &= taken >= after
-                if before is not None:
-                    mask &= taken < before
-            if codes is not None:
-                mask &= np.isin(cell.camera[:n], codes)
-            return mask
-
-        return check
+                return no_result()
+            nprobe = nprobe or self.settings.nprobe
+            order, p = probe_order(self._centroids, q, nprobe, check is not None)
+            scanned = scan(self._cells, order, p, q, k, self._means, check, self._scan_buffer)
+        return best(scanned, k)
