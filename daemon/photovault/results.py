@@ -207,3 +207,91 @@ def metadata_of(results: Mapping[str, Any]) -> MetadataResult:
 
 def text_of(results: Mapping[str, Any]) -> TextResult:
     return TextResult.from_stored(results.get("text"))
+
+
+# -- tagger, clip, faces ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaggerResult:
+    """The `tagger` analyzer's result: friendly tags (through `photo_tags`) and the raw
+    classifier labels [{"synset", "label", "score"}]."""
+
+    labels: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_stored(cls, raw: Any) -> TaggerResult:
+        labels = ok(raw).get("labels") or []
+        return cls(tuple(lab for lab in labels if isinstance(lab, dict)))
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """The `clip` analyzer's result: the L2-normalised image embedding, or None."""
+
+    embedding: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_stored(cls, raw: Any) -> ClipResult:
+        c = ok(raw)
+        vec = c.get("embedding", c.get("vector"))
+        if not isinstance(vec, list | tuple) or not vec:
+            return cls(None)
+        return cls(tuple(float(v) for v in vec))
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face as the analyzer stored it: box (x, y, w, h) as fractions of the upright
+    image, detector score, embedding; person and name are filled in by the people stage."""
+
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    embedding: tuple[float, ...] | None = None
+    person_id: int | None = None
+    person: str | None = None
+
+
+@dataclass(frozen=True)
+class FacesResult:
+    """The `faces` analyzer's result: its faces and the recognition model that made them."""
+
+    faces: tuple[FaceResult, ...] = ()
+    model: str | None = None
+    analyzed: bool = False  # the analyzer ran (a photo without faces still has a result)
+
+    @classmethod
+    def from_stored(cls, raw: Any) -> FacesResult:
+        f = ok(raw)
+        out = []
+        for item in f.get("faces") or []:
+            if not isinstance(item, dict):
+                continue
+            box = item.get("box") or (0.0, 0.0, 0.0, 0.0)
+            emb = item.get("embedding")
+            pid = item.get("person_id")
+            out.append(
+                FaceResult(
+                    (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+                    float(item.get("score", 1.0)),
+                    tuple(float(v) for v in emb) if isinstance(emb, list | tuple) and emb else None,
+                    int(pid) if isinstance(pid, int) else None,
+                    item.get("person") or item.get("name"),
+                )
+            )
+        model = f.get("model") or next(
+            (i.get("model") for i in f.get("faces") or [] if isinstance(i, dict)), None
+        )
+        return cls(tuple(out), model, isinstance(raw, dict) and "error" not in raw)
+
+
+def tagger_of(results: Mapping[str, Any]) -> TaggerResult:
+    return TaggerResult.from_stored(results.get("tagger"))
+
+
+def clip_of(results: Mapping[str, Any]) -> ClipResult:
+    return ClipResult.from_stored(results.get("clip"))
+
+
+def faces_of(results: Mapping[str, Any]) -> FacesResult:
+    return FacesResult.from_stored(results.get("faces"))

@@ -37,7 +37,7 @@ from typing import Any
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings
 from photovault.problems import Problems
-from photovault.results import metadata_of, photo_tags, text_of
+from photovault.results import faces_of, metadata_of, photo_tags, text_of
 from photovault.sidecar.model import FaceRegion, Keyword, SidecarContent
 from photovault.sidecar.naming import SidecarLocation, locate_sidecar
 from photovault.sidecar.reader import (
@@ -80,9 +80,7 @@ def build_content(
         if old is None or (conf or 0) > (old.confidence or 0):
             best[path] = Keyword(path, conf, str(tag.get("source") or ""))
     regions = []
-    model = (results.get("faces") or {}).get("model") or next(
-        (f.get("model") for f in (results.get("faces") or {}).get("faces", []) or []), None
-    )
+    model = faces_of(results).model
     for f in faces:
         name = f.get("person")
         regions.append(FaceRegion(tuple(f["box"]), name, str(f["id"]), f.get("score"), model))
