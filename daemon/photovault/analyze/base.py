@@ -1,11 +1,12 @@
-"""The analyzer interface: what every analyzer (metadata, clip, tags, faces) implements.
+"""The analyzer interface: what every analyzer (metadata, clip, tags, faces, text) implements.
 
 An analyzer receives a batch of decoded photos with their metadata and returns
 one JSON-serialisable result per photo. The pipeline stores the results in the
 catalog keyed by content hash (so copies and moves reuse them) and hands them
-to the sidecar and index stages. Adding an analyzer is one module in
-`photovault.analyze` with a `create(settings, context)` factory; see
-`registry.py`.
+to the sidecar and index stages, which read them through the typed views of
+`photovault.results`. Adding an analyzer is one module in `photovault.analyze`
+with a `create(settings, context)` factory, its result type in `results.py`
+and one line in `registry.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from photovault import results as _results
 from photovault.media.types import DecodedImage, PhotoMetadata
 
 
@@ -60,8 +60,3 @@ class Analyzer(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most analyzers hold nothing
         """Release models and sessions; called on shutdown and reload."""
-
-
-#: Kept here for analyzers; the stages read results through `photovault.results`.
-TAG_SOURCES = _results.TAG_SOURCES
-photo_tags = _results.photo_tags
