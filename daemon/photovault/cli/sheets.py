@@ -1,0 +1,57 @@
+"""Contact sheets vaultctl renders itself, from photos this user can read.
+
+The decoders and the drawing (numpy, Pillow) are imported only when a sheet
+is asked for, so the other commands stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def render_sheet(faces: list[dict[str, Any]], out: str, columns: int | None = None) -> int:
+    """Contact sheet of face crops, rendered here from photos this user can read."""
+    from photovault.media.decode import decode_image
+    from photovault.media.types import MediaError
+    from photovault.people.sheet import crop_face, render_face_sheet
+
+    crops, labels = [], []
+    cache: dict[str, Any] = {}
+    for f in faces[:120]:
+        path = f.get("path")
+        if not path:
+            continue
+        if path not in cache:
+            try:
+                cache[path] = decode_image(Path(path), 1024).pixels
+            except (MediaError, OSError) as exc:
+                print(f"vaultctl: skipped {path}: {exc}", file=sys.stderr)
+                cache[path] = None
+        if cache[path] is not None:
+            crops.append(crop_face(cache[path], f["box"]))
+            labels.append(f.get("label") or f"face {f['id']}")
+    render_face_sheet(crops, out, labels=labels, columns=columns)
+    return len(crops)
+
+
+def render_contact_sheet(results: list[dict[str, Any]], out: str) -> int:
+    """Thumbnails of results with their rank and file name, for people who would
+    rather look than read. Rendered here, from files this user can read."""
+    from photovault.media.decode import decode_image
+    from photovault.media.types import MediaError
+    from photovault.people.sheet import render_face_sheet
+
+    thumbs, labels = [], []
+    for rank, r in enumerate(results, 1):
+        try:
+            thumbs.append(decode_image(Path(r["path"]), 256).pixels)
+        except (MediaError, OSError) as exc:
+            print(f"vaultctl: skipped {r['path']}: {exc}", file=sys.stderr)
+            continue
+        name = os.fsencode(Path(r["path"]).name).decode("utf-8", "replace")  # drawable
+        labels.append(f"{rank}. {name}")
+    render_face_sheet(thumbs, out, tile=200, labels=labels)
+    return len(thumbs)
