@@ -93,12 +93,22 @@ var/state/models/pp-ocrv6/manifest.json: | var/vaultd.toml
 # Search by meaning when the Hugging Face hub is reachable: a small ready-made CLIP export (no
 # torch) and the clip and tags analyzers; offline, one line, and the demo runs without them.
 DEMO_CLIP ?= ViT-B-32__openai
+# The demo config enables clip and tags when a CLIP model is there: in any `enabled = [...]`
+# line under [analyzers] (an older var/vaultd.toml too), after "tagger" or at the end; "on" is
+# printed only if the config, read with tomllib, then lists clip.
+demo_lists = $(PY) -c 'import sys, tomllib; c = tomllib.load(open("var/vaultd.toml", "rb")); sys.exit("$(1)" not in c.get("analyzers", {}).get("enabled", []))'
 demo-clip: | var/vaultd.toml
-	@if $(VENV)/bin/vaultctl --config var/vaultd.toml models list | grep -q ' clip '; then :; \
+	@if $(VENV)/bin/vaultctl --config var/vaultd.toml models list | grep -q ' clip '; then have=1; \
 	elif $(VENV)/bin/vaultctl --config var/vaultd.toml models install clip $(DEMO_CLIP) --from-hub \
-	    > var/clip-install.log 2>&1; then \
-	  sed -i 's/^enabled = \["metadata", "tagger", "faces", "text"\]$$/enabled = ["metadata", "tagger", "clip", "tags", "faces", "text"]/' var/vaultd.toml; \
-	  echo "make run: CLIP $(DEMO_CLIP) installed from the hub: search by meaning is on"; \
+	    > var/clip-install.log 2>&1; then have=1; \
+	else have=; fi; \
+	if [ -n "$$have" ] && ! $(call demo_lists,clip); then \
+	  sed -i '/^\[analyzers\]/,/^\[/{/^enabled *= *\[.*\] *$$/{/"tagger"/s/"tagger"/"tagger", "clip"/;/"clip"/!s/ *\] *$$/, "clip"]/;s/\[, /[/;/"tags"/!s/"clip"/"clip", "tags"/;}}' var/vaultd.toml; \
+	fi; \
+	if [ -n "$$have" ] && $(call demo_lists,clip); then \
+	  echo "make run: CLIP model in var/state/models, clip and tags enabled: search by meaning is on"; \
+	elif [ -n "$$have" ]; then \
+	  echo "make run: a CLIP model is installed but var/vaultd.toml does not enable it: add \"clip\", \"tags\" to enabled under [analyzers]"; \
 	else echo "make run: no CLIP model (hub not reachable, see var/clip-install.log): search by keywords, tags, places and text"; fi
 
 run: install var/vaultd.toml var/state/models/efficientnet-lite0/manifest.json \

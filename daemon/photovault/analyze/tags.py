@@ -15,7 +15,9 @@ the model's manifest as ``extra.scoring``):
   raw-cosine floor (0.2 for CLIP; unrelated photo/text pairs score about
   0.1-0.18).
 * SigLIP, SigLIP2, NLLB-CLIP: ``sigmoid(logit_scale * cosine + logit_bias)``
-  per tag, as these models were trained; each tag stands on its own.
+  per tag, as these models were trained; each tag stands on its own. Where the
+  model's trained scale and bias are unknown, a cosine threshold decides
+  (``models/families.py``); giving both here restores real probabilities.
 
 Settings given here override the manifest's figures.
 """
@@ -35,6 +37,7 @@ from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.clip import Clip, find_model
 from photovault.analyze.context import AnalyzerContext
 from photovault.models.clip import l2_normalize
+from photovault.models.families import sigmoid_scoring
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +101,25 @@ class ZeroShotTags(Analyzer):
         self.vocabulary = vocabulary
         self.model_name = clip.model_name
         scoring = clip.scoring
+        if (
+            scoring.kind == "sigmoid"
+            and scoring.basis == "fallback"
+            and settings.get("logit_scale") is not None
+            and settings.get("logit_bias") is not None
+        ):
+            # The trained figures given here: their probability floor, not the fallback's.
+            scoring = sigmoid_scoring(
+                float(settings["logit_scale"]),
+                float(settings["logit_bias"]),
+                "settings",
+                "published",
+            )
 
         def pick(key: str, default: float) -> float:
             value = settings.get(key)
             return float(default if value is None else value)
 
+        self.scoring = scoring
         self.scoring_kind = scoring.kind
         self.min_confidence = pick("min_confidence", scoring.tag_min_confidence)
         self.min_similarity = pick("min_similarity", scoring.tag_min_similarity)

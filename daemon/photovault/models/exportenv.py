@@ -155,6 +155,20 @@ def _read_marker(env: Path) -> list[str] | None:
     return list(reqs) if isinstance(reqs, list) else None
 
 
+def _pip_works(env: Path) -> bool:
+    """Can the environment's python run pip (a venv made without ensurepip cannot)?"""
+    try:
+        result = subprocess.run(
+            [str(_env_python(env)), "-m", "pip", "--version"],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
 def _expected_size() -> tuple[float, float]:
     indexes = " ".join(os.environ.get(v, "") for v in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"))
     small = "whl/cpu" in indexes or platform.machine() not in ("x86_64", "AMD64")
@@ -167,11 +181,19 @@ def ensure(env: Path | None = None, say: Say = _stderr) -> Path:
     env = Path(env or env_dir())
     reqs = requirements()
     exists = _env_python(env).exists()
-    if exists and _read_marker(env) == reqs:
+    marker = _read_marker(env) if exists else None
+    if exists and marker == reqs:
         say(f"exporting with torch from {env} (`vaultctl models cleanup` removes it)")
         return env
-    if exists:
-        say(f"updating the export environment in {env} (unfinished, or its requirements changed)")
+    if exists and marker is not None and _pip_works(env):
+        say(f"updating the export environment in {env} (its requirements changed)")
+    elif exists:
+        # No marker: an unfinished build; or pip itself is broken. Start it afresh.
+        say(f"rebuilding the export environment in {env} (an unfinished or broken build)")
+        _run(
+            [sys.executable, "-m", "venv", "--clear", str(env)],
+            "recreating the export environment",
+        )
     else:
         download, disk = _expected_size()
         say(

@@ -7,7 +7,8 @@ what the family needs around it (``models/families.py``):
 
 * cleaning: CLIP's (NFC, HTML entities, whitespace, lower case; the same
   function as ``models/tokenizer.py``, so ids equal ours), SigLIP's
-  "canonicalize" (whitespace, punctuation removed, lower case, as open_clip),
+  "canonicalize" (open_clip's, step for step: underscores to spaces,
+  punctuation removed, lower case, whitespace collapsed),
   or whitespace only;
 * truncation to the context length (special tokens included, so a long CLIP
   text still ends with its end token) and padding to it with the family's
@@ -17,8 +18,10 @@ what the family needs around it (``models/families.py``):
 
 from __future__ import annotations
 
+import html
 import json
 import string
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +37,22 @@ _PUNCTUATION = str.maketrans("", "", string.punctuation)
 def clean(text: str, mode: str) -> str:
     if mode == "clip":
         return ClipBpe.clean(text)
-    text = " ".join(text.split())
     if mode == "canonicalize":
-        text = text.translate(_PUNCTUATION).lower()
-    return text
+        return canonicalize(text)
+    return " ".join(text.split())
+
+
+def canonicalize(text: str) -> str:
+    """open_clip's ``canonicalize`` cleaning (``canonicalize_text(basic_clean(text))``,
+    from big_vision), step for step: NFC and HTML entities (its ``basic_clean``, with
+    NFC for ftfy as in our CLIP cleaning), underscores to spaces, ASCII punctuation
+    removed, lower case, runs of whitespace to one space."""
+    text = unicodedata.normalize("NFC", text)
+    text = html.unescape(html.unescape(text)).strip()
+    text = text.replace("_", " ")
+    text = text.translate(_PUNCTUATION)
+    text = text.lower()
+    return " ".join(text.split())
 
 
 class HFTokenizer:

@@ -25,11 +25,16 @@ the repos (``fp16/``, ``rknpu/``, ``armnn`` builds) are not downloaded.
 
 ``install_from_hub`` downloads the files through ``huggingface_hub``
 (resumable, cached in ``$HF_HOME``, progress bars) and imports them; with
-``HF_HUB_OFFLINE=1`` it uses the cache only. Nothing here imports torch.
+``HF_HUB_OFFLINE=1`` it uses the cache only. Every file is verified before the
+import: against the sha256 the hub lists for the commit it downloads, or, where
+that listing is not available (offline, hub unreachable), against the content
+address the cache stores it under (an LFS file's blob is named by its sha256, a
+small file's by its git blob sha1). Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -43,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from photovault.models import hf_tokenizer
-from photovault.models.families import CLEAN, FAMILIES, default_scoring
+from photovault.models.families import CLEAN, FAMILIES, default_scoring, sigmoid_scoring
 from photovault.models.store import (
     TEXT_MASK_INPUT,
     Manifest,
@@ -149,6 +154,18 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+def scoring_record(family: str, *names: str | None) -> dict[str, Any]:
+    """The manifest's scoring: the trained figures the catalogue gives for the first
+    of `names` it lists (repo or store name), else the family's defaults."""
+    entry = catalogue_entry(*names)
+    if entry and "logit_scale" in entry and "logit_bias" in entry:
+        source = str(entry.get("scoring_source") or "models/data/hub_models.toml")
+        scoring = sigmoid_scoring(entry["logit_scale"], entry["logit_bias"], source, "published")
+        if scoring.kind == default_scoring(family).kind:
+            return scoring.to_dict()
+    return default_scoring(family).to_dict()
+
+
 def prepare_dir(
     src: Path,
     out: Path,
@@ -158,9 +175,11 @@ def prepare_dir(
     source: str = "",
     licence: str = "",
     pins: dict[str, str] | None = None,
+    repo: str | None = None,
 ) -> Manifest:
     """Write our layout of the hub-layout folder `src` into `out` (not validated
-    beyond what the manifest needs; ``import_hub_dir`` validates and installs)."""
+    beyond what the manifest needs; ``import_hub_dir`` validates and installs).
+    `repo`, the hub repository it came from, finds its catalogue entry (scoring)."""
     src, out = Path(src), Path(out)
     if not is_hub_layout(src):
         raise ModelError(f"{src}: not a hub-layout folder (needs {VISUAL} and {TEXTUAL})")
@@ -244,7 +263,7 @@ def prepare_dir(
             # Both towers' outputs are L2-normalised by vaultd (idempotent for
             # Immich's exports, which already normalise).
             "normalisation": "l2",
-            "scoring": default_scoring(family).to_dict(),
+            "scoring": scoring_record(family, repo, name, src.name),
             "hub_sha256": {
                 path: sha256_file(src / path) for path in (VISUAL, TEXTUAL) if (src / path).exists()
             },
@@ -322,6 +341,63 @@ def remote_facts(repo: str, revision: str | None = None) -> dict[str, Any]:
     return {"bytes": size, "licence": licence, "pins": pins, "revision": info.sha}
 
 
+def _git_blob_sha1(path: Path) -> str:
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_snapshot(snapshot: Path, pins: dict[str, str]) -> str:
+    """Check every file we use in a hub snapshot; returns what was checked and how,
+    raises ModelError naming a file that differs or that nothing could check.
+
+    A file with a pin (the hub's LFS sha256 for the downloaded commit) is checked
+    against it; any other against its cache blob's name, which huggingface_hub sets
+    to the file's sha256 (LFS files) or git blob sha1 (small files)."""
+    files = sorted(
+        p
+        for p in snapshot.rglob("*")
+        if p.is_file() and _wanted(p.relative_to(snapshot).as_posix())
+    )
+    counts = {"pinned": 0, "sha256": 0, "sha1": 0}
+    unchecked: list[str] = []
+    for path in files:
+        rel = path.relative_to(snapshot).as_posix()
+        blob = path.resolve().name if path.is_symlink() else ""
+        if rel in pins:
+            how, expected, actual = "pinned", pins[rel], sha256_file(path)
+        elif re.fullmatch(r"[0-9a-f]{64}", blob):
+            how, expected, actual = "sha256", blob, sha256_file(path)
+        elif re.fullmatch(r"[0-9a-f]{40}", blob):
+            how, expected, actual = "sha1", blob, _git_blob_sha1(path)
+        else:
+            unchecked.append(rel)
+            continue
+        if actual != expected:
+            raise ModelError(
+                f"{path}: content differs from the hub's "
+                f"{'sha256' if how != 'sha1' else 'git sha1'} {expected} (got {actual}); "
+                "a damaged or altered download: remove it from the cache and install again"
+            )
+        counts[how] += 1
+    if unchecked:
+        raise ModelError(
+            f"{snapshot}: cannot verify {', '.join(unchecked)} (no pinned sha256 and not "
+            "stored under a content address); `vaultctl models import clip DIR` takes a "
+            "folder you have checked yourself"
+        )
+    parts = []
+    if counts["pinned"]:
+        parts.append(f"{counts['pinned']} against the sha256 the hub lists for this commit")
+    if counts["sha256"]:
+        parts.append(f"{counts['sha256']} against their cache blob's sha256 name (LFS)")
+    if counts["sha1"]:
+        parts.append(f"{counts['sha1']} against their cache blob's git sha1 name")
+    return f"verified {len(files)} files: " + "; ".join(parts)
+
+
 def install_from_hub(
     store_dir: Path,
     name: str,
@@ -334,9 +410,13 @@ def install_from_hub(
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    from photovault.models.install import refuse_installed
+
     repo = repo_id(name)
+    refuse_installed(Path(store_dir), store_as or store_name(repo), replace)  # before a download
     pins: dict[str, str] = {}
     licence = ""
+    resolved = revision
     is_offline = offline()
     if is_offline:
         say(f"{repo}: HF_HUB_OFFLINE is set, using the local cache only")
@@ -345,8 +425,14 @@ def install_from_hub(
             facts = remote_facts(repo, revision)
         except Exception as exc:  # network, 404, hub down: snapshot_download says more
             log.info("no file metadata for %s: %s", repo, exc)
+            say(
+                f"{repo}: no file listing from the hub ({type(exc).__name__}); checksums "
+                "come from the cache's content addresses"
+            )
         else:
             pins, licence = facts["pins"], facts["licence"]
+            # Download the very commit the pins describe, not whatever `main` is by then.
+            resolved = facts.get("revision") or revision
             say(
                 f"{repo}: {facts['bytes'] / 1e6:.0f} MB to download (or from the cache), "
                 f"licence {licence or 'not stated'}"
@@ -354,7 +440,7 @@ def install_from_hub(
     try:
         path = snapshot_download(
             repo,
-            revision=revision,
+            revision=resolved,
             allow_patterns=ALLOW_PATTERNS,
             cache_dir=_cache_dir(),
             local_files_only=is_offline,
@@ -370,6 +456,9 @@ def install_from_hub(
         raise ModelError(f"cannot download {repo}: {type(exc).__name__}: {exc}") from exc
     snapshot = Path(str(path))
     commit = snapshot.name
+    if pins and resolved and commit != resolved:
+        raise ModelError(f"{repo}: asked for commit {resolved}, the cache gave {commit}")
+    say(f"{repo} (revision {commit}): {verify_snapshot(snapshot, pins)}")
     return import_hub_dir(
         store_dir,
         snapshot,
@@ -377,11 +466,22 @@ def install_from_hub(
         replace,
         source=f"https://huggingface.co/{repo} (revision {commit})",
         licence=licence,
-        pins=pins,
+        repo=repo,
     )
 
 
 # --- the catalogue --------------------------------------------------------------
+
+
+def catalogue_entry(*names: str | None) -> dict[str, Any] | None:
+    """The catalogue's entry for the first of `names` (a repo, a store name) it lists."""
+    for wanted in names:
+        if not wanted:
+            continue
+        for entry in available():
+            if store_name(str(entry["name"])) == store_name(wanted):
+                return entry
+    return None
 
 
 def available() -> list[dict[str, Any]]:

@@ -71,14 +71,25 @@ def install(
         from photovault.models.export import text as export_text
 
         return export_text.install(Path(store_dir), name, replace=replace)
+    from photovault.models.export import tagger as export_tagger
+
+    refuse_installed(Path(store_dir), export_tagger.NAME, replace)
     log.info("exporting %s model %s (this takes a minute)", kind, name)
     if force_env or not exportenv.can_export_here(kind):
         with tempfile.TemporaryDirectory(prefix="photovault-export-") as tmp:
             exportenv.run_export(kind, Path(tmp))
             return ModelStore(store_dir).import_dir(Path(tmp), kind=kind, replace=replace)
-    from photovault.models.export import tagger as export_tagger
-
     return export_tagger.install(Path(store_dir), replace=replace)
+
+
+def refuse_installed(store_dir: Path, name: str, replace: bool) -> None:
+    """Fail fast, before any export (or export environment build), when `name` is
+    installed already and no replace was asked for."""
+    if not replace and (Path(store_dir) / name / MANIFEST).is_file():
+        raise ModelError(
+            f"model {name} is already installed at {Path(store_dir) / name} "
+            "(use --replace to reinstall it)"
+        )
 
 
 def _install_clip(
@@ -101,6 +112,8 @@ def _install_clip(
     variants = options.get("variants") or None
     if isinstance(variants, str):
         variants = [v.strip() for v in variants.split(",") if v.strip()]
+    name = str(options.get("name") or export_clip.store_name(architecture, str(pretrained)))
+    refuse_installed(store_dir, name, replace)
     log.info("exporting clip %s (%s) to ONNX (a few minutes)", architecture, pretrained)
     if in_env:
         args = ["--architecture", architecture, "--pretrained", str(pretrained)]

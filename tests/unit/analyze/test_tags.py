@@ -147,3 +147,64 @@ def test_a_siglip_photo_matching_a_tag_gets_it_with_a_sigmoid_confidence() -> No
     best = result["tags"][0]
     assert best["tag"] == "Places|Beach"
     assert best["confidence"] == pytest.approx(1 / (1 + np.exp(-(10.0 - 2.0))), abs=1e-4)
+
+
+def embedding_at(tags: ZeroShotTags, index: int, cosine: float) -> np.ndarray:
+    """A unit photo embedding at exactly `cosine` to tag `index`'s text vector."""
+    away = np.linalg.svd(tags.text)[2][-1]  # orthogonal to every tag vector
+    return np.asarray(cosine * tags.text[index] + np.sqrt(1 - cosine**2) * away)
+
+
+@pytest.mark.parametrize("family", ["siglip", "siglip2", "nllb"])
+@pytest.mark.parametrize("cosine", [0.15, 0.2, 0.3])
+def test_a_sigmoid_model_without_trained_figures_tags_a_photo_at_a_plausible_cosine(
+    family: str, cosine: float
+) -> None:
+    tags = stub_tags(family)
+    embedding = embedding_at(tags, 1, cosine)
+    (result,) = tags.analyze([item({"clip": {"model": "stub", "embedding": embedding}})])
+    assert result["tags"], f"no tag at cosine {cosine}"
+    assert result["tags"][0]["tag"] == "Places|Beach"
+    assert result["tags"][0]["similarity"] == pytest.approx(cosine, abs=1e-4)
+    assert tags.scoring.basis == "fallback"
+
+
+@pytest.mark.parametrize("family", ["siglip", "siglip2", "nllb"])
+def test_a_sigmoid_model_without_trained_figures_leaves_an_unrelated_photo_untagged(
+    family: str,
+) -> None:
+    tags = stub_tags(family)
+    embedding = np.linalg.svd(tags.text)[2][-1]  # cosine 0 to every tag
+    (result,) = tags.analyze([item({"clip": {"model": "stub", "embedding": embedding}})])
+    assert result["tags"] == []
+
+
+def test_a_siglip_model_with_its_published_figures_tags_a_match_and_not_an_unrelated_tag() -> None:
+    published = {"logit_scale": 117.33, "logit_bias": -12.93, "basis": "published"}
+    tags = stub_tags("siglip", extra={"scoring": published})
+    assert (tags.min_confidence, tags.scoring.basis) == (0.1, "published")
+    (match,) = tags.analyze(
+        [item({"clip": {"model": "stub", "embedding": embedding_at(tags, 1, 0.15)}})]
+    )
+    assert match["tags"][0]["tag"] == "Places|Beach"
+    assert match["tags"][0]["confidence"] > 0.9
+    (weak,) = tags.analyze(
+        [item({"clip": {"model": "stub", "embedding": embedding_at(tags, 1, 0.03)}})]
+    )
+    assert weak["tags"] == []
+
+
+def test_a_manifest_that_recorded_siglips_untrained_init_values_scores_with_the_fallback() -> None:
+    # Manifests written before the fix recorded scale 10, bias -10 and a 0.5 floor.
+    old = {"logit_scale": 10.0, "logit_bias": -10.0, "tag_min_confidence": 0.5}
+    tags = stub_tags("siglip", extra={"scoring": {**old, "tag_min_similarity": 0.05}})
+    assert tags.scoring.basis == "fallback" and tags.min_confidence < 0.01
+    (result,) = tags.analyze(
+        [item({"clip": {"model": "stub", "embedding": embedding_at(tags, 1, 0.2)}})]
+    )
+    assert result["tags"][0]["tag"] == "Places|Beach"
+
+
+def test_trained_figures_given_in_the_settings_bring_the_probability_floor() -> None:
+    tags = stub_tags("siglip", {"logit_scale": 117.33, "logit_bias": -12.93})
+    assert (tags.logit_scale, tags.logit_bias, tags.min_confidence) == (117.33, -12.93, 0.1)

@@ -6,6 +6,7 @@ tests/integration/test_export_env.py; these check the wiring around it.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tomllib
@@ -157,3 +158,134 @@ def test_the_child_writes_the_exporters_error_for_the_caller(
     code = exportenv._child(["tagger", str(tmp_path / "out"), str(error)])
     assert code == exportenv.EXIT_MODEL_ERROR
     assert error.read_text() == "the weights package is missing"
+
+
+def _fake_env(env: Path, python: str, marker: list[str] | None = None) -> None:
+    (env / "bin").mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (env / "bin" / "python").write_text(python)
+    (env / "bin" / "python").chmod(0o755)
+    if marker is not None:
+        (env / exportenv.MARKER).write_text(json.dumps({"requirements": marker}))
+
+
+def _record_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    runs: list[list[str]] = []
+    monkeypatch.setattr(exportenv, "_run", lambda cmd, what, env=None: runs.append(list(cmd)))
+    return runs
+
+
+@pytest.mark.parametrize("marker", [None, ["torch==0.0"]], ids=["no marker", "old marker"])
+def test_an_environment_whose_pip_is_broken_or_unfinished_is_recreated_with_clear(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, marker: list[str] | None
+) -> None:
+    env = tmp_path / "env"
+    _fake_env(env, "#!/bin/sh\nexit 1\n", marker)  # a python that cannot run pip
+    runs = _record_runs(monkeypatch)
+    said: list[str] = []
+    exportenv.ensure(env, said.append)
+    assert runs[0][1:] == ["-m", "venv", "--clear", str(env)]
+    assert runs[1][:4] == [str(env / "bin" / "python"), "-m", "pip", "install"]
+    assert any("rebuilding" in line for line in said)
+    assert json.loads((env / exportenv.MARKER).read_text())["requirements"] == runs[1][5:]
+
+
+def test_an_environment_with_working_pip_and_old_requirements_is_updated_in_place(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = tmp_path / "env"
+    _fake_env(env, "#!/bin/sh\nexit 0\n", ["torch==0.0"])
+    runs = _record_runs(monkeypatch)
+    exportenv.ensure(env, lambda _: None)
+    assert [cmd[1:4] for cmd in runs] == [["-m", "pip", "install"]]
+
+
+@pytest.mark.parametrize("kind", ["tagger", "clip"])
+def test_reinstalling_without_replace_fails_before_building_the_export_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str
+) -> None:
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the export environment was built")
+
+    name = "efficientnet-lite0" if kind == "tagger" else "my-clip"
+    (tmp_path / "store" / name).mkdir(parents=True)
+    (tmp_path / "store" / name / "manifest.json").write_text("{}")
+    monkeypatch.setattr(exportenv, "can_export_here", lambda kind: False)
+    monkeypatch.setattr(exportenv, "run_export", must_not_run)
+    monkeypatch.setattr(exportenv, "ensure", must_not_run)
+    options = {} if kind == "tagger" else {"pretrained": "openai", "name": name}
+    arch = "efficientnet-lite0" if kind == "tagger" else "ViT-B-32"
+    with pytest.raises(ModelError, match=r"already installed .*\(use --replace"):
+        install(tmp_path / "store", kind, arch, options)
+
+
+def _demo_clip(tmp_path: Path, enabled: str, listed: str) -> tuple[str, str]:
+    """`make demo-clip` with a stand-in vaultctl (`models list` prints `listed`)."""
+    import os
+    import subprocess
+    import sys
+
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to(sys.executable)
+    (venv / "vaultctl").write_text(f"#!/bin/sh\necho '{listed}'\nexit 0\n")
+    (venv / "vaultctl").chmod(0o755)
+    (tmp_path / "var").mkdir()
+    config = tmp_path / "var" / "vaultd.toml"
+    config.write_text(
+        f'state_dir = "state"\n[[shares]]\nname = "d"\npath = "p"\n[analyzers]\n{enabled}\n'
+    )
+    done = subprocess.run(
+        [
+            "make",
+            "-s",
+            "-f",
+            str(REPO / "Makefile"),
+            "-C",
+            str(tmp_path),
+            "demo-clip",
+            f"VENV={tmp_path / 'venv'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MAKEFLAGS": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, config.read_text()
+
+
+@pytest.mark.parametrize(
+    ("enabled", "want"),
+    [
+        (
+            'enabled = ["metadata", "tagger", "faces"]',
+            ["metadata", "tagger", "clip", "tags", "faces"],
+        ),
+        ('enabled = ["metadata","tagger"]', ["metadata", "tagger", "clip", "tags"]),
+        ('enabled = ["metadata", "tags"]', ["metadata", "tags", "clip"]),
+        ("enabled = []", ["clip", "tags"]),
+        (
+            'enabled = ["metadata", "tagger", "clip", "tags"]',
+            ["metadata", "tagger", "clip", "tags"],
+        ),
+    ],
+)
+def test_make_demo_clip_enables_clip_in_an_older_config_and_says_so(
+    tmp_path: Path, enabled: str, want: list[str]
+) -> None:
+    out, config = _demo_clip(tmp_path, enabled, "vit-b-32__openai  clip  fp32")
+    assert tomllib.loads(config)["analyzers"]["enabled"] == want
+    assert "search by meaning is on" in out
+
+
+def test_make_demo_clip_does_not_claim_search_by_meaning_when_the_config_stays_off(
+    tmp_path: Path,
+) -> None:
+    multi_line = 'enabled = [\n  "metadata",\n  "tagger",\n]'  # not a line sed edits
+    out, config = _demo_clip(tmp_path, multi_line, "vit-b-32__openai  clip  fp32")
+    assert "clip" not in tomllib.loads(config)["analyzers"]["enabled"]
+    assert "search by meaning is on" not in out
+    assert "does not enable it" in out

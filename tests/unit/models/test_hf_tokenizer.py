@@ -151,6 +151,29 @@ def test_siglip_cleaning_removes_punctuation_and_case() -> None:
     assert clean("&amp; Café", "clip") == "& café"
 
 
+def test_siglip_cleaning_is_open_clips_canonicalize_on_hundreds_of_strings() -> None:
+    # open_clip's own cleaning for SigLIP: canonicalize_text(basic_clean(text)). Strings
+    # that ftfy itself would change (full-width letters, ligatures such as "Ǆ") are left
+    # out: vaultd does not carry ftfy, the same documented gap as for CLIP's cleaning.
+    import unicodedata
+
+    ftfy = pytest.importorskip("ftfy")
+    tokenizer = pytest.importorskip("open_clip.tokenizer")
+    reference = tokenizer.get_clean_fn("canonicalize")
+
+    def ftfy_neutral(text: str) -> bool:
+        plain = text.replace("&", "+")  # entities: both sides unescape them
+        return bool(ftfy.fix_text(plain) == unicodedata.normalize("NFC", plain))
+
+    texts = [t for t in sample_strings(1200, seed=21) if ftfy_neutral(t)]
+    texts += ["snake_case_name", "a - b", "  x , y  ", "__init__", "A_B-C.D", "&amp;_x"]
+    assert len(texts) > 300
+    assert sum("_" in t for t in texts) > 20 and sum("&" in t for t in texts) > 20
+    differ = [(t, clean(t, "canonicalize"), reference(t)) for t in texts]
+    assert [d for d in differ if d[1] != d[2]] == []
+    assert clean("snake_case - name", "canonicalize") == "snake case name"
+
+
 def test_a_file_that_is_not_a_tokenizer_is_refused_naming_it(tmp_path: Path) -> None:
     bad = tmp_path / "tokenizer.json"
     bad.write_text("{}", encoding="utf-8")

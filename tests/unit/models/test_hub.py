@@ -364,3 +364,151 @@ def test_vaultctl_models_import_takes_a_hub_folder_under_a_chosen_name(
     manifest = ModelStore(tmp_path / "state" / "models").verify("my-mclip")
     assert manifest.extra["family"] == "xlm-roberta"
     assert manifest.extra["tokenizer_model"] == "Unigram"
+
+
+def test_a_siglip_model_without_published_figures_records_the_cosine_fallback(
+    store: Path,
+) -> None:
+    scoring = ModelStore(store).get("pv-tiny-siglip__random").manifest.extra["scoring"]
+    assert scoring["basis"] == "fallback"
+    assert scoring["tag_min_similarity"] == pytest.approx(0.1)
+    assert scoring["tag_min_confidence"] < 0.01  # the sigmoid at that cosine: reachable
+    assert "fallback" in scoring["source"]
+
+
+def test_a_siglip_model_scores_with_published_figures_where_the_catalogue_has_them(
+    hub: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photovault.models import hub as hub_module
+
+    repo = "immich-app/ViT-B-16-SigLIP__webli"
+    # No trained figures are catalogued yet (none could be checked here): the fallback.
+    fallback = hub_module.prepare_dir(hub["siglip"], tmp_path / "a", "mine", repo=repo)
+    assert fallback.extra["scoring"]["basis"] == "fallback"
+    entry = {"logit_scale": 117.33, "logit_bias": -12.93, "scoring_source": "a model card"}
+    monkeypatch.setattr(hub_module, "catalogue_entry", lambda *names: entry)
+    manifest = hub_module.prepare_dir(hub["siglip"], tmp_path / "b", "mine", repo=repo)
+    scoring = manifest.extra["scoring"]
+    assert (scoring["logit_scale"], scoring["logit_bias"]) == (117.33, -12.93)
+    assert scoring["basis"] == "published" and scoring["source"] == "a model card"
+    assert scoring["tag_min_confidence"] == 0.1
+
+
+def _cached(hub: dict[str, Any], hf_home: Path, commit: str = "a" * 40) -> Path:
+    from helpers.hub_models import hf_cache
+
+    return hf_cache(hf_home, "immich-app/PV-Hub-Tiny__random", hub["clip"], commit)
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch, hf_home: Path) -> None:
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_from_hub_offline_verifies_every_file_against_its_cache_blob_and_says_so(
+    hub: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photovault.models.hub import install_from_hub
+
+    _cached(hub, tmp_path / "hf")
+    _offline(monkeypatch, tmp_path / "hf")
+    said: list[str] = []
+    install_from_hub(tmp_path / "models", "PV-Hub-Tiny__random", say=said.append)
+    verified = [line for line in said if "verified" in line]
+    assert verified and "cache blob's sha256 name" in verified[0], said
+
+
+def test_from_hub_offline_refuses_a_cached_file_that_differs_from_its_blob_name(
+    hub: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photovault.models.hub import install_from_hub
+
+    snapshot = _cached(hub, tmp_path / "hf")
+    blob = (snapshot / "textual/tokenizer_config.json").resolve()
+    blob.write_text(blob.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # still JSON
+    _offline(monkeypatch, tmp_path / "hf")
+    with pytest.raises(ModelError, match=r"tokenizer_config\.json: content differs"):
+        install_from_hub(tmp_path / "models", "PV-Hub-Tiny__random", say=lambda _: None)
+    assert ModelStore(tmp_path / "models").list() == []
+
+
+def test_small_files_are_verified_against_their_git_blob_sha1(tmp_path: Path) -> None:
+    import hashlib
+
+    from photovault.models.hub import verify_snapshot
+
+    data = b'{"pad_token": "<pad>"}\n'
+    sha1 = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # git's blob id
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / sha1).write_bytes(data)
+    snapshot = tmp_path / "snap"
+    (snapshot / "textual").mkdir(parents=True)
+    (snapshot / "textual/tokenizer_config.json").symlink_to(tmp_path / "blobs" / sha1)
+    assert "1 against their cache blob's git sha1 name" in verify_snapshot(snapshot, {})
+    (tmp_path / "blobs" / sha1).write_bytes(data + b" ")
+    with pytest.raises(ModelError, match="differs from the hub's git sha1"):
+        verify_snapshot(snapshot, {})
+    (snapshot / "textual/tokenizer_config.json").unlink()
+    (snapshot / "textual/tokenizer_config.json").write_bytes(data)  # a plain copy: no address
+    with pytest.raises(ModelError, match=r"cannot verify textual/tokenizer_config\.json"):
+        verify_snapshot(snapshot, {})
+
+
+def test_from_hub_downloads_the_commit_the_pins_were_read_from(
+    hub: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    from photovault.models import hub as hub_module
+    from photovault.models.store import sha256_file
+
+    commit = "b" * 40
+    snapshot = _cached(hub, tmp_path / "hf", commit)
+    pins = {"visual/model.onnx": sha256_file(hub["clip"] / "visual/model.onnx")}
+    facts = {"bytes": 1, "licence": "mit", "pins": pins, "revision": commit}
+    asked: list[Any] = []
+
+    def fake_download(repo: str, **kwargs: Any) -> str:
+        asked.append(kwargs.get("revision"))
+        return str(snapshot)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub_module, "remote_facts", lambda repo, revision=None: facts)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    said: list[str] = []
+    hub_module.install_from_hub(tmp_path / "models", "PV-Hub-Tiny__random", say=said.append)
+    assert asked == [commit]
+    assert any("1 against the sha256 the hub lists" in line for line in said), said
+    facts["pins"] = {"visual/model.onnx": "0" * 64}
+    with pytest.raises(ModelError, match=r"visual/model\.onnx: content differs"):
+        hub_module.install_from_hub(tmp_path / "models2", "PV-Hub-Tiny__random", say=lambda _: None)
+
+
+def test_pyproject_requires_a_huggingface_hub_with_the_errors_module_hub_imports() -> None:
+    # HfHubHTTPError and LocalEntryNotFoundError live in huggingface_hub.errors since 0.25.
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    (floor,) = [
+        m.group(1)
+        for r in project["dependencies"]
+        if (m := re.fullmatch(r"huggingface[-_]hub>=([0-9.]+)", r.replace(" ", "")))
+    ]
+    assert tuple(int(x) for x in floor.split(".")[:2]) >= (0, 25)
+    source = (REPO / "daemon/photovault/models/hub.py").read_text(encoding="utf-8")
+    assert "from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError" in source
+
+
+def test_from_hub_refuses_an_installed_model_before_downloading_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photovault.models.hub import install_from_hub
+
+    (tmp_path / "models" / "vit-b-32__openai").mkdir(parents=True)
+    (tmp_path / "models" / "vit-b-32__openai" / "manifest.json").write_text("{}")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match=r"already installed .*\(use --replace"):
+        install_from_hub(tmp_path / "models", "ViT-B-32__openai", say=lambda _: None)
