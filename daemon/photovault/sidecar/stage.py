@@ -19,36 +19,29 @@ keyword of ours that a person removed from a sidecar is remembered in the
 catalog and not written again; when a person's keywords change (one of ours
 removed, one of theirs added or dropped) `on_keywords_changed` gets the file ids,
 so the daemon rewrites their search index rows (`sidecar.keywords.person_tags`).
+What a sidecar holds is built by `content.build_content` (importable from here too).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings
 from photovault.problems import Problems
-from photovault.results import faces_of, metadata_of, photo_tags, text_of
-from photovault.sidecar.model import FaceRegion, Keyword, SidecarContent
+from photovault.sidecar.commit import fingerprint_matches, remove_stale_temps
+from photovault.sidecar.content import build_content as build_content  # tests import it here
+from photovault.sidecar.model import SidecarContent
 from photovault.sidecar.naming import SidecarLocation, locate_sidecar
-from photovault.sidecar.reader import (
-    MAX_SIDECAR_BYTES,
-    ReadResult,
-    UnsafeSidecar,
-    adopted_names,
-    read_regular,
-    read_sidecar,
-)
-from photovault.sidecar.writer import SidecarWriter, permanent_reason, remove_stale_temps
+from photovault.sidecar.reader import ReadResult, adopted_names, read_sidecar
+from photovault.sidecar.writer import SidecarWriter, permanent_reason
 
 log = logging.getLogger(__name__)
 
@@ -64,50 +57,6 @@ AdoptCallback = Callable[[str, str | None, str | None], None]
 #: File ids whose keywords a person changed in the sidecar (removed one of ours,
 #: added or dropped one of theirs): their search index rows are rewritten.
 KeywordsCallback = Callable[[list[int]], None]
-
-
-def build_content(
-    results: dict[str, Any], faces: list[dict[str, Any]], signature: str
-) -> SidecarContent:
-    """What we write for one photo, from its stored analyzer results."""
-    best: dict[tuple[str, ...], Keyword] = {}
-    for tag in photo_tags(results):
-        path = tuple(p for p in str(tag["tag"]).split("|") if p)
-        if not path:
-            continue
-        conf = tag.get("confidence")
-        old = best.get(path)
-        if old is None or (conf or 0) > (old.confidence or 0):
-            best[path] = Keyword(path, conf, str(tag.get("source") or ""))
-    regions = []
-    model = faces_of(results).model
-    for f in faces:
-        name = f.get("person")
-        regions.append(FaceRegion(tuple(f["box"]), name, str(f["id"]), f.get("score"), model))
-        if name:
-            best.setdefault(("People", name), Keyword(("People", name), None, "faces"))
-    versions = dict(part.split(":", 1) for part in signature.split(",") if ":" in part)
-    return SidecarContent(
-        keywords=tuple(best.values()),
-        faces=tuple(regions),
-        analyzed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        model_versions=versions,
-        place=metadata_of(results).place,
-        text=text_of(results).text or None,
-    )
-
-
-def _fingerprint_matches(path: Path, fp: tuple[int, int, str] | None) -> bool:
-    if fp is None:
-        return False
-    try:
-        st = os.lstat(path)
-        if (st.st_mtime_ns, st.st_size) != (fp[0], fp[1]):
-            return False
-        found = read_regular(path, MAX_SIDECAR_BYTES)
-    except (OSError, UnsafeSidecar):
-        return False
-    return found is not None and hashlib.sha256(found[0]).hexdigest() == fp[2]
 
 
 def _text(value: object) -> str:
@@ -457,7 +406,7 @@ class SidecarStage:
             for row in rows:
                 try:
                     record = self.catalog.sidecar(row.id)
-                    if record and _fingerprint_matches(path, record["fingerprint"]):
+                    if record and fingerprint_matches(path, record["fingerprint"]):
                         continue  # our own write
                     self.read_back(row, path)
                 except Exception:

@@ -44,47 +44,52 @@ reason, not "failed": retrying cannot help until someone changes the share.
 Thread-safety: a `SidecarWriter` may be shared between threads; `write` calls are
 serialized by one lock, because the single exiftool process answers one command
 at a time. Use one writer per process.
+
+Where the parts live: the file steps (snapshot, temp file, permission bits,
+commit, stale temps) are in `commit`, exiftool's comparison in `losscheck`;
+`remove_stale_temps` and `exiftool_loss` are importable from here as well.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
 import secrets
-import stat
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from photovault.sidecar import merge as merging
-from photovault.sidecar import schema
+from photovault.sidecar.commit import (
+    Conflict,
+    commit,
+    current_fingerprint,
+    read_snapshot,
+    remove_stale_temps_beside,
+    sidecar_mode,
+    write_private,
+    write_temp,
+)
+from photovault.sidecar.commit import remove_stale_temps as remove_stale_temps  # writer's API
+from photovault.sidecar.losscheck import exiftool_loss
 from photovault.sidecar.model import SidecarContent
-from photovault.sidecar.naming import is_own_temp, name_max, temp_name
+from photovault.sidecar.naming import name_max, temp_name
 from photovault.sidecar.reader import (
     MAX_SIDECAR_BYTES,
     Fingerprint,
     UnsafeSidecar,
     encoding_problem,
     fingerprint_bytes,
-    read_regular,
 )
 
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = Path(__file__).with_name("exiftool.config")
 
-#: exiftool JSON keys that differ between any two files and say nothing of content.
-_SKIP_GROUPS = ("System:", "File:", "ExifTool:", "XMP-photovault:")
-_SKIP_TAGS = {"SourceFile", "XMP-x:XMPToolkit"}
-_KEYWORD_TAGS = ("XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-digiKam:TagsList")
-STALE_TEMP_SECONDS = 3600
 #: OSError numbers that say the sidecar can never be written where it is; retrying
 #: would not help, so the sidecar is skipped with the reason, not failed.
 PERMANENT_ERRNOS = {
@@ -172,10 +177,6 @@ class WriteResult:
     @property
     def ok(self) -> bool:
         return self.status in ("written", "unchanged")
-
-
-class _Conflict(Exception):
-    """The sidecar changed under us; read and merge again."""
 
 
 class SidecarWriter:
@@ -291,7 +292,7 @@ class SidecarWriter:
             for attempt in range(1, self._max_attempts + 1):
                 try:
                     result = self._write_once(photo, sidecar, content, stored_size, orientation)
-                except _Conflict:
+                except Conflict:
                     log.info("sidecar %s changed while we merged; merging again", _shown(sidecar))
                     continue
                 except UnsafeSidecar as err:
@@ -314,7 +315,7 @@ class SidecarWriter:
 
     def _fail(self, sidecar: Path, status: Status, why: str, attempts: int) -> WriteResult:
         log.warning("sidecar %s not written: %s", _shown(sidecar), why)
-        return WriteResult(status, sidecar, _current_fingerprint(sidecar), [why], attempts)
+        return WriteResult(status, sidecar, current_fingerprint(sidecar), [why], attempts)
 
     def _write_once(
         self,
@@ -325,7 +326,7 @@ class SidecarWriter:
         orientation: int,
     ) -> WriteResult:
         photo_st = os.stat(photo)
-        old, old_fp, old_mode = _read_snapshot(sidecar, self._max_bytes)
+        old, old_fp, old_mode = read_snapshot(sidecar, self._max_bytes)
         if old is not None:
             problem = encoding_problem(old)
             if len(old) > self._max_bytes:
@@ -350,23 +351,23 @@ class SidecarWriter:
             return base
         if sidecar.parent != photo.parent:  # the mirror tree
             sidecar.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temps(sidecar)
+        remove_stale_temps_beside(sidecar)
         limit = name_max(sidecar.parent)
         tmp = sidecar.with_name(temp_name(sidecar.name, secrets.token_hex(6), limit))
         copy = None
         try:
-            _write_temp(
-                tmp, merged.data, _sidecar_mode(photo_st, old_mode), photo_st.st_gid, base.warnings
+            write_temp(
+                tmp, merged.data, sidecar_mode(photo_st, old_mode), photo_st.st_gid, base.warnings
             )
             if self._verify_with_exiftool:
                 if old is not None:  # exiftool reads our copy, never a path someone can swap
                     copy = sidecar.with_name(temp_name(sidecar.name, secrets.token_hex(6), limit))
-                    _write_private(copy, old)
+                    write_private(copy, old)
                 problem = self._exiftool_check(copy, tmp, merged.removed)
                 if problem:
                     return self._skip(sidecar, f"left untouched: exiftool check: {problem}", old_fp)
             self._before_commit(sidecar)
-            _commit(tmp, sidecar, old, old_fp)
+            commit(tmp, sidecar, old, old_fp)
         finally:
             for path in (tmp, copy):
                 if path is not None:
@@ -403,243 +404,3 @@ class SidecarWriter:
         if after.get("ExifTool:Warning") not in (None, before.get("ExifTool:Warning")):
             return f"exiftool warns about the result: {after['ExifTool:Warning']}"
         return exiftool_loss(before, after, removed)
-
-
-def exiftool_loss(
-    before: dict[str, Any], after: dict[str, Any], removed: dict[str, list[str]] | None = None
-) -> str | None:
-    """Compare two ``exiftool -j -struct -G1 -n`` records of a sidecar.
-
-    Every tag of `before` must be in `after` with the same value, except that our
-    namespace is ignored, keyword lists may lose the items in `removed` and gain
-    items, region lists may lose and gain regions carrying our FaceID (MWG) or
-    listed in our MPRegions (MP), and a place field still holding the value our
-    photovault:Written<Field> recorded is ours to change. Returns None, or the
-    first difference.
-    """
-    removed = removed or {}
-    owned_rects = set(_as_list(before.get("XMP-photovault:MPRegions")))
-    ours = {
-        f.exiftool
-        for f in schema.PLACE_FIELDS
-        if f.exiftool in before
-        and str(before[f.exiftool]) == str(before.get(f"XMP-photovault:{f.record}"))
-    }
-    for tag, value in before.items():
-        if tag in _SKIP_TAGS or tag.startswith(_SKIP_GROUPS) or tag in ours:
-            continue
-        if tag not in after and tag not in _KEYWORD_TAGS:  # an emptied keyword list goes
-            return f"{tag} is gone"
-        new = after.get(tag)
-        if tag in _KEYWORD_TAGS:
-            pool = _as_list(new)
-            for item in _as_list(value):
-                if item in removed.get(tag, []):
-                    continue
-                if item not in pool:
-                    return f"{tag} lost {item!r}"
-                pool.remove(item)
-        elif tag == "XMP-mwg-rs:RegionInfo":
-            problem = _struct_list_loss(value, new, "RegionList", _is_our_mwg_region)
-            if problem:
-                return f"{tag}: {problem}"
-        elif tag == "XMP-MP:RegionInfoMP":
-            problem = _struct_list_loss(
-                value, new, "Regions", lambda r: r.get("Rectangle") in owned_rects
-            )
-            if problem:
-                return f"{tag}: {problem}"
-        elif value != new:
-            return f"{tag} changed"
-    return None
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None or value == "":
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _is_our_mwg_region(region: Any) -> bool:
-    ext = region.get("Extensions") if isinstance(region, dict) else None
-    return isinstance(ext, dict) and any(key.endswith("FaceID") for key in ext)
-
-
-def _struct_list_loss(before: Any, after: Any, list_key: str, is_ours) -> str | None:
-    if not isinstance(before, dict):
-        return None if before == after else "changed"
-    if not isinstance(after, dict):
-        return "is no longer a struct"
-    for key, value in before.items():
-        if key == list_key:
-            pool = [r for r in _as_list(after.get(key)) if not is_ours(r)]
-            for region in _as_list(value):
-                if is_ours(region):
-                    continue
-                if region not in pool:
-                    return f"{key} lost or changed {json.dumps(region)[:80]}"
-                pool.remove(region)
-        elif after.get(key) != value:
-            return f"{key} changed"
-    return None
-
-
-# ------------------------------------------------------------------ files
-def _read_snapshot(
-    path: Path, max_bytes: int
-) -> tuple[bytes | None, Fingerprint | None, int | None]:
-    """(bytes, fingerprint, permission bits) of the sidecar, Nones when missing.
-
-    Raises `UnsafeSidecar` for a symbolic link or a non-regular file.
-    """
-    found = read_regular(path, max_bytes)
-    if found is None:
-        return None, None, None
-    data, st = found
-    fp = Fingerprint(st.st_mtime_ns, st.st_size, hashlib.sha256(data).hexdigest())
-    return data, fp, stat.S_IMODE(st.st_mode)
-
-
-def _current_fingerprint(path: Path) -> Fingerprint | None:
-    try:
-        found = read_regular(path, MAX_SIDECAR_BYTES)
-    except (OSError, UnsafeSidecar):
-        return None
-    return None if found is None else fingerprint_bytes(path, found[0])
-
-
-def _sidecar_mode(photo_st: os.stat_result, old_mode: int | None) -> int:
-    """Never more readable than the photo: a new sidecar gets the photo's read and
-    write bits, an existing one keeps its bits less the read bits the photo lacks."""
-    photo_mode = stat.S_IMODE(photo_st.st_mode)
-    if old_mode is None:
-        return photo_mode & 0o666
-    return old_mode & 0o777 & ~(0o444 & ~photo_mode)
-
-
-def _write_temp(tmp: Path, data: bytes, mode: int, gid: int, warnings: list[str]) -> None:
-    """Create `tmp` exclusively with `mode` and the photo's group `gid`, fsynced."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            try:
-                os.fchown(fh.fileno(), -1, gid)
-            except PermissionError:
-                warnings.append("could not give the sidecar the photo's group")
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """A scratch copy only vaultd's user can read (for exiftool's comparison)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
-
-
-def _commit(tmp: Path, sidecar: Path, old: bytes | None, old_fp: Fingerprint | None) -> None:
-    """Rename `tmp` over `sidecar` unless the sidecar changed since we read it."""
-    if old is None:
-        try:
-            os.link(tmp, sidecar)  # atomic create-if-absent
-        except FileExistsError as err:
-            raise _Conflict() from err
-        except OSError:  # filesystems without hard links
-            if os.path.lexists(sidecar):
-                raise _Conflict() from None
-            os.replace(tmp, sidecar)
-    else:
-        try:
-            now_data, now_fp, _mode = _read_snapshot(sidecar, len(old) + 1)
-        except UnsafeSidecar as err:  # became a link meanwhile: read again, then skip
-            raise _Conflict() from err
-        if (
-            now_data != old
-            or now_fp is None
-            or old_fp is None
-            or (now_fp.mtime_ns, now_fp.size) != (old_fp.mtime_ns, old_fp.size)
-        ):
-            raise _Conflict()
-        os.replace(tmp, sidecar)
-    _fsync_dir(sidecar.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some network filesystems refuse fsync on a directory
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temps(sidecar: Path) -> None:
-    """Temp files a crash left behind next to this sidecar (older than an hour)."""
-    cutoff = time.time() - STALE_TEMP_SECONDS
-    prefix = f".{sidecar.name}."
-    with contextlib.suppress(OSError), os.scandir(sidecar.parent) as entries:
-        for entry in entries:
-            if entry.name.startswith(prefix) and is_own_temp(entry.name):
-                with contextlib.suppress(OSError):
-                    st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
-                        os.unlink(entry.path)
-
-
-def remove_stale_temps(
-    root: Path,
-    *,
-    before: float | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> int:
-    """Remove the temp files a crash (``kill -9``) left anywhere under `root`.
-
-    Only regular files whose name is exactly our temp pattern (`naming.is_own_temp`)
-    and, when `before` is given, last modified before that time; symbolic links
-    are neither followed nor removed. Errors (a vanished folder, no permission)
-    skip the entry. Returns how many files were removed; `should_stop` ends the
-    walk early (shutdown).
-    """
-    removed = 0
-    stack = [os.fsencode(root)]
-    while stack and not should_stop():
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as found:
-                entries = list(found)
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    continue
-                if not is_own_temp(entry.name):
-                    continue
-                st = entry.stat(follow_symlinks=False)
-                if not stat.S_ISREG(st.st_mode) or (before is not None and st.st_mtime >= before):
-                    continue
-                os.unlink(entry.path)
-            except OSError as err:
-                log.debug("stale temp %r not removed: %s", entry.path, err)
-                continue
-            removed += 1
-            log.info(
-                "removed stale sidecar temp file %s", entry.path.decode("utf-8", "backslashreplace")
-            )
-    return removed
