@@ -58,20 +58,25 @@ class Place:
 
     country_code is ISO 3166-1 alpha-2 ("PT"); region the first-level division
     ("Lisboa"); city the nearest populated place in that country (None far from
-    any, e.g. at sea)."""
+    any, e.g. at sea); within the larger town that city lies in when it is a
+    district of one ("Berlin" for Kreuzberg): searched by, not shown."""
 
     country_code: str
     country: str
     region: str | None = None
     city: str | None = None
+    within: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
-        return {
+        out = {
             "country_code": self.country_code,
             "country": self.country,
             "region": self.region,
             "city": self.city,
         }
+        if self.within:
+            out["within"] = self.within
+        return out
 
     @classmethod
     def from_dict(cls, raw: Any) -> Place | None:
@@ -82,6 +87,7 @@ class Place:
             str(raw["country"]),
             str(raw["region"]) if raw.get("region") else None,
             str(raw["city"]) if raw.get("city") else None,
+            str(raw["within"]) if raw.get("within") else None,
         )
 
     def label(self) -> str:
@@ -91,7 +97,8 @@ class Place:
 
     def names(self) -> list[str]:
         """Every name a search may use for this place."""
-        return [n for n in (self.city, self.region, self.country, self.country_code) if n]
+        names = (self.city, self.within, self.region, self.country, self.country_code)
+        return [n for n in names if n]
 
 
 @dataclass(frozen=True)

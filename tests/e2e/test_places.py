@@ -94,9 +94,28 @@ def test_search_by_town_region_and_country_finds_exactly_those_photos(places_vau
     assert _search(vault, "--place", "STRASBOURG") == ["strasbourg.jpg"]
     assert _search(vault, "--place", "Germany") == ["kehl.jpg"]
     assert _search(vault, "--place", "PT") == ["lisbon.jpg"]
-    assert _search(vault, "--place", "Atlantis") == []
+    assert _search(vault, "--place", "Atlantis") == []  # a town in Florida
     assert _search(vault, "Lisbon") == ["lisbon.jpg"]
     assert _search(vault, "--near", "Kehl") == ["kehl.jpg", "strasbourg.jpg"]
+
+
+def test_search_by_place_takes_other_names_of_towns_and_countries(places_vault) -> None:
+    vault, _ = places_vault
+    assert _search(vault, "--place", "Lisboa") == ["lisbon.jpg"]
+    assert _search(vault, "--place", "Deutschland") == ["kehl.jpg"]
+    usa = vault.ctl("search", "--place", "USA", "--json", check=False)
+    assert (json.loads(usa.stdout), usa.stderr) == ([], "")  # known, just no photo there
+    assert _search(vault, "--near", "Strasbourg, France") == ["kehl.jpg", "strasbourg.jpg"]
+
+
+def test_an_unknown_place_or_a_country_given_to_near_is_refused_with_a_reason(
+    places_vault,
+) -> None:
+    vault, _ = places_vault
+    unknown = vault.ctl("search", "--place", "Strasbourgg", "--json", check=False)
+    assert unknown.returncode != 0 and "no place called 'Strasbourgg'" in unknown.stderr
+    country = vault.ctl("search", "--near", "Georgia", "--json", check=False)
+    assert country.returncode != 0 and "--place" in country.stderr
 
 
 def test_places_lists_the_library_by_country_with_counts(places_vault) -> None:
@@ -142,4 +161,4 @@ def test_sidecars_carry_the_place_unless_a_person_set_one(places_vault) -> None:
     assert fields("strasbourg.jpg").get("CountryCode") == "FR"
     kehl = fields("kehl.jpg")
     assert kehl.get("City") == "Grandma's"
-    assert kehl.get("CountryCode") == "DE"
+    assert kehl.get("CountryCode") is None  # theirs beside ours would name two places

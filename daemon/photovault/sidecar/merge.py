@@ -830,16 +830,17 @@ def _merge_place(
     ours a person changed) is theirs, and so is one of ours a person removed
     (remembered in PersonFields): never written by us again. One still holding
     the value we wrote is ours and follows `place` (updated, or removed when we
-    no longer know it); an absent one gets our value. But when the file's own
-    country (Country or CountryCode of theirs) is not ours, the fields would
-    name two places: then we add and change nothing.
+    no longer know it); an absent one gets our value. But when any field holds a
+    value of theirs that is not ours (their City "Strasbourg" beside our Kehl,
+    their Country beside ours), adding ours would name two places: then we add
+    and change nothing.
     """
     desired = place_values(place)
     written = schema.written_place(props)
     names = [f.name for f in schema.PLACE_FIELDS]
     person = [n for n in names if n in schema.owned(props, schema.PERSON_FIELDS)]
     found = []
-    other_country = False
+    other_place = False
     for f in schema.PLACE_FIELDS:
         current = props.get(k(f.ns, f.local))
         mine = written.get(f.name)
@@ -850,12 +851,12 @@ def _merge_place(
         if mine is not None and not ours and f.name not in person:
             person.append(f.name)  # removed or corrected by a person
             result.person_fields.append(f.name)
-        if f.local in ("Country", "CountryCode") and current is not None and not ours:
+        if current is not None and not ours:
             theirs = schema.text_of(current) or ""
-            other_country = other_country or theirs.casefold().strip() != (
+            other_place = other_place or theirs.casefold().strip() != (
                 desired.get(f.name, "").casefold()
             )
-    freeze = bool(desired) and other_country
+    freeze = bool(desired) and other_place
     written_after: dict[str, str] = {}
     cuts: list[Element] = []
     for f, current, mine, ours, prop, as_attr, editable in found:

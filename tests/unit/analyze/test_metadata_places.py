@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from helpers.photos import write_jpeg
-from photovault.analyze.base import AnalysisItem
-from photovault.analyze.metadata import MetadataAnalyzer
-from photovault.geo.places import Geocoder
+from photovault.analyze.base import AnalysisItem, AnalyzerError
+from photovault.analyze.metadata import PLACE_RETRY_SECONDS, MetadataAnalyzer
+from photovault.geo import timezone
+from photovault.geo.places import Geocoder, cities_file
 from photovault.media.decode import decode_image
 from photovault.media.metadata import MetadataReader
 from photovault.media.types import PhotoMetadata
@@ -85,10 +86,43 @@ def test_a_recorded_offset_wins_and_a_photo_without_gps_has_no_place(tmp_path: P
 
 
 @needs_exiftool
-def test_missing_place_data_leaves_the_photo_analyzed_without_a_place(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_utc_capture_time_gets_the_wall_clock_of_the_position(tmp_path: Path) -> None:
     path = photo(
+        tmp_path / "berlin-utc.jpg",
+        "-XMP-exif:DateTimeOriginal=2024:12:24 23:30:00Z",
+        "-GPSLatitude=52.52",
+        "-GPSLatitudeRef=N",
+        "-GPSLongitude=13.405",
+        "-GPSLongitudeRef=E",
+    )
+    result = analyze(MetadataAnalyzer(), path)
+    assert result["taken_at"] == "2024-12-24T23:30:00Z"
+    assert result["taken_local"] == "2024-12-25T00:30:00"
+    assert result["local_time"] == {
+        "offset": "+01:00",
+        "zone": "Europe/Berlin",
+        "source": "position",
+    }
+
+
+@needs_exiftool
+def test_a_recorded_offset_of_zero_is_the_local_one(tmp_path: Path) -> None:
+    path = photo(
+        tmp_path / "london.jpg",
+        "-DateTimeOriginal=2024:12:24 23:30:00",
+        "-OffsetTimeOriginal=+00:00",
+        "-GPSLatitude=52.52",
+        "-GPSLatitudeRef=N",
+        "-GPSLongitude=13.405",
+        "-GPSLongitudeRef=E",
+    )
+    result = analyze(MetadataAnalyzer(), path)
+    assert result["taken_local"] == "2024-12-24T23:30:00"
+    assert result["local_time"] == {"offset": "+00:00", "zone": None, "source": "exif"}
+
+
+def _lisbon(tmp_path: Path) -> Path:
+    return photo(
         tmp_path / "lisbon.jpg",
         "-DateTimeOriginal=2024:01:15 10:00:00",
         "-GPSLatitude=38.7223",
@@ -96,10 +130,60 @@ def test_missing_place_data_leaves_the_photo_analyzed_without_a_place(
         "-GPSLongitude=9.1393",
         "-GPSLongitudeRef=W",
     )
-    analyzer = MetadataAnalyzer(Geocoder(cities=tmp_path / "missing.gz"))
-    first = analyze(analyzer, path)
-    second = analyze(analyzer, path)
-    assert first["place"] is None and second["place"] is None
-    assert first["dhash"] and first["local_time"]["zone"] == "Europe/Lisbon"
+
+
+def _analyze_all(analyzer: MetadataAnalyzer, paths: list[Path]) -> list[Any]:
+    with MetadataReader() as reader:
+        metas = reader.read(paths)
+    items = []
+    for i, path in enumerate(paths):
+        meta = metas[path]
+        assert isinstance(meta, PhotoMetadata)
+        items.append(AnalysisItem(i, path, "0" * 64, decode_image(path, 224), meta))
+    return analyzer.analyze(items)
+
+
+@needs_exiftool
+def test_missing_place_data_fails_the_photos_with_gps_so_they_are_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lisbon = _lisbon(tmp_path)
+    indoors = photo(tmp_path / "indoors.jpg", "-DateTimeOriginal=2024:01:15 10:00:00")
+    now = [0.0]
+    data = tmp_path / "data" / "geocode.gz"
+    analyzer = MetadataAnalyzer(Geocoder(cities=data), clock=lambda: now[0])
+
+    first, no_gps = _analyze_all(analyzer, [lisbon, indoors])
+    (second,) = _analyze_all(analyzer, [lisbon])
+
+    assert isinstance(first, AnalyzerError) and "place data" in str(first)
+    assert isinstance(second, AnalyzerError)
+    assert isinstance(no_gps, dict) and no_gps["dhash"]
     assert [r.levelname for r in caplog.records if "place data" in r.getMessage()] == ["WARNING"]
     assert analyzer.status()["places"]["error"]
+
+    # The data comes back: after the retry delay the photo gets its place.
+    data.parent.mkdir()
+    shutil.copy(cities_file(), data)
+    shutil.copy(cities_file().parent / "countries.csv", data.parent / "countries.csv")
+    now[0] += PLACE_RETRY_SECONDS + 1
+    (third,) = _analyze_all(analyzer, [lisbon])
+    assert isinstance(third, dict)
+    assert third["place"]["city"] == "Lisbon"
+    assert analyzer.status()["places"]["error"] is None
+
+
+@needs_exiftool
+def test_a_failing_zone_lookup_fails_that_photo_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lisbon = _lisbon(tmp_path)
+    indoors = photo(tmp_path / "indoors.jpg", "-DateTimeOriginal=2024:01:15 10:00:00")
+
+    def broken(lat: float, lon: float) -> str | None:
+        raise OSError("zone data unreadable")
+
+    monkeypatch.setattr(timezone, "_default_zone_at", broken)
+    failed, fine = _analyze_all(MetadataAnalyzer(), [lisbon, indoors])
+    assert isinstance(failed, AnalyzerError) and "zone data unreadable" in str(failed)
+    assert isinstance(fine, dict) and fine["taken_local"] == "2024-01-15T10:00:00"

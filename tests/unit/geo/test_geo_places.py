@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from photovault.geo.places import Geocoder, GeoDataMissing, fold
+from photovault.geo.places import Geocoder, GeoDataMissing, NotATown, fold
 from photovault.results import Place
 
 
@@ -73,6 +73,23 @@ def test_kosovo_inside_serbias_time_zone_is_told_apart_by_its_towns(geocoder: Ge
     assert where(geocoder, 43.3209, 21.8958) == ("RS", "Niš")
 
 
+def test_northern_vietnam_inside_bangkoks_time_zone_is_told_apart_by_its_towns(
+    geocoder: Geocoder,
+) -> None:
+    assert where(geocoder, 21.0285, 105.8542) == ("VN", "Hanoi")
+    assert where(geocoder, 13.7563, 100.5018) == ("TH", "Bangkok")
+    assert where(geocoder, 18.7883, 98.9853) == ("TH", "Chiang Mai")
+
+
+def test_the_west_bank_inside_jerusalems_time_zone_is_told_apart_by_its_towns(
+    geocoder: Geocoder,
+) -> None:
+    assert where(geocoder, 31.7000, 35.1167) == ("PS", "Battir")
+    assert where(geocoder, 31.9038, 35.2034) == ("PS", "Ramallah")
+    assert where(geocoder, 32.0853, 34.7818) == ("IL", "Tel Aviv")
+    assert where(geocoder, 32.1750, 34.9069) == ("IL", "Kfar Saba")
+
+
 def test_a_beach_and_a_harbour_get_the_country_of_the_coast(geocoder: Geocoder) -> None:
     assert geocoder.reverse(38.6975, -9.4205) == Place("PT", "Portugal", "Lisbon", "Cascais")
     assert where(geocoder, 38.7060, -9.1440) == ("PT", "Lisbon")  # Cais do Sodré, on the Tagus
@@ -100,6 +117,22 @@ def test_a_point_on_a_lake_shore_gets_the_country_of_that_shore(geocoder: Geocod
 def test_a_place_far_from_any_town_names_the_country_only(geocoder: Geocoder) -> None:
     place = geocoder.reverse(23.0, 12.0)  # the Sahara in northern Niger
     assert place == Place("NE", "Niger")
+
+
+def test_a_district_listed_as_a_place_also_names_the_city_it_lies_in(
+    geocoder: Geocoder,
+) -> None:
+    kreuzberg = geocoder.reverse(52.4997, 13.4034)
+    assert kreuzberg is not None and (kreuzberg.city, kreuzberg.within) == ("Kreuzberg", "Berlin")
+    assert "Berlin" in kreuzberg.names() and kreuzberg.label() == "Kreuzberg, Germany"
+    manhattan = geocoder.reverse(40.7834, -73.9662)
+    assert manhattan is not None and manhattan.within == "New York City"
+    sagrada = geocoder.reverse(41.4036, 2.1744)
+    assert sagrada is not None and sagrada.within == "Barcelona"
+    kehl = geocoder.reverse(48.5726, 7.8155)  # Strasbourg covers it, but in France
+    assert kehl is not None and kehl.within is None
+    assert Place.from_dict(kreuzberg.to_dict()) == kreuzberg
+    assert "within" not in kehl.to_dict()
 
 
 def test_country_names_are_common_english_names(geocoder: Geocoder) -> None:
@@ -134,6 +167,65 @@ def test_forward_finds_regions_and_countries(geocoder: Geocoder) -> None:
     assert geocoder.forward("bavaria")[0][0] == Place("DE", "Germany", "Bavaria")
     assert geocoder.forward("USA")[0][0].country_code == "US"
     assert geocoder.forward("no such place anywhere") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "keys"),
+    [
+        ("USA", ["usa", "us"]),
+        ("UK", ["uk", "gb"]),
+        ("Holland", ["holland", "nl"]),
+        ("Deutschland", ["deutschland", "de"]),
+        ("Lisboa", ["lisboa", "lisbon"]),
+        ("München", ["munchen", "munich"]),
+        ("Wien", ["wien", "vienna"]),
+        ("Bayern", ["bayern", "bavaria"]),
+        ("Cologne", ["cologne", "koln"]),
+        ("Kehl", ["kehl"]),
+        ("Lisbn", []),
+    ],
+)
+def test_a_place_name_means_its_aliases_and_a_country_its_code(
+    geocoder: Geocoder, name: str, keys: list[str]
+) -> None:
+    assert geocoder.place_keys_for(name) == keys
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "region", "city"),
+    [
+        ("Washington", "US", "District of Columbia", "Washington"),  # not the state
+        ("Cologne", "DE", "North Rhine-Westphalia", "Köln"),  # not Cologne, Italy
+        ("München", "DE", "Bavaria", "Munich"),
+        ("Paris", "FR", "Île-de-France", "Paris"),
+        ("Paris, Texas", "US", "Texas", "Paris"),
+        ("Paris, US", "US", "Texas", "Paris"),
+        ("Portland, Maine", "US", "Maine", "Portland"),
+        ("Luxembourg", "LU", "Luxembourg", "Luxembourg"),  # a country named by its city
+        ("New York", "US", "New York", "New York City"),
+    ],
+)
+def test_a_town_for_near_comes_before_regions_and_takes_a_qualifier(
+    geocoder: Geocoder, name: str, code: str, region: str, city: str
+) -> None:
+    place, _, _ = geocoder.town(name)
+    assert (place.country_code, place.region, place.city) == (code, region, city)
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("Georgia", "is a country"),
+        ("Bavaria", "is a region"),
+        ("Lisbn", "no place called"),
+        ("Paris, Narnia", "no town called 'Paris' in 'Narnia'"),
+    ],
+)
+def test_a_name_that_is_no_town_is_refused_for_near(
+    geocoder: Geocoder, name: str, says: str
+) -> None:
+    with pytest.raises(NotATown, match=says):
+        geocoder.town(name)
 
 
 def test_fold_drops_accents_case_and_punctuation() -> None:

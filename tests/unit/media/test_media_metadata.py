@@ -160,6 +160,12 @@ def test_iso_datetime_keeps_subseconds_and_the_offset_in_the_value() -> None:
     assert iso_datetime("2024:07:01 14:03:22.450+0200") == "2024-07-01T14:03:22.45+02:00"
 
 
+def test_iso_datetime_keeps_a_utc_z_apart_from_a_zero_offset() -> None:
+    assert iso_datetime("2024:12:24 23:30:00Z") == "2024-12-24T23:30:00Z"
+    assert iso_datetime("2024:12:24 23:30:00", "Z") == "2024-12-24T23:30:00Z"
+    assert iso_datetime("2024:12:24 23:30:00", "+00:00") == "2024-12-24T23:30:00+00:00"
+
+
 def test_iso_datetime_refuses_an_unset_camera_clock() -> None:
     assert iso_datetime("0000:00:00 00:00:00", "+01:00") is None
 

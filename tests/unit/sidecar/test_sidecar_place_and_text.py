@@ -90,9 +90,7 @@ def test_a_photo_with_a_place_gets_the_four_location_fields_as_exiftool_and_exiv
     assert exiv2["Xmp.iptc.CountryCode"][1] == "PT"
 
 
-def test_a_city_the_sidecar_already_had_is_kept_and_the_empty_fields_are_filled_in(
-    writer, tmp_path
-):
+def test_a_city_the_sidecar_already_had_is_kept_and_no_field_of_ours_is_added(writer, tmp_path):
     make_photo(tmp_path)
     sidecar = tmp_path / "IMG_1.jpg.xmp"
     sidecar.write_text(
@@ -102,13 +100,31 @@ def test_a_city_the_sidecar_already_had_is_kept_and_the_empty_fields_are_filled_
         ' photoshop:City="Grandma\'s"/></rdf:RDF></x:xmpmeta>'
     )
 
-    write(writer, tmp_path, LISBON)
-    assert place_of(writer, sidecar) == ("Grandma's", "Lisboa", "Portugal", "PT")
+    write(writer, tmp_path, LISBON)  # ours beside theirs would name two places
+    assert place_of(writer, sidecar) == ("Grandma's", None, None, None)
     assert exiftool_cli(sidecar, "-XMP-photoshop:City")["City"] == "Grandma's"
     write(writer, tmp_path, MADRID)  # a new result does not touch it either
-    assert place_of(writer, sidecar) == ("Grandma's", "Comunidad de Madrid", "Spain", "ES")
+    assert place_of(writer, sidecar) == ("Grandma's", None, None, None)
     write(writer, tmp_path, None)  # nor does a place we no longer know
     assert place_of(writer, sidecar) == ("Grandma's", None, None, None)
+
+
+def test_a_city_of_theirs_across_the_border_gets_no_country_of_ours(writer, tmp_path):
+    make_photo(tmp_path)
+    sidecar = tmp_path / "IMG_1.jpg.xmp"
+    person_made(sidecar, "-XMP-photoshop:City=Strasbourg")
+
+    write(writer, tmp_path, Place("DE", "Germany", "Baden-Wurttemberg", "Kehl"))
+    assert place_of(writer, sidecar) == ("Strasbourg", None, None, None)
+
+
+def test_a_city_of_theirs_equal_to_ours_gets_the_other_fields(writer, tmp_path):
+    make_photo(tmp_path)
+    sidecar = tmp_path / "IMG_1.jpg.xmp"
+    person_made(sidecar, "-XMP-photoshop:City=lisbon")
+
+    write(writer, tmp_path, LISBON)
+    assert place_of(writer, sidecar) == ("lisbon", "Lisboa", "Portugal", "PT")
 
 
 def test_a_sidecar_naming_another_country_gets_no_place_field_of_ours(writer, tmp_path):
@@ -154,7 +170,8 @@ def test_a_city_a_person_corrected_after_our_write_is_theirs_from_then_on(writer
 
     result, _ = write(writer, tmp_path, MADRID)
     assert result.person_fields == ["photoshop:City"]
-    assert place_of(writer, sidecar) == ("Grandma's", "Comunidad de Madrid", "Spain", "ES")
+    # Their city beside our Madrid would name two places: ours stay as they were.
+    assert place_of(writer, sidecar) == ("Grandma's", "Lisboa", "Portugal", "PT")
     # Even after they clear it again: not written back.
     person_edits(sidecar, "-XMP-photoshop:City=")
     write(writer, tmp_path, LISBON)
@@ -205,7 +222,7 @@ def test_after_exiv2_rewrites_the_packet_a_field_changed_there_is_theirs(writer,
 
     result, _ = write(writer, tmp_path, MADRID)
     assert result.status == "written" and result.person_fields == ["photoshop:State"]
-    assert place_of(writer, sidecar) == ("Madrid", "Estremadura", "Spain", "ES")
+    assert place_of(writer, sidecar) == ("Lisbon", "Estremadura", "Portugal", "PT")
     write(writer, tmp_path, None)
     assert place_of(writer, sidecar) == (None, "Estremadura", None, None)
 
