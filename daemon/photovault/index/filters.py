@@ -49,6 +49,9 @@ class Filters:
     camera:  substring of the camera name, case-insensitive.
     place:   a town, region, country or country code where the photo was taken,
              exactly, accent- and case-insensitive ("lisboa", "PT", "Portugal").
+    place_also: other folded place keys that name the same place (the server
+             resolves aliases: "USA" -> "us", "München" -> "munich"); a photo
+             with any of them, or `place`, passes. Never read from the wire.
     path:    fnmatch-style glob ('*' also crosses '/'); a pattern starting with
              '/' matches the absolute path, any other the share-relative path.
     shares:  only these shares (cheap, pushed into SQL; use it when a caller can
@@ -64,6 +67,7 @@ class Filters:
     near: Near | tuple[float, float, float] | None = None
     camera: str | None = None
     place: str | None = None
+    place_also: Sequence[str] = ()
     path: str | None = None
     shares: Collection[str] | None = None
     allowed: Callable[[str], bool] | Collection[str] | None = None
@@ -256,7 +260,9 @@ def to_sql(f: Filters, cameras: Collection[str] | None = None) -> str | None:
                 "camera IN (" + ", ".join(sql_string(c) for c in names) + ")" if names else "false"
             )
     if f.place is not None:
-        parts.append(f"array_has(place_keys, {sql_string(fold(f.place))})")
+        keys = [k for k in dict.fromkeys([fold(f.place), *f.place_also]) if k]
+        tests = [f"array_has(place_keys, {sql_string(k)})" for k in keys]
+        parts.append("(" + " OR ".join(tests) + ")" if tests else "false")
     if f.path:
         column = "abs_path" if f.path.startswith("/") else "path"
         parts.append(f"regexp_like({column}, {sql_string(glob_to_regex(f.path))})")

@@ -3,9 +3,10 @@
 A query with a vector is ranked semantically: by the in-memory index when it
 serves and can apply the filters itself, else by LanceDB's vector search
 (exact below `ann_threshold`, IVF_SQ with a prefilter above). Text is ranked
-by BM25 over the full-text document, whole words first, then photos whose
-recognized text holds a query word inside a longer one (OCR joins words:
-"PERINDUSTRIANBALAKONG"). A query with both is one ranking: the vector list
+by how many query words a photo matches, as words of its full-text document
+or inside its recognized text's longer words (OCR joins words:
+"PERINDUSTRIANBALAKONG"), then by how many as whole words, then BM25. The
+user's text is words, never query syntax. A query with both is one ranking: the vector list
 and the text list fused by reciprocal rank (so a photo that matches both
 leads). Filters alone list newest first. Filters, permissions included, hold
 before the limit. Why these choices: bench/README.md.
@@ -17,7 +18,8 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from itertools import pairwise
+from itertools import combinations, groupby
+from math import comb
 from typing import Any
 
 import numpy as np
@@ -25,10 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lancedb.query import BooleanQuery, MatchQuery, Occur
 
-from photovault.index.filters import Filters, python_check, to_sql
+from photovault.index.filters import Filters, python_check, sql_string, to_sql
 from photovault.index.memann import Facts
 from photovault.index.memory import MemoryLoader
-from photovault.index.records import fold, restore_path, squash
+from photovault.index.records import fold, joined_text, restore_path, squash
 from photovault.index.tables import IndexTables
 from photovault.results import Place
 
@@ -67,8 +69,15 @@ FUSION_DEPTH = 60
 #: Query words at least this long also match inside the recognized text's
 #: words; shorter ones would match inside too many ("bal", "sdn" stay whole words).
 MIN_SUBSTRING = 4
-#: N-gram candidates a substring search reads at most, widening as it goes.
-SUBSTRING_CANDIDATES = 4096
+#: A run of single letters ("D.I.Y.") is matched written together from this
+#: length: the letters alone are dropped by the full-text index.
+MIN_RUN = 3
+#: The n-gram index's gram length (writes.FTS_INDEXES): shorter terms are scanned for.
+GRAM = 4
+#: The most unit combinations one n-gram query asks for (else any unit will do).
+MAX_GROUPS = 10
+#: What ranking a text hit reads: its full-text document and squashed recognized text.
+MATCH_COLUMNS = ["search_text", "ocr_joined"]
 #: The longest snippet a hit carries.
 SNIPPET_CHARS = 120
 
@@ -102,33 +111,82 @@ class Hit:
         return asdict(self)
 
 
+class SearchQueryError(ValueError):
+    """The full-text index refused a search text (the handler answers bad_request)."""
+
+
 @dataclass(frozen=True)
 class TextQuery:
-    """A search text as the matching sees it: its folded words, and the
-    substrings looked for in the squashed recognized text (records.squash):
-    every word of `MIN_SUBSTRING` letters or more, and each pair of adjacent
-    words written together (OCR splits too: "sdn bhd" finds "SDNBHD")."""
+    """A search text as the matching sees it. `words`: its folded words;
+    `units`: the words with each run of single letters written together
+    ("D.I.Y." folds to d, i, y: the unit is "diy"), what a photo is ranked by
+    matching. `terms`: the substrings looked for in the squashed recognized
+    text (records.squash), each with the units it covers: every unit of
+    `MIN_SUBSTRING` letters or more (a run of single letters from
+    `MIN_RUN`), each pair of adjacent units written together (OCR splits too:
+    "sdn bhd" finds "SDNBHD") and the whole query squashed."""
 
     words: tuple[str, ...]
-    terms: tuple[str, ...]
+    units: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
+    covers: tuple[frozenset[int], ...] = ()
 
     @classmethod
     def of(cls, text: str) -> TextQuery:
         words = tuple(w for w in _WORDS.split(fold(text)) if w)
-        terms = {w for w in words if len(w) >= MIN_SUBSTRING}
-        terms.update(a + b for a, b in pairwise(words))
-        return cls(words, tuple(sorted(t for t in terms if len(t) >= MIN_SUBSTRING)))
+        units: list[str] = []
+        runs: set[int] = set()  # units that are runs of single letters
+        for single, group in groupby(words, key=lambda w: len(w) == 1):
+            letters = list(group)
+            if single and len(letters) >= MIN_RUN:
+                runs.add(len(units))
+                units.append("".join(letters))
+            else:
+                units.extend(letters)
+        terms: dict[str, set[int]] = {}
+
+        def add(term: str, covered: Iterable[int], minimum: int = MIN_SUBSTRING) -> None:
+            if len(term) >= minimum:
+                terms.setdefault(term, set()).update(covered)
+
+        for i, u in enumerate(units):
+            add(u, [i], MIN_RUN if i in runs else MIN_SUBSTRING)
+        for i in range(len(units) - 1):
+            add(units[i] + units[i + 1], [i, i + 1])
+        add("".join(units), range(len(units)))
+        order = sorted(terms)
+        return cls(words, tuple(units), tuple(order), tuple(frozenset(terms[t]) for t in order))
+
+    @property
+    def fts_text(self) -> str:
+        """What the whole-word index is asked for: the words and the runs."""
+        return " ".join(dict.fromkeys([*self.words, *self.units]))
 
     def found_in(self, joined: str | None) -> int:
         """How many terms the squashed text holds."""
         return sum(t in joined for t in self.terms) if joined else 0
+
+    def coverage(self, document: str | None, joined: str | None) -> tuple[int, int]:
+        """(units matched, units matched as whole words) by a photo: a unit is
+        matched as a word of its full-text document or inside its squashed
+        recognized text (by a term that covers it)."""
+        whole: set[int] = set()
+        if document:
+            doc = set(_WORDS.split(fold(document)))
+            whole = {i for i, u in enumerate(self.units) if u in doc}
+        found = set(whole)
+        if joined:
+            for term, covered in zip(self.terms, self.covers, strict=True):
+                if not covered <= found and term in joined:
+                    found |= covered
+        return len(found), len(whole)
 
     def snippet(self, text: str | None) -> str | None:
         """The recognized line that best matches: most whole query words, then
         most substring terms; None when no line matches."""
         if not text or not self.words:
             return None
-        wanted = set(self.words)
+        wanted = set(self.words) | set(self.units)
         best, best_key = None, (0, 0)
         for line in text.splitlines():
             words = set(_WORDS.split(fold(line)))
@@ -225,6 +283,45 @@ def _memory_facts(f: Filters) -> tuple[bool, Facts | None]:
     return True, Facts(after=f.after, before=f.before, camera=f.camera)
 
 
+def _holding(groups: Sequence[Sequence[str]]) -> Any:
+    """An n-gram index query for the photos that hold every gram of every term
+    of a group (one group or another). Each gram is its own required clause:
+    the match query's AND operator is ignored by an n-gram index (lancedb 0.40)."""
+    # (lancedb's query models are pydantic classes: mypy misses their defaults)
+    per_group = [
+        BooleanQuery(
+            [
+                (Occur.MUST, MatchQuery(gram, "ocr_joined"))  # type: ignore[call-arg]
+                for gram in dict.fromkeys(
+                    term[i : i + GRAM] for term in group for i in range(len(term) - GRAM + 1)
+                )
+            ]
+        )
+        for group in groups
+    ]
+    if len(per_group) == 1:
+        return per_group[0]
+    return BooleanQuery([(Occur.SHOULD, q) for q in per_group])
+
+
+def _rank_key(
+    query: TextQuery, row: dict[str, Any], source: int, rank: int
+) -> tuple[int, int, int, int]:
+    """Most units matched, then most as whole words, then whole-word hits
+    (source 0) before substring-only ones (1), then each list's own order."""
+    joined = row["ocr_joined"] if "ocr_joined" in row else joined_text(row.get("ocr_text") or "")
+    covered, whole = query.coverage(row.get("search_text"), joined)
+    return (-covered, -whole, source, rank)
+
+
+def _run_fts(builder: Any) -> pa.Table:
+    """Run a full-text query; the index refusing it is the query's fault."""
+    try:
+        return builder.to_arrow()
+    except ValueError as exc:
+        raise SearchQueryError(f"the search text cannot be searched: {exc}") from exc
+
+
 class Searcher:
     """The search strategies over one open index."""
 
@@ -267,14 +364,14 @@ class Searcher:
             if not words:
                 return hits(table, (1.0 - table["_distance"].to_numpy()).tolist())
             query = TextQuery.of(words)
-            by_text = [row for row, _ in self._text_ranked(words, query, where, check, depth)]
+            by_text = [row for row, _ in self._text_ranked(query, where, check, depth)]
             # Text first: on a tie (one list's 1st against the other's 1st) the
             # literal match leads, the more precise of the two signals.
             fused = fuse([by_text, table.to_pylist()])[:limit]
             return [hit_of(row, score, query) for row, score in fused]
         if words:
             query = TextQuery.of(words)
-            ranked = self._text_ranked(words, query, where, check, limit)
+            ranked = self._text_ranked(query, where, check, limit)
             return [hit_of(row, score, query) for row, score in ranked]
         return self._filter_only(where, check, limit)
 
@@ -290,64 +387,114 @@ class Searcher:
         exact = self.exact(where)
         return collect(lambda n: self.vector_query(q, where, n, exact, cols), check, k)
 
-    def _text_ranked(
-        self, text: str, query: TextQuery, where: str | None, check: Any, k: int
-    ) -> Ranked:
-        """Up to k photos by their text: whole-word BM25 hits, then photos whose
-        recognized text holds a query term inside longer words."""
-        cols = columns(check, text=True)
+    def _text_ranked(self, query: TextQuery, where: str | None, check: Any, k: int) -> Ranked:
+        """Up to k photos by their text: most query units matched first (a unit
+        matches as a word of the full-text document or inside the recognized
+        text's squashed words), then most matched as whole words, then whole-word
+        hits in BM25 order before substring-only ones. Scores never rise down
+        the list (each is capped at the one before). With k whole-word hits,
+        the substring search looks only for photos matching more units than
+        the k-th of them: no other can rank above it."""
+        # One word: a whole-word hit matches it all; nothing more to read.
+        one = len(query.words) == 1
+        cols = [*columns(check, text=True), *([] if one else ["search_text"])]
+        keyed: list[tuple[tuple[int, int, int, int], dict[str, Any], float]] = []
+        if "search_text" in self._t.indexes and query.fts_text:
+            table = collect(lambda n: self._text_query(query.fts_text, where, n, cols), check, k)
+            for i, (row, score) in enumerate(
+                zip(table.to_pylist(), table["_score"].to_pylist(), strict=True)
+            ):
+                key = (-1, -1, 0, i) if one else _rank_key(query, row, 0, i)
+                keyed.append((key, row, float(score)))
+        # With k whole-word hits, only a photo matching more units than the
+        # k-th of them can still enter the list.
+        need = 1 - sorted(key for key, _, _ in keyed)[k - 1][0] if len(keyed) >= k else 1
+        if need <= len(query.units) and query.terms and "ocr_joined" in self._t.indexes:
+            seen = {row["id"] for _, row, _ in keyed}
+            found = self._substring_query(query, where, check, k, seen, need)
+            for i, (row, score) in enumerate(found):
+                keyed.append((_rank_key(query, row, 1, i), row, score))
+        keyed.sort(key=lambda x: x[0])
+        keyed = keyed[:k]
+        # Substring-only hits were probed with few columns: fetch the rest now.
+        probed = [row["id"] for key, row, _ in keyed if key[2] == 1]
+        full: dict[int, dict[str, Any]] = {}
+        if probed:
+            rows = self.rows_by_id(probed, columns(check, text=True))
+            full = {r["id"]: r for r in rows.to_pylist()}
         out: Ranked = []
-        if "search_text" in self._t.indexes:
-            table = collect(lambda n: self._text_query(text, where, n, cols), check, k)
-            out = list(zip(table.to_pylist(), table["_score"].to_pylist(), strict=True))
-        if len(out) < k and query.terms and "ocr_joined" in self._t.indexes:
-            seen = {row["id"] for row, _ in out}
-            cap = out[-1][1] if out else None
-            for row, score in self._substring_query(query, where, check, k - len(out), seen):
-                cap = score if cap is None else min(cap, score)
-                out.append((row, cap))
+        cap: float | None = None
+        for key, row, score in keyed:
+            if key[2] == 1:
+                if row["id"] not in full:
+                    continue  # deleted since
+                row = full[row["id"]]
+            cap = score if cap is None else min(cap, score)
+            out.append((row, cap))
         return out
 
     def _substring_query(
-        self, query: TextQuery, where: str | None, check: Any, k: int, seen: set[int]
+        self, query: TextQuery, where: str | None, check: Any, k: int, seen: set[int], need: int
     ) -> Ranked:
         """Photos (not in `seen`) whose squashed recognized text holds a query
-        term: the n-gram index proposes candidates (any shared 4-gram), which
-        are checked here for the whole term; more terms found rank first. Only
-        the candidates' ids and squashed text are read until they are known."""
-        probe = ["id", "ocr_joined", *(["abs_path", *CHECK_COLUMNS] if check is not None else [])]
-        # (lancedb's query models are pydantic classes: mypy misses their defaults)
-        matches = [MatchQuery(term, "ocr_joined") for term in query.terms]  # type: ignore[call-arg]
-        fts: Any = (
-            matches[0] if len(matches) == 1 else BooleanQuery([(Occur.SHOULD, m) for m in matches])
-        )
-        n = min(max(k * 4, 64), SUBSTRING_CANDIDATES)
+        term, best n-gram score first: the n-gram index proposes the photos that
+        hold every 4-gram of a term (of `need` units at once, when that is
+        what can still rank), checked here for the whole term (terms shorter
+        than a gram are looked for by a scan). Reads more candidates
+        until k pass every check or there are no more: a permission or
+        distance check that rejects most of them loses none. Only the probe
+        columns are read."""
+        probe = [
+            "id",
+            *MATCH_COLUMNS,
+            *(["abs_path", *CHECK_COLUMNS] if check is not None else []),
+        ]
+        # A photo holding "coffeebread" holds "coffee": look for the shortest
+        # terms only (every term still counts in the ranking).
+        wanted = [t for t in query.terms if not any(o != t and o in t for o in query.terms)]
+        groups = [[t] for t in wanted if len(t) >= GRAM]
+        short = [t for t in wanted if len(t) < GRAM]
+        units = query.units
+        if need > 1 and min(map(len, units)) >= GRAM and comb(len(units), need) <= MAX_GROUPS:
+            # Photos holding `need` units or more: far fewer to read.
+            groups, short = [list(c) for c in combinations(units, need)], []
+        # A Python-side check rejects some: start wider than the whole-word
+        # search does (which has already had to widen by then).
+        n = max(k * 4, 64) * (1 if check is None else 4)
         while True:
-            b = self._t.photos.search(fts, query_type="fts").limit(n).select([*probe, "_score"])
-            if where:
-                b = b.where(where, prefilter=True)
-            t = b.to_arrow()
-            mask = np.ones(t.num_rows, dtype=bool) if check is None else check(t)
-            found: list[tuple[int, int, int, float]] = []
-            for i, (pid, joined, score) in enumerate(
-                zip(
-                    t["id"].to_pylist(),
-                    t["ocr_joined"].to_pylist(),
-                    t["_score"].to_pylist(),
-                    strict=True,
+            parts: list[pa.Table] = []
+            if groups:
+                b = self._t.photos.search(_holding(groups), query_type="fts").limit(n)
+                b = b.select([*probe, "_score"])
+                parts.append(_run_fts(b.where(where, prefilter=True) if where else b))
+            if short:
+                cond = " OR ".join(f"strpos(ocr_joined, {sql_string(t)}) > 0" for t in short)
+                cond = f"({cond})" + (f" AND ({where})" if where else "")
+                t = self._t.photos.search().where(cond).select(probe).limit(n).to_arrow()
+                parts.append(t.append_column("_score", pa.array([0.0] * t.num_rows, pa.float32())))
+            exhausted = all(p.num_rows < n for p in parts)
+            # The whole term first (cheap), then the checks on what holds it.
+            found: Ranked = []
+            passed: set[int] = set()
+            for t in parts:
+                t = t.filter(
+                    pa.array(
+                        [bool(query.found_in(j)) for j in t["ocr_joined"].to_pylist()], pa.bool_()
+                    )
                 )
-            ):
-                terms = query.found_in(joined) if mask[i] and pid not in seen else 0
-                if terms:
-                    found.append((-terms, i, pid, float(score)))
-            if len(found) >= k or t.num_rows < n or n >= SUBSTRING_CANDIDATES:
-                break
-            n = min(n * 4, SUBSTRING_CANDIDATES)
-        found.sort(key=lambda x: (x[0], x[1]))
-        found = found[:k]
-        rows = self.rows_by_id([pid for _, _, pid, _ in found], columns(check, text=True))
-        by_id = {row["id"]: row for row in rows.to_pylist()}
-        return [(by_id[pid], score) for _, _, pid, score in found if pid in by_id]
+                if check is not None and t.num_rows:
+                    t = t.filter(pa.array(check(t)))
+                for row in t.to_pylist():
+                    pid = row["id"]
+                    if pid not in passed:
+                        passed.add(pid)
+                        if pid not in seen:
+                            found.append((row, float(row.pop("_score"))))
+            # Enough when k pass: the n-gram score puts photos holding more
+            # terms first, so the best k are among them.
+            if len(passed) >= k or exhausted:
+                return found
+            n *= 4
 
     def where(self, f: Filters) -> str | None:
         return to_sql(f, self._t.cameras.names() if f.camera else None)
@@ -437,14 +584,13 @@ class Searcher:
         return out.append_column("_distance", pa.array([d for _, d in keep], pa.float32()))
 
     def _text_query(self, text: str, where: str | None, k: int, columns: list[str]) -> pa.Table:
-        b = (
-            self._t.photos.search(text, query_type="fts", fts_columns="search_text")
-            .limit(k)
-            .select([*columns, "_score"])
-        )
+        # A match query: the user's text is words, never query syntax ('"' would
+        # ask for a phrase, which an index without positions refuses).
+        match = MatchQuery(text, "search_text")  # type: ignore[call-arg]
+        b = self._t.photos.search(match, query_type="fts").limit(k).select([*columns, "_score"])
         if where:
             b = b.where(where, prefilter=True)
-        return b.to_arrow()
+        return _run_fts(b)
 
     def _filter_only(self, where: str | None, check: Any, limit: int) -> list[Hit]:
         b = self._t.photos.search().select(["id", "taken_local", "path", "lat", "lon", "abs_path"])

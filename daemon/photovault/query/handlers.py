@@ -14,6 +14,7 @@ from typing import Any
 
 from photovault.catalog.store import FileRow
 from photovault.index import Filters
+from photovault.index.search import SearchQueryError
 from photovault.people.store import PeopleError
 from photovault.query.permissions import Identity
 from photovault.query.protocol import ProtocolError, Request
@@ -433,27 +434,51 @@ class Handlers:
         except (ValueError, TypeError, KeyError) as exc:
             raise ProtocolError("bad_request", f"bad filter: {exc}") from exc
         filters.allowed = self._allowed(caller)
+        if filters.place is not None:
+            filters.place_also = self._place_keys(filters)
         return filters
 
+    def _place_keys(self, filters: Filters) -> tuple[str, ...]:
+        """The other folded names `place` may mean (its aliases and, for a country,
+        its code: "USA" -> "us", "München" -> "munich"), from the offline geocoder.
+        A name that is neither in the gazetteer nor among the library's places
+        (a misspelling) is a bad_request rather than a silent empty result."""
+        from photovault.geo.places import GeoDataMissing, default_geocoder, fold
+
+        name = filters.place or ""
+        try:
+            keys = (self.geocoder or default_geocoder()).place_keys_for(name)
+        except GeoDataMissing:
+            return ()  # no gazetteer: the name as it is
+        if keys:
+            return tuple(k for k in keys if k != fold(name))
+        if self.vault.index.places(Filters(place=name, allowed=filters.allowed)):
+            return ()
+        raise ProtocolError(
+            "bad_request",
+            f"no place called {name!r} is known (`vaultctl places` lists the library's)",
+        )
+
     def _near_place(self, near: dict[str, Any]) -> dict[str, Any]:
-        """{"name", "km"} -> {"place", "lat", "lon", "km"}: the most populous place
-        of that name (a town, region or country; a region or country stands at its
-        largest town), found by the offline geocoder; km defaults to NEAR_PLACE_KM."""
+        """{"name", "km"} -> {"place", "lat", "lon", "km"}: the town of that name
+        ("Town", "Town, Region" or "Town, Country"; of several, the most populous;
+        towns before regions and countries), found by the offline geocoder; km
+        defaults to NEAR_PLACE_KM. A region or a country is a bad_request that
+        points to `place`."""
         name = near.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise ProtocolError("bad_request", "near 'name' must be a place name")
         unknown = set(near) - {"name", "km"}
         if unknown:
             raise ProtocolError("bad_request", f"unknown near key(s): {', '.join(sorted(unknown))}")
-        from photovault.geo.places import GeoDataMissing, default_geocoder
+        from photovault.geo.places import GeoDataMissing, NotATown, default_geocoder
 
         try:
-            found = (self.geocoder or default_geocoder()).forward(name, limit=1)
+            place, lat, lon = (self.geocoder or default_geocoder()).town(name)
         except GeoDataMissing as exc:
             raise ProtocolError("unavailable", f"place names are not available: {exc}") from exc
-        if not found:
-            raise ProtocolError("bad_request", f"no place called {name!r} is known")
-        place, lat, lon = found[0]
+        except NotATown as exc:
+            raise ProtocolError("bad_request", str(exc)) from exc
         km = near.get("km", NEAR_PLACE_KM)
         return {"place": place.to_dict(), "lat": lat, "lon": lon, "km": km}
 
@@ -494,7 +519,10 @@ class Handlers:
         vector = clip.encode_text([text])[0] if clip is not None and text.strip() else None
         # With CLIP, the text ranks too: keywords, places and recognized text are
         # fused with the meaning (index.search), not switched off by it.
-        hits = self.vault.index.search(vector, text.strip() or None, filters, self._limit(args))
+        try:
+            hits = self.vault.index.search(vector, text.strip() or None, filters, self._limit(args))
+        except SearchQueryError as exc:
+            raise ProtocolError("bad_request", str(exc)) from exc
         self.vault.search_latency(time.monotonic() - started)
         out: dict[str, Any] = {
             "mode": "semantic+keywords"

@@ -4,6 +4,7 @@ fusion of text and vector rankings, and the library's places."""
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any
 
@@ -84,6 +85,62 @@ def test_substring_matches_hold_the_filters(make_index):
     assert ids(idx.search(None, "balakong", Filters(place="kehl"), 10)) == [2]
 
 
+def test_quotes_and_operators_in_the_query_are_searched_as_words(make_index):
+    idx = make_index()
+    idx.upsert([photo(1, text="PLUMBER SERVICES"), photo(2, text="BAKERY")])
+    idx.flush()
+
+    assert ids(idx.search(None, '"plumber"', Filters(), 10)) == [1]
+    assert ids(idx.search(None, '+plumber -"services" AND (x:', Filters(), 10)) == [1]
+
+
+def test_a_photo_matching_every_query_word_leads_even_when_one_is_inside_a_joined_word(
+    make_index,
+):
+    idx = make_index()
+    idx.upsert(photo(i, text=f"ACME\nINVOICE NUMBER {i}") for i in range(1, 40))
+    idx.upsert([photo(40, text="JOESPLUMBER SDN BHD\nINVOICE 77")])
+    idx.flush()
+
+    hits = idx.search(None, "plumber invoice", Filters(), 5)
+
+    assert hits[0].id == 40
+    assert len(hits) == 5
+    assert all(a.score >= b.score for a, b in pairwise(hits))
+
+
+def test_a_substring_match_is_found_past_thousands_of_candidates_the_caller_cannot_read(
+    make_index,
+):
+    idx = make_index()
+    # Short texts holding every 4-gram of "plumber", but not the word: they
+    # outrank the long receipt on the n-gram index.
+    idx.upsert(photo(i, text="PLUMBING LUMBER") for i in range(1, 4500))
+    receipt = "JOESPLUMBER SDN BHD\nJALAN PERINDUSTRIAN BALAKONG 43300 SELANGOR\nTOTAL RM 42.00"
+    idx.upsert([photo(5000, text=receipt)])
+    idx.flush()
+    idx.maintain()
+
+    readable = {"/srv/photos/misc/IMG_5000.jpg"}
+    assert ids(idx.search(None, "plumber", Filters(allowed=readable), 5)) == [5000]
+    assert ids(idx.search(None, "plumber", Filters(), 5)) == [5000]
+
+
+def test_a_run_of_single_letters_finds_the_letters_written_with_or_without_dots(make_index):
+    idx = make_index()
+    idx.upsert(
+        [
+            photo(1, text="D.I.Y. CENTRE"),
+            photo(2, text="DIY HARDWARE"),
+            photo(3, text="DAILY NEWS"),
+        ]
+    )
+    idx.flush()
+
+    assert sorted(ids(idx.search(None, "D.I.Y.", Filters(), 10))) == [1, 2]
+    assert ids(idx.search(None, "d i y centre", Filters(), 10))[0] == 1
+
+
 def test_place_filter_takes_town_region_country_or_code_accent_and_case_insensitively(
     make_index,
 ):
@@ -106,6 +163,28 @@ def test_place_filter_takes_town_region_country_or_code_accent_and_case_insensit
     assert place("baden-wurttemberg") == place("BADEN-WÜRTTEMBERG") == [3]
     assert place("Lis") == []  # a name, not a prefix
     assert place("Portugal", camera="iphone") == [2]
+
+
+def test_place_filter_also_matches_the_other_keys_the_server_resolved(make_index):
+    idx = make_index()
+    idx.upsert([photo(1, place=LISBON), photo(2, place=KEHL), photo(3)])
+    idx.flush()
+
+    germany = Filters(place="Deutschland", place_also=("de",))
+    assert ids(idx.search(None, None, germany, 10)) == [2]
+    both = Filters(place="lisboa", place_also=("kehl",))
+    assert sorted(ids(idx.search(None, None, both, 10))) == [1, 2]
+
+
+def test_place_filter_finds_a_district_by_the_city_it_lies_in(make_index):
+    idx = make_index()
+    kreuzberg = Place("DE", "Germany", "State of Berlin", "Kreuzberg", within="Berlin")
+    idx.upsert([photo(1, place=kreuzberg), photo(2, place=KEHL)])
+    idx.flush()
+
+    assert ids(idx.search(None, None, Filters(place="berlin"), 10)) == [1]
+    assert ids(idx.search(None, None, Filters(place="Kreuzberg"), 10)) == [1]
+    assert idx.search(None, None, Filters(place="berlin"), 10)[0].place["city"] == "Kreuzberg"
 
 
 def test_place_names_match_in_free_text_and_hits_carry_the_place(make_index):
@@ -189,11 +268,18 @@ def test_reciprocal_rank_fusion_adds_the_ranks_of_every_list():
     assert [score for _, score in fused] == [1 / 62 + 1 / 61, 1 / 61, 1 / 63]
 
 
-def test_query_terms_are_long_words_and_adjacent_pairs():
+def test_query_terms_are_long_words_adjacent_pairs_and_the_whole_query():
     q = TextQuery.of("Sdn Bhd  Balakong, x")
 
     assert q.words == ("sdn", "bhd", "balakong", "x")
-    assert q.terms == ("balakong", "balakongx", "bhdbalakong", "sdnbhd")
+    assert q.terms == ("balakong", "balakongx", "bhdbalakong", "sdnbhd", "sdnbhdbalakongx")
+
+
+def test_a_run_of_single_letters_is_one_unit_and_a_three_letter_term():
+    q = TextQuery.of("D.I.Y. store")
+
+    assert q.units == ("diy", "store")
+    assert q.terms == ("diy", "diystore", "store")
 
 
 def test_folding_drops_accents_case_and_extra_spaces():

@@ -16,6 +16,7 @@ from helpers.photos import write_jpeg
 from helpers.vault import write_config
 from photovault.app import Daemon
 from photovault.config import load
+from photovault.index.search import SearchQueryError
 from photovault.query.handlers import Handlers
 from photovault.query.protocol import ProtocolError, Request
 from photovault.query.server import Caller
@@ -228,6 +229,14 @@ class FakeGeocoder:
             return []
         return [(Place("PT", "Portugal", "Lisboa", "Lisbon"), 38.72, -9.14)]
 
+    def town(self, name: str) -> tuple[Any, float, float]:
+        from photovault.geo.places import NotATown
+
+        found = self.forward(name)
+        if not found:
+            raise NotATown(f"no place called {name!r} is known")
+        return found[0]
+
 
 def test_search_near_a_place_name_resolves_it_in_the_daemon(
     daemon: Daemon, monkeypatch: pytest.MonkeyPatch
@@ -244,3 +253,20 @@ def test_search_near_a_place_name_resolves_it_in_the_daemon(
     with pytest.raises(ProtocolError) as info:
         handlers.handle(Request("search", {"filters": {"near": {"name": "Atlantis"}}}), ROOT)
     assert info.value.code == "bad_request" and "Atlantis" in info.value.message
+
+
+def test_a_search_text_the_index_refuses_is_a_bad_request(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any) -> Any:
+        raise SearchQueryError("the search text cannot be searched: no")
+
+    monkeypatch.setattr(daemon.index, "search", refuse)
+
+    err = refused(daemon, "search", text='"plumber"')
+
+    assert err.code == "bad_request" and "search text" in err.message
+
+
+def test_a_quoted_search_text_finds_photos_by_its_words(daemon: Daemon) -> None:
+    assert call(daemon, "search", text='"public"')["results"]
