@@ -194,3 +194,107 @@ def cer(got: str, want: str) -> float:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
         prev = cur
     return prev[-1] / len(b)
+
+
+WORDS = [
+    "the",
+    "quarterly",
+    "report",
+    "shows",
+    "that",
+    "revenue",
+    "grew",
+    "in",
+    "all",
+    "regions",
+    "while",
+    "costs",
+    "stayed",
+    "flat",
+    "and",
+    "the",
+    "board",
+    "agreed",
+    "to",
+    "invest",
+    "in",
+    "new",
+    "stores",
+    "next",
+    "year",
+    "subject",
+    "to",
+    "approval",
+    "by",
+    "members",
+]
+
+
+def page(lines: int = 36, size: int = 14, width: int = 744, height: int = 1024) -> Rendered:
+    """A printed page of dense prose: `lines` lines of `size` px text on white paper."""
+    rng = random.Random(lines * 100 + size)
+    f = font(size, "DejaVuSerif.ttf")
+    img = Image.new("RGB", (width, height), (252, 252, 250))
+    draw = ImageDraw.Draw(img)
+    step = (height - 80) / lines
+    rendered = []
+    for i in range(lines):
+        words: list[str] = []
+        while True:
+            candidate = [*words, rng.choice(WORDS)]
+            if draw.textlength(" ".join(candidate), font=f) > width - 100:
+                break
+            words = candidate
+        text = " ".join(words)
+        draw.text((50, 40 + i * step), text, font=f, fill=(15, 15, 15))
+        rendered.append(text)
+    return Rendered(img, tuple(rendered), rendered[0])
+
+
+def invoice(angle: float = 0.0, size: int = 28) -> Rendered:
+    """A 5-line invoice at the top of an A4 page (1240x1754, 150 dpi), turned `angle`
+    degrees (canvas grows): little text on a big sheet, so it is small in the photo."""
+    lines = (
+        "INVOICE 2024-117",
+        "Harbour Plumbing Supply",
+        "Boiler service 85.00",
+        "Parts 42.50",
+        "Total due 127.50",
+    )
+    f = font(size)
+    img = Image.new("RGB", (1240, 1754), (250, 250, 248))
+    draw = ImageDraw.Draw(img)
+    for i, text in enumerate(lines):
+        draw.text((120, 160 + i * int(size * 1.8)), text, font=f, fill=(20, 20, 20))
+    if angle:
+        img = img.rotate(
+            angle, expand=True, resample=Image.Resampling.BICUBIC, fillcolor=(120, 85, 55)
+        )
+    return Rendered(img, lines, lines[1])
+
+
+def tall_receipt(lines: int = 102, size: int = 32, width: int = 950) -> Rendered:
+    """A long till receipt as a scanner stores it: `width` px wide, one `size` px line per
+    item, many times taller than wide (102 lines of 32 px: 950x5000)."""
+    rng = random.Random(lines)
+    mono = font(size, "DejaVuSansMono.ttf")
+    step = int(size * 1.5)
+    height = lines * step + 2 * size
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    rendered = []
+    shop = "SHELL SERVICE STATION"
+    for i in range(lines):
+        if i == 0:
+            name, price = shop, ""
+        elif i == lines - 1:
+            name, price = "TOTAL", f"{rng.randint(100, 999)}.{rng.randint(10, 99)}"
+        else:
+            name, price = rng.choice(ITEMS), f"{rng.randint(1, 99)}.{rng.randint(10, 99)}"
+        y = size + i * step
+        draw.text((size, y), name, font=mono, fill=(10, 10, 10))
+        if price:
+            x = width - size - draw.textlength(price, font=mono)
+            draw.text((x, y), price, font=mono, fill=(10, 10, 10))
+        rendered.append(f"{name} {price}".strip())
+    return Rendered(img, tuple(rendered), shop)

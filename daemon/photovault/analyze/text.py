@@ -10,18 +10,26 @@ Result, stored as JSON (read back through `photovault.results.TextResult`):
     {"model": "pp-ocrv6",
      "lines": [{"text", "box": [x, y, w, h], "score"}, ...],   # reading order
      "document": "receipt" | "screenshot" | "text" | None,
-     "tags": [{"tag": "Documents|Receipt", "confidence", "source": "text"}]}
+     "tags": [{"tag": "Documents|Receipt", "confidence", "source": "text"}],
+     "truncated": false}      # true when lines past `MAX_TEXT_BYTES` were dropped
 
 Boxes are fractions of the stored frame (the image as stored in the file, before
 EXIF orientation), like MWG regions; the axis-aligned box around each line's quad.
 
+Resolution: the pipeline decodes every photo to `image_side` (1024 px long side),
+too small for a receipt's print. When the quick look finds text and the file holds
+more pixels, the photo is decoded again for OCR only, up to `OCR_MAX_PIXELS`, and
+detection runs with its short side at 736 px (PaddleOCR's default).
+
 What kind of document a photo is (stated rules, checked in that order; none of
 them without at least 3 lines):
 
-* **screenshot**: no camera in the metadata and a PNG/WebP file (or "screenshot"
-  in its name), and at least 3 lines;
-* **receipt**: at least 3 amounts like "12.50", and a total/payment word
-  ("total", "card", "cash", "vat", "summe", ...) or a currency sign;
+* **receipt**: at least 3 amounts like "12.50" or "1,234.56", and a total/payment
+  word ("total", "card", "cash", "vat", "summe", ...) or a currency sign (a scanned
+  receipt saved as PNG is a receipt, not a screenshot);
+* **screenshot**: no camera in the metadata, and "screenshot" in the file's name or
+  a PNG/WebP file of a screen's shape (`screen_like`: a phone or monitor aspect
+  ratio, short side 320-2880 px);
 * **text**: the lines cover at least `document_share` of the image, or there are
   at least 12 of them.
 
@@ -32,6 +40,7 @@ Documents keyword.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from typing import Any
@@ -39,10 +48,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from photovault.analyze import textdet
 from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
 from photovault.analyze.textocr import OcrEngine, OcrLine, OcrSettings
 from photovault.config import TextSettings
+from photovault.media.decode import decode_image
+from photovault.media.types import MediaError
 from photovault.models.store import InstalledModel, ModelError
 
 log = logging.getLogger(__name__)
@@ -53,14 +65,25 @@ MIN_DOCUMENT_LINES = 3
 MANY_LINES = 12
 #: Amounts a receipt shows at least (items, total, payment).
 MIN_AMOUNTS = 3
-AMOUNT_RE = re.compile(r"(?<![\d.,])\d{1,6}[.,]\d{2}(?![\d.,])")
+AMOUNT_RE = re.compile(r"(?<![\d.,])(?:\d{1,3}(?:[.,]\d{3})+|\d{1,6})[.,]\d{2}(?![\d.,])")
 TOTAL_RE = re.compile(
     r"\b(sub ?total|total|totale|totaal|tax|vat|mwst|ust|tva|iva|cash|card|change|amount|"
-    r"balance|summe|gesamt|betrag|bar|efectivo|montant|importe|paid|due)\b",
+    r"balance|summe|gesamt|betrag|efectivo|montant|importe|paid|due)\b",
     re.IGNORECASE,
 )
 CURRENCY_RE = re.compile(r"[$€£¥]|\b(EUR|USD|GBP|CHF|RM|SEK|NOK|DKK)\b")
 SCREEN_MIMES = ("image/png", "image/webp")
+#: Long / short side of phone and monitor screens: 5:4, 4:3, 3:2, 16:10, 16:9, 18:9,
+#: 19:9, 19.5:9 (iPhone 1170x2532 is 2.164), 20:9, 21:9; matched within 2%.
+SCREEN_RATIOS = (1.25, 4 / 3, 1.5, 1.6, 16 / 9, 2.0, 19 / 9, 2.1667, 20 / 9, 21 / 9)
+SCREEN_SHORT_SIDES = (320, 2880)
+#: Recognized text kept per photo (UTF-8 bytes); later lines are dropped and the
+#: result says "truncated" (a page of small print is ~3 KB).
+MAX_TEXT_BYTES = 8192
+#: Pixels a photo is decoded to again for OCR when the quick look finds text.
+OCR_MAX_PIXELS = 4_000_000
+#: Shorter than this (px) there is nothing to read: an empty result, not an error.
+MIN_SIDE = 8
 
 
 def text_settings(settings: Any) -> TextSettings:
@@ -123,22 +146,30 @@ def text_share(lines: list[OcrLine], width: int, height: int) -> float:
     return min(area / max(width * height, 1), 1.0)
 
 
+def screen_like(size: tuple[int, int]) -> bool:
+    """(width, height) of a phone or monitor screen: a common aspect ratio, either way up."""
+    short, long = sorted(size)
+    if not SCREEN_SHORT_SIDES[0] <= short <= SCREEN_SHORT_SIDES[1]:
+        return False
+    return any(abs(long / short - r) <= 0.02 * r for r in SCREEN_RATIOS)
+
+
 def document_kind(
     texts: list[str], share: float, item: AnalysisItem | None, min_share: float
 ) -> str | None:
     """ "screenshot", "receipt", "text" or None, by the rules in the module docstring."""
     if len(texts) < MIN_DOCUMENT_LINES:
         return None
-    if item is not None:
-        meta = item.metadata
-        named = "screenshot" in item.path.name.lower()
-        if not meta.camera and (named or (meta.mime or "").lower() in SCREEN_MIMES):
-            return "screenshot"
     joined = "\n".join(texts)
     if len(AMOUNT_RE.findall(joined)) >= MIN_AMOUNTS and (
         TOTAL_RE.search(joined) or CURRENCY_RE.search(joined)
     ):
         return "receipt"
+    if item is not None and not item.metadata.camera:
+        named = "screenshot" in item.path.name.lower()
+        screen_file = (item.metadata.mime or "").lower() in SCREEN_MIMES
+        if named or (screen_file and screen_like(item.image.oriented_size)):
+            return "screenshot"
     if share >= min_share or len(texts) >= MANY_LINES:
         return "text"
     return None
@@ -161,7 +192,7 @@ class TextAnalyzer(Analyzer):
     """Gate, detect, read; lines in reading order with boxes in the stored frame."""
 
     name = "text"
-    version = "1"
+    version = "2"  # 2: gate by text share, OCR at higher resolution, receipt before screenshot
 
     def __init__(self, engine: OcrEngine, model_name: str, cfg: TextSettings) -> None:
         self._engine = engine
@@ -177,10 +208,15 @@ class TextAnalyzer(Analyzer):
         pixels = item.image.pixels
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
             raise ValueError(f"expected RGB uint8 HxWx3 pixels, got {pixels.dtype} {pixels.shape}")
+        if min(pixels.shape[:2]) < MIN_SIDE:  # a 1x1 GIF, a thin banner: nothing to read
+            return self._result([], None, False)
+        seen = self._engine.gate(pixels)
+        if not seen.has_text:
+            return self._result([], None, False)
+        pixels = self._ocr_pixels(item)
         height, width = pixels.shape[:2]
-        if min(height, width) < 8:
-            raise ValueError(f"image too small to read: {width}x{height}")
-        lines = self._engine.read(pixels)
+        lines = self._engine.read(pixels, seen=seen)
+        kept, truncated = _within_budget(lines)
         kind = document_kind(
             [line.text for line in lines],
             text_share(lines, width, height),
@@ -188,19 +224,58 @@ class TextAnalyzer(Analyzer):
             self._cfg.document_share,
         )
         orientation = item.image.orientation or 1
-        return {
-            "model": self.model_name,
-            "lines": [
+        return self._result(
+            [
                 {
                     "text": line.text,
                     "box": [round(v, 5) for v in stored_box(line.quad, width, height, orientation)],
                     "score": line.score,
                 }
-                for line in lines
+                for line in kept
             ],
+            kind,
+            truncated,
+            document_tags(kind, lines),
+        )
+
+    def _result(
+        self,
+        lines: list[dict[str, Any]],
+        kind: str | None,
+        truncated: bool,
+        tags: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "lines": lines,
             "document": kind,
-            "tags": document_tags(kind, lines),
+            "tags": tags or [],
+            "truncated": truncated,
         }
+
+    def _ocr_pixels(self, item: AnalysisItem) -> np.ndarray:
+        """The photo at the size OCR reads it in: decoded again from its file, up to
+        `OCR_MAX_PIXELS`, when the pipeline's copy is smaller than the file; else (or
+        when the file cannot be decoded the same way again) the pipeline's copy."""
+        image = item.image
+        pixels = image.pixels
+        have = max(pixels.shape[:2])
+        full_w, full_h = image.stored_size
+        long, short = max(full_w, full_h), max(min(full_w, full_h), 1)
+        side = min(long, int(math.sqrt(OCR_MAX_PIXELS * long / short)))
+        if side <= have * 1.15:  # not worth a second decode
+            return pixels
+        try:
+            again = decode_image(item.path, side)
+        except (MediaError, OSError, ValueError) as exc:
+            log.debug("text: %s: reading the %d px copy: %s", item.path, have, exc)
+            return pixels
+        if again.stored_size != image.stored_size or (again.orientation or 1) != (
+            image.orientation or 1
+        ):
+            log.debug("text: %s changed since it was decoded; reading the first copy", item.path)
+            return pixels
+        return again.pixels
 
     def analyze(self, items: list[AnalysisItem]) -> list[dict[str, Any] | AnalyzerError]:
         out: list[dict[str, Any] | AnalyzerError] = []
@@ -232,6 +307,17 @@ class TextAnalyzer(Analyzer):
         self._engine.unload()
 
 
+def _within_budget(lines: list[OcrLine]) -> tuple[list[OcrLine], bool]:
+    """The lines in reading order while their text fits `MAX_TEXT_BYTES`; True when
+    some were dropped."""
+    used = 0
+    for i, line in enumerate(lines):
+        used += len(line.text.encode("utf-8")) + 1
+        if used > MAX_TEXT_BYTES:
+            return lines[:i], True
+    return lines, False
+
+
 def build_engine(model: InstalledModel, cfg: TextSettings, factory: Any) -> OcrEngine:
     """The OCR engine for an installed text model; ModelError when it cannot serve `cfg`."""
     manifest = model.manifest
@@ -243,6 +329,10 @@ def build_engine(model: InstalledModel, cfg: TextSettings, factory: Any) -> OcrE
             f"(it reads {', '.join(served) or 'nothing listed'}); "
             "install pp-ocrv6 (`vaultctl models install text pp-ocrv6`)"
         )
+    try:
+        textdet.check_dependencies()
+    except ImportError as exc:
+        raise ModelError(f"text: {exc}") from exc
     charset_file = model.path / str(manifest.extra.get("charset", "charset.txt"))
     try:
         chars = charset_file.read_text(encoding="utf-8").split("\n")[:-1]
@@ -259,11 +349,19 @@ def build_engine(model: InstalledModel, cfg: TextSettings, factory: Any) -> OcrE
     def managed(role: str) -> Any:
         return factory.managed(model.file(role, "fp32"), name=f"{name}:{role}")
 
+    gate_thresh = cfg.gate_threshold
+    if gate_thresh > cfg.box_threshold:  # the quick look would miss what the full pass reads
+        log.warning(
+            "[text] gate_threshold %s is above box_threshold %s; using %s",
+            gate_thresh,
+            cfg.box_threshold,
+            cfg.box_threshold,
+        )
+        gate_thresh = cfg.box_threshold
     settings = OcrSettings(
         gate_side=cfg.gate_side,
-        max_side=cfg.image_side,
         box_thresh=cfg.box_threshold,
-        gate_thresh=cfg.gate_threshold,
+        gate_thresh=gate_thresh,
         min_score=cfg.min_score,
     )
     return OcrEngine(managed("det"), managed("cls"), managed("rec"), charset, settings)

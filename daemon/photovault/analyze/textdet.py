@@ -29,26 +29,69 @@ THRESH = 0.3
 UNCLIP_RATIO = 1.6
 MAX_CANDIDATES = 1000
 MIN_SIZE = 3
-#: Short side a small image is enlarged towards before detection (RapidOCR's 736).
+#: Detection size (RapidOCR's and PaddleOCR's default, limit_type "min", 736): the
+#: short side is scaled to `DET_MIN_SIDE` (up or down), the long side capped at
+#: `DET_MAX_SIDE` so a very long receipt stays affordable.
 DET_MIN_SIDE = 736
+DET_MAX_SIDE = 2560
 #: Recognizer and classifier input heights and the classifier's width.
 REC_HEIGHT = 48
 REC_MIN_WIDTH = 96
 CLS_SHAPE = (48, 192)
 
 
-def det_input(bgr: np.ndarray, max_side: int) -> np.ndarray:
-    """The detector's (1, 3, H, W) input: the long side scaled to at most `max_side`
-    (a small image is enlarged towards a short side of `DET_MIN_SIDE`, as RapidOCR
-    does: small print is then still several pixels tall), each side rounded to a
-    multiple of 32, (x/255 - 0.5) / 0.5."""
+def check_dependencies() -> None:
+    """Import what post-processing needs, so a missing package is found when the
+    analyzer loads rather than on every photo; ImportError names it."""
+    try:
+        import pyclipper  # noqa: F401  (small C extension; only this analyzer needs it)
+    except ImportError as exc:
+        raise ImportError(f"pyclipper is not installed ({exc}); pip install pyclipper") from exc
+
+
+def _to_input(bgr: np.ndarray, ratio: float) -> np.ndarray:
+    """Scale by `ratio`, each side rounded to a multiple of 32, (x/255 - 0.5) / 0.5, NCHW."""
     h, w = bgr.shape[:2]
-    ratio = min(max_side / max(h, w), max(1.0, DET_MIN_SIDE / min(h, w)))
     rh = max(32, int(round(h * ratio / 32) * 32))
     rw = max(32, int(round(w * ratio / 32) * 32))
-    resized = cv2.resize(bgr, (rw, rh))
+    inter = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(bgr, (rw, rh), interpolation=inter)
     x = resized.astype(np.float32) * (2.0 / 255.0) - 1.0
     return x.transpose(2, 0, 1)[np.newaxis]
+
+
+def det_input(
+    bgr: np.ndarray, min_side: int = DET_MIN_SIDE, max_side: int = DET_MAX_SIDE
+) -> np.ndarray:
+    """The detector's (1, 3, H, W) input: the short side scaled to `min_side` (enlarged
+    or reduced, as RapidOCR's limit_type "min"), the long side to at most `max_side`."""
+    h, w = bgr.shape[:2]
+    ratio = min(min_side / min(h, w), max_side / max(h, w))
+    return _to_input(bgr, ratio)
+
+
+def gate_input(bgr: np.ndarray, side: int) -> np.ndarray:
+    """The quick look's input: the image reduced to about `side` x `side` * 4/3 pixels in
+    area (never enlarged). By area, not by the long side: a receipt 5x taller than wide
+    keeps its print a few pixels high instead of shrinking to a 64 px wide strip."""
+    h, w = bgr.shape[:2]
+    ratio = min(1.0, math.sqrt(side * side * 4 / 3 / (h * w)))
+    return _to_input(bgr, ratio)
+
+
+def text_pixels(prob: np.ndarray, region_thresh: float) -> int:
+    """Pixels of a (1, 1, h, w) probability map above `THRESH` that lie in regions whose
+    mean probability is at least `region_thresh` (and of 9 pixels or more): how much
+    text the detector sees, whether or not its lines merge into one region."""
+    pred = prob[0, 0]
+    mask = (pred > THRESH).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return 0
+    sums = np.bincount(labels.ravel(), weights=pred.ravel(), minlength=count)[1:]
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = (areas >= 9) & (sums >= region_thresh * areas)
+    return int(areas[keep].sum())
 
 
 def _mini_box(contour: np.ndarray) -> tuple[np.ndarray, float]:
@@ -76,7 +119,7 @@ def _box_score(prob: np.ndarray, quad: np.ndarray) -> float:
 
 def _unclip(quad: np.ndarray, ratio: float) -> np.ndarray:
     """Grow a quad by area * ratio / perimeter, as DB's training shrank it."""
-    import pyclipper  # small C extension; only the text analyzer needs it
+    import pyclipper  # checked by check_dependencies() when the analyzer loads
 
     area = abs(cv2.contourArea(quad))
     length = cv2.arcLength(quad, True)
@@ -170,6 +213,13 @@ def ctc_decode(probs: np.ndarray, charset: Sequence[str]) -> list[tuple[str, flo
         score = float(scores[keep].mean()) if keep.any() else 0.0
         out.append((text, score))
     return out
+
+
+def aspect(quad: np.ndarray) -> float:
+    """Long side / short side of a quad (a line of text: 2 and more)."""
+    w = float(np.linalg.norm(quad[0] - quad[1]))
+    h = float(np.linalg.norm(quad[0] - quad[3]))
+    return max(w, h) / max(min(w, h), 1.0)
 
 
 def is_tall(quad: np.ndarray) -> bool:

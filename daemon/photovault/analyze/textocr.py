@@ -5,15 +5,24 @@ through ManagedModels from our SessionFactory, so providers, threads and idle
 unloading follow `[models]`. Pre- and post-processing live in `textdet.py`.
 
 Cost shape (bench/text.py): most photos hold no text, so the detector first runs
-on the image scaled to `gate_side` (~320 px, a few ms); without a text region
-there the photo is done. Only then does detection run at `max_side`, and
-recognition only on the regions found.
+on the image reduced to about `gate_side` x 4/3 `gate_side` pixels in area (the
+gate, ~20-40 ms); the photo holds text when at least `GATE_MIN_SHARE` of that
+probability map is text (pixels above the binarisation threshold in regions
+scoring `gate_thresh` or more, which is at most the box threshold) and at least
+one region is shaped like a line (`GATE_LINE_ASPECT`). Counting pixels rather
+than requiring a high-scoring box keeps dense pages and small print, whose
+regions score lower; sizing by area keeps a tall receipt's print a few pixels
+high. Only then does detection run with the short side at `min_side` (736, as
+PaddleOCR), and recognition only on the regions found.
 
 Orientation: the networks read horizontal text. When most detected boxes are much
 taller than wide (a page photographed at 90°), the image is turned 90° and
-detected again; the classifier then flips lines that read upside down (this also
-covers 270° and 180° pages). When most lines were flipped, the page as a whole is
-upside down and reading order is taken in the flipped frame.
+detected again; the 0°/180° classifier then votes line by line, and when most lines
+read upside down the whole page is (this also covers 270° and 180° pages): every
+line is flipped and reading order is taken in the flipped frame. The vote is per
+page because the classifier sees a line squeezed into 192 px: on a page of long
+lines of small print it calls a few of them upside down, which reads them as
+garbage ("rer s n r un gur").
 """
 
 from __future__ import annotations
@@ -31,6 +40,15 @@ log = logging.getLogger(__name__)
 
 #: The classifier must be this sure before a line is turned 180° (RapidOCR's value).
 CLS_THRESH = 0.9
+#: Share of the gate's probability map that must be text for the photo to be read:
+#: 0.5%, a line of a dozen characters in a 4:3 photo. On the 50 real photos of
+#: bench/text.py without text most score 0 and a few (latte art, a backdrop's
+#: lettering) up to 20%; a 5-line invoice scores ~3%, a page 20-30%.
+GATE_MIN_SHARE = 0.005
+#: ... and one region at least this many times longer than high. The detector's
+#: false alarms on those photos are single roundish blobs (aspect 1.3-1.7: latte
+#: art, a patterned shirt); a line of three letters is already ~2.
+GATE_LINE_ASPECT = 2.0
 #: Lines recognized per batch: similar widths are batched (sorted), so little padding.
 REC_BATCH = 8
 
@@ -53,10 +71,33 @@ class OcrLine:
 @dataclass(frozen=True)
 class OcrSettings:
     gate_side: int = 320
-    max_side: int = 1024
+    min_side: int = textdet.DET_MIN_SIDE
+    max_side: int = textdet.DET_MAX_SIDE
     box_thresh: float = 0.5
-    gate_thresh: float = 0.65
+    gate_thresh: float = 0.5
     min_score: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.gate_thresh > self.box_thresh:
+            raise ValueError(
+                f"gate threshold {self.gate_thresh} above the box threshold {self.box_thresh}: "
+                "the quick look would miss text the full pass reads"
+            )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the quick look saw: the share of its map that is text, how many of its
+    regions are shaped like lines, and whether they are mostly taller than wide (a
+    page turned 90°)."""
+
+    share: float
+    lines: int
+    tall: bool
+
+    @property
+    def has_text(self) -> bool:
+        return self.share >= GATE_MIN_SHARE and self.lines > 0
 
 
 class OcrEngine:
@@ -74,10 +115,24 @@ class OcrEngine:
         self.charset = list(charset)
         self.settings = settings
 
-    def _detect(self, bgr: np.ndarray, side: int, thresh: float) -> list[tuple[np.ndarray, float]]:
+    def _detect(self, bgr: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        s = self.settings
         h, w = bgr.shape[:2]
-        (prob,) = self.det.run({"x": textdet.det_input(bgr, side)})
-        return textdet.boxes_from_map(prob, w, h, thresh)
+        (prob,) = self.det.run({"x": textdet.det_input(bgr, s.min_side, s.max_side)})
+        return textdet.boxes_from_map(prob, w, h, s.box_thresh)
+
+    def gate(self, rgb: np.ndarray) -> Gate:
+        """The quick look at an upright RGB image (see the module docstring)."""
+        s = self.settings
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        h, w = bgr.shape[:2]
+        (prob,) = self.det.run({"x": textdet.gate_input(bgr, s.gate_side)})
+        pixels = textdet.text_pixels(prob, s.gate_thresh)
+        if pixels == 0:
+            return Gate(0.0, 0, False)
+        boxes = textdet.boxes_from_map(prob, w, h, s.gate_thresh)
+        lines = sum(textdet.aspect(q) >= GATE_LINE_ASPECT for q, _ in boxes)
+        return Gate(pixels / prob[0, 0].size, lines, _mostly_tall(boxes))
 
     @property
     def loaded(self) -> bool:
@@ -89,26 +144,36 @@ class OcrEngine:
             if unload is not None:
                 unload()
 
-    def read(self, rgb: np.ndarray, gate: bool = True) -> list[OcrLine]:
-        """Lines in reading order; [] when the gate finds no text."""
+    def read(self, rgb: np.ndarray, gate: bool = True, seen: Gate | None = None) -> list[OcrLine]:
+        """Lines in reading order; [] when the gate finds no text. `seen`: the gate's
+        verdict when the caller already ran it (on this image or a smaller copy)."""
         s = self.settings
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        gated = self._detect(bgr, s.gate_side, s.gate_thresh)
-        if gate and not gated:
+        if seen is None:
+            seen = self.gate(rgb)
+        if gate and not seen.has_text:
             return []
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         height, width = bgr.shape[:2]
         turns, work = 0, bgr
-        if _mostly_tall(gated):
+        if seen.tall:
             turns, work = 1, np.ascontiguousarray(np.rot90(bgr, -1))  # 90° clockwise
-        found = self._detect(work, s.max_side, s.box_thresh)
-        if turns and _mostly_tall(found):  # the gate was wrong: read it as it stands
-            turns, work = 0, bgr
-            found = self._detect(work, s.max_side, s.box_thresh)
+        found = self._detect(work)
+        if _mostly_tall(found):  # the gate guessed wrong (or merged the lines): turn again
+            turns = 1 - turns
+            work = np.ascontiguousarray(np.rot90(bgr, -1)) if turns else bgr
+            turned = self._detect(work)
+            if _mostly_tall(turned):  # tall either way: read it as it stands
+                found = turned if seen.tall else found
+                turns, work = 0, bgr
+            else:
+                found = turned
         if not found:
             return []
         quads = [q for q, _ in found]
         crops = [textdet.crop_quad(work, q) for q in quads]
-        flipped = self._classify(crops)
+        votes = self._classify(crops)
+        upside_down = sum(votes) * 2 > len(votes)
+        flipped = [upside_down] * len(crops)
         crops = [
             np.ascontiguousarray(c[::-1, ::-1]) if f else c
             for c, f in zip(crops, flipped, strict=True)
@@ -118,7 +183,6 @@ class OcrEngine:
         if not kept:
             return []
         wh, ww = work.shape[:2]
-        upside_down = sum(flipped[i] for i in kept) * 2 > len(kept)
         order_quads = [
             (np.array([ww, wh], dtype=np.float32) - quads[i][[2, 3, 0, 1]])
             if upside_down

@@ -109,14 +109,16 @@ class TextSettings(BaseModel):
         320,
         ge=64,
         le=1024,
-        description="long side (px) of the quick look that decides a photo holds no text",
+        description="the quick look that decides a photo holds no text sees it reduced to "
+        "about gate_side x 4/3 gate_side pixels in area (a tall receipt keeps its print)",
     )
     gate_threshold: float = Field(
-        0.65,
+        0.5,
         ge=0,
         le=1,
-        description="the quick look sees text at this detector score (bench/text.py: text "
-        "photos 0.69+, photos without text up to 0.6)",
+        description="the quick look counts text in regions of at least this detector score "
+        "(a value above box_threshold is lowered to it: the quick look must not miss text the "
+        "full pass reads)",
     )
     box_threshold: float = Field(
         0.5, ge=0, le=1, description="detector score a text region needs to be read"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,13 +115,77 @@ def test_a_sign_reads_its_words_but_is_no_document(analyzer: TextAnalyzer) -> No
     assert result["document"] is None and result["tags"] == []
 
 
-def test_a_text_heavy_png_without_camera_is_a_screenshot(analyzer: TextAnalyzer) -> None:
-    receipt = textimages.receipt(2)
-    screen = Image.new("RGB", (receipt.image.width + 40, receipt.image.height + 200), "white")
-    screen.paste(receipt.image.convert("L").convert("RGB"), (20, 100))
-    result = read(analyzer, item(screen, name="Screenshot_2024.png", camera=None, mime="image/png"))
+def test_a_text_heavy_png_of_a_phone_screen_without_camera_is_a_screenshot(
+    analyzer: TextAnalyzer,
+) -> None:
+    page = textimages.page(lines=12, size=28, width=720, height=1560)  # 19.5:9
+    result = read(analyzer, item(page.image, name="IMG_2031.png", camera=None, mime="image/png"))
     assert result["document"] == "screenshot"
     assert "Documents|Screenshot" in {t["tag"] for t in result["tags"]}
+
+
+def test_a_tall_scanned_receipt_is_read_from_a_larger_decode_and_called_a_receipt(
+    analyzer: TextAnalyzer, tmp_path: Path
+) -> None:
+    """950x5000 with 32 px print: the pipeline's 195x1024 copy leaves 6 px letters."""
+    receipt = textimages.tall_receipt()
+    path = tmp_path / "scan_0001.png"
+    receipt.image.save(path)
+    decoded = decode_image(path, 1024)
+    assert decoded.pixels.shape[0] == 1024 and decoded.pixels.shape[1] < 200
+    meta = PhotoMetadata(camera=None, mime="image/png")
+    result = read(analyzer, AnalysisItem(1, path, "0" * 64, decoded, meta))
+    assert result["document"] == "receipt"
+    assert textimages.cer(joined(result), "\n".join(receipt.lines)) <= 0.1
+    assert result["lines"][0]["text"] == receipt.shop
+    x, y, _w, h = result["lines"][0]["box"]
+    assert y < 0.02 and h < 0.02 and 0 < x < 0.1  # fractions of the 950x5000 frame
+
+
+@pytest.mark.parametrize(("lines", "size"), [(36, 14)])
+def test_a_dense_page_of_small_print_is_read(analyzer: TextAnalyzer, lines: int, size: int) -> None:
+    page = textimages.page(lines, size)
+    result = read(analyzer, item(page.image))
+    assert len(result["lines"]) >= 0.9 * lines
+    assert textimages.cer(joined(result), "\n".join(page.lines)) <= 0.1
+    assert result["document"] == "text"
+
+
+@pytest.mark.parametrize("angle", [30, -15, 45])
+def test_a_short_invoice_on_a_big_sheet_tilted_steeply_is_read(
+    analyzer: TextAnalyzer, tmp_path: Path, angle: float
+) -> None:
+    """5 lines of 28 px print on an A4 scan, turned: ~9 px tall in the 1024 px copy."""
+    invoice = textimages.invoice(angle)
+    path = tmp_path / "invoice.jpg"
+    invoice.image.save(path, quality=85)
+    decoded = decode_image(path, 1024)
+    result = read(analyzer, AnalysisItem(1, path, "0" * 64, decoded, PhotoMetadata(camera="X")))
+    assert "Harbour Plumbing Supply" in joined(result)
+    assert result["document"] == "receipt"
+
+
+def test_a_long_text_is_cut_at_the_budget_and_says_so(
+    analyzer: TextAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photovault.analyze import text
+
+    receipt = textimages.receipt(0)
+    monkeypatch.setattr(text, "MAX_TEXT_BYTES", 60)
+    result = read(analyzer, item(receipt.image))
+    assert 0 < len(joined(result).encode()) <= 60 and result["truncated"] is True
+    assert result["lines"][0]["text"] == receipt.shop
+    assert result["document"] == "receipt"  # decided on every line read
+    monkeypatch.undo()
+    assert read(analyzer, item(receipt.image))["truncated"] is False
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 600), (600, 7)])
+def test_an_image_too_small_to_hold_text_gets_an_empty_result(
+    analyzer: TextAnalyzer, shape: tuple[int, int]
+) -> None:
+    result = read(analyzer, item(np.full((*shape, 3), 255, np.uint8)))
+    assert result["lines"] == [] and result["document"] is None and result["tags"] == []
 
 
 def test_a_page_of_prose_is_tagged_text(analyzer: TextAnalyzer) -> None:
@@ -144,11 +209,32 @@ def test_a_real_photo_without_text_gets_no_text(analyzer: TextAnalyzer, path: Pa
     assert all(len(line["text"]) <= 4 for line in result["lines"])
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        FIXTURES / "faces" / "labelled" / f"{name}-1.jpg"
+        for name in ("alex_lacamoire", "kit_harington")
+    ],
+    ids=lambda p: p.name,
+)
+def test_a_photo_whose_only_detector_response_is_a_round_blob_stops_at_the_gate(
+    analyzer: TextAnalyzer, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def not_called(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read past the gate")
+
+    monkeypatch.setattr(analyzer._engine, "read", not_called)
+    result = read(analyzer, item(decode_image(path, 1024).pixels))
+    assert result["lines"] == []
+
+
+@pytest.mark.parametrize("side", [1024, 400])
 def test_boxes_are_fractions_of_the_stored_frame_of_an_oriented_jpeg(
-    analyzer: TextAnalyzer, tmp_path: Path
+    analyzer: TextAnalyzer, tmp_path: Path, side: int
 ) -> None:
     """The sign is stored turned 90° counter-clockwise with EXIF orientation 6 (turn
-    clockwise to view): its first line's box must land where it sits in the stored file."""
+    clockwise to view): its first line's box must land where it sits in the stored file,
+    also when the analyzer decodes the file again at a larger size to read it."""
     sign = textimages.sign()
     upright = textimages.on_table(sign.image)
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a sideways phone stores
@@ -156,7 +242,7 @@ def test_boxes_are_fractions_of_the_stored_frame_of_an_oriented_jpeg(
     exif[0x0112] = 6
     path = tmp_path / "sideways.jpg"
     stored.save(path, "JPEG", quality=90, exif=exif)
-    decoded = decode_image(path, 1024)
+    decoded = decode_image(path, side)
     assert decoded.orientation == 6 and decoded.stored_size == stored.size
     result = read(analyzer, AnalysisItem(1, path, "0" * 64, decoded, PhotoMetadata(camera="X")))
     assert [line["text"] for line in result["lines"]] == list(sign.lines)
@@ -177,8 +263,8 @@ def test_boxes_are_fractions_of_the_stored_frame_of_an_oriented_jpeg(
 def test_an_odd_image_fails_that_photo_only(analyzer: TextAnalyzer) -> None:
     receipt = textimages.receipt(3)
     grey = np.zeros((40, 30), dtype=np.uint8)
-    tiny = np.zeros((4, 4, 3), dtype=np.uint8)
-    results = analyzer.analyze([item(grey), item(receipt.image), item(tiny)])
+    floats = np.zeros((40, 30, 3), dtype=np.float32)
+    results = analyzer.analyze([item(grey), item(receipt.image), item(floats)])
     assert isinstance(results[0], AnalyzerError) and isinstance(results[2], AnalyzerError)
     assert isinstance(results[1], dict) and results[1]["lines"]
 
@@ -204,6 +290,26 @@ def test_a_language_the_model_does_not_read_is_refused_naming_the_setting(
     narrow = AnalyzerContext(tmp_path, store, context.session_factory)
     with pytest.raises(ModelError, match=r"\[text\] languages: .* does not read de"):
         create(TextSettings(languages=["en", "de"]), narrow)
+
+
+def test_without_pyclipper_the_analyzer_fails_to_load_naming_the_package(
+    context: AnalyzerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photovault.analyze import registry
+
+    monkeypatch.setitem(sys.modules, "pyclipper", None)  # import pyclipper -> ImportError
+    with pytest.raises(ModelError, match="pip install pyclipper"):
+        create(None, context)
+    loaded = registry.load(["text"], Settings(), context)
+    assert loaded.active == [] and "pyclipper" in loaded.disabled["text"]
+
+
+def test_a_gate_threshold_above_the_box_threshold_is_lowered_to_it(
+    context: AnalyzerContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    loaded = create(TextSettings(gate_threshold=0.65, box_threshold=0.5), context)
+    assert loaded._engine.settings.gate_thresh == 0.5
+    assert "gate_threshold 0.65 is above box_threshold 0.5" in caplog.text
 
 
 def test_the_registry_loads_text_with_the_daemons_settings(context: AnalyzerContext) -> None:

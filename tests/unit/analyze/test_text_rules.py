@@ -10,7 +10,7 @@ import pytest
 
 from photovault.analyze import textdet
 from photovault.analyze.base import AnalysisItem
-from photovault.analyze.text import document_kind, oriented_to_stored, stored_box
+from photovault.analyze.text import AMOUNT_RE, document_kind, oriented_to_stored, stored_box
 from photovault.config import ConfigError, Settings, TextSettings, load
 from photovault.media.types import DecodedImage, PhotoMetadata
 from photovault.sidecar import geometry
@@ -25,8 +25,13 @@ RECEIPT = [
 ]
 
 
-def photo(name: str = "IMG_1.jpg", camera: str | None = "Pixel 7", mime: str = "image/jpeg"):
-    image = DecodedImage(np.zeros((8, 8, 3), np.uint8), (8, 8))
+def photo(
+    name: str = "IMG_1.jpg",
+    camera: str | None = "Pixel 7",
+    mime: str = "image/jpeg",
+    size: tuple[int, int] = (8, 8),
+):
+    image = DecodedImage(np.zeros((8, 8, 3), np.uint8), size)
     return AnalysisItem(1, Path(name), "0", image, PhotoMetadata(camera=camera, mime=mime))
 
 
@@ -44,9 +49,50 @@ def test_amounts_alone_do_not_make_a_receipt() -> None:
     assert document_kind(lines, 0.02, photo(), 0.08) is None
 
 
-def test_a_png_without_camera_and_lines_is_a_screenshot_even_with_prices() -> None:
-    item = photo("chat.png", camera=None, mime="image/png")
-    assert document_kind(RECEIPT, 0.02, item, 0.08) == "screenshot"
+CHAT = ["Anna", "See you at the station", "Train leaves at ten", "OK great"]
+
+
+def test_a_scanned_receipt_png_without_camera_is_a_receipt_not_a_screenshot() -> None:
+    item = photo("scan_0001.png", camera=None, mime="image/png", size=(950, 5000))
+    lines = ["SHELL", "FUEL 45.20", "CAR WASH 8.00", "TOTAL 53.20"]
+    assert document_kind(lines, 0.02, item, 0.08) == "receipt"
+
+
+def test_a_screenshot_of_a_receipt_app_with_prices_is_a_receipt() -> None:
+    item = photo("Screenshot_2024.png", camera=None, mime="image/png", size=(1080, 2340))
+    assert document_kind(RECEIPT, 0.02, item, 0.08) == "receipt"
+
+
+@pytest.mark.parametrize("size", [(1080, 2340), (1170, 2532), (1920, 1080), (2880, 1800)])
+def test_a_png_without_camera_of_a_screens_shape_is_a_screenshot(size: tuple[int, int]) -> None:
+    item = photo("IMG_2031.png", camera=None, mime="image/png", size=size)
+    assert document_kind(CHAT, 0.02, item, 0.08) == "screenshot"
+
+
+@pytest.mark.parametrize("size", [(950, 5000), (1240, 1754), (300, 300), (100, 178)])
+def test_a_png_without_camera_of_another_shape_is_no_screenshot(size: tuple[int, int]) -> None:
+    item = photo("page.png", camera=None, mime="image/png", size=size)
+    assert document_kind(CHAT, 0.02, item, 0.08) is None
+
+
+def test_a_file_named_screenshot_is_one_whatever_its_shape() -> None:
+    item = photo("Screenshot 2024-05-01.png", camera=None, mime="image/png", size=(812, 377))
+    assert document_kind(CHAT, 0.02, item, 0.08) == "screenshot"
+
+
+def test_bar_is_no_payment_word() -> None:
+    lines = ["Bar Luna", "Opens 10.00", "Closes 22.00", "Happy hour 17.00"]
+    assert document_kind(lines, 0.02, photo(), 0.08) is None
+
+
+def test_amounts_with_thousands_separators_count() -> None:
+    lines = ["Garage invoice", "Gearbox 1,234.56", "VAT 246.91", "TOTAL 1,481.47"]
+    assert document_kind(lines, 0.02, photo(), 0.08) == "receipt"
+    assert AMOUNT_RE.findall("TOTAL 1,234.56 and 12.345,67 then 3.50") == [
+        "1,234.56",
+        "12.345,67",
+        "3.50",
+    ]
 
 
 def test_a_png_from_a_camera_is_no_screenshot() -> None:
@@ -109,6 +155,46 @@ def test_ctc_decoding_drops_blanks_and_repeats() -> None:
         probs[0, t, k] = 0.97
     ((text, score),) = textdet.ctc_decode(probs, charset)
     assert text == "aab b" and score == pytest.approx(0.97)
+
+
+def test_detection_scales_the_short_side_to_736_and_caps_the_long_side() -> None:
+    assert textdet.det_input(np.zeros((1024, 195, 3), np.uint8)).shape == (1, 3, 2560, 480)
+    assert textdet.det_input(np.zeros((3000, 4000, 3), np.uint8)).shape == (1, 3, 736, 992)
+    assert textdet.det_input(np.zeros((300, 400, 3), np.uint8)).shape == (1, 3, 736, 992)
+
+
+def test_the_gate_sizes_a_tall_receipt_by_area_so_its_print_stays_readable() -> None:
+    # 195x1024 (a 950x5000 scan as decoded): the long side is not cut to 320.
+    _, _, h, w = textdet.gate_input(np.zeros((1024, 195, 3), np.uint8), 320).shape
+    assert w >= 160 and h >= 800
+    _, _, h, w = textdet.gate_input(np.zeros((768, 1024, 3), np.uint8), 320).shape
+    assert h * w <= 1.1 * 320 * 320 * 4 / 3
+
+
+def test_text_pixels_count_a_merged_blob_of_lines_but_not_faint_regions() -> None:
+    prob = np.zeros((1, 1, 100, 100), np.float32)
+    prob[0, 0, 10:40, 10:90] = 0.9  # dense lines merged into one region
+    prob[0, 0, 60:70, 10:30] = 0.4  # a faint region: scores below the threshold
+    assert textdet.text_pixels(prob, 0.5) == 30 * 80
+
+
+@pytest.mark.parametrize(
+    ("share", "lines", "has_text"),
+    [(0.03, 5, True), (0.3, 40, True), (0.006, 1, True), (0.22, 0, False), (0.002, 3, False)],
+)
+def test_the_gate_wants_enough_text_pixels_and_one_line_shaped_region(
+    share: float, lines: int, has_text: bool
+) -> None:
+    from photovault.analyze.textocr import Gate
+
+    assert Gate(share, lines, tall=False).has_text is has_text
+
+
+def test_a_gate_threshold_above_the_box_threshold_is_refused() -> None:
+    from photovault.analyze.textocr import OcrSettings
+
+    with pytest.raises(ValueError, match="box threshold"):
+        OcrSettings(box_thresh=0.5, gate_thresh=0.65)
 
 
 def test_a_tall_box_is_a_turned_line() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,29 @@ def test_a_swapped_recognizer_is_refused_by_the_store(tmp_path: Path) -> None:
     (src / "rec.onnx").write_bytes((src / "cls.onnx").read_bytes())
     with pytest.raises(ModelError, match=r"rec\.onnx"):
         ModelStore(tmp_path / "store").import_dir(src, kind="text")
+
+
+def test_a_wheel_of_another_version_is_refused_naming_the_file_and_the_version_to_install(
+    tmp_path: Path,
+) -> None:
+    packaged = export_text.PACKAGED["pp-ocrv6"]
+    source = tmp_path / "site" / "rapidocr"
+    (source / "models").mkdir(parents=True)
+    (tmp_path / "site" / "rapidocr-3.9.0.dist-info").mkdir()
+    installed = export_text.package_dir("pp-ocrv6")
+    for rel in (packaged.det, packaged.cls, packaged.rec):
+        shutil.copyfile(installed / rel, source / rel)
+    with (source / packaged.rec).open("ab") as fh:
+        fh.write(b"\0")  # same name, other network
+    with pytest.raises(ModelError) as caught:
+        export_text.export("pp-ocrv6", tmp_path / "out", source)
+    message = str(caught.value)
+    assert "PP-OCRv6_rec_small.onnx" in message and "rapidocr 3.9.0 is installed" in message
+    assert "pip install --no-deps rapidocr==3.10.0" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_supported_model_records_the_sha256_of_its_three_files() -> None:
+    for packaged in export_text.PACKAGED.values():
+        assert set(packaged.sha256) == {packaged.det, packaged.cls, packaged.rec}
+        assert all(len(digest) == 64 for digest in packaged.sha256.values())

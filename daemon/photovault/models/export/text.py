@@ -15,6 +15,10 @@ is written beside it as `charset.txt`, one character per line.
 * ``pp-ocrv4``: PP-OCRv4 from ``rapidocr-onnxruntime`` 1.4.4 (6,622 characters:
   ASCII, few accents, Chinese); it often joins words ("48MarketRoad"). Kept for
   comparison (bench/text.py); not installed by `make install`.
+
+Each file's sha256 is recorded for the supported wheel version (computed from the
+wheels on PyPI): another rapidocr version ships other networks under the same
+names, so a mismatch is refused with the version to install, never copied.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photovault.config import TEXT_LANGUAGES
-from photovault.models.store import Manifest, ModelError, describe_file, write_manifest
+from photovault.models.store import (
+    Manifest,
+    ModelError,
+    describe_file,
+    sha256_file,
+    write_manifest,
+)
 
 CHARSET = "charset.txt"
 LICENCE = "Apache-2.0"
@@ -41,6 +51,7 @@ class Packaged:
     rec: str
     architecture: str
     languages: tuple[str, ...]  # `[text] languages` codes its charset reads
+    sha256: dict[str, str]  # path in the package -> sha256 in the supported version
 
 
 PACKAGED: dict[str, Packaged] = {
@@ -52,6 +63,17 @@ PACKAGED: dict[str, Packaged] = {
         "models/PP-OCRv6_rec_small.onnx",
         "PP-OCRv6 small det+rec, PP-OCR mobile v2.0 cls",
         tuple(c for codes in TEXT_LANGUAGES.values() for c in codes),
+        {
+            "models/PP-OCRv6_det_small.onnx": (
+                "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f"
+            ),
+            "models/ch_ppocr_mobile_v2.0_cls_mobile.onnx": (
+                "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"
+            ),
+            "models/PP-OCRv6_rec_small.onnx": (
+                "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884"
+            ),
+        },
     ),
     "pp-ocrv4": Packaged(
         "rapidocr_onnxruntime",
@@ -61,6 +83,17 @@ PACKAGED: dict[str, Packaged] = {
         "models/ch_PP-OCRv4_rec_infer.onnx",
         "PP-OCRv4 mobile det+rec, PP-OCR mobile v2.0 cls",
         ("en", "zh"),  # no ö, ß, ñ, ç, ø, å, € or £ in its charset
+        {
+            "models/ch_PP-OCRv4_det_infer.onnx": (
+                "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
+            ),
+            "models/ch_ppocr_mobile_v2.0_cls_infer.onnx": (
+                "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"
+            ),
+            "models/ch_PP-OCRv4_rec_infer.onnx": (
+                "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
+            ),
+        },
     ),
 }
 
@@ -74,6 +107,31 @@ def package_dir(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _installed_version(src: Path, package: str) -> str | None:
+    """The version of the wheel installed at `src` (from its dist-info), or None."""
+    dist = next(src.parent.glob(f"{package}-*.dist-info"), None)
+    if dist is None:
+        return None
+    return dist.name.removesuffix(".dist-info").split("-", 1)[1]
+
+
+def check_source(name: str, src: Path) -> None:
+    """ModelError unless the package folder holds exactly the files of the supported
+    version (sha256), naming the file, the installed version and what to install."""
+    packaged = PACKAGED[name]
+    wanted = packaged.pip.split()[-1]
+    for rel in (packaged.det, packaged.cls, packaged.rec):
+        origin = src / rel
+        if not origin.is_file():
+            raise ModelError(f"{origin}: missing from the {packaged.package} package")
+        if sha256_file(origin) != packaged.sha256[rel]:
+            found = _installed_version(src, packaged.package) or "an unknown version"
+            raise ModelError(
+                f"{origin}: not the {name} network of {wanted} (sha256 differs; "
+                f"{packaged.package} {found} is installed): {packaged.pip}"
+            )
+
+
 def export(name: str, out_dir: Path, source: Path | None = None) -> Manifest:
     """Copy model `name`'s three ONNX files and its charset into out_dir with a manifest.
     `source`: the package folder (default: the installed wheel's)."""
@@ -83,12 +141,11 @@ def export(name: str, out_dir: Path, source: Path | None = None) -> Manifest:
         raise ModelError(f"unknown text model {name!r} (installable: {', '.join(PACKAGED)})")
     packaged = PACKAGED[name]
     src = source or package_dir(name)
+    check_source(name, src)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for role, rel in (("det", packaged.det), ("cls", packaged.cls), ("rec", packaged.rec)):
         origin = src / rel
-        if not origin.is_file():
-            raise ModelError(f"{origin}: missing from the {packaged.package} package")
         target = out_dir / f"{role}.onnx"
         shutil.copyfile(origin, target)
         files.append(describe_file(target, role, "fp32"))
@@ -96,10 +153,8 @@ def export(name: str, out_dir: Path, source: Path | None = None) -> Manifest:
     if not charset:
         raise ModelError(f"{src / packaged.rec}: no charset in the model metadata")
     (out_dir / CHARSET).write_text("\n".join(charset) + "\n", encoding="utf-8")
-    version = ""
-    dist = next(src.parent.glob(f"{packaged.package}-*.dist-info"), None)
-    if dist is not None:
-        version = " " + dist.name.removesuffix(".dist-info").split("-", 1)[1]
+    installed = _installed_version(src, packaged.package)
+    version = f" {installed}" if installed else ""
     manifest = Manifest(
         name=name,
         task="text",
