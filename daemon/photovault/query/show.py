@@ -1,0 +1,125 @@
+"""The `show` and `sidecar` operations: everything known about one photo.
+
+Kept apart from search: these read one catalogued photo (its facts, analyzer
+results, faces and sidecar state), never the index.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from photovault.query.access import HandlerBase
+from photovault.query.args import path_fields
+from photovault.query.server import Caller
+from photovault.results import metadata_of, photo_tags, text_of
+from photovault.sidecar.keywords import person_tags
+from photovault.sidecar.reader import read_sidecar
+
+
+class ShowHandlers(HandlerBase):
+    """One photo's catalog record and sidecar, for a caller who may open it."""
+
+    def sidecar(self, args: dict[str, Any], caller: Caller) -> Any:
+        """What we wrote into a photo's sidecar, read back from the file itself."""
+        _share, _rel, row = self._row(args, caller)
+        path = self.vault.sidecars.path_for(row)
+        record = self.vault.catalog.sidecar(row.id) or {}
+        out: dict[str, Any] = {
+            "sidecar": os.fspath(path) if path else None,
+            "state": record.get("state", "pending"),
+            "warning": record.get("warning"),
+            "exists": False,
+            "keywords": [],
+            "faces": [],
+        }
+        if path is not None and path.exists():
+            content = self.vault.catalog.content(row.sha256) if row.sha256 else None
+            orientation = int((content.metadata if content else {}).get("orientation") or 1)
+            result = read_sidecar(path, orientation)
+            out["exists"] = True
+            out["problem"] = result.problem
+            out["keywords"] = ["|".join(k.path) for k in result.keywords if k.ours]
+            out["other_keywords"] = ["|".join(k.path) for k in result.keywords if not k.ours]
+            out["faces"] = [
+                {
+                    "face_id": f.face_id,
+                    "name": f.name,
+                    "box": f.box,
+                    "confidence": f.confidence,
+                    "model": f.model,
+                }
+                for f in result.faces
+                if f.ours
+            ]
+        return out
+
+    def show(self, args: dict[str, Any], caller: Caller) -> Any:
+        share, rel, row = self._row(args, caller)
+        path = self.vault.resolve(share, rel) or Path(rel)
+        out: dict[str, Any] = {
+            **path_fields(os.fspath(path)),
+            "share": share,
+            "state": row.state,
+            "attempts": row.attempts,
+            "error": row.last_error,
+            "sha256": row.sha256,
+            "size": row.size,
+            "taken_at": None,
+            "gps": None,
+            "camera": None,
+            "lens": None,
+            "width": None,
+            "height": None,
+            "orientation": None,
+            "taken_local": None,
+            "local_time": None,
+            "place": None,
+            "text": [],
+        }
+        content = self.vault.catalog.content(row.sha256) if row.sha256 else None
+        if content is not None:
+            facts = content.metadata
+            for key in (
+                "taken_at",
+                "gps",
+                "camera",
+                "lens",
+                "width",
+                "height",
+                "orientation",
+                "mime",
+            ):
+                out[key] = facts.get(key)
+            meta = metadata_of(content.results)
+            out["taken_local"] = meta.taken_local
+            out["local_time"] = meta.local_time.to_dict() if meta.local_time else None
+            out["place"] = meta.place.to_dict() if meta.place else None
+            out["text"] = [line.to_dict() for line in text_of(content.results).lines]
+            out["analyzers"] = content.analyzers
+            out["tags"] = person_tags(
+                photo_tags(content.results), *self.vault.catalog.person_keywords(row.id)
+            )
+            out["labels"] = (content.results.get("tagger") or {}).get("labels", [])
+            out["results"] = {k: v for k, v in content.results.items() if k not in ("clip",)}
+        out["faces"] = [
+            {
+                "id": f["id"],
+                "box": f["box"],
+                "person_id": f["person_id"],
+                "person": f["person"],
+                "score": f["score"],
+            }
+            for f in (self.vault.people.faces_for(row.sha256) if row.sha256 else [])
+        ]
+        record = self.vault.catalog.sidecar(row.id)
+        sidecar = self.vault.sidecars.path_for(row)
+        out["sidecar"] = os.fspath(sidecar) if sidecar and sidecar.exists() else None
+        if record:
+            out["sidecar_state"] = record["state"]
+            if record["warning"]:
+                out["sidecar_warning"] = record["warning"]
+            if record["imported"]:
+                out["sidecar_keywords"] = record["imported"]["keywords"]
+        return out
