@@ -36,49 +36,62 @@ writer checks exactly that (plus an exiftool read-back) before committing.
 
 A packet shaped in a way we cannot edit safely raises `MergeRefused`; the writer
 then leaves the file untouched and reports why.
+
+This module holds the order of the steps; beside it are `splice` (the byte
+edits and element helpers), `merge_place` (place fields), `merge_faces` (MWG
+and MP regions) and `foreign` (what is not ours, and the before/after check).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-import re
 from dataclasses import dataclass, field
 
-from photovault.results import Place
 from photovault.sidecar import geometry, schema
-from photovault.sidecar.model import FaceRegion, SidecarContent
+from photovault.sidecar.foreign import ARRAY_KIND, MANAGED, foreign_loss, foreign_view
+from photovault.sidecar.merge_faces import check_dims, merge_mp, merge_mwg, place_faces
+from photovault.sidecar.merge_place import merge_place, place_values, xml_text
+from photovault.sidecar.model import SidecarContent
 from photovault.sidecar.rdf import (
     RDF,
-    Arr,
-    Element,
-    Lit,
-    Struct,
     XmpSyntaxError,
     descriptions,
     escape,
     find_rdf,
-    leading_space,
     ns_decls,
     parse_xml,
     properties,
-    value_of,
 )
-from photovault.sidecar.schema import (
-    DC,
-    DIGIKAM,
-    LR,
-    MP,
-    MPREG,
-    MPRI,
-    MWG_RS,
-    PREFIXES,
-    PV,
-    k,
+from photovault.sidecar.schema import DC, DIGIKAM, LR, MP, MWG_RS, PREFIXES, PV, k
+from photovault.sidecar.splice import (
+    Edits,
+    MergeRefused,
+    append_items,
+    array_of,
+    array_xml,
+    cut_property,
+    find_property,
+    indent_before,
+    li_text,
+    list_items,
 )
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "ARRAY_KIND",
+    "MANAGED",
+    "SKELETON",
+    "MergeRefused",
+    "MergeResult",
+    "foreign_loss",
+    "foreign_view",
+    "merge",
+    "place_values",
+    "xml_text",
+]
+
 
 SKELETON = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
@@ -88,25 +101,6 @@ SKELETON = (
     "</x:xmpmeta>\n"
     '<?xpacket end="w"?>\n'
 ).encode()
-
-#: Keyword array kinds when we create the property (what digiKam/Lightroom write).
-ARRAY_KIND = {
-    k(DC, "subject"): "Bag",
-    k(LR, "hierarchicalSubject"): "Bag",
-    k(DIGIKAM, "TagsList"): "Seq",
-}
-
-MANAGED = {
-    k(DC, "subject"),
-    k(LR, "hierarchicalSubject"),
-    k(DIGIKAM, "TagsList"),
-    k(MWG_RS, "Regions"),
-    k(MP, "RegionInfo"),
-}
-
-
-class MergeRefused(Exception):
-    """The sidecar cannot be merged safely; it must be left untouched."""
 
 
 @dataclass
@@ -125,318 +119,6 @@ class MergeResult:
     person_fields: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Edits:
-    data: bytes
-    edits: list[tuple[int, int, str]] = field(default_factory=list)
-
-    def cut(self, start: int, end: int) -> None:
-        self.edits.append((leading_space(self.data, start), end, ""))
-
-    def put(self, pos: int, text: str) -> None:
-        self.edits.append((pos, pos, text))
-
-    def replace(self, start: int, end: int, text: str) -> None:
-        self.edits.append((start, end, text))
-
-    def apply(self) -> bytes:
-        out, pos = [], 0
-        for start, end, text in sorted(self.edits, key=lambda e: (e[0], e[1])):
-            if start < pos:
-                raise MergeRefused("internal error: overlapping edits")
-            out.append(self.data[pos:start])
-            out.append(text.encode("utf-8"))
-            pos = end
-        out.append(self.data[pos:])
-        return b"".join(out)
-
-
-def _indent(data: bytes, el: Element) -> str:
-    """The whitespace before `el`, reused for new siblings so files stay tidy."""
-    ws = data[leading_space(data, el.start) : el.start].decode("utf-8", "replace")
-    return ws if ws else " "
-
-
-def _qn(el: Element) -> str:
-    return f"{el.prefix}:{el.local}" if el.prefix else el.local
-
-
-# ----------------------------------------------------------------- locating
-def _find_property(descs: list[Element], ns: str, local: str) -> tuple[Element | None, bool]:
-    """(element, False) when found as element, (desc, True) when an attribute."""
-    for desc in descs:
-        for child in desc.children:
-            if child.is_(ns, local):
-                return child, False
-        if (ns, local) in desc.attrs:
-            return desc, True
-    return None, False
-
-
-def _array_of(prop: Element) -> Element | None:
-    for child in prop.children:
-        if child.ns == RDF and child.local in ("Bag", "Seq", "Alt"):
-            return child
-    return None
-
-
-def _struct_container(prop: Element) -> Element | None:
-    """Where the fields of a struct property live as child elements."""
-    if prop.rdf_attr("parseType") == "Resource" and not prop.empty:
-        return prop
-    for child in prop.children:
-        if child.is_(RDF, "Description") and not child.empty:
-            return child
-    return None
-
-
-def _struct_field(container: Element, ns: str, local: str) -> Element | None:
-    for child in container.children:
-        if child.is_(ns, local):
-            return child
-    return None
-
-
-def _lis(array: Element) -> list[Element]:
-    return [c for c in array.children if c.is_(RDF, "li")]
-
-
-def _append_items(ed: _Edits, array: Element, items: list[str]) -> None:
-    """Insert serialized rdf:li items at the end of an existing array element."""
-    if not items:
-        return
-    lis = _lis(array)
-    if array.empty:
-        indent = _indent(ed.data, array)
-        body = "".join(f"{indent} {item}" for item in items)
-        qn = _qn(array)
-        decl = ns_decls(array.scope, {array.prefix: RDF}) if array.prefix else ""
-        ed.replace(array.start, array.end, f"<{qn}{decl}>{body}{indent}</{qn}>")
-        return
-    if lis:
-        indent = _indent(ed.data, lis[-1])
-        ed.put(lis[-1].end, "".join(f"{indent}{item}" for item in items))
-    else:
-        indent = _indent(ed.data, array) + " "
-        ed.put(array.content_start, "".join(f"{indent}{item}" for item in items))
-
-
-def _cut_property(ed: _Edits, descs: list[Element], prop: Element) -> None:
-    """Cut a property element; its rdf:Description too when it held nothing else."""
-    for desc in descs:
-        if any(child is prop for child in desc.children):
-            foreign_attrs = [
-                a
-                for a in desc.attrs
-                if a[0] not in (RDF, "") and not a[0].startswith("http://www.w3.org/XML/")
-            ]
-            if len(desc.children) == 1 and not foreign_attrs:
-                ed.cut(desc.start, desc.end)
-                return
-            break
-    ed.cut(prop.start, prop.end)
-
-
-# ----------------------------------------------------------------- serializing
-def _li_text(text: str) -> str:
-    return f"<rdf:li>{escape(text)}</rdf:li>"
-
-
-def _array_xml(qn: str, kind: str, items: list[str], indent: str) -> str:
-    inner = "".join(f"{indent}  {item}" for item in items)
-    return f"{indent}<{qn}>{indent} <rdf:{kind}>{inner}{indent} </rdf:{kind}>{indent}</{qn}>"
-
-
-def _region_xml(face: _PlacedFace, scope: dict[str, str], analyzed_at: str) -> str:
-    decl = ns_decls(scope, {p: PREFIXES[p] for p in ("rdf", "mwg-rs", "stArea", "photovault")})
-    cx, cy, w, h = (geometry.format_number(v) for v in geometry.to_centre(face.box))
-    parts = [f'<rdf:li rdf:parseType="Resource"{decl}>', "<mwg-rs:Type>Face</mwg-rs:Type>"]
-    if face.name:
-        parts.append(f"<mwg-rs:Name>{escape(face.name)}</mwg-rs:Name>")
-    parts.append(
-        '<mwg-rs:Area rdf:parseType="Resource">'
-        f"<stArea:x>{cx}</stArea:x><stArea:y>{cy}</stArea:y>"
-        f"<stArea:w>{w}</stArea:w><stArea:h>{h}</stArea:h>"
-        "<stArea:unit>normalized</stArea:unit></mwg-rs:Area>"
-    )
-    ext = [f"<photovault:FaceID>{escape(face.face_id)}</photovault:FaceID>"]
-    if face.confidence is not None:
-        ext.append(
-            f"<photovault:Confidence>{geometry.format_number(face.confidence)}"
-            "</photovault:Confidence>"
-        )
-    if face.model:
-        ext.append(f"<photovault:Model>{escape(face.model)}</photovault:Model>")
-    if analyzed_at:
-        ext.append(f"<photovault:AnalyzedAt>{escape(analyzed_at)}</photovault:AnalyzedAt>")
-    written = escape(face.written_name or "")
-    ext.append(f"<photovault:WrittenName>{written}</photovault:WrittenName>")
-    parts.append('<mwg-rs:Extensions rdf:parseType="Resource">' + "".join(ext))
-    parts.append("</mwg-rs:Extensions></rdf:li>")
-    return "".join(parts)
-
-
-def _mp_region_xml(face: _PlacedFace, scope: dict[str, str]) -> str:
-    decl = ns_decls(scope, {p: PREFIXES[p] for p in ("rdf", "MPReg")})
-    parts = [f'<rdf:li rdf:parseType="Resource"{decl}>']
-    if face.name:
-        parts.append(f"<MPReg:PersonDisplayName>{escape(face.name)}</MPReg:PersonDisplayName>")
-    parts.append(f"<MPReg:Rectangle>{face.mp_rect}</MPReg:Rectangle></rdf:li>")
-    return "".join(parts)
-
-
-def _dims_xml(stored_size: tuple[int, int]) -> str:
-    w, h = stored_size
-    return (
-        '<mwg-rs:AppliedToDimensions rdf:parseType="Resource">'
-        f"<stDim:w>{w}</stDim:w><stDim:h>{h}</stDim:h><stDim:unit>pixel</stDim:unit>"
-        "</mwg-rs:AppliedToDimensions>"
-    )
-
-
-# ----------------------------------------------------------------- faces
-@dataclass
-class _PlacedFace:
-    box: tuple[float, float, float, float]  # stored frame, top-left
-    name: str | None
-    written_name: str | None
-    face_id: str
-    confidence: float | None
-    model: str | None
-
-    @property
-    def mp_rect(self) -> str:
-        return geometry.mp_rectangle(self.box)
-
-
-def _face_id(face: FaceRegion, box: tuple[float, float, float, float]) -> str:
-    if face.face_id:
-        return face.face_id
-    digest = hashlib.sha1(geometry.mp_rectangle(box).encode()).hexdigest()[:12]
-    return f"box-{digest}"
-
-
-def _place_faces(
-    content: SidecarContent,
-    orientation: int,
-    old_ours: list[schema.RawRegion],
-    foreign_boxes: list[tuple[float, float, float, float]],
-) -> tuple[list[_PlacedFace], int]:
-    """Our faces in the stored frame, minus those a person's region already covers.
-
-    A name a person gave one of our regions elsewhere (region name differs from the
-    WrittenName we recorded) wins over an unnamed face, so a re-analysis that
-    runs before the pipeline adopted that name cannot erase it.
-    """
-    placed, skipped = [], 0
-    old_boxes = [(r, geometry.from_centre(r.area)) for r in old_ours if r.area]
-    for face in content.faces:
-        box = geometry.clamp(geometry.oriented_to_stored(face.box, orientation))
-        if box[2] <= 0 or box[3] <= 0:
-            continue
-        if any(geometry.iou(box, fb) >= 0.5 for fb in foreign_boxes):
-            skipped += 1
-            continue
-        face_id = _face_id(face, box)
-        old = next((r for r in old_ours if r.face_id == face_id), None)
-        if old is None and face.face_id is None and old_boxes:
-            best = max(old_boxes, key=lambda rb: geometry.iou(rb[1], box))
-            old = best[0] if geometry.iou(best[1], box) >= 0.5 else None
-        name = face.name
-        if old is not None and old.name != old.written_name:
-            name = old.name  # a person's edit not yet adopted by the pipeline
-        placed.append(_PlacedFace(box, name, face.name, face_id, face.confidence, face.model))
-    return placed, skipped
-
-
-# ----------------------------------------------------------------- views
-def foreign_view(props: dict[str, object]) -> dict[str, object]:
-    """The packet minus everything that is ours, for before/after comparison."""
-    out: dict[str, object] = {}
-    written = schema.written_place(props)
-    place_keys = {k(f.ns, f.local): f.name for f in schema.PLACE_FIELDS}
-    for key, value in props.items():
-        if key.startswith(PV):
-            continue
-        if key in place_keys and schema.place_field_is_ours(value, written.get(place_keys[key])):
-            continue
-        for ns, local, own, _sep in schema.KEYWORD_ARRAYS:
-            if key == k(ns, local) and isinstance(value, Arr):
-                mine = schema.owned(props, own)
-                value = Arr(
-                    value.kind,
-                    tuple(i for i in value.items if not (isinstance(i, Lit) and i.text in mine)),
-                )
-        if key == k(MWG_RS, "Regions") and isinstance(value, Struct):
-            value = _filter_struct_list(
-                value,
-                k(MWG_RS, "RegionList"),
-                lambda item: schema.parse_region(item, None).ours,
-            )
-        if key == k(MP, "RegionInfo") and isinstance(value, Struct):
-            rects = schema.owned(props, "MPRegions")
-            value = _filter_struct_list(
-                value,
-                k(MPRI, "Regions"),
-                lambda item, rects=rects: (
-                    isinstance(item, Struct)
-                    and schema.text_of(item.get(k(MPREG, "Rectangle"))) in rects
-                ),
-            )
-        out[key] = value
-    return out
-
-
-def _filter_struct_list(value: Struct, field_name: str, is_ours) -> Struct:
-    fields = []
-    for name, fv in value.fields:
-        if name == field_name and isinstance(fv, Arr):
-            fv = Arr(fv.kind, tuple(i for i in fv.items if not is_ours(i)))
-        fields.append((name, fv))
-    return Struct(tuple(fields))
-
-
-def foreign_loss(before: dict[str, object], after: dict[str, object]) -> str | None:
-    """None when `after` keeps all foreign data of `before`, else what changed.
-
-    Foreign properties must be equal. Region structs may only gain the
-    AppliedToDimensions/RegionList fields we add; properties new in `after` must be
-    ones we manage and hold nothing foreign.
-    """
-    fb, fa = foreign_view(before), foreign_view(after)
-    for key, value in fb.items():
-        if key not in fa:
-            if key in ARRAY_KIND and _empty_or_ours(value, key):
-                continue  # a keyword array we emptied and cut out
-            return f"{key} is gone"
-        new = fa[key]
-        if isinstance(value, Struct) and isinstance(new, Struct) and key in MANAGED:
-            new_fields = dict(new.fields)
-            for name, fv in value.fields:
-                if new_fields.get(name) != fv:
-                    return f"{key}/{name} changed"
-            for name in set(new_fields) - {n for n, _ in value.fields}:
-                if not _empty_or_ours(new_fields[name], name):
-                    return f"{key}/{name} appeared with foreign content"
-        elif new != value:
-            return f"{key} changed"
-    for key in set(fa) - set(fb):
-        if key not in MANAGED or not _empty_or_ours(fa[key], key):
-            return f"{key} appeared with foreign content"
-    return None
-
-
-def _empty_or_ours(value: object, name: str) -> bool:
-    if isinstance(value, Arr):
-        return not value.items
-    if isinstance(value, Struct):
-        return all(
-            _empty_or_ours(v, n) or n == k(MWG_RS, "AppliedToDimensions") for n, v in value.fields
-        )
-    return name == k(MWG_RS, "AppliedToDimensions")
-
-
-# ----------------------------------------------------------------- merge
 def merge(
     data: bytes | None,
     content: SidecarContent,
@@ -458,7 +140,7 @@ def merge(
         raise MergeRefused("empty rdf:RDF element written as <rdf:RDF/>")
     props = properties(rdf)
     descs = descriptions(rdf)
-    ed = _Edits(source)
+    ed = Edits(source)
     result = MergeResult(b"", rejected=schema.removed_keywords(props))
     if result.rejected:
         gone = set(result.rejected)
@@ -494,17 +176,17 @@ def merge(
             dict.fromkeys(kw.leaf if sep is None else sep.join(kw.path) for kw in content.keywords)
         )
         owned_before = schema.owned(props, own)
-        prop, as_attr = _find_property(descs, ns, local)
+        prop, as_attr = find_property(descs, ns, local)
         if as_attr:
             if desired or owned_before:
                 raise MergeRefused(f"{local} is written as an attribute, not an array")
             continue
-        array = _array_of(prop) if prop is not None else None
+        array = array_of(prop) if prop is not None else None
         if prop is not None and array is None:
             if desired or owned_before:
                 raise MergeRefused(f"{local} is not an RDF array")
             continue
-        lis = _lis(array) if array is not None else []
+        lis = list_items(array) if array is not None else []
         removed, present, cuts = [], [], []
         for li in lis:
             text = li.text if not li.children else None
@@ -518,28 +200,30 @@ def merge(
         if removed:
             result.removed[_exiftool_tag(ns, local)] = removed
         if prop is not None and cuts and len(cuts) == len(lis) and not to_add:
-            _cut_property(ed, descs, prop)  # emptied by us: no empty array left behind
+            cut_property(ed, descs, prop)  # emptied by us: no empty array left behind
         else:
             for li in cuts:
                 ed.cut(li.start, li.end)
         if array is not None:
-            _append_items(ed, array, [_li_text(t) for t in to_add])
+            append_items(ed, array, [li_text(t) for t in to_add])
         elif to_add:
             new_props.append(
-                _array_xml(
+                array_xml(
                     f"{_prefix_for(ns)}:{local}",
                     ARRAY_KIND[k(ns, local)],
-                    [_li_text(t) for t in to_add],
+                    [li_text(t) for t in to_add],
                     indent,
                 )
             )
 
     # 3. place fields, where the file has none of its own
-    place_after, person_after = _merge_place(ed, descs, props, content.place, result, new_props)
+    place_after, person_after = merge_place(
+        ed, descs, props, content.place, result.person_fields, new_props
+    )
 
     # 4. faces: MWG regions and Microsoft MP regions
-    mwg_prop, mwg_attr = _find_property(descs, MWG_RS, "Regions")
-    mp_prop, mp_attr = _find_property(descs, MP, "RegionInfo")
+    mwg_prop, mwg_attr = find_property(descs, MWG_RS, "Regions")
+    mp_prop, mp_attr = find_property(descs, MP, "RegionInfo")
     if mwg_attr or mp_attr:
         raise MergeRefused("region info written as an attribute")
     regions = schema.mwg_regions(props)
@@ -552,19 +236,19 @@ def merge(
         rect = geometry.parse_mp_rectangle(mp.rectangle or "")
         if rect and not mp.ours(owned_rects):
             foreign_boxes.append(rect)
-    placed, result.faces_skipped = _place_faces(content, orientation, old_ours, foreign_boxes)
+    placed, result.faces_skipped = place_faces(content, orientation, old_ours, foreign_boxes)
     result.faces_written = len(placed)
     if dims and placed:
-        _check_dims(dims, stored_size, result.warnings)
-    _merge_mwg(ed, mwg_prop, placed, stored_size, dims, content.analyzed_at, new_props, indent)
+        check_dims(dims, stored_size, result.warnings)
+    merge_mwg(ed, mwg_prop, placed, stored_size, dims, content.analyzed_at, new_props, indent)
     owned_after["MPRegions"] = [f.mp_rect for f in placed]
-    _merge_mp(ed, mp_prop, placed, owned_rects, new_props, indent)
+    merge_mp(ed, mp_prop, placed, owned_rects, new_props, indent)
 
     # 5. new Descriptions: absent managed properties, then our namespace
     about = descs[0].rdf_attr("about") if descs else ""
     last = rdf.children[-1] if rdf.children else None
     pos = last.end if last is not None else rdf.content_start
-    block_indent = _indent(source, last) if last is not None else "\n "
+    block_indent = indent_before(source, last) if last is not None else "\n "
     if new_props:
         decl = ns_decls(
             rdf.scope,
@@ -619,114 +303,6 @@ def _exiftool_tag(ns: str, local: str) -> str:
     }[ns]
 
 
-def _check_dims(dims: tuple[float, float], stored: tuple[int, int], warnings: list[str]) -> None:
-    """Existing AppliedToDimensions is kept; say so when its shape disagrees."""
-    w, h = dims
-    sw, sh = stored
-    if abs(w / h - sw / sh) > 0.01 * (sw / sh):
-        if abs(w / h - sh / sw) <= 0.01 * (sh / sw):
-            warnings.append(
-                f"AppliedToDimensions {w:g}x{h:g} is the rotated shape of the stored "
-                f"image {sw}x{sh}; another program may have used the oriented frame"
-            )
-        else:
-            warnings.append(f"AppliedToDimensions {w:g}x{h:g} does not match the image {sw}x{sh}")
-
-
-def _merge_mwg(
-    ed: _Edits,
-    prop: Element | None,
-    placed: list[_PlacedFace],
-    stored_size: tuple[int, int],
-    dims: tuple[float, float] | None,
-    analyzed_at: str,
-    new_props: list[str],
-    indent: str,
-) -> None:
-    if prop is None:
-        if placed:
-            items = "".join(f"{indent}   {_region_xml(f, PREFIXES, analyzed_at)}" for f in placed)
-            new_props.append(
-                f'{indent}<mwg-rs:Regions rdf:parseType="Resource">{indent} '
-                f"{_dims_xml(stored_size)}{indent} <mwg-rs:RegionList>{indent}  <rdf:Bag>"
-                f"{items}{indent}  </rdf:Bag>{indent} </mwg-rs:RegionList>{indent}"
-                "</mwg-rs:Regions>"
-            )
-        return
-    container = _struct_container(prop)
-    if container is None:
-        if placed:
-            raise MergeRefused("mwg-rs:Regions is not a struct we can extend")
-        return
-    region_list = _struct_field(container, MWG_RS, "RegionList")
-    array = _array_of(region_list) if region_list is not None else None
-    if region_list is not None and array is None:
-        raise MergeRefused("mwg-rs:RegionList is not an RDF array")
-    if array is not None:
-        for li in _lis(array):
-            if schema.parse_region(value_of(li), None).ours:
-                ed.cut(li.start, li.end)
-        _append_items(ed, array, [_region_xml(f, array.scope, analyzed_at) for f in placed])
-    if not placed:
-        return
-    add = []
-    if dims is None and _struct_field(container, MWG_RS, "AppliedToDimensions") is None:
-        add.append(_dims_xml(stored_size))
-    if array is None:
-        items = "".join(_region_xml(f, container.scope, analyzed_at) for f in placed)
-        add.append(f"<mwg-rs:RegionList><rdf:Bag>{items}</rdf:Bag></mwg-rs:RegionList>")
-    if add:
-        decl = ns_decls(container.scope, {p: PREFIXES[p] for p in ("rdf", "mwg-rs", "stDim")})
-        # a wrapper-free insertion: declare prefixes on each new field element
-        text = "".join(a.replace(">", decl + ">", 1) for a in add)
-        ed.put(container.content_end, text)
-
-
-def _merge_mp(
-    ed: _Edits,
-    prop: Element | None,
-    placed: list[_PlacedFace],
-    owned_rects: set[str],
-    new_props: list[str],
-    indent: str,
-) -> None:
-    if prop is None:
-        if placed:
-            items = "".join(f"{indent}   {_mp_region_xml(f, PREFIXES)}" for f in placed)
-            new_props.append(
-                f'{indent}<MP:RegionInfo rdf:parseType="Resource">{indent} <MPRI:Regions>'
-                f"{indent}  <rdf:Bag>{items}{indent}  </rdf:Bag>{indent} </MPRI:Regions>"
-                f"{indent}</MP:RegionInfo>"
-            )
-        return
-    container = _struct_container(prop)
-    if container is None:
-        if placed:
-            raise MergeRefused("MP:RegionInfo is not a struct we can extend")
-        return
-    regions = _struct_field(container, MPRI, "Regions")
-    array = _array_of(regions) if regions is not None else None
-    if regions is not None and array is None:
-        raise MergeRefused("MPRI:Regions is not an RDF array")
-    if array is not None:
-        for li in _lis(array):
-            item = value_of(li)
-            rect = (
-                schema.text_of(item.get(k(MPREG, "Rectangle")))
-                if isinstance(item, Struct)
-                else None
-            )
-            if rect is not None and rect in owned_rects:
-                ed.cut(li.start, li.end)
-        _append_items(ed, array, [_mp_region_xml(f, array.scope) for f in placed])
-    elif placed:
-        decl = ns_decls(container.scope, {p: PREFIXES[p] for p in ("rdf", "MPRI")})
-        items = "".join(_mp_region_xml(f, container.scope) for f in placed)
-        ed.put(
-            container.content_end, f"<MPRI:Regions{decl}><rdf:Bag>{items}</rdf:Bag></MPRI:Regions>"
-        )
-
-
 def _our_block(
     content: SidecarContent,
     owned: dict[str, list[str]],
@@ -763,7 +339,7 @@ def _our_block(
         (schema.PERSON_FIELDS, person_fields),
     ]:
         if items:
-            parts.append(_array_xml(f"photovault:{local}", "Bag", [_li_text(t) for t in items], i))
+            parts.append(array_xml(f"photovault:{local}", "Bag", [li_text(t) for t in items], i))
     details = []
     for kw in content.keywords:
         fields = [f"<photovault:Path>{escape('|'.join(kw.path))}</photovault:Path>"]
@@ -776,133 +352,6 @@ def _our_block(
             fields.append(f"<photovault:Source>{escape(kw.source)}</photovault:Source>")
         details.append('<rdf:li rdf:parseType="Resource">' + "".join(fields) + "</rdf:li>")
     if details:
-        parts.append(_array_xml("photovault:KeywordDetails", "Bag", details, i))
+        parts.append(array_xml("photovault:KeywordDetails", "Bag", details, i))
     parts.append("\n </rdf:Description>")
     return "".join(parts)
-
-
-# ----------------------------------------------------------------- place
-#: Characters XML 1.0 cannot carry (control characters, lone surrogates).
-_NOT_XML = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def xml_text(text: str) -> str:
-    """`text` as XML element content can carry it: line breaks as "\\n", and the
-    characters XML 1.0 forbids (control characters, lone surrogates) left out."""
-    return _NOT_XML.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-
-
-def place_values(place: Place | None) -> dict[str, str]:
-    """Place field name -> the value we want there (fields we know nothing of left out)."""
-    if place is None:
-        return {}
-    values = {
-        "photoshop:City": place.city,
-        "photoshop:State": place.region,
-        "photoshop:Country": place.country,
-        "Iptc4xmpCore:CountryCode": place.country_code,
-    }
-    out = {}
-    for name, value in values.items():
-        text = " ".join(xml_text(value or "").split())
-        if text:
-            out[name] = text
-    return out
-
-
-def _simple_element(el: Element) -> bool:
-    """A property element holding plain text and nothing else (no rdf:resource, no
-    qualifiers, no children): one whose value we can replace in place."""
-    return not el.children and not el.empty and not el.attrs
-
-
-def _merge_place(
-    ed: _Edits,
-    descs: list[Element],
-    props: dict[str, object],
-    place: Place | None,
-    result: MergeResult,
-    new_props: list[str],
-) -> tuple[dict[str, str], list[str]]:
-    """Fill in, update or remove our place fields; (written values, person fields).
-
-    Per field: one holding a value we did not write (there before us, or one of
-    ours a person changed) is theirs, and so is one of ours a person removed
-    (remembered in PersonFields): never written by us again. One still holding
-    the value we wrote is ours and follows `place` (updated, or removed when we
-    no longer know it); an absent one gets our value. But when any field holds a
-    value of theirs that is not ours (their City "Strasbourg" beside our Kehl,
-    their Country beside ours), adding ours would name two places: then we add
-    and change nothing.
-    """
-    desired = place_values(place)
-    written = schema.written_place(props)
-    names = [f.name for f in schema.PLACE_FIELDS]
-    person = [n for n in names if n in schema.owned(props, schema.PERSON_FIELDS)]
-    found = []
-    other_place = False
-    for f in schema.PLACE_FIELDS:
-        current = props.get(k(f.ns, f.local))
-        mine = written.get(f.name)
-        ours = schema.place_field_is_ours(current, mine)
-        prop, as_attr = _find_property(descs, f.ns, f.local)
-        editable = prop is not None and (as_attr or _simple_element(prop))
-        found.append((f, current, mine, ours, prop, as_attr, editable))
-        if mine is not None and not ours and f.name not in person:
-            person.append(f.name)  # removed or corrected by a person
-            result.person_fields.append(f.name)
-        if current is not None and not ours:
-            theirs = schema.text_of(current) or ""
-            other_place = other_place or theirs.casefold().strip() != (
-                desired.get(f.name, "").casefold()
-            )
-    freeze = bool(desired) and other_place
-    written_after: dict[str, str] = {}
-    cuts: list[Element] = []
-    for f, current, mine, ours, prop, as_attr, editable in found:
-        if ours and mine is not None and (freeze or not editable or f.name in person):
-            written_after[f.name] = mine  # left as it is, still recorded as ours
-            continue
-        if freeze or f.name in person or (current is not None and not ours):
-            continue
-        want = desired.get(f.name)
-        if ours and prop is not None:
-            if want is None:
-                if as_attr:
-                    ed.replace(*prop.attr_spans[(f.ns, f.local)], "")
-                else:
-                    cuts.append(prop)
-                continue
-            written_after[f.name] = want
-            if want == mine:
-                continue
-            if as_attr:
-                start, end = prop.attr_spans[(f.ns, f.local)]
-                name = ed.data[start:end].split(b"=", 1)[0].decode("utf-8")
-                ed.replace(start, end, f'{name}="{escape(want)}"')
-            else:
-                ed.replace(prop.content_start, prop.content_end, escape(want))
-        elif current is None and want is not None:
-            new_props.append(f"\n  <{f.prefix}:{f.local}>{escape(want)}</{f.prefix}:{f.local}>")
-            written_after[f.name] = want
-    _cut_elements(ed, descs, cuts)
-    person.sort(key=names.index)
-    return written_after, person
-
-
-def _cut_elements(ed: _Edits, descs: list[Element], cuts: list[Element]) -> None:
-    """Cut property elements; a Description left with nothing is cut whole."""
-    for desc in descs:
-        mine = [c for c in desc.children if any(c is el for el in cuts)]
-        if not mine:
-            continue
-        foreign_attrs = [
-            a
-            for a in desc.attrs
-            if a[0] not in (RDF, "") and not a[0].startswith("http://www.w3.org/XML/")
-        ]
-        if len(mine) == len(desc.children) and not foreign_attrs:
-            ed.cut(desc.start, desc.end)
-        else:
-            for el in mine:
-                ed.cut(el.start, el.end)
