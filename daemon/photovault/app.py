@@ -196,6 +196,29 @@ class Daemon:
         """The active CLIP analyzer, or None (the query service encodes searches)."""
         return next((a for a in self.analyzers.active if a.name == "clip"), None)
 
+    def embed_image(self, row: Any) -> list[float]:
+        """The active CLIP model's embedding of one catalogued photo, made now (`vaultctl
+        embed image` on a photo not analyzed by this model yet). ValueError: the file
+        cannot be decoded; RuntimeError: no CLIP model, or it failed on the photo."""
+        from photovault.analyze.base import AnalysisItem
+        from photovault.media.decode import decode_image
+        from photovault.media.types import MediaError, PhotoMetadata
+
+        clip = self.clip()
+        path = self.resolve(row.share, row.relpath)
+        if clip is None or path is None:
+            raise RuntimeError("no CLIP model is active")
+        try:
+            image = decode_image(path, clip.image_side)
+        except MediaError as exc:
+            raise ValueError(str(exc)) from exc
+        (res,) = clip.analyze(
+            [AnalysisItem(row.id, path, row.sha256 or "", image, PhotoMetadata())]
+        )
+        if not isinstance(res, dict):
+            raise RuntimeError(str(res))
+        return [float(v) for v in res["embedding"]]
+
     def search_latency(self, seconds: float) -> None:
         self.metrics.search_latency(seconds)
 

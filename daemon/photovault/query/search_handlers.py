@@ -15,6 +15,7 @@ from photovault.query.access import HandlerBase
 from photovault.query.args import path_fields, str_arg
 from photovault.query.protocol import ProtocolError
 from photovault.query.server import Caller
+from photovault.results import clip_of
 
 #: The radius of `near` a place by name, when none is given: the geocoder has
 #: one point per town (its centre), and a town spans a few km around it.
@@ -172,27 +173,17 @@ class SearchHandlers(HandlerBase):
             vector = clip.encode_text([text])[0]
         elif kind == "image":
             _share, _rel, row = self._row(args, caller)
-            path = self.vault.resolve(row.share, row.relpath)
-            assert path is not None
             content = self.vault.catalog.content(row.sha256) if row.sha256 else None
-            stored = (content.results.get("clip") or {}) if content else {}
-            if "embedding" in stored:
-                vector = stored["embedding"]
-            else:
-                from photovault.analyze.base import AnalysisItem
-                from photovault.media.decode import decode_image
-                from photovault.media.types import MediaError, PhotoMetadata
-
+            stored = clip_of(content.results).embedding if content else None
+            if stored is not None:
+                vector = stored
+            else:  # not analyzed by this model yet: the daemon decodes and embeds it now
                 try:
-                    image = decode_image(path, clip.image_side)
-                except MediaError as exc:
+                    vector = self.vault.embed_image(row)
+                except ValueError as exc:
                     raise ProtocolError("bad_request", str(exc)) from exc
-                (res,) = clip.analyze(
-                    [AnalysisItem(row.id, path, row.sha256 or "", image, PhotoMetadata())]
-                )
-                if not isinstance(res, dict):
-                    raise ProtocolError("internal", str(res))
-                vector = res["embedding"]
+                except RuntimeError as exc:
+                    raise ProtocolError("internal", str(exc)) from exc
         else:
             raise ProtocolError("bad_request", "'kind' must be 'text' or 'image'")
         return {

@@ -69,3 +69,30 @@ def test_the_handlers_run_on_the_narrow_service_alone(tmp_path: Path) -> None:
     assert vault.calls[-1].startswith("scan p")
     with pytest.raises(ProtocolError, match="is not in the catalog"):
         call("show", path=str(tmp_path / "photos" / "missing.jpg"))
+
+
+def test_embed_image_of_a_photo_not_embedded_yet_asks_the_daemon_and_maps_its_errors(
+    tmp_path: Path,
+) -> None:
+    vault = FakeVault(tmp_path / "photos")
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    row = SimpleNamespace(id=1, share="p", relpath="a.jpg", sha256="s" * 64, state="done")
+    vault.catalog = SimpleNamespace(
+        get=lambda share, rel: row, content=lambda sha: SimpleNamespace(results={})
+    )
+    vault.clip = lambda: SimpleNamespace(model_name="tiny")  # type: ignore[method-assign]
+    made: list[Any] = []
+
+    def embed_image(r: Any) -> list[float]:
+        made.append(r)
+        if len(made) > 1:
+            raise ValueError("a.jpg: cannot identify image file")
+        return [0.6, 0.8]
+
+    vault.embed_image = embed_image  # type: ignore[attr-defined]
+    handlers = Handlers(vault)  # type: ignore[arg-type]
+    path = str(tmp_path / "photos" / "a.jpg")
+    got = handlers.handle(Request("embed", {"kind": "image", "path": path}), ROOT)
+    assert got == {"model": "tiny", "vector": [0.6, 0.8]} and made == [row]
+    with pytest.raises(ProtocolError, match="cannot identify"):
+        handlers.handle(Request("embed", {"kind": "image", "path": path}), ROOT)
