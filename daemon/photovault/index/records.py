@@ -23,7 +23,15 @@ import pyarrow as pa
 
 from photovault.geo.places import fold
 from photovault.index.schema import photos_schema
-from photovault.results import Place, metadata_of, ok, photo_tags, text_of
+from photovault.results import (
+    Place,
+    clip_of,
+    faces_of,
+    metadata_of,
+    photo_tags,
+    tagger_of,
+    text_of,
+)
 from photovault.sidecar.keywords import person_tags
 
 log = logging.getLogger(__name__)
@@ -110,23 +118,18 @@ def record_from_photo(
     if lat is None or lon is None:
         lat, lon = gps.get("lat"), gps.get("lon")
     taken_at = meta.taken_at or facts.get("taken_at")
-    tagger = ok(results.get("tagger"))
-    clip = ok(results.get("clip"))
-    faces_res = ok(results.get("faces"))
     faces: list[FaceRecord] | None = None
-    if "faces" in results:
-        faces = []
-        for raw in faces_res.get("faces") or []:
-            box = raw.get("box") or (0.0, 0.0, 0.0, 0.0)
-            faces.append(
-                FaceRecord(
-                    box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
-                    score=float(raw.get("score", 1.0)),
-                    person_id=raw.get("person_id"),
-                    person=raw.get("person") or raw.get("name"),
-                    embedding=_vector(raw.get("embedding")),
-                )
+    if "faces" in results:  # the analyzer ran (or failed): its faces, maybe none
+        faces = [
+            FaceRecord(
+                box=fr.box,
+                score=fr.score,
+                person_id=fr.person_id,
+                person=fr.person,
+                embedding=_vector(fr.embedding),
             )
+            for fr in faces_of(results).faces
+        ]
     people = sorted({fr.person for fr in faces or [] if fr.person})
     person_ids = sorted({int(fr.person_id) for fr in faces or [] if fr.person_id is not None})
     return PhotoRecord(
@@ -144,11 +147,11 @@ def record_from_photo(
         width=meta.width if meta.width is not None else facts.get("width"),
         height=meta.height if meta.height is not None else facts.get("height"),
         tags=person_tags(photo_tags(results), rejected, added),
-        labels=list(tagger.get("labels") or []),
+        labels=list(tagger_of(results).labels),
         people=people,
         person_ids=person_ids,
         dhash=meta.dhash or facts.get("dhash"),
-        vector=_vector(clip.get("embedding", clip.get("vector"))),
+        vector=_vector(clip_of(results).embedding),
         faces=faces,
         taken_local=meta.taken_local if meta.taken_at else None,
         text=text_of(results).text,

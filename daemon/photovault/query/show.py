@@ -13,7 +13,7 @@ from typing import Any
 from photovault.query.access import HandlerBase
 from photovault.query.args import path_fields
 from photovault.query.server import Caller
-from photovault.results import metadata_of, photo_tags, text_of
+from photovault.results import metadata_of, photo_tags, tagger_of, text_of
 from photovault.sidecar.keywords import person_tags
 from photovault.sidecar.reader import read_sidecar
 
@@ -101,7 +101,7 @@ class ShowHandlers(HandlerBase):
             out["tags"] = person_tags(
                 photo_tags(content.results), *self.vault.catalog.person_keywords(row.id)
             )
-            out["labels"] = (content.results.get("tagger") or {}).get("labels", [])
+            out["labels"] = list(tagger_of(content.results).labels)
             out["results"] = {k: v for k, v in content.results.items() if k not in ("clip",)}
         out["faces"] = [
             {
