@@ -19,7 +19,7 @@ import numpy as np
 from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
 from photovault.models.clip import ClipModel
-from photovault.models.store import InstalledModel, ModelError
+from photovault.models.store import InstalledModel
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,9 @@ DEFAULTS: dict[str, Any] = {
 
 def find_model(context: AnalyzerContext, name: str | None) -> InstalledModel:
     """The named CLIP model, or the first installed one."""
-    if name is None:
-        installed = [m for m in context.model_store.list() if m.manifest.task == "clip"]
-        if not installed:
-            raise ModelError(f"no CLIP model installed in {context.model_store.root}")
-        return installed[0]
-    model = context.model_store.get(name, kind="clip")
-    context.model_store.verify(model.name)  # hashes, load, shapes: fail at start, named
+    model = context.model_store.choose("clip", name, label="CLIP")
+    if name is not None:
+        context.model_store.verify(model.name)  # hashes, load, shapes: fail at start, named
     return model
 
 

@@ -27,7 +27,7 @@ from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
 from photovault.models.imagenet import class_tags, classes
 from photovault.models.preprocess import preprocess
-from photovault.models.store import InstalledModel, ModelError
+from photovault.models.store import InstalledModel
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +165,11 @@ def create(settings: Any, context: AnalyzerContext) -> Tagger:
         )
     merged = {**DEFAULTS, **own}
     name = merged["model"]
-    if name is None:
-        installed = [m for m in context.model_store.list() if m.manifest.task == "tagger"]
-        if not installed:
-            raise ModelError(
-                f"no tagger model installed in {context.model_store.root} "
-                "(vaultctl models install tagger efficientnet-lite0)"
-            )
-        name = installed[0].name
-    model = context.model_store.get(str(name), kind="tagger")
+    model = context.model_store.choose(
+        "tagger",
+        None if name is None else str(name),
+        hint=" (vaultctl models install tagger efficientnet-lite0)",
+    )
     # Full check (hashes, load, shapes) at start: a truncated or swapped file
     # disables this analyzer with the file named, instead of failing every photo.
     context.model_store.verify(model.name)

@@ -371,16 +371,9 @@ def create(settings: Any, context: AnalyzerContext) -> TextAnalyzer:
     """Registry factory: the configured (or first installed) text model, fully verified
     (hashes, load, shapes) so a broken file disables the analyzer with its name."""
     cfg = text_settings(settings)
-    name = cfg.model
-    if name is None:
-        installed = [m for m in context.model_store.list() if m.manifest.task == "text"]
-        if not installed:
-            raise ModelError(
-                f"no text model installed in {context.model_store.root} "
-                "(vaultctl models install text pp-ocrv6)"
-            )
-        name = installed[0].name
-    model = context.model_store.get(str(name), kind="text")
+    model = context.model_store.choose(
+        "text", cfg.model, hint=" (vaultctl models install text pp-ocrv6)"
+    )
     context.model_store.verify(model.name)
     engine = build_engine(model, cfg, context.session_factory)
     log.info("text: model %s, languages %s", model.name, ", ".join(cfg.languages))

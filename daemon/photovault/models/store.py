@@ -384,6 +384,19 @@ class ModelStore:
             raise ModelError(f"model {name} is a {manifest.task} model, not {kind}")
         return InstalledModel(path, manifest)
 
+    def choose(
+        self, kind: str, name: str | None = None, *, label: str | None = None, hint: str = ""
+    ) -> InstalledModel:
+        """The named model of this kind, or else the first one installed (what an
+        analyzer's `model` setting means); ModelError naming the store, and `hint` (how
+        to install one), when there is none."""
+        if name is not None:
+            return self.get(name, kind=kind)
+        installed = [m for m in self.list() if m.manifest.task == kind]
+        if not installed:
+            raise ModelError(f"no {label or kind} model installed in {self.root}{hint}")
+        return installed[0]
+
     def verify(self, name: str) -> Manifest:
         """Full validation (hashes, load, shapes) of an installed model."""
         return validate_dir(self._dir(name))
