@@ -71,34 +71,27 @@ def candidate_names(photo_name: str, naming: Naming) -> list[str]:
     return ext_names + base_names if naming == "ext" else base_names + ext_names
 
 
-def name_max(folder: Path) -> int:
-    """The longest file name (bytes) `folder` takes: PC_NAME_MAX, at most NAME_MAX.
-
-    A folder that does not exist yet is asked through its nearest existing parent.
-    """
+def _limit(folder: Path, key: str, ceiling: int) -> int:
+    """`os.pathconf(folder, key)`, at most `ceiling` (the ceiling when unknown). A folder
+    that does not exist yet is asked through its nearest existing parent."""
     folder = Path(folder)
     for candidate in (folder, *folder.parents):
         try:
-            limit = os.pathconf(candidate, "PC_NAME_MAX")
+            limit = os.pathconf(candidate, key)
         except (OSError, ValueError):
             continue
-        return min(NAME_MAX, limit) if limit and limit > 0 else NAME_MAX
-    return NAME_MAX
+        return min(ceiling, limit) if limit and limit > 0 else ceiling
+    return ceiling
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name (bytes) `folder` takes: PC_NAME_MAX, at most NAME_MAX."""
+    return _limit(folder, "PC_NAME_MAX", NAME_MAX)
 
 
 def path_max(folder: Path) -> int:
-    """The most bytes a path under `folder` may have, NUL included: PC_PATH_MAX.
-
-    A folder that does not exist yet is asked through its nearest existing parent.
-    """
-    folder = Path(folder)
-    for candidate in (folder, *folder.parents):
-        try:
-            limit = os.pathconf(candidate, "PC_PATH_MAX")
-        except (OSError, ValueError):
-            continue
-        return min(PATH_MAX, limit) if limit and limit > 0 else PATH_MAX
-    return PATH_MAX
+    """The most bytes a path under `folder` may have, NUL included: PC_PATH_MAX."""
+    return _limit(folder, "PC_PATH_MAX", PATH_MAX)
 
 
 def fits(name: str, limit: int) -> bool:
