@@ -40,6 +40,11 @@ def photo_tags(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _seconds(value: Any) -> float | None:
+    """A stored time in seconds into a video, or None (photos have none)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def parse_signature(signature: str) -> dict[str, str]:
     """ "metadata:1,clip:2" -> {"metadata": "1", "clip": "2"}."""
     out = {}
@@ -139,6 +144,18 @@ class MetadataResult:
     dhash: str | None = None
     place: Place | None = None
     local_time: LocalTime | None = None
+    #: "photo", "video" or "motion_photo" (results stored before videos: "photo").
+    kind: str = "photo"
+    duration: float | None = None  # seconds, videos only
+    #: For the video half of an Apple live photo: the still's file name (same folder).
+    #: Such a video is part of its still and is not indexed on its own.
+    live_photo_of: str | None = None
+    #: For a still with a live-photo video beside it: that video's file name.
+    live_video: str | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind == "video"
 
     @classmethod
     def from_stored(cls, raw: Any) -> MetadataResult:
@@ -157,6 +174,10 @@ class MetadataResult:
             dhash=m.get("dhash"),
             place=Place.from_dict(m.get("place")),
             local_time=LocalTime.from_dict(m.get("local_time")),
+            kind=str(m.get("kind") or "photo"),
+            duration=float(m["duration"]) if isinstance(m.get("duration"), int | float) else None,
+            live_photo_of=m.get("live_photo_of") or None,
+            live_video=m.get("live_video") or None,
         )
 
 
@@ -171,9 +192,13 @@ class TextLine:
     text: str
     box: tuple[float, float, float, float]
     score: float
+    at: float | None = None  # seconds into a video where the line was read
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "box": [round(v, 5) for v in self.box], "score": self.score}
+        out = {"text": self.text, "box": [round(v, 5) for v in self.box], "score": self.score}
+        if self.at is not None:
+            out["at"] = self.at
+        return out
 
 
 @dataclass(frozen=True)
@@ -203,6 +228,7 @@ class TextResult:
                     str(item["text"]),
                     (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                     float(item.get("score", 0.0)),
+                    _seconds(item.get("at")),
                 )
             )
         return cls(tuple(lines), t.get("document"))
@@ -233,18 +259,37 @@ class TaggerResult:
 
 
 @dataclass(frozen=True)
+class ClipFrame:
+    """The embedding of one sampled frame of a video, at `at` seconds."""
+
+    at: float
+    embedding: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class ClipResult:
-    """The `clip` analyzer's result: the L2-normalised image embedding, or None."""
+    """The `clip` analyzer's result: the L2-normalised image embedding, or None.
+
+    For a video, `embedding` stands for the whole clip (the normalised mean of its
+    frames) and `frames` holds each sampled frame's own embedding with its time, so
+    a search can find the moment."""
 
     embedding: tuple[float, ...] | None = None
+    frames: tuple[ClipFrame, ...] = ()
 
     @classmethod
     def from_stored(cls, raw: Any) -> ClipResult:
         c = ok(raw)
         vec = c.get("embedding", c.get("vector"))
+        frames = []
+        for item in c.get("frames") or []:
+            emb = item.get("embedding") if isinstance(item, dict) else None
+            at = _seconds(item.get("at")) if isinstance(item, dict) else None
+            if at is not None and isinstance(emb, list | tuple) and emb:
+                frames.append(ClipFrame(at, tuple(float(v) for v in emb)))
         if not isinstance(vec, list | tuple) or not vec:
-            return cls(None)
-        return cls(tuple(float(v) for v in vec))
+            return cls(None, tuple(frames))
+        return cls(tuple(float(v) for v in vec), tuple(frames))
 
 
 @dataclass(frozen=True)
@@ -257,6 +302,7 @@ class FaceResult:
     embedding: tuple[float, ...] | None = None
     person_id: int | None = None
     person: str | None = None
+    at: float | None = None  # seconds into a video (the frame the face was seen best in)
 
 
 @dataclass(frozen=True)
@@ -284,6 +330,7 @@ class FacesResult:
                     tuple(float(v) for v in emb) if isinstance(emb, list | tuple) and emb else None,
                     int(pid) if isinstance(pid, int) else None,
                     item.get("person") or item.get("name"),
+                    _seconds(item.get("at")),
                 )
             )
         model = f.get("model") or next(

@@ -1,4 +1,4 @@
-"""Which files Photo Vault treats as photos, decided by file name alone.
+"""Which files Photo Vault treats as photos and videos, decided by file name alone.
 
 The watcher and the reconcile scan call `is_supported` for every file they see,
 so it must not touch the disk. The decoder sniffs the content afterwards: a PNG
@@ -20,8 +20,13 @@ RAW_EXTENSIONS: frozenset[str] = frozenset(
     {"dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "pef", "srw"}
 )
 
+#: Video containers, decoded through ffmpeg (sampled frames, never every frame).
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {"mp4", "mov", "m4v", "mkv", "avi", "3gp", "3g2", "webm", "mts", "m2ts", "mpg", "mpeg", "wmv"}
+)
+
 #: Every extension we accept, lower case and without the dot.
-SUPPORTED_EXTENSIONS: frozenset[str] = RASTER_EXTENSIONS | RAW_EXTENSIONS
+SUPPORTED_EXTENSIONS: frozenset[str] = RASTER_EXTENSIONS | RAW_EXTENSIONS | VIDEO_EXTENSIONS
 
 
 def extension_of(path: str | PathLike[str]) -> str:
@@ -45,3 +50,8 @@ def is_supported(path: str | PathLike[str]) -> bool:
 def is_raw(path: str | PathLike[str]) -> bool:
     """True for camera RAW extensions, which decode through their embedded preview."""
     return extension_of(path) in RAW_EXTENSIONS
+
+
+def is_video(path: str | PathLike[str]) -> bool:
+    """True for video container extensions, which decode through ffmpeg."""
+    return extension_of(path) in VIDEO_EXTENSIONS

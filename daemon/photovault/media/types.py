@@ -1,4 +1,4 @@
-"""Value types that leave the media stage: decoded pixels and photo metadata.
+"""Value types that leave the media stage: decoded pixels, video frames and metadata.
 
 They are plain dataclasses so they pickle cheaply between the decode processes
 and the analyzer thread.
@@ -26,6 +26,15 @@ class MediaError(Exception):
 
 
 @dataclass
+class VideoFrame:
+    """One sampled frame of a video: upright RGB uint8 pixels (long side about the
+    working size) and its presentation time in seconds from the start."""
+
+    at: float
+    pixels: np.ndarray
+
+
+@dataclass
 class DecodedImage:
     """Pixels ready for analyzers.
 
@@ -40,6 +49,13 @@ class DecodedImage:
     stored_size: tuple[int, int]
     orientation: int = 1
     source: str = "full"  # how it was decoded: full, draft-1/8, heif-thumbnail, raw-preview ...
+    #: "photo", "video" or "motion_photo" (a still with an embedded clip, analyzed as the still).
+    kind: str = "photo"
+    #: Seconds, for videos.
+    duration: float | None = None
+    #: The sampled frames of a video, in time order (None for photos). `pixels` is then
+    #: the first of them, so code that wants one picture of the item has one.
+    frames: list[VideoFrame] | None = None
 
     @property
     def oriented_size(self) -> tuple[int, int]:
@@ -61,6 +77,7 @@ class PhotoMetadata:
     height: int | None = None
     orientation: int | None = None
     mime: str | None = None
+    duration: float | None = None  # seconds, for videos
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
