@@ -221,6 +221,19 @@ class Catalog(SidecarBook, IndexBook):
                 [(i,) for i in file_ids],
             )
 
+    def recheck(self, file_ids: Iterable[int]) -> int:
+        """Send done files through the pipeline again (a live photo's video half once
+        its still has arrived: its results are reused, only what changed runs)."""
+        with self._tx() as db:
+            return sum(
+                db.execute(
+                    "UPDATE files SET state = 'pending', attempts = 0, queue_seq = ?"
+                    " WHERE id = ? AND state = 'done'",
+                    (self._next_seq(), i),
+                ).rowcount
+                for i in file_ids
+            )
+
     def fail(self, file_id: int, reason: str, *, permanent: bool = False) -> str:
         """Count a failed attempt; quarantine after max_attempts. Returns the new state."""
         with self._tx() as db:

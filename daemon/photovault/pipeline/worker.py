@@ -23,40 +23,24 @@ from typing import Any, Protocol
 from photovault.analyze.base import AnalysisItem, AnalyzerError
 from photovault.analyze.registry import LoadedAnalyzers
 from photovault.catalog.store import Catalog, FileRow, display
+from photovault.media.formats import is_video
 from photovault.media.types import DecodedImage, MediaError, PhotoMetadata
+from photovault.pipeline import frames, livephoto
 from photovault.pipeline.decodepool import DecodeOutcome, DecodePool
+from photovault.pipeline.facts import basic_facts, readable_metadata, signature_without
 from photovault.pipeline.throttle import Throttle
 from photovault.results import parse_signature
 
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 2
+#: Videos in one batch at most: each holds up to ~50 sampled frames in memory
+#: (about 90 MB at 1024 px) from decode until its batch is analyzed.
+VIDEOS_PER_BATCH = 2
 
 
 class MetadataDown(RuntimeError):
     """exiftool failed for a whole batch; the batch goes back to the queue."""
-
-
-def readable_metadata(
-    meta_map: dict[Path, PhotoMetadata | MediaError], paths: list[Path]
-) -> tuple[PhotoMetadata | None, str | None]:
-    """The metadata of one content from the first of its files (byte-identical
-    copies) that exiftool read, else None and why none could be read."""
-    why = "not read"
-    for path in paths:
-        meta = meta_map.get(path)
-        if isinstance(meta, PhotoMetadata):
-            return meta, None
-        if isinstance(meta, MediaError):
-            why = meta.reason
-    return None, why
-
-
-def signature_without(signature: str, failed: set[str]) -> str:
-    """'metadata:1,clip:2' without the analyzers named in `failed`."""
-    if not failed:
-        return signature
-    return ",".join(p for p in signature.split(",") if p.partition(":")[0] not in failed)
 
 
 @dataclass
@@ -90,23 +74,6 @@ class _Batch:
     decodes: list[Future[DecodeOutcome]]
     metadata: Future[dict[Path, PhotoMetadata | MediaError]]
     claimed_at: float = field(default_factory=time.monotonic)
-
-
-def basic_facts(meta: PhotoMetadata | None, image: DecodedImage | None) -> dict[str, Any]:
-    """Catalog columns straight from exiftool, for when the metadata analyzer is off."""
-    m = meta or PhotoMetadata()
-    w, h = image.stored_size if image else (None, None)
-    gps = {"lat": m.gps_lat, "lon": m.gps_lon} if m.gps_lat is not None and m.gps_lon else None
-    return {
-        "taken_at": m.taken_at,
-        "gps": gps,
-        "camera": m.camera,
-        "lens": m.lens,
-        "width": m.width or w,
-        "height": m.height or h,
-        "orientation": m.orientation or (image.orientation if image else None),
-        "mime": m.mime,
-    }
 
 
 class Worker:
@@ -264,7 +231,18 @@ class Worker:
             rows = self.catalog.claim(allowed or self.batch_size, self.offline_shares())
             if not rows:
                 return
+            rows = self._few_videos(rows)
             self._submit(rows)
+
+    def _few_videos(self, rows: list[FileRow]) -> list[FileRow]:
+        """At most VIDEOS_PER_BATCH videos in a batch (their frames are held in memory
+        until the batch is analyzed); the others go back to the front of the queue."""
+        videos = [r for r in rows if is_video(r.relpath)]
+        if len(videos) <= VIDEOS_PER_BATCH:
+            return rows
+        later = {r.id for r in videos[VIDEOS_PER_BATCH:]}
+        self.catalog.requeue(sorted(later))
+        return [r for r in rows if r.id not in later]
 
     def _submit(self, rows: list[FileRow]) -> None:
         side = self.analyzers.image_side
@@ -349,6 +327,7 @@ class Worker:
         finished: list[tuple[str, dict[str, Any], dict[str, Any], list[Member], str | None]]
         finished = []
         to_analyze: list[tuple[str, list[str], dict[str, Any], list[Member]]] = []
+        lives: dict[str, dict[str, str]] = {}  # sha256 -> live-photo fields of its file
         for sha, members in groups.items():
             known = self.catalog.content(sha)
             have = parse_signature(known.analyzers) if known else {}
@@ -356,6 +335,11 @@ class Worker:
             for a in self.analyzers.active:  # results built on a stale one are stale too
                 if a.name not in missing and any(r in missing for r in a.requires):
                     missing.append(a.name)
+            _row0, path0, out0 = members[0]
+            meta0, _why = readable_metadata(meta_map, [path0])
+            lives[sha] = livephoto.live_fields(path0, out0.image.kind, meta0) if out0.image else {}
+            if known and livephoto.changed(known.results, lives[sha]) and "metadata" in signature:
+                missing.append("metadata")  # its still arrived (or left): record that
             prior = known.results if known else {}
             if known and not missing:
                 photos = [
@@ -374,6 +358,7 @@ class Worker:
             to_analyze.append((sha, missing, prior, members))
 
         unreadable: dict[str, str] = {}  # sha256 -> why exiftool read none of its files
+        skipped: dict[str, set[str]] = {}  # sha256 -> analyzers not run on a live video half
         if to_analyze:
             items = []
             for sha, _missing, prior, members in to_analyze:
@@ -386,11 +371,23 @@ class Worker:
                 items.append(
                     AnalysisItem(row.id, path, sha, out.image, meta or PhotoMetadata(), dict(prior))
                 )
-            errors = self._analyze(items, [m for _s, m, _p, _mm in to_analyze])
-            for item, (sha, _missing, _prior, members), err in zip(
-                items, to_analyze, errors, strict=True
+            halves = {i for i, t in enumerate(to_analyze) if lives[t[0]].get("live_photo_of")}
+            batch_items = frames.expand(
+                items, [m for _s, m, _p, _mm in to_analyze], skip_frames=halves
+            )
+            errors = frames.fold(
+                items, batch_items, self._analyze(batch_items.items, batch_items.missing)
+            )
+            for i, (item, (sha, missing, _prior, members), err) in enumerate(
+                zip(items, to_analyze, errors, strict=True)
             ):
-                facts = item.results.get("metadata") or basic_facts(item.metadata, item.image)
+                if i in halves:  # not analyzed frame by frame: not recorded as done
+                    skipped[sha] = {n for n in missing if n not in frames.ONCE_PER_VIDEO}
+                facts = frames.stamp_media(
+                    item.results,
+                    basic_facts(item.metadata, item.image),
+                    {**frames.video_facts(item.image), **lives[sha]},
+                )
                 finished.append((sha, facts, item.results, members, err))
 
         for sha, facts, results, members, err in finished:
@@ -400,6 +397,7 @@ class Worker:
             # included) is then missing for this content, so a copy of it or
             # the next start runs it again instead of reusing an empty result.
             failed = {n for n, res in results.items() if isinstance(res, dict) and "error" in res}
+            failed |= skipped.get(sha, set())
             if sha in unreadable:
                 failed.add("metadata")
                 err = "; ".join(filter(None, [err, f"metadata: {unreadable[sha]}"]))
@@ -418,10 +416,25 @@ class Worker:
                     display(ph.file.relpath),
                     f" (with errors: {err})" if err else "",
                 )
+            if lives[sha].get("live_video"):
+                self._recheck_video_halves(members, lives[sha]["live_video"])
         n_ok = sum(len(m) for m in groups.values())
         self.throttle.record_done(n_ok)
         if self.on_batch is not None:
             self.on_batch(len(batch.rows), n_ok, time.monotonic() - batch.claimed_at)
+
+    def _recheck_video_halves(self, members: list[Any], video: str) -> None:
+        """A still arrived after its live-photo video half was done: send the video
+        through again so it is recorded (and indexed) as part of the still."""
+        for row, _path, _out in members:
+            folder, slash, _name = row.relpath.rpartition("/")
+            other = self.catalog.get(row.share, f"{folder}{slash}{video}")
+            if other is not None and other.state == "done" and self.catalog.recheck([other.id]):
+                log.info(
+                    "%s/%s is the video half of a live photo; checking it again",
+                    row.share,
+                    display(other.relpath),
+                )
 
     def _analyze(self, items: list[AnalysisItem], missing: list[list[str]]) -> list[str | None]:
         """Run each active analyzer on the items that lack its result."""
