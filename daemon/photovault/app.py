@@ -29,7 +29,7 @@ from photovault import __version__
 from photovault.analyze import registry
 from photovault.catalog.store import Catalog
 from photovault.config import Settings
-from photovault.health import StateDirProbe
+from photovault.health import StateDirProbe, VideoToolsProbe
 from photovault.index import (
     IndexSchemaError,
     IndexSettings,
@@ -72,6 +72,7 @@ class Daemon:
         self.problems = Problems()
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_probe = StateDirProbe(settings.state_dir, self.problems)
+        self.tools_probe = VideoToolsProbe(self.problems)
         # status() runs only at scrape time, so handing it over before start() is safe.
         self.metrics = Metrics(metrics_registry or CollectorRegistry(), self.status)
         self._exporter: Exporter | None = None
@@ -471,6 +472,7 @@ class Daemon:
             p.clear("index", "writes")
         now = time.monotonic()
         self.state_probe.tick(now)
+        self.tools_probe.tick(now)
         if self.keeper.wanted and not self.problems.active("disk"):
             self.keeper.wanted = False
             self.keeper.repair_soon()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from photovault.problems import Problems
@@ -75,3 +76,30 @@ class StateDirProbe:
             )
         elif self.problems.clear("disk"):
             log.info("state dir %s is writable again", self.state_dir)
+
+
+#: How often the main loop looks for ffmpeg and ffprobe on PATH.
+TOOLS_PROBE_SECONDS = 60.0
+
+
+class VideoToolsProbe:
+    """Are ffmpeg and ffprobe installed? Without them every video waits: that is an
+    "ffmpeg" problem (an install step to take), not a fault of each video."""
+
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
+        self._checked = -TOOLS_PROBE_SECONDS
+
+    def tick(self, now: float) -> None:
+        if now - self._checked < TOOLS_PROBE_SECONDS:
+            return
+        self._checked = now
+        missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
+        if missing:
+            self.problems.report(
+                "ffmpeg",
+                f"videos cannot be read: {' and '.join(missing)} not found on PATH "
+                "(install the ffmpeg package: apt install ffmpeg)",
+            )
+        else:
+            self.problems.clear("ffmpeg")

@@ -26,6 +26,7 @@ KINDS = (
     "sidecars",  # sidecars that cannot be written
     "index",  # search index repair in progress or failing
     "catalog",  # catalog writes failing
+    "ffmpeg",  # ffmpeg/ffprobe missing: videos cannot be read
 )
 
 

@@ -1,0 +1,197 @@
+"""Video benchmark: what a 50-second 720p phone clip costs, and where the time goes.
+
+    .venv/bin/python bench/video.py [--seconds 50] [--clips 3] [--analyzers metadata,tagger,faces]
+
+Makes clips with ffmpeg from real photos (scikit-image's chelsea, coffee, camera,
+astronaut, rocket: one scene each, cut on keyframes as phones' encoders do) at
+1280x720, 30 fps, H.264, then prints:
+
+* sampling one clip as vaultd does (keyframes, gaps filled, black and repeated
+  frames skipped) against decoding every frame with ffmpeg (the baseline, same run),
+  and how many frames were kept;
+* a real vaultd indexing the clips with the analyzers given: seconds per clip,
+  clips/s, and the share of that time spent decoding (the decode stage's seconds
+  from vaultd's own metrics).
+
+Target (issue 19): a 50 s clip indexed in well under a minute on 2 cores.
+The tagger is installed into a temporary model store first when it is enabled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def make_clips(folder: Path, count: int, seconds: float) -> list[Path]:
+    from skimage import data
+
+    from helpers.videos import make_clip
+
+    names = ("chelsea", "coffee", "camera", "astronaut", "rocket")
+    per = seconds / len(names)
+    out = []
+    for i in range(count):
+        order = names[i % len(names) :] + names[: i % len(names)]
+        scenes = [(getattr(data, n)(), per) for n in order]
+        out.append(make_clip(folder / f"clip_{i:02d}.mp4", scenes, size=(1280, 720), fps=30))
+    return out
+
+
+def full_decode_seconds(path: Path) -> float:
+    """ffmpeg decoding every frame to nothing: what sampling saves us from."""
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-threads",
+            "2",
+            "-i",
+            str(path),
+            "-f",
+            "null",
+            "-",
+        ],
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
+def decode_stage_seconds(metrics_url: str) -> float:
+    """Total seconds vaultd's decode stage took, from its Prometheus metrics."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    m = re.search(r'photovault_stage_duration_seconds_sum\{stage="decode"\} ([0-9.e+-]+)', text)
+    return float(m.group(1)) if m else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=50.0)
+    ap.add_argument("--clips", type=int, default=3)
+    ap.add_argument("--analyzers", default="metadata,tagger")
+    ap.add_argument("--side", type=int, default=320, help="frame size the analyzers ask for")
+    args = ap.parse_args()
+
+    from photovault.media.video import decode_video
+
+    work = Path(tempfile.mkdtemp(prefix="pv-video-"))
+    try:
+        print(f"making {args.clips} clips of {args.seconds:.0f} s at 1280x720 ...", flush=True)
+        clips = make_clips(work / "clips", args.clips, args.seconds)
+        mb = clips[0].stat().st_size / 1e6
+        full = min(full_decode_seconds(clips[0]) for _ in range(2))
+        started = time.perf_counter()
+        image = decode_video(clips[0], args.side)
+        sampled = time.perf_counter() - started
+        frames = image.frames or []
+        print(
+            f"one clip: {mb:.1f} MB, {image.duration:.1f} s, {len(frames)} frames kept "
+            f"at {', '.join(f'{f.at:.1f}' for f in frames[:12])}{' ...' * (len(frames) > 12)}"
+        )
+        print(
+            f"sampling as vaultd does: {sampled:.2f} s; decoding every frame: {full:.2f} s "
+            f"(sampling costs {sampled / full * 100:.0f}% of a full decode)",
+            flush=True,
+        )
+
+        analyzers = args.analyzers.split(",")
+        models = None
+        if "tagger" in analyzers:
+            from photovault.models.install import install
+
+            models = work / "models"
+            install(models, "tagger", "efficientnet-lite0")
+        res = run(clips, analyzers, models, work)
+        per_clip = res["elapsed"] / len(clips)
+        print(
+            f"vaultd ({','.join(analyzers)}): {len(clips)} clips in {res['elapsed']:.1f} s: "
+            f"{per_clip:.1f} s per {args.seconds:.0f}-s clip, {1 / per_clip:.3f} clips/s "
+            f"(target: well under 60 s per clip)"
+        )
+        print(
+            f"share of the time spent decoding (vaultd's decode stage): "
+            f"{res['decode'] / res['elapsed'] * 100:.0f}%"
+        )
+        print(
+            f"vaultd peak RSS: main {res['rss_main']:.0f} MiB, decode workers "
+            f"{res['rss_workers']:.0f} MiB"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(clips: list[Path], analyzers: list[str], models: Path | None, work: Path) -> dict:
+    import json
+    import os
+    import socket
+
+    from ingest import peak_rss_mib
+    from photovault.query.client import Client, ClientError
+
+    base = work / "vault"
+    share = base / "photos"
+    share.mkdir(parents=True)
+    if models is not None:
+        shutil.copytree(models, base / "state" / "models")
+    for c in clips:
+        shutil.copy(c, share / c.name)
+        old = time.time() - 3600
+        os.utime(share / c.name, (old, old))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = base / "vaultd.toml"
+    cfg.write_text(
+        f'state_dir = "{base / "state"}"\nlog_level = "WARNING"\n'
+        f'[server]\nsocket = "{base / "s.sock"}"\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
+        f'[[shares]]\nname = "bench"\npath = "{share}"\n'
+        f"[ingest]\nsettle_seconds = 0.5\n"
+        f"[analyzers]\nenabled = {json.dumps(analyzers)}\n"
+    )
+    t0 = time.monotonic()
+    with (base / "vaultd.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "photovault.daemon_main", "--config", str(cfg)], stderr=log
+        )
+    client = Client(base / "s.sock")
+    rss = (0.0, 0.0)
+    try:
+        while True:
+            time.sleep(0.5)
+            if proc.poll() is not None:
+                raise SystemExit(f"vaultd died: {(base / 'vaultd.log').read_text()[-2000:]}")
+            try:
+                st = client.call("status")
+            except ClientError:
+                continue
+            c = st["shares"][0]["counts"]
+            rss = tuple(max(a, b) for a, b in zip(rss, peak_rss_mib(proc.pid), strict=True))
+            if c["done"] + c["quarantined"] >= len(clips) and not st["queue_depth"]:
+                break
+        elapsed = time.monotonic() - t0
+        decode = decode_stage_seconds(f"http://127.0.0.1:{port}/metrics")
+        if c["quarantined"]:
+            print(f"warning: {c['quarantined']} clips quarantined")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    return {"elapsed": elapsed, "decode": decode, "rss_main": rss[0], "rss_workers": rss[1]}
+
+
+if __name__ == "__main__":
+    main()
