@@ -20,7 +20,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
         f["persons"] = args.person
     if args.tag:
         f["tags"] = args.tag
-    for key in ("after", "before", "camera", "place", "path"):
+    for key in ("after", "before", "camera", "place", "path", "kind"):
         if getattr(args, key):
             f[key] = getattr(args, key)
     if args.near:
@@ -94,8 +94,35 @@ def cmd_places(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK if places else EXIT_NONE
 
 
+def parse_time(text: str) -> float:
+    """Seconds into a video: "5", "2.5", "0:05", "1:02:03"."""
+    try:
+        parts = [float(p) for p in text.strip().split(":")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        raise ClientError("bad_request", f"a time is SECONDS, M:SS or H:MM:SS, got {text!r}")
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
+def split_moment(photo: str, at: str | None) -> tuple[str, float | None]:
+    """`similar`'s file and time: "clip.mp4" with --at, or "clip.mp4@5" (taken
+    as a time only when no file of that whole name exists)."""
+    if at is not None:
+        return photo, parse_time(at)
+    name, sep, when = photo.rpartition("@")
+    if sep and name and when and not os.path.lexists(photo):
+        return name, parse_time(when)
+    return photo, None
+
+
 def cmd_similar(client: Client, args: argparse.Namespace) -> int:
-    result = client.call("similar", path=os.path.abspath(args.photo), limit=args.limit)
+    photo, at = split_moment(args.photo, getattr(args, "at", None))
+    extra = {} if at is None else {"at": at}
+    result = client.call("similar", path=os.path.abspath(photo), limit=args.limit, **extra)
     return _show_results(result, args)
 
 

@@ -140,6 +140,8 @@ def format_show(result: dict[str, Any]) -> list[str]:
             continue  # "path" itself is printed as its bytes
         if key == "place":
             value = place_label(value)
+        elif key == "duration" and isinstance(value, int | float):
+            value = f"{clock(value)} ({value:g} s)"
         elif key == "local_time" and isinstance(value, dict):
             where = ", ".join(v for v in (value.get("zone"), value.get("source")) if v)
             value = (value.get("offset") or "no offset") + (f" ({where})" if where else "")
@@ -156,18 +158,34 @@ def format_show(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def clock(seconds: float) -> str:
+    """A time into a video as a player shows it: "0:05", "12:34", "1:02:03"
+    (whole seconds, rounded down: the moment is within that second)."""
+    total = max(0, int(seconds))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def hit_label(result: dict[str, Any]) -> str:
+    """A hit's path, and for a moment in a video its time: "clip.mp4 @ 0:05"."""
+    at = result.get("at")
+    return result["path"] + (f" @ {clock(at)}" if isinstance(at, int | float) else "")
+
+
 def _short_date(value: str | None) -> str:
     return (value or "")[:16].replace("T", " ")
 
 
 def format_results(results: list[dict[str, Any]]) -> list[str]:
-    """An aligned table: score, path, date, place (when any hit has one), tags,
-    people; under a hit, the recognized line that matched the text."""
+    """An aligned table: score, path (with the moment of a video hit), date,
+    place (when any hit has one), tags, people; under a hit, the recognized line
+    that matched the text."""
     places = any(r.get("place") for r in results)
     rows = [
         (
             f"{r['score']:.3f}",
-            r["path"],
+            hit_label(r),
             _short_date(r.get("taken_at")),
             *([place_label(r.get("place"))[:30]] if places else []),
             ", ".join(t.rsplit("|", 1)[-1] for t in r.get("tags", []))[:40],

@@ -29,6 +29,10 @@ _REGEX_META = set("\\.+*?()|[]{}^$#&-~")
 _ONE_STORED_CHAR = r"(?:\\x[89a-f][0-9a-f]|\\\\|[^\\])"
 
 
+#: What the `kind` filter may ask for.
+KINDS = ("photo", "video")
+
+
 @dataclass(frozen=True)
 class Near:
     lat: float
@@ -56,6 +60,7 @@ class Filters:
              '/' matches the absolute path, any other the share-relative path.
     shares:  only these shares (cheap, pushed into SQL; use it when a caller can
              read whole shares only).
+    kind:    "photo" (stills, motion photos included) or "video".
     allowed: permission check on the absolute path: a predicate, or a collection
              of allowed absolute paths. Applied before the limit.
     """
@@ -70,6 +75,7 @@ class Filters:
     place_also: Sequence[str] = ()
     path: str | None = None
     shares: Collection[str] | None = None
+    kind: str | None = None
     allowed: Callable[[str], bool] | Collection[str] | None = None
 
     @classmethod
@@ -78,7 +84,18 @@ class Filters:
         {"lat", "lon", "km"} or [lat, lon, km]. Unknown keys are refused so a typo
         in a client does not silently widen a search. `allowed` is never read from
         the wire: the server sets it from the caller's credentials."""
-        known = {"persons", "tags", "after", "before", "near", "camera", "place", "path", "shares"}
+        known = {
+            "persons",
+            "tags",
+            "after",
+            "before",
+            "near",
+            "camera",
+            "place",
+            "path",
+            "shares",
+            "kind",
+        }
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))}")
@@ -121,6 +138,9 @@ class Filters:
                 number(near[2], "km", 0, 20_100),
             )
         shares = data.get("shares")
+        kind = text("kind")
+        if kind not in (None, *KINDS):
+            raise ValueError(f"'kind' must be one of {', '.join(KINDS)}")
         return cls(
             persons=strings("persons"),
             tags=strings("tags"),
@@ -131,6 +151,7 @@ class Filters:
             place=text("place"),
             path=text("path"),
             shares=None if shares is None else strings("shares"),
+            kind=kind,
         )
 
     def near_spec(self) -> Near | None:
@@ -272,6 +293,10 @@ def to_sql(f: Filters, cameras: Collection[str] | None = None) -> str | None:
             parts.append("false")
         else:
             parts.append("share IN (" + ", ".join(sql_string(s) for s in shares) + ")")
+    if f.kind == "video":
+        parts.append("kind = 'video'")
+    elif f.kind is not None:  # rows written before schema 5 have no kind: photos
+        parts.append("(kind IS NULL OR kind <> 'video')")
     return " AND ".join(parts) if parts else None
 
 

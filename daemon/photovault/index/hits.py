@@ -33,6 +33,7 @@ HIT_COLUMNS = [
     "country",
     "region",
     "city",
+    "kind",
 ]
 # What the Python-side check (filters.python_check) reads besides abs_path.
 # Fetched only when there is such a check: every column costs 2-5 ms of a
@@ -51,7 +52,9 @@ class Hit:
     `text_match` is the recognized line that matches the query text, `place`
     the place's names (results.Place.to_dict). `path` and `abs_path` are the
     real paths (`restore_path` of the stored form): a name that is not UTF-8
-    has its bad bytes as surrogates (os.fsencode gives the bytes back)."""
+    has its bad bytes as surrogates (os.fsencode gives the bytes back).
+    `kind` is "photo", "video" or "motion_photo"; `at` the moment of a video
+    hit in seconds (its best frame, or the time of the tag the text matched)."""
 
     id: int
     share: str
@@ -64,6 +67,8 @@ class Hit:
     dhash_distance: int | None = None
     text_match: str | None = None
     place: dict[str, Any] | None = None
+    kind: str = "photo"
+    at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +101,7 @@ def hit_of(row: dict[str, Any], score: float, query: TextQuery | None = None) ->
         people=list(row.get("people") or []),
         text_match=query.snippet(row.get("ocr_text")) if query is not None else None,
         place=place.to_dict() if place is not None else None,
+        kind=row.get("kind") or "photo",
     )
 
 

@@ -105,6 +105,8 @@ class Maintenance:
             keep = timedelta(seconds=t.settings.keep_versions_seconds)
             t0 = time.perf_counter()
             t.photos.optimize(cleanup_older_than=keep)
+            if t.frames.count_rows():  # each video's write is a fragment there too
+                t.frames.optimize(cleanup_older_than=keep)
             did["optimize_s"] = round(time.perf_counter() - t0, 3)
             self._w.writes_since_optimize = 0
             self._w.rows_since_optimize = 0

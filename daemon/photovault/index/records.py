@@ -81,6 +81,14 @@ class PhotoRecord:
     taken_local: str | None = None
     text: str = ""  # recognized text, one line per line, in reading order
     place: Place | None = None
+    kind: str = "photo"  # "photo", "video" or "motion_photo"
+    duration: float | None = None  # seconds, videos only
+    #: A video's sampled frames as (seconds, CLIP vector); None leaves the stored
+    #: frames as they are (a move rewrites the row, not its frames).
+    frames: list[tuple[float, np.ndarray]] | None = None
+    #: The still this video is the live-photo half of: such a file has no row
+    #: of its own (writing it deletes any), it is part of its still.
+    live_photo_of: str | None = None
 
 
 def _vector(value: Any) -> np.ndarray | None:
@@ -103,9 +111,11 @@ def record_from_photo(
     or hold {"error": ...}):
     - tagger:   {"tags": [{"tag", "confidence", "source"}], "labels": [{"synset", "label",
                 "score"}]}; tags also from the CLIP `tags` analyzer (results.photo_tags)
-    - clip:     {"embedding": 512 floats} (or "vector")
+    - clip:     {"embedding": 512 floats} (or "vector"); a video's also {"frames":
+                [{"at", "embedding"}]}
     - faces:    {"faces": [{"box": [x, y, w, h], "score", "person_id", "person",
                 "embedding"}]}
+    A video's tags carry "at", the time where each was seen best (`tag_times`).
     `photo.facts` (exiftool) fills what the metadata analyzer did not.
     """
     f = photo.file
@@ -130,6 +140,8 @@ def record_from_photo(
             )
             for fr in faces_of(results).faces
         ]
+    clip = clip_of(results)
+    frames = [(fr.at, v) for fr in clip.frames if (v := _vector(fr.embedding)) is not None]
     people = sorted({fr.person for fr in faces or [] if fr.person})
     person_ids = sorted({int(fr.person_id) for fr in faces or [] if fr.person_id is not None})
     return PhotoRecord(
@@ -151,11 +163,15 @@ def record_from_photo(
         people=people,
         person_ids=person_ids,
         dhash=meta.dhash or facts.get("dhash"),
-        vector=_vector(clip_of(results).embedding),
+        vector=_vector(clip.embedding),
         faces=faces,
         taken_local=meta.taken_local if meta.taken_at else None,
         text=text_of(results).text,
         place=meta.place,
+        kind=meta.kind,
+        duration=meta.duration,
+        frames=frames,
+        live_photo_of=meta.live_photo_of,
     )
 
 
@@ -187,6 +203,8 @@ def record_from_row(row: dict[str, Any]) -> PhotoRecord:
         taken_local=taken.isoformat() if isinstance(taken, datetime) else None,
         text=row.get("ocr_text") or "",
         place=Place.from_dict(row),
+        kind=row.get("kind") or "photo",
+        duration=row.get("duration"),
     )
 
 
@@ -282,6 +300,17 @@ def search_text(rec: PhotoRecord) -> str:
     if rec.text:
         parts.append(rec.text.replace("\n", " "))
     return " ".join(p for p in parts if p)
+
+
+def tag_times(tags: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """{"tag", "at"} of each tag seen at a time in a video (the frame where it
+    scored best): a text search that matches the tag points at that moment."""
+    out = []
+    for t in tags:
+        at = t.get("at")
+        if t.get("tag") and isinstance(at, int | float) and not isinstance(at, bool):
+            out.append({"tag": str(t["tag"]), "at": float(at)})
+    return out
 
 
 def place_keys(place: Place | None) -> list[str]:
@@ -411,6 +440,9 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
         "region": [r.place.region if r.place else None for r in records],
         "city": [r.place.city if r.place else None for r in records],
         "place_keys": [place_keys(r.place) for r in records],
+        "kind": [r.kind for r in records],
+        "duration": [r.duration for r in records],
+        "tag_times": [tag_times(r.tags) for r in records],
     }
     arrays = [
         vectors if f.name == "vector" else pa.array(cols[f.name], type=f.type) for f in schema

@@ -37,10 +37,13 @@ log = logging.getLogger(__name__)
 #    dropped (people.sqlite3 holds faces and names; photos keep the names).
 # 4: recognized text (`ocr_text`, `ocr_joined`) and place columns (`country_code`,
 #    `country`, `region`, `city`, `place_keys`), after `vector`.
-SCHEMA_VERSION = 4
+# 5: videos: `kind`, `duration` and `tag_times` after the place columns, and the
+#    `frames` table (each sampled frame's CLIP vector, by file id and time).
+SCHEMA_VERSION = 5
 META_FILE = "meta.json"
 
 PHOTOS = "photos"
+FRAMES = "frames"
 
 
 class IndexSchemaError(StoreVersionError):
@@ -76,6 +79,16 @@ TEXT_AND_PLACE = [
     pa.field("region", pa.string()),
     pa.field("city", pa.string()),
     pa.field("place_keys", pa.list_(pa.string())),
+]
+
+
+#: When a tag was seen best in a video: {"tag", "at"} for the tags that have a time.
+TAG_TIME_TYPE = pa.struct([pa.field("tag", pa.string()), pa.field("at", pa.float64())])
+
+VIDEO_COLUMNS = [
+    pa.field("kind", pa.string()),  # "photo", "video", "motion_photo"; null: photo
+    pa.field("duration", pa.float64()),  # seconds, videos only
+    pa.field("tag_times", pa.list_(TAG_TIME_TYPE)),
 ]
 
 
@@ -124,6 +137,21 @@ def photos_schema(vector_dim: int) -> pa.Schema:
             pa.field("vector", pa.list_(pa.float32(), vector_dim), nullable=True),
             # schema 4: after `vector`, where its migration adds them
             *TEXT_AND_PLACE,
+            # schema 5: likewise after those
+            *VIDEO_COLUMNS,
+        ]
+    )
+
+
+def frames_schema(vector_dim: int) -> pa.Schema:
+    """One row per sampled frame of a video: its file id (the `photos` row), its
+    time in seconds and its CLIP vector. Searches find the moment here; the
+    video's own row holds the clip vector (the normalised mean of these)."""
+    return pa.schema(
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            pa.field("at", pa.float64(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), vector_dim), nullable=False),
         ]
     )
 
@@ -179,11 +207,26 @@ def _add_text_and_place(db: Any, meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _add_videos(db: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 adds the video columns, empty (null: a photo), and the `frames`
+    table, empty, which opening the index creates (tables.IndexTables, with the
+    vector size it is configured for): videos get rows as they are analyzed."""
+    if PHOTOS not in db.list_tables().tables:
+        return meta
+    photos = db.open_table(PHOTOS)
+    have = set(photos.schema.names)
+    missing = [f for f in VIDEO_COLUMNS if f.name not in have]
+    if missing:
+        photos.add_columns(missing)
+    return meta
+
+
 # from-version -> step to from-version + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _paths_escape_backslashes,
     2: _drop_face_tables,
     3: _add_text_and_place,
+    4: _add_videos,
 }
 
 

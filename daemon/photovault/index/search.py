@@ -11,6 +11,10 @@ and the text list fused by reciprocal rank (so a photo that matches both
 leads). Filters alone list newest first. Filters, permissions included, hold
 before the limit. Why these choices: bench/README.md.
 
+Videos: a vector also ranks every video frame, and a video takes the score
+and time of its best one (moments.py); a text match on a tag seen at a time
+points there.
+
 The text matching is textmatch.py's; `Hit` and the row-to-hit helpers are
 hits.py's (re-exported here, where callers import them).
 """
@@ -26,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from photovault.index.filters import Filters, python_check, to_sql
+from photovault.index.frames import FrameVectors
 from photovault.index.hits import (
     CHECK_COLUMNS,
     HIT_COLUMNS,
@@ -41,6 +46,7 @@ from photovault.index.hits import (
 )
 from photovault.index.memann import Facts
 from photovault.index.memory import MemoryLoader
+from photovault.index.moments import merge, passing, tag_moments
 from photovault.index.tables import IndexTables
 from photovault.index.textmatch import TextQuery, TextSearch
 
@@ -87,6 +93,12 @@ def fuse(lists: Iterable[Sequence[dict[str, Any]]], k: int = RRF_K) -> Ranked:
     return [(rows[pid], scores[pid]) for pid in order]
 
 
+def _at(moments: dict[int, float], found: list[Hit]) -> list[Hit]:
+    for h in found:
+        h.at = moments.get(h.id)
+    return found
+
+
 def norm(v: Any) -> np.ndarray:
     a = np.asarray(v, dtype=np.float32).reshape(-1)
     n = float(np.linalg.norm(a))
@@ -104,6 +116,7 @@ def _memory_facts(f: Filters) -> tuple[bool, Facts | None]:
         or f.place is not None
         or f.path
         or f.shares is not None
+        or f.kind is not None
     ):
         return False, None
     if f.after is None and f.before is None and not f.camera:
@@ -114,14 +127,19 @@ def _memory_facts(f: Filters) -> tuple[bool, Facts | None]:
 class Searcher:
     """The search strategies over one open index."""
 
-    def __init__(self, tables: IndexTables, memory: MemoryLoader) -> None:
+    def __init__(self, tables: IndexTables, memory: MemoryLoader, frames: FrameVectors) -> None:
         self._t = tables
         self._memory = memory
         self._text = TextSearch(tables)
+        self.frames = frames
 
     @property
     def photos(self) -> Any:
         return self._t.photos
+
+    @property
+    def frames_table(self) -> Any:
+        return self._t.frames
 
     def count(self, where: str | None = None) -> int:
         return int(self._t.photos.count_rows(where))
@@ -149,21 +167,50 @@ class Searcher:
             return []
         words = text.strip() if text else ""
         if text_vector is not None:
+            q = norm(text_vector)
             depth = max(limit, FUSION_DEPTH) if words else limit
-            table = self._vector_ranked(norm(text_vector), f, where, check, depth, bool(words))
+            table = self._vector_ranked(q, f, where, check, depth, bool(words))
+            by_vector, at = self.with_moments(q, table, where, check, depth, bool(words))
             if not words:
-                return hits(table, (1.0 - table["_distance"].to_numpy()).tolist())
+                found = _at(at, [hit_of(row, score) for row, score in by_vector])
+                tag_moments(self._t.photos, found, (), f.tags)  # videos without frames
+                return found
             query = TextQuery.of(words)
             by_text = [row for row, _ in self._text.ranked(query, where, check, depth)]
             # Text first: on a tie (one list's 1st against the other's 1st) the
             # literal match leads, the more precise of the two signals.
-            fused = fuse([by_text, table.to_pylist()])[:limit]
-            return [hit_of(row, score, query) for row, score in fused]
+            fused = fuse([by_text, [row for row, _ in by_vector]])[:limit]
+            found = _at(at, [hit_of(row, score, query) for row, score in fused])
+            tag_moments(self._t.photos, found, query.units, f.tags)
+            return found
         if words:
             query = TextQuery.of(words)
             ranked = self._text.ranked(query, where, check, limit)
-            return [hit_of(row, score, query) for row, score in ranked]
-        return self._filter_only(where, check, limit)
+            found = [hit_of(row, score, query) for row, score in ranked]
+            tag_moments(self._t.photos, found, query.units, f.tags)
+            return found
+        found = self._filter_only(where, check, limit)
+        tag_moments(self._t.photos, found, (), f.tags)
+        return found
+
+    def with_moments(
+        self,
+        q: np.ndarray,
+        table: pa.Table,
+        where: str | None,
+        check: Any,
+        k: int,
+        text: bool = False,
+        exclude: int | None = None,
+    ) -> tuple[Ranked, dict[int, float]]:
+        """Vector-ranked rows (`_distance`) merged with the videos' best frames
+        that pass the same filters: (row, cosine) best first, and each video's
+        moment."""
+        scores = (1.0 - table["_distance"].to_numpy()).tolist() if table.num_rows else []
+        ranked = list(zip(table.drop_columns(["_distance"]).to_pylist(), scores, strict=True))
+        keep = passing(self._t.photos, where, check)
+        cols = columns(check, text)
+        return merge(self._t.photos, self.frames, q, ranked, keep, k, cols, exclude)
 
     def _vector_ranked(
         self, q: np.ndarray, f: Filters, where: str | None, check: Any, k: int, text: bool

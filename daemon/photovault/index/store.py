@@ -8,11 +8,13 @@ the parts, each in its own module, and passes calls through:
 - maintenance.py  the ticker: timed flushes, compaction, building indexes
 - memory.py       loading and status of the in-memory vector index (memann.py)
 - search.py       `Hit` and the search strategies
+- frames.py       video frames: their rows and the search for a video's moment
 - similar.py      photos that look like a given one
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from photovault.index.filters import Filters
+from photovault.index.frames import FrameVectors
 from photovault.index.maintenance import Maintenance
 from photovault.index.memann import AnnSettings, MemoryAnn
 from photovault.index.memory import MemoryLoader
@@ -32,6 +35,8 @@ from photovault.index.settings import IndexSettings
 from photovault.index.similar import similar
 from photovault.index.tables import IndexTables
 from photovault.index.writes import WriteBuffer
+
+log = logging.getLogger(__name__)
 
 
 class PhotoIndex:
@@ -51,10 +56,15 @@ class PhotoIndex:
         mem = MemoryAnn(
             s.vector_dim, AnnSettings(nprobe=s.memory_nprobe, train_rows=s.memory_train_rows)
         )
-        self._writes = WriteBuffer(self._tables, mem)
+        frames = self._tables.frames
+        self._frames = FrameVectors(
+            s.vector_dim,
+            lambda: frames.search().select(["id", "at", "vector"]).limit(None).to_batches(),
+        )
+        self._writes = WriteBuffer(self._tables, mem, self._frames)
         self._memory = MemoryLoader(self._tables, mem)
         self._maintenance = Maintenance(self._tables, self._writes, self._memory)
-        self._searcher = Searcher(self._tables, self._memory)
+        self._searcher = Searcher(self._tables, self._memory, self._frames)
 
     # -- the open table --------------------------------------------------------
 
@@ -70,6 +80,11 @@ class PhotoIndex:
     def photos(self) -> Any:
         """The LanceDB `photos` table."""
         return self._tables.photos
+
+    @property
+    def frames(self) -> Any:
+        """The LanceDB `frames` table (video frames' vectors)."""
+        return self._tables.frames
 
     @property
     def has_ann(self) -> bool:
@@ -153,7 +168,15 @@ class PhotoIndex:
         if self._maintenance.ticker is not None:
             return
         self._memory.start()
+        # Video frames load on the first search otherwise (100k frames: ~1 s).
+        threading.Thread(target=self._load_frames, name="index-frames", daemon=True).start()
         self._maintenance.start(interval)
+
+    def _load_frames(self) -> None:
+        try:
+            len(self._frames)
+        except Exception as exc:
+            log.warning("video frames not loaded (%s); the first search loads them", exc)
 
     def close(self) -> None:
         self._maintenance.stop()
@@ -200,7 +223,8 @@ class PhotoIndex:
         tags, labels, names, path words, places and recognized text, substrings
         of that text after whole words) when only text is, both fused by
         reciprocal rank when both are, newest first for filters alone. Filters,
-        permissions included, hold before the limit."""
+        permissions included, hold before the limit. A video hit carries `at`,
+        the moment: its best frame for a vector, else the time of the tag matched."""
         return self._searcher.search(text_vector, text, filters, limit)
 
     def places(self, filters: Filters | None = None) -> list[dict[str, Any]]:
@@ -209,11 +233,17 @@ class PhotoIndex:
         return self._searcher.places(filters or Filters())
 
     def similar(
-        self, photo: int | str, limit: int = 50, filters: Filters | None = None
+        self,
+        photo: int | str,
+        limit: int = 50,
+        filters: Filters | None = None,
+        at: float | None = None,
     ) -> list[Hit]:
-        """Photos that look like `photo` (catalog file id or content sha256):
-        near-duplicates first, then by image-embedding cosine."""
-        return similar(self._searcher, photo, limit, filters)
+        """Photos and video moments that look like `photo` (catalog file id or
+        content sha256): near-duplicates first, then by image-embedding cosine.
+        For a video, `at` seconds picks the frame nearest that time (else the
+        clip as a whole)."""
+        return similar(self._searcher, photo, limit, filters, at)
 
 
 #: file id -> (keywords a person removed, keywords they added), as the catalog's

@@ -1,8 +1,9 @@
-"""Opening the index: the LanceDB folder, its schema version and the photos table.
+"""Opening the index: the LanceDB folder, its schema version and its tables.
 
 `IndexTables` is what the writer, maintenance, the in-memory index and the
-searches share: the open table and its meta, the write lock, which columns
-have an index, and the camera names the camera filter expands to.
+searches share: the open tables (`photos`, and `frames` for videos) and the
+meta, the write lock, which columns have an index, and the camera names the
+camera filter expands to.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import lancedb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from photovault.index.schema import PHOTOS, Migration, ensure_version, photos_schema, write_meta
+from photovault.index.schema import (
+    FRAMES,
+    PHOTOS,
+    Migration,
+    ensure_version,
+    frames_schema,
+    photos_schema,
+    write_meta,
+)
 from photovault.index.settings import IndexSettings
 
 # How tables this version creates are stored (see IndexTables._open).
@@ -72,6 +81,8 @@ class IndexTables:
             self.dir, self.db, vector_dim=settings.vector_dim, migrations=migrations
         )
         self.photos = self._open(PHOTOS, photos_schema(settings.vector_dim))
+        #: Each sampled video frame's vector (schema 5; created empty by its migration).
+        self.frames = self._open(FRAMES, frames_schema(settings.vector_dim))
         #: Held by every write and by maintenance; a backup holds it while it copies.
         self.write_lock = threading.RLock()
         #: Columns that have an index ("vector", "search_text", filter columns).

@@ -6,6 +6,11 @@ compacts them later. Deletes and moves flush the buffer first, so a write
 queued before a delete can never resurrect the row after it. Person names
 are columns of the photo rows (`people`, `person_ids`, the full-text
 document), written with them.
+
+A video's row is written with its frames (frames.py): its old frames are
+deleted and the new ones added, so writing it twice leaves one set; deleting
+a file deletes its frames. The video half of a live photo is part of its
+still: writing it deletes its row (if it had one) instead.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 from lancedb.index import FTS
 
 from photovault.index.filters import sql_string
+from photovault.index.frames import FrameVectors, frame_rows
 from photovault.index.memann import MemoryAnn
 from photovault.index.presence import PresentIds
 from photovault.index.records import (
@@ -76,9 +82,12 @@ def under(share: str, relpath: str, column: str = "path") -> str:
 class WriteBuffer:
     """Queued rows by catalog file id, and the writes that change the table."""
 
-    def __init__(self, tables: IndexTables, mem: MemoryAnn) -> None:
+    def __init__(self, tables: IndexTables, mem: MemoryAnn, frames: FrameVectors) -> None:
         self._t = tables
         self._mem = mem
+        self._frames = frames
+        #: Which file ids have rows in `frames` (videos), as `_present` for photos.
+        self._with_frames = PresentIds(self._frame_ids)
         self._buf_lock = threading.Lock()
         self._buffer: dict[int, PhotoRecord] = {}
         self._buffer_since: float | None = None
@@ -90,6 +99,10 @@ class WriteBuffer:
         #: Told the catalog ids whose rows a flush wrote durably (the catalog
         #: then stops listing them for repair after a crash).
         self.on_written: Callable[[list[int]], None] | None = None
+
+    def _frame_ids(self) -> np.ndarray:
+        t = self._t.frames.search().select(["id"]).limit(None).to_arrow()
+        return np.unique(t["id"].to_numpy())
 
     def upsert(self, records: Iterable[PhotoRecord]) -> None:
         """Queue rows (by catalog file id); flushes when the buffer is full."""
@@ -151,6 +164,12 @@ class WriteBuffer:
             return len(records)
 
     def _write(self, records: list[PhotoRecord]) -> None:
+        live = [r.id for r in records if r.live_photo_of]
+        if live:
+            self._forget_live_halves(live)
+            records = [r for r in records if not r.live_photo_of]
+            if not records:
+                return
         photos = self._t.photos
         # Which of these files are already indexed? New photos, the common case,
         # take a plain append, several times faster than merge_insert's join;
@@ -182,6 +201,7 @@ class WriteBuffer:
                 .when_not_matched_insert_all()
                 .execute(data, on_bad_vectors="null")
             )
+        self._write_frames(records)
         self._t.cameras.add(r.camera for r in records)  # after the commit
         self._mem.put(  # after the commit, as LanceDB
             ids,
@@ -190,6 +210,35 @@ class WriteBuffer:
             cameras=[r.camera for r in records],
         )
         log.debug("index: wrote %d photos", len(records))
+
+    def _write_frames(self, records: list[PhotoRecord]) -> None:
+        """Replace the frames of the records that say what they are (a moved
+        row's record says nothing: its frames stay)."""
+        told = [r for r in records if r.frames is not None]
+        if not told:
+            return
+        ids = np.fromiter((r.id for r in told), dtype=np.int64, count=len(told))
+        mask = self._with_frames.present(ids)
+        old = ids if mask is None else ids[mask]
+        rows = frame_rows(told, self._t.settings.vector_dim)
+        if old.size:
+            self._t.frames.delete(f"id IN ({', '.join(str(int(i)) for i in old)})")
+            self._with_frames.clear(old)
+        if rows.num_rows:
+            self._with_frames.mark(np.unique(rows["id"].to_numpy()))
+            self._t.frames.add(rows)
+        if old.size or rows.num_rows:
+            self._frames.replace(ids, rows)  # after the commit
+
+    def _forget_live_halves(self, ids: list[int]) -> None:
+        """The video halves of live photos: no row (one written before the
+        metadata knew is deleted)."""
+        arr = np.asarray(ids, dtype=np.int64)
+        mask = self._present.present(arr)
+        stored = arr if mask is None else arr[mask]
+        if stored.size:
+            self._delete_where(f"id IN ({', '.join(str(int(i)) for i in stored)})")
+        log.debug("index: %d live-photo videos left to their stills", len(ids))
 
     def _after_write(self) -> None:
         self.writes_since_optimize += 1
@@ -204,8 +253,15 @@ class WriteBuffer:
         photos.delete(where)
         removed = before - photos.count_rows()
         # Only rows that existed when the write lock was taken can have gone.
-        self._present.clear(gone["id"].to_numpy())
+        gone_ids = gone["id"].to_numpy()
+        self._present.clear(gone_ids)
         self._mem.remove(gone["id"].to_pylist())
+        mask = self._with_frames.present(gone_ids)
+        videos = gone_ids if mask is None else gone_ids[mask]
+        if videos.size:
+            self._t.frames.delete(f"id IN ({', '.join(str(int(i)) for i in videos)})")
+            self._with_frames.clear(videos)
+            self._frames.remove(videos)
         self.writes_since_optimize += 1
         return removed
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.index.records import storable
+from photovault.results import metadata_of
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,20 @@ def index_differences(catalog: Catalog, index: Any) -> IndexDiff:
                 seen[p] = True
                 if idx_dig[p] != _digest(sha, share, storable(rel)) and fid not in buffered:
                     diff.stale.append(fid)
-            elif fid not in buffered:
+            elif fid not in buffered and not _left_out(catalog, sha):
                 diff.missing.append(fid)
     leftover = idx_ids[~seen]
     if leftover.size:
         known = catalog.existing_ids(leftover.tolist())
         diff.extra = [int(i) for i in leftover.tolist() if int(i) not in known]
     return diff
+
+
+def _left_out(catalog: Catalog, sha: str | None) -> bool:
+    """A done file the index keeps no row for on purpose: the video half of a live
+    photo (it is part of its still). Asked only for files without a row."""
+    content = catalog.content(sha) if sha else None
+    return content is not None and metadata_of(content.results).live_photo_of is not None
 
 
 def _gone_sidecars(catalog: Catalog) -> Iterator[tuple[FileRow, str]]:

@@ -104,8 +104,10 @@ class SearchHandlers(HandlerBase):
 
     @staticmethod
     def _hit(h: Any) -> dict[str, Any]:
-        return {
+        """A hit in a reply; a video's carries "at", the moment in seconds."""
+        out = {
             **path_fields(h.abs_path or h.path),
+            "kind": h.kind,
             "score": round(float(h.score), 4),
             "taken_at": h.taken_at,
             "tags": list(h.tags),
@@ -115,6 +117,19 @@ class SearchHandlers(HandlerBase):
             "text_match": h.text_match,
             "place": h.place,
         }
+        if h.at is not None:
+            out["at"] = round(float(h.at), 3)
+        return out
+
+    @staticmethod
+    def _at(args: dict[str, Any]) -> float | None:
+        """`similar`'s optional time into a video, in seconds."""
+        at = args.get("at")
+        if at is None:
+            return None
+        if isinstance(at, bool) or not isinstance(at, int | float) or not 0 <= at < 1e7:
+            raise ProtocolError("bad_request", "'at' must be a number of seconds, 0 or more")
+        return float(at)
 
     def search(self, args: dict[str, Any], caller: Caller) -> Any:
         started = time.monotonic()
@@ -154,7 +169,10 @@ class SearchHandlers(HandlerBase):
         started = time.monotonic()
         _share, _rel, row = self._row(args, caller)
         filters = self._filters({"filters": args.get("filters") or {}}, caller)
-        hits = self.vault.index.similar(row.id, self._limit(args), filters)
+        try:
+            hits = self.vault.index.similar(row.id, self._limit(args), filters, self._at(args))
+        except ValueError as exc:
+            raise ProtocolError("bad_request", str(exc)) from exc
         self.vault.search_latency(time.monotonic() - started)
         return {"results": [self._hit(h) for h in hits]}
 

@@ -1,7 +1,9 @@
 """The `show` and `sidecar` operations: everything known about one photo.
 
 Kept apart from search: these read one catalogued photo (its facts, analyzer
-results, faces and sidecar state), never the index.
+results, faces and sidecar state), never the index. A video shows its kind
+and duration; its faces, tags and text lines carry "at", the seconds into it
+where each was seen; the halves of a live photo name each other.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from photovault.query.access import HandlerBase
 from photovault.query.args import path_fields
 from photovault.query.server import Caller
-from photovault.results import metadata_of, photo_tags, tagger_of, text_of
+from photovault.results import faces_of, metadata_of, photo_tags, tagger_of, text_of
 from photovault.sidecar.keywords import person_tags
 from photovault.sidecar.reader import read_sidecar
 
@@ -77,7 +79,9 @@ class ShowHandlers(HandlerBase):
             "local_time": None,
             "place": None,
             "text": [],
+            "kind": "photo",
         }
+        seen_at: dict[tuple[float, ...], float] = {}  # a face's box -> its time in a video
         content = self.vault.catalog.content(row.sha256) if row.sha256 else None
         if content is not None:
             facts = content.metadata
@@ -93,6 +97,16 @@ class ShowHandlers(HandlerBase):
             ):
                 out[key] = facts.get(key)
             meta = metadata_of(content.results)
+            out["kind"] = meta.kind
+            if meta.is_video:
+                out["duration"] = meta.duration
+            if meta.live_photo_of:
+                out["live_photo_of"] = meta.live_photo_of
+            if meta.live_video:
+                out["live_video"] = meta.live_video
+            seen_at = {
+                _box_key(f.box): f.at for f in faces_of(content.results).faces if f.at is not None
+            }
             out["taken_local"] = meta.taken_local
             out["local_time"] = meta.local_time.to_dict() if meta.local_time else None
             out["place"] = meta.place.to_dict() if meta.place else None
@@ -110,6 +124,7 @@ class ShowHandlers(HandlerBase):
                 "person_id": f["person_id"],
                 "person": f["person"],
                 "score": f["score"],
+                **_face_at(f, seen_at),
             }
             for f in (self.vault.people.faces_for(row.sha256) if row.sha256 else [])
         ]
@@ -123,3 +138,16 @@ class ShowHandlers(HandlerBase):
             if record["imported"]:
                 out["sidecar_keywords"] = record["imported"]["keywords"]
         return out
+
+
+def _box_key(box: Any) -> tuple[float, ...]:
+    return tuple(round(float(v), 4) for v in box)
+
+
+def _face_at(face: dict[str, Any], seen_at: dict[tuple[float, ...], float]) -> dict[str, float]:
+    """{"at": seconds} for a face of a video (the people store's own time, else
+    the analyzer's for the same box); {} for a photo's."""
+    at = face.get("at")
+    if at is None and isinstance(face.get("box"), list | tuple):
+        at = seen_at.get(_box_key(face["box"]))
+    return {} if at is None else {"at": float(at)}

@@ -86,7 +86,7 @@ def test_a_version_2_index_drops_its_unused_face_tables_and_keeps_its_photos(tmp
 
     again = PhotoIndex(folder, settings())
     try:
-        assert sorted(lancedb.connect(str(folder)).list_tables().tables) == ["photos"]
+        assert sorted(lancedb.connect(str(folder)).list_tables().tables) == ["frames", "photos"]
         meta = read_meta(folder)
         assert meta["schema_version"] == SCHEMA_VERSION
         assert "face_dim" not in meta
@@ -171,14 +171,14 @@ def test_a_version_3_index_gains_text_and_place_columns_and_keeps_its_photos(tmp
 
     from photovault.index import Filters
     from photovault.index.records import photos_table
-    from photovault.index.schema import TEXT_AND_PLACE, photos_schema
+    from photovault.index.schema import TEXT_AND_PLACE, VIDEO_COLUMNS, photos_schema
     from photovault.results import Place
 
     from .conftest import photo
 
     folder = tmp_path / "index"
     new = {f.name for f in TEXT_AND_PLACE}
-    v3 = pa_schema_without(photos_schema(16), new)
+    v3 = pa_schema_without(photos_schema(16), new | {f.name for f in VIDEO_COLUMNS})
     old_row = photos_table([photo(1, tags=[{"tag": "Beach", "confidence": 0.9}])], 16)
     db = lancedb.connect(str(folder))
     db.create_table("photos", schema=v3).add(old_row.select(v3.names), on_bad_vectors="null")
@@ -186,7 +186,7 @@ def test_a_version_3_index_gains_text_and_place_columns_and_keeps_its_photos(tmp
 
     idx = PhotoIndex(folder, settings())
     try:
-        assert read_meta(folder)["schema_version"] == SCHEMA_VERSION == 4
+        assert read_meta(folder)["schema_version"] == SCHEMA_VERSION
         assert new <= set(idx.photos.schema.names)
         assert [h.id for h in idx.search(None, None, Filters(tags=["beach"]), 5)] == [1]
         assert idx.get(1)["place_keys"] is None
@@ -195,6 +195,39 @@ def test_a_version_3_index_gains_text_and_place_columns_and_keeps_its_photos(tmp
         idx.maintain()
         assert [h.id for h in idx.search(None, "balakong", Filters(place="pt"), 5)] == [2]
         assert [h.id for h in idx.search(None, "beach", None, 5)] == [1]
+    finally:
+        idx.close()
+
+
+def test_a_version_4_index_gains_video_columns_and_a_frames_table_and_keeps_its_photos(
+    tmp_path,
+):
+    import lancedb
+    import numpy as np
+
+    from photovault.index.records import photos_table
+    from photovault.index.schema import VIDEO_COLUMNS, photos_schema
+
+    from .conftest import photo, unit
+
+    folder = tmp_path / "index"
+    v4 = pa_schema_without(photos_schema(16), {f.name for f in VIDEO_COLUMNS})
+    old_row = photos_table([photo(1, vector=unit(np.arange(16) + 1.0))], 16)
+    db = lancedb.connect(str(folder))
+    db.create_table("photos", schema=v4).add(old_row.select(v4.names), on_bad_vectors="null")
+    write_meta(folder, {"schema_version": 4, "vector_dim": 16})
+
+    idx = PhotoIndex(folder, settings())
+    try:
+        assert read_meta(folder)["schema_version"] == SCHEMA_VERSION == 5
+        assert {"kind", "duration", "tag_times"} <= set(idx.photos.schema.names)
+        assert "frames" in lancedb.connect(str(folder)).list_tables().tables
+        (hit,) = idx.search(np.arange(16) + 1.0, None, None, 5)
+        assert (hit.id, hit.kind, hit.at) == (1, "photo", None)
+        frame = unit(np.eye(16)[3])
+        idx.upsert([photo(2, kind="video", vector=frame, frames=[(2.0, frame)])])
+        idx.flush()
+        assert idx.search(frame, None, None, 1)[0].at == 2.0
     finally:
         idx.close()
 

@@ -298,8 +298,11 @@ def test_hits_carry_path_share_time_tags_and_people(make_index):
         "dhash_distance",
         "text_match",
         "place",
+        "kind",
+        "at",
     }
     assert hit.text_match is None and hit.place is None
+    assert (hit.kind, hit.at) == ("photo", None)
 
 
 def test_filters_from_a_protocol_object_parse_dates_and_near_and_refuse_unknown_keys():

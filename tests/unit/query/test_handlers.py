@@ -270,3 +270,64 @@ def test_a_search_text_the_index_refuses_is_a_bad_request(
 
 def test_a_quoted_search_text_finds_photos_by_its_words(daemon: Daemon) -> None:
     assert call(daemon, "search", text='"public"')["results"]
+
+
+def test_a_video_hit_carries_its_kind_and_moment(daemon: Daemon) -> None:
+    from photovault.index import PhotoRecord
+
+    clip = share_root(daemon) / "clip.mp4"
+    tags = [{"tag": "Zebra", "confidence": 0.9, "source": "tagger", "at": 5.25}]
+    daemon.index.upsert(
+        [PhotoRecord(9001, "photos", "clip.mp4", abs_path=os.fspath(clip), kind="video", tags=tags)]
+    )
+    daemon.index.flush()
+    try:
+        (found,) = call(daemon, "search", text="zebra")["results"]
+        (photo, *_) = call(daemon, "search", text="public")["results"]
+    finally:
+        daemon.index.delete_ids([9001])
+
+    assert (found["path"], found["kind"], found["at"]) == (os.fspath(clip), "video", 5.25)
+    assert photo["kind"] == "photo" and "at" not in photo
+
+
+def test_show_of_a_video_gives_its_kind_duration_and_the_times_of_what_was_seen(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = daemon.catalog.content
+
+    def content(sha256: str) -> Any:
+        c = stored(sha256)
+        assert c is not None
+        meta = {**c.results.get("metadata", {}), "kind": "video", "duration": 12.5}
+        meta["live_photo_of"] = "IMG_0001.HEIC"
+        text = {"lines": [{"text": "EXIT", "box": [0.1, 0.2, 0.3, 0.1], "score": 0.9, "at": 4.0}]}
+        tags = {"tags": [{"tag": "Dog", "confidence": 0.8, "source": "tags", "at": 7.5}]}
+        results = {**c.results, "metadata": meta, "text": text, "tags": tags}
+        return dataclasses.replace(c, results=results)
+
+    monkeypatch.setattr(daemon.catalog, "content", content)
+    shown = call(daemon, "show", path=os.fspath(share_root(daemon) / "public.jpg"))
+
+    assert (shown["kind"], shown["duration"], shown["live_photo_of"]) == (
+        "video",
+        12.5,
+        "IMG_0001.HEIC",
+    )
+    assert shown["text"][0]["at"] == 4.0
+    assert [(t["tag"], t["at"]) for t in shown["tags"] if t.get("at")] == [("Dog", 7.5)]
+
+
+def test_show_of_a_photo_says_photo_and_has_no_duration(daemon: Daemon) -> None:
+    shown = call(daemon, "show", path=os.fspath(share_root(daemon) / "public.jpg"))
+    assert shown["kind"] == "photo" and "duration" not in shown and "live_video" not in shown
+
+
+def test_similar_refuses_a_time_that_is_not_a_number(daemon: Daemon) -> None:
+    err = refused(daemon, "similar", path=os.fspath(share_root(daemon) / "public.jpg"), at="5")
+    assert err.code == "bad_request" and "'at'" in err.message
+
+
+def test_similar_at_a_time_of_a_photo_is_a_bad_request(daemon: Daemon) -> None:
+    err = refused(daemon, "similar", path=os.fspath(share_root(daemon) / "public.jpg"), at=5)
+    assert err.code == "bad_request" and "videos" in err.message
