@@ -15,9 +15,11 @@ from photovault.cli.output import clock
 
 
 def render_sheet(faces: list[dict[str, Any]], out: str, columns: int | None = None) -> int:
-    """Contact sheet of face crops, rendered here from photos this user can read."""
+    """Contact sheet of face crops, rendered here from photos this user can read (a
+    face seen in a video from the frame it was seen in)."""
     from photovault.media.decode import decode_image
     from photovault.media.types import MediaError
+    from photovault.media.video import frame_at
     from photovault.people.sheet import crop_face, render_face_sheet
 
     crops, labels = [], []
@@ -26,14 +28,19 @@ def render_sheet(faces: list[dict[str, Any]], out: str, columns: int | None = No
         path = f.get("path")
         if not path:
             continue
-        if path not in cache:
+        key = f"{path}@{f['at']}" if f.get("at") is not None else path
+        if key not in cache:
             try:
-                cache[path] = decode_image(Path(path), 1024).pixels
+                cache[key] = (
+                    frame_at(Path(path), float(f["at"]), 1024)
+                    if f.get("at") is not None
+                    else decode_image(Path(path), 1024).pixels
+                )
             except (MediaError, OSError) as exc:
                 print(f"vaultctl: skipped {path}: {exc}", file=sys.stderr)
-                cache[path] = None
-        if cache[path] is not None:
-            crops.append(crop_face(cache[path], f["box"]))
+                cache[key] = None
+        if cache[key] is not None:
+            crops.append(crop_face(cache[key], f["box"]))
             labels.append(f.get("label") or f"face {f['id']}")
     render_face_sheet(crops, out, labels=labels, columns=columns)
     return len(crops)

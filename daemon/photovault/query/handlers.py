@@ -19,7 +19,7 @@ from photovault.query.protocol import ProtocolError, Request
 from photovault.query.search_handlers import NEAR_PLACE_KM, SearchHandlers
 from photovault.query.server import Caller
 from photovault.query.service import VaultService
-from photovault.query.show import ShowHandlers
+from photovault.query.show import ShowHandlers, face_at
 
 __all__ = ["NEAR_PLACE_KM", "RESCAN_WAIT_SECONDS", "Handlers", "path_fields"]
 
@@ -162,6 +162,7 @@ class Handlers(SearchHandlers, ShowHandlers):
                     "score": f["score"],
                     "assigned_by": f["assigned_by"],
                     "path": paths[0] if paths else None,
+                    **face_at(f, self.vault.catalog),
                 }
             )
         return {**person, "faces": faces}
@@ -200,6 +201,7 @@ class Handlers(SearchHandlers, ShowHandlers):
                         "person_id": f["person_id"],
                         "box": f["box"],
                         "path": paths[0] if paths else None,
+                        **face_at(f, self.vault.catalog),
                     }
                 )
             out.append({**s, "faces": faces})

@@ -104,9 +104,7 @@ class ShowHandlers(HandlerBase):
                 out["live_photo_of"] = meta.live_photo_of
             if meta.live_video:
                 out["live_video"] = meta.live_video
-            seen_at = {
-                _box_key(f.box): f.at for f in faces_of(content.results).faces if f.at is not None
-            }
+            seen_at = face_seen_at(self.vault.catalog, row.sha256)
             out["taken_local"] = meta.taken_local
             out["local_time"] = meta.local_time.to_dict() if meta.local_time else None
             out["place"] = meta.place.to_dict() if meta.place else None
@@ -138,6 +136,20 @@ class ShowHandlers(HandlerBase):
             if record["imported"]:
                 out["sidecar_keywords"] = record["imported"]["keywords"]
         return out
+
+
+def face_seen_at(catalog: Any, sha256: str | None) -> dict[tuple[float, ...], float]:
+    """Box -> time, for the faces the analyzer saw in a video (empty for a photo):
+    the people store keeps boxes, the analyzer's result keeps when."""
+    content = catalog.content(sha256) if sha256 else None
+    if content is None:
+        return {}
+    return {_box_key(f.box): f.at for f in faces_of(content.results).faces if f.at is not None}
+
+
+def face_at(face: dict[str, Any], catalog: Any) -> dict[str, float]:
+    """{"at": seconds} for a people-store face seen in a video, {} otherwise."""
+    return _face_at(face, face_seen_at(catalog, face.get("photo")))
 
 
 def _box_key(box: Any) -> tuple[float, ...]:

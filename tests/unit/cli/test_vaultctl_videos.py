@@ -13,7 +13,7 @@ from PIL import Image
 from helpers.videos import make_clip, solid
 from photovault.cli.cmd_search import parse_time, split_moment
 from photovault.cli.output import clock, format_results, format_show
-from photovault.cli.sheets import render_contact_sheet
+from photovault.cli.sheets import render_contact_sheet, render_sheet
 from photovault.cli.vaultctl import _filters, build_parser
 from photovault.query.client import ClientError
 
@@ -97,3 +97,17 @@ def test_a_contact_sheet_shows_a_video_hit_at_its_moment(tmp_path: Path) -> None
     blueish = (pixels[..., 2] > 150) & (pixels[..., 0] < 60)
     redish = (pixels[..., 0] > 150) & (pixels[..., 2] < 60)
     assert blueish.sum() > 1000 and redish.sum() == 0  # the frame at 0:03, not the first
+
+
+def test_a_face_sheet_crops_a_video_face_from_the_frame_it_was_seen_in(tmp_path: Path) -> None:
+    red, blue = (200, 0, 0), (0, 0, 200)
+    clip = make_clip(tmp_path / "clip.mp4", [(solid(red), 2.0), (solid(blue), 2.0)], size=(64, 64))
+    sheet = tmp_path / "faces.png"
+
+    face = {"id": 7, "path": str(clip), "at": 3.0, "box": [0.25, 0.25, 0.5, 0.5]}
+    assert render_sheet([face], str(sheet)) == 1
+
+    pixels = np.asarray(Image.open(sheet).convert("RGB"), dtype=int)
+    blueish = (pixels[..., 2] > 150) & (pixels[..., 0] < 60)
+    redish = (pixels[..., 0] > 150) & (pixels[..., 2] < 60)
+    assert blueish.sum() > 1000 and redish.sum() == 0
