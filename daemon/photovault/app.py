@@ -37,6 +37,7 @@ from photovault.index import (
     PhotoIndex,
 )
 from photovault.media.metadata import MetadataReader
+from photovault.media.video import TOOL_MISSING_PREFIX
 from photovault.metrics import Exporter, Metrics, serve
 from photovault.ops.consistency import IndexDiff
 from photovault.ops.repair import IndexKeeper
@@ -72,7 +73,9 @@ class Daemon:
         self.problems = Problems()
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_probe = StateDirProbe(settings.state_dir, self.problems)
-        self.tools_probe = VideoToolsProbe(self.problems)
+        self.tools_probe = VideoToolsProbe(
+            self.problems, lambda: self.catalog.retry_failed_with(f"{TOOL_MISSING_PREFIX}%")
+        )
         # status() runs only at scrape time, so handing it over before start() is safe.
         self.metrics = Metrics(metrics_registry or CollectorRegistry(), self.status)
         self._exporter: Exporter | None = None

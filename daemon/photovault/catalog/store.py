@@ -454,6 +454,18 @@ class Catalog(SidecarBook, IndexBook):
             ).fetchall()
         return {decode_rel(r["relpath"]): (r["updated_at"], r["last_error"]) for r in rows}
 
+    def retry_failed_with(self, reason_like: str) -> int:
+        """Queue again every failed or quarantined file whose error matches this SQL
+        LIKE pattern, with a full set of attempts (their cause was installed since:
+        videos that waited for ffmpeg). Returns how many."""
+        with self._tx() as db:
+            return db.execute(
+                "UPDATE files SET state = 'pending', attempts = 0, last_error = NULL,"
+                " queue_seq = ?, updated_at = ? WHERE state IN ('quarantined', 'pending')"
+                " AND last_error LIKE ?",
+                (self._next_seq(), self._clock(), reason_like),
+            ).rowcount
+
     def retry_quarantined(
         self, share: str, relpath: str, *, below: bool = False, reason_like: str | None = None
     ) -> int:

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from photovault.media.formats import is_video
 from photovault.media.types import MediaError, PhotoMetadata
 
 #: Tags we ask for, and nothing else: every extra tag costs time in a batch.
@@ -39,6 +40,14 @@ TAGS: tuple[str, ...] = (
     "FNumber",
     "ExposureTime",
     "ISO",
+    # Videos (QuickTime/MP4, Matroska, AVI); see `_video_metadata`.
+    "CreationDate",  # Apple's Keys:CreationDate, local time with its offset
+    "MediaCreateDate",
+    "Duration",
+    "Rotation",  # the display matrix, clockwise degrees
+    "AndroidManufacturer",  # Keys com.android.manufacturer / .model
+    "AndroidModel",
+    "ContentIdentifier",  # Apple: pairs a Live Photo's still and video
     "Error",
 )
 _EXTRA_TAGS = ("FocalLength", "FNumber", "ExposureTime", "ISO", "GPSAltitude")
@@ -47,6 +56,11 @@ _DATE_RE = re.compile(
     r"(Z|[+-]\d{2}:?\d{2})?\s*$"
 )
 _OFFSET_RE = re.compile(r"^\s*(Z|[+-]\d{2}:?\d{2})\s*$")
+_CLOCK_RE = re.compile(r"^\s*(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)\s*$")
+#: Containers of the QuickTime family, whose header dates are UTC by specification.
+_QUICKTIME_MIMES = frozenset(
+    {"video/mp4", "video/quicktime", "video/3gpp", "video/3gpp2", "video/x-m4v"}
+)
 
 
 def to_metadata(path: Path, row: dict[str, Any]) -> PhotoMetadata | MediaError:
@@ -54,8 +68,10 @@ def to_metadata(path: Path, row: dict[str, Any]) -> PhotoMetadata | MediaError:
     if error:
         return MediaError(path, f"exiftool: {error}")
     mime = _text(row.get("MIMEType"))
+    if mime is not None and mime.startswith("video/"):
+        return _video_metadata(row, mime)
     if mime is not None and not mime.startswith("image/"):
-        return MediaError(path, f"not an image ({mime})")
+        return MediaError(path, f"not {'a video' if is_video(path) else 'an image'} ({mime})")
     width, height = _size(row)
     lat, lon = _gps(row)
     orientation = row.get("Orientation")
@@ -187,3 +203,85 @@ def _gps(row: dict[str, Any]) -> tuple[float | None, float | None]:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         return None, None
     return float(lat), float(lon)
+
+
+def _video_metadata(row: dict[str, Any], mime: str) -> PhotoMetadata:
+    """A video's facts: capture time, place, camera, displayed size and duration.
+
+    The size is the displayed one: a portrait phone clip is stored 1920x1080 with
+    a 90 degree rotation in its display matrix and shown 1080x1920, and that is
+    what the decoder's frames and every viewer show. exiftool composes GPS from
+    Apple's Keys, Android's `©xyz` and 3GPP's `loci` alike (signed, with -n).
+    """
+    width, height = _size(row)
+    rotation = row.get("Rotation")
+    if isinstance(rotation, int | float) and round(rotation) % 180 == 90:
+        width, height = height, width
+    lat, lon = _gps(row)
+    make = _text(row.get("Make")) or _text(row.get("AndroidManufacturer"))
+    model = _text(row.get("Model")) or _text(row.get("AndroidModel"))
+    extra: dict[str, Any] = {}
+    if isinstance(row.get("GPSAltitude"), int | float):
+        extra["GPSAltitude"] = row["GPSAltitude"]
+    content_id = _text(row.get("ContentIdentifier"))
+    if content_id:
+        extra["content_identifier"] = content_id
+    return PhotoMetadata(
+        taken_at=video_taken_at(row, mime),
+        gps_lat=lat,
+        gps_lon=lon,
+        camera=camera_name(make, model),
+        width=width,
+        height=height,
+        mime=mime,
+        duration=duration_seconds(row.get("Duration")),
+        extra=extra,
+    )
+
+
+def video_taken_at(row: dict[str, Any], mime: str) -> str | None:
+    """When a video was shot, as ISO 8601.
+
+    Apple's Keys:CreationDate comes first: it is the local time with its offset.
+    Else, in MP4/MOV/3GP, the movie header's CreateDate (or the media's), which the
+    QuickTime specification defines as UTC: it gets a "Z". Zero dates ("0000:00:00
+    00:00:00", written when the clock is unknown) count as missing. Other containers
+    follow the photo rules (Matroska's date carries its own "Z").
+    """
+    apple = _text(row.get("CreationDate"))
+    if apple:
+        iso = iso_datetime(apple)
+        if iso is not None:
+            return iso
+    if mime in _QUICKTIME_MIMES:
+        for tag in ("CreateDate", "MediaCreateDate"):
+            value = _text(row.get(tag))
+            iso = iso_datetime(value) if value else None
+            if iso is not None:
+                return iso if _has_zone(iso) else iso + "Z"
+        return None
+    return taken_at(row)
+
+
+def _has_zone(iso: str) -> bool:
+    return iso.endswith("Z") or re.search(r"[+-]\d{2}:\d{2}$", iso) is not None
+
+
+def duration_seconds(value: object) -> float | None:
+    """Seconds from exiftool's Duration: a number with -n, but Matroska gives
+    "00:00:02.000000000" and some writers "1:02:03" or "12.5 s"."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value > 0 else None
+    text = str(value).strip().removesuffix("s").strip()
+    match = _CLOCK_RE.match(text)
+    if match:
+        hours, minutes, seconds = match.groups()
+        total = int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+        return total if total > 0 else None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if number > 0 else None

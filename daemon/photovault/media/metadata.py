@@ -1,4 +1,4 @@
-"""Photo metadata (date, place, camera, size) read by one long-lived exiftool.
+"""Photo and video metadata (date, place, camera, size) read by one long-lived exiftool.
 
 Why exiftool: it knows every maker's quirks (HEIC, CR3, sub-second and offset
 tags, signed GPS composites); nothing in Python comes close. Why one stay-open
@@ -61,6 +61,7 @@ from photovault.media.exiftags import (
     taken_at,
     to_metadata,
 )
+from photovault.media.formats import is_video
 from photovault.media.types import MediaError, PhotoMetadata
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,13 @@ __all__ = [
     "taken_at",
 ]
 
-#: -n: numbers, not pretty strings; -fast2: skip the JPEG trailer and maker notes;
-#: -b: a value (SourceFile included) that is not valid UTF-8 comes back as
-#: "base64:..." of its bytes, not with '?' in place of the bad bytes.
-COMMON_ARGS: tuple[str, ...] = ("-n", "-fast2", "-b")
+#: -n: numbers, not pretty strings; -b: a value (SourceFile included) that is not
+#: valid UTF-8 comes back as "base64:..." of its bytes, not with '?' in place of
+#: the bad bytes.
+COMMON_ARGS: tuple[str, ...] = ("-n", "-b")
+#: For photos only: skip the JPEG trailer and maker notes. In an MP4 or MOV it
+#: stops at the media data, and phones write the header (dates, size, GPS) after it.
+PHOTO_ARGS: tuple[str, ...] = ("-fast2",)
 _BASE64 = "base64:"
 _WATCHDOG_POLL_S = 0.2
 #: An exiftool call that takes longer than this (plus a little per file) is hung
@@ -152,11 +156,16 @@ class MetadataReader:
                 readable.append(path)
             else:
                 results[path] = MediaError(path, problem)
+        # Photos and videos go in separate batches: photos are read with -fast2.
+        photos = [p for p in readable if not is_video(p)]
+        videos = [p for p in readable if is_video(p)]
         with self._lock:
-            for start in range(0, len(readable), self._batch_size):
-                batch = readable[start : start + self._batch_size]
-                results.update(self._read_batch(batch))
-        return results
+            for group in (photos, videos):
+                for start in range(0, len(group), self._batch_size):
+                    batch = group[start : start + self._batch_size]
+                    results.update(self._read_batch(batch))
+        order = {path: i for i, path in enumerate(dict.fromkeys(Path(p) for p in paths))}
+        return dict(sorted(results.items(), key=lambda item: order.get(item[0], 0)))
 
     # -- one batch ---------------------------------------------------------
 
@@ -194,7 +203,8 @@ class MetadataReader:
     def _execute(self, batch: Sequence[Path]) -> list[dict[str, Any]]:
         """One exiftool call; restarts a dead exiftool first, and once more if starting fails."""
         et = self._ensure_running()
-        params: list[str | bytes] = [f"-{tag}" for tag in TAGS]
+        fast = () if any(is_video(path) for path in batch) else PHOTO_ARGS
+        params: list[str | bytes] = [*fast, *(f"-{tag}" for tag in TAGS)]
         params += [_arg(path) for path in batch]
         done = threading.Event()
         hung = threading.Event()

@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 #: Largest file we read into memory to hash and decode in one go.
 MAX_FILE_BYTES = 2 * 1024**3
+#: Largest video we hash (in chunks, never whole in memory) and hand to ffmpeg.
+MAX_VIDEO_BYTES = 64 * 1024**3
+#: Read size while hashing a video: big enough for few syscalls, small enough to
+#: keep a decode process's memory flat whatever the video's size.
+HASH_CHUNK_BYTES = 1024**2
+_CHANGED = "file changed while it was read (still being copied?)"
 
 _IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "armv7l": 314}
 _IOPRIO_CLASS_IDLE = 3
@@ -76,21 +82,13 @@ def decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
 
 def _decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
     from photovault.media.decode import DecodeLimits, decode_image
+    from photovault.media.formats import is_video
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
-    except PermissionError:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError as exc:
-            return DecodeOutcome(path, None, -1, -1, error=f"cannot open: {exc.strerror}")
-    except FileNotFoundError:
-        return DecodeOutcome(path, None, -1, -1, error="file vanished before it was read")
-    except OSError as exc:
-        why = "is a symlink" if exc.errno == 40 else exc.strerror
-        return DecodeOutcome(
-            path, None, -1, -1, error=f"cannot open: {why}", permanent=exc.errno == 40
-        )
+    if is_video(path):
+        return _decode_video_file(path, target_side)
+    fd = _open(path)
+    if isinstance(fd, DecodeOutcome):
+        return fd
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -114,13 +112,7 @@ def _decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
     if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or len(
         data
     ) != st.st_size:
-        return DecodeOutcome(
-            path,
-            None,
-            st.st_size,
-            st.st_mtime_ns,
-            error="file changed while it was read (still being copied?)",
-        )
+        return DecodeOutcome(path, None, st.st_size, st.st_mtime_ns, error=_CHANGED)
     digest = hashlib.sha256(data).hexdigest()
     out = DecodeOutcome(path, digest, st.st_size, st.st_mtime_ns)
     if target_side <= 0:
@@ -138,6 +130,77 @@ def _decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
         out.error, out.permanent = "out of memory while decoding", True
     except Exception as exc:  # a decoder bug must cost one photo, not the pool
         out.error, out.permanent = f"decoder failed: {type(exc).__name__}: {exc}", True
+    return out
+
+
+def _open(path: str) -> int | DecodeOutcome:
+    """A read-only descriptor for `path` (no symlinks, no atime update), or why not."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            return DecodeOutcome(path, None, -1, -1, error=f"cannot open: {exc.strerror}")
+    except FileNotFoundError:
+        return DecodeOutcome(path, None, -1, -1, error="file vanished before it was read")
+    except OSError as exc:
+        why = "is a symlink" if exc.errno == 40 else exc.strerror
+        return DecodeOutcome(
+            path, None, -1, -1, error=f"cannot open: {why}", permanent=exc.errno == 40
+        )
+
+
+def _decode_video_file(path: str, target_side: int) -> DecodeOutcome:
+    """Hash a video in 1 MiB chunks (a 4 GB clip never sits in memory), then let
+    ffmpeg sample it by path. A change in size or mtime during the hash or the
+    decode means the file is still being written: a retry later, not a failure."""
+    from photovault.media.video import ToolMissing, decode_video
+
+    fd = _open(path)
+    if isinstance(fd, DecodeOutcome):
+        return fd
+    digest = hashlib.sha256()
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return DecodeOutcome(path, None, -1, -1, error="not a regular file", permanent=True)
+        if st.st_size > MAX_VIDEO_BYTES:
+            error = f"file too large ({st.st_size} bytes)"
+            return DecodeOutcome(
+                path, None, st.st_size, st.st_mtime_ns, error=error, permanent=True
+            )
+        read = 0
+        while chunk := os.read(fd, HASH_CHUNK_BYTES):
+            digest.update(chunk)
+            read += len(chunk)
+        after = os.fstat(fd)
+    except OSError as exc:
+        return DecodeOutcome(path, None, -1, -1, error=f"read error: {exc.strerror}")
+    finally:
+        os.close(fd)
+    key = (st.st_size, st.st_mtime_ns)
+    if (after.st_size, after.st_mtime_ns) != key or read != st.st_size:
+        return DecodeOutcome(path, None, st.st_size, st.st_mtime_ns, error=_CHANGED)
+    out = DecodeOutcome(path, digest.hexdigest(), st.st_size, st.st_mtime_ns)
+    if target_side <= 0:
+        return out
+    try:
+        out.image = decode_video(Path(path), target_side)
+    except ToolMissing as exc:
+        out.error = exc.reason  # an installation problem: retried once ffmpeg is there
+    except MediaError as exc:
+        out.error, out.permanent = exc.reason, True
+    except MemoryError:
+        out.error, out.permanent = "out of memory while decoding", True
+    except Exception as exc:  # a decoder bug must cost one video, not the pool
+        out.error, out.permanent = f"decoder failed: {type(exc).__name__}: {exc}", True
+    try:
+        now = os.stat(path)
+    except OSError:
+        now = None
+    if now is None or (now.st_size, now.st_mtime_ns) != key:
+        out.image, out.sha256, out.error, out.permanent = None, None, _CHANGED, False
     return out
 
 

@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from photovault.media.formats import SUPPORTED_EXTENSIONS, extension_of, is_raw, is_supported
+from photovault.media.formats import (
+    SUPPORTED_EXTENSIONS,
+    extension_of,
+    is_raw,
+    is_supported,
+    is_video,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,10 +42,17 @@ def test_is_supported_accepts_raw_formats_and_marks_them_raw(ext: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["notes.txt", "IMG_1.jpg.xmp", "movie.mp4", "README", ".jpg", "/photos/dir.jpg/file"]
+    "name", ["notes.txt", "IMG_1.jpg.xmp", "song.mp3", "README", ".jpg", "/photos/dir.jpg/file"]
 )
 def test_is_supported_rejects_other_names(name: str) -> None:
     assert not is_supported(name)
+
+
+@pytest.mark.parametrize("name", ["movie.mp4", "IMG_0001.MOV", "clip.mkv", "old.avi", "phone.3gp"])
+def test_is_supported_accepts_video_containers_and_marks_them_video(name: str) -> None:
+    assert is_supported(name)
+    assert is_video(name)
+    assert not is_raw(name)
 
 
 def test_extension_of_ignores_dots_in_folder_names() -> None:
