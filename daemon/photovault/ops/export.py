@@ -70,6 +70,19 @@ byte, so b"a\\xe9.jpg", b"a\\xe8.jpg" and "a?.jpg" would read back as one file),
 so the read-back and the extraction read each copy through a symlink with a
 plain name in the private temporary folder (`export_strip._aliases`).
 
+Videos (and the video inside a motion photo). A video's position may sit in
+its header (QuickTime Keys/ItemList/UserData ``©xyz``, XMP, Matroska tags) or
+in a timed metadata track (GoPro ``gpmd``, Google ``camm``, subtitle GPS,
+Sony ``rtmd``): before step 2, `export_video` remuxes with ffmpeg every video
+copy that has streams other than video and audio, and every copy in a format
+exiftool cannot write, keeping only video and audio (no re-encoding; the
+creation date, duration and rotation stay). The read-back runs with ``-ee``,
+so timed data is judged too; a video whose location exiftool could not remove
+is remuxed and checked once more, and otherwise refused like any file. The
+MP4 at the end of a motion photo is extracted and read like any embedded
+image; when it carries a location it is taken out of the copy (with the JPEG
+trailer) and the report lists it under the copy (`ExportedFile.dropped`).
+
 What is *not* copied: sidecars (`.xmp`, `.aae`, Google Takeout `.json`) and any
 other non-photo file. They often hold location too (Lightroom and Takeout write
 GPS into them), so they are listed as skipped rather than copied unfiltered.
@@ -79,8 +92,8 @@ data exiftool cannot parse (unknown maker-note blocks).
 
 The work is split by job: `export_plan` (which files, and the copying),
 `export_strip` (exiftool's passes and the read-back), `export_tags` (what
-counts as a location), `export_report` (the outcome); this module runs them
-in order.
+counts as a location), `export_video` (ffmpeg's remux of videos),
+`export_report` (the outcome); this module runs them in order.
 """
 
 from __future__ import annotations
@@ -89,6 +102,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from photovault.media.formats import is_video
 from photovault.ops.export_plan import NOT_A_PHOTO, copy_exclusive, plan_copies, remove_copy
 from photovault.ops.export_report import ExportedFile, ExportError, ExportReport
 from photovault.ops.export_strip import VERIFY_ARGS, check_exiftool, strip_and_verify
@@ -101,6 +115,7 @@ from photovault.ops.export_tags import (
     is_location_tag,
     location_tags,
 )
+from photovault.ops.export_video import prepare_videos, read_only
 
 __all__ = [
     "LOCATION_CATEGORY",
@@ -126,6 +141,8 @@ def export_strip_location(
     dest: Path,
     *,
     exiftool: str = "exiftool",
+    ffmpeg: str = "ffmpeg",
+    ffprobe: str = "ffprobe",
     timeout_s: float = 600.0,
 ) -> ExportReport:
     """Copy the photos in `sources` into `dest` and remove every location from the copies.
@@ -137,6 +154,8 @@ def export_strip_location(
     `ExportReport.failed` and the other files go on. `timeout_s` (plus half a
     second per file) bounds each exiftool run; when one is exceeded every copy
     made so far is removed and `ExportError` raised, since none was checked.
+    Videos go through `export_video` first (ffmpeg drops timed GPS tracks);
+    `ffmpeg` and `ffprobe` are those programs.
     """
     dest = Path(dest)
     if not sources:
@@ -152,6 +171,7 @@ def export_strip_location(
         raise ExportError(f"{dest}: cannot create the export folder: {exc.strerror}") from exc
 
     copies: dict[Path, Path] = {}  # copy -> source
+    dropped: dict[Path, list[str]] = {}  # copy -> embedded images taken out of it
     for source, target in plan:
         try:
             copy = copy_exclusive(source, target)
@@ -163,7 +183,38 @@ def export_strip_location(
         copies[copy] = source
 
     try:
-        outcome = strip_and_verify(list(copies), exiftool, timeout_s, STRIP_ARGS)
+        remuxed: set[Path] = set()
+        outcome = prepare_videos(
+            copies,
+            ffmpeg=ffmpeg,
+            ffprobe=ffprobe,
+            exiftool=exiftool,
+            timeout_s=timeout_s,
+            remuxed=remuxed,
+        )
+        checked = [c for c in copies if c not in outcome]
+        unremoved: set[Path] = set()
+        outcome |= strip_and_verify(
+            checked, exiftool, timeout_s, STRIP_ARGS, read_only(checked), dropped, unremoved
+        )
+        # A video whose location exiftool could not remove is remuxed and tried once more.
+        again = [c for c in unremoved if is_video(c) and c not in remuxed]
+        if again:
+            retry = prepare_videos(
+                again,
+                ffmpeg=ffmpeg,
+                ffprobe=ffprobe,
+                exiftool=exiftool,
+                timeout_s=timeout_s,
+                force=True,
+            )
+            rest = [c for c in again if c not in retry]
+            retry |= strip_and_verify(rest, exiftool, timeout_s, STRIP_ARGS, (), dropped)
+            for c in again:
+                if c in retry:
+                    outcome[c] = retry[c]
+                else:
+                    del outcome[c]
     except BaseException:
         # exiftool died or hung: no copy made here is known to be clean.
         for copy in copies:
@@ -172,7 +223,13 @@ def export_strip_location(
     for copy, source in copies.items():
         problem = outcome.get(copy)
         if problem is None:
-            report.copied.append(ExportedFile(source, copy))
+            report.copied.append(ExportedFile(source, copy, tuple(dropped.get(copy, ()))))
+            if copy in dropped:
+                log.info(
+                    "export: %s: removed from the copy, as it carried a location: %s",
+                    source,
+                    ", ".join(dropped[copy]),
+                )
             continue
         remove_copy(copy)
         log.warning("export: %s: %s (copy removed)", source, problem)

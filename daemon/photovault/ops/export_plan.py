@@ -1,7 +1,7 @@
 """Which files an export copies, and the copying itself (never over an existing file).
 
 Originals are only opened for reading; sidecars and other files that are not
-photos are skipped, not copied (see `ops.export`).
+photos or videos are skipped, not copied (see `ops.export`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from photovault.media.formats import is_supported
 from photovault.ops.export_report import ExportError, ExportReport
 
-NOT_A_PHOTO = "not a photo (sidecars and other files are not copied)"
+NOT_A_PHOTO = "not a photo or video (sidecars and other files are not copied)"
 
 # Folders that hold NAS thumbnails or OS metadata, never the user's photos.
 _SYSTEM_DIRS = frozenset({"@eaDir", "#recycle", "$RECYCLE.BIN", "lost+found"})

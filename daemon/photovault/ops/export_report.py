@@ -13,8 +13,12 @@ class ExportError(Exception):
 
 @dataclass(frozen=True)
 class ExportedFile:
+    """One copy made. `dropped`: embedded images or videos (a motion photo's video)
+    taken out of the copy because they carried a location ("File:EmbeddedVideo")."""
+
     source: Path
     copy: Path
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass
@@ -37,7 +41,11 @@ class ExportReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "dest": str(self.dest),
-            "copied": [{"source": str(f.source), "copy": str(f.copy)} for f in self.copied],
+            "copied": [
+                {"source": str(f.source), "copy": str(f.copy)}
+                | ({"dropped": list(f.dropped)} if f.dropped else {})
+                for f in self.copied
+            ],
             "failed": [{"path": str(p), "reason": r} for p, r in self.failed],
             "skipped": [{"path": str(p), "reason": r} for p, r in self.skipped],
         }

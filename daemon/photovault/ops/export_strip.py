@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 #: exiftool arguments for the read-back: every tag (-a) named by family 0, 1
 #: and 2 groups (-G0:1:2, so a key reads `EXIF:GPS:Location:GPSLatitude`),
-#: numbers as numbers (-n).
-VERIFY_ARGS: tuple[str, ...] = ("-j", "-G0:1:2", "-a", "-n")
+#: numbers as numbers (-n), embedded and timed data included (-ee: a video's
+#: GPS track reads `QuickTime:Track3:Location:GPSLatitude`).
+VERIFY_ARGS: tuple[str, ...] = ("-j", "-G0:1:2", "-a", "-n", "-ee")
 
 # Keep one exiftool command line well under ARG_MAX (2 MiB on Linux).
 _MAX_ARG_BYTES = 120_000
@@ -85,28 +86,58 @@ class _Found:
         Samsung's trailer with MCCData, which exiftool reads as Samsung maker
         notes) can only go with the whole trailer, and the MPF index of the
         images that were in it goes too. `harsh` also drops the maker notes,
-        where makers keep tags exiftool cannot delete one by one.
+        where makers keep tags exiftool cannot delete one by one. A motion
+        photo's video taken out takes Google's XMP pointing at it along.
         """
         g0, g1, name = self.doc.chain[0] if self.doc.chain else self.tag
         args = [f"-{g1}:{name}="]
         if g0 in _TRAILER_GROUPS or g1 == "Samsung" or harsh:
             args += ["-trailer:all=", "-MPF:all="]
+        if self.doc.chain and "Video" in name:  # a motion photo's video: no pointer to it
+            args += ["-XMP-GCamera:MicroVideo*=", "-XMP-GCamera:MotionPhoto*="]
         if harsh:
             args.append("-makernotes:all=")
         return tuple(args)
 
 
 def strip_and_verify(
-    copies: list[Path], exiftool: str, timeout_s: float, strip_args: Sequence[str]
+    copies: list[Path],
+    exiftool: str,
+    timeout_s: float,
+    strip_args: Sequence[str],
+    read_only: Collection[Path] = frozenset(),
+    dropped: dict[Path, list[str]] | None = None,
+    unremoved: set[Path] | None = None,
 ) -> dict[Path, str]:
     """Strip location from `copies`; returns the copies that must not be kept, with why.
 
     `strip_args` are the first pass's deletions (`export_tags.STRIP_ARGS`).
+    `read_only` copies are in a format exiftool cannot write (videos ffmpeg
+    already cleaned, `export_video`): they are only read back, and one that
+    still carries a location is not kept. `dropped` gets, per copy, the
+    embedded images and videos (a motion photo's video) that carried a
+    location and are therefore taken out of it, so the report can say so.
+    `unremoved` gets the copies refused only because location tags stayed in
+    them (a video copy may then be remuxed and tried again).
     """
     problems: dict[Path, str] = {}
     if not copies:
         return problems
-    residue = _strip_pass(exiftool, strip_args, copies, timeout_s, problems)
+    residue = _strip_pass(exiftool, strip_args, copies, timeout_s, problems, read_only)
+    for path in [p for p in residue if p in read_only]:
+        tags = ", ".join(dict.fromkeys(f.describe() for f in residue.pop(path)))
+        if unremoved is not None and path not in problems:
+            unremoved.add(path)
+        problems.setdefault(
+            path, f"location tags could not be removed (exiftool cannot write this format): {tags}"
+        )
+    if dropped is not None:
+        for path, found in residue.items():
+            inside = [
+                f"{g1}:{name}" for f in found if f.doc.chain for _, g1, name in f.doc.chain[:1]
+            ]
+            if inside:
+                dropped[path] = list(dict.fromkeys(inside))
     # Further passes, only for the few that kept something: first the exact
     # deletions their own leftovers need, then with the maker notes dropped.
     # Files that need the same arguments share a run.
@@ -125,6 +156,8 @@ def strip_and_verify(
             continue
         tags = ", ".join(dict.fromkeys(f.describe() for f in found))
         problems[path] = f"location tags could not be removed: {tags}"
+        if unremoved is not None:
+            unremoved.add(path)
     return problems
 
 
@@ -169,8 +202,10 @@ def _extract_args(out: Path) -> list[str]:
 
     `--Wext txt` leaves out the text values; what is left are embedded images,
     profiles and opaque blocks, each as `out/<file read>/<group>=<tag>=<n>.<ext>`.
+    `-ee` takes embedded documents too: the video of a Google motion photo
+    (`File:EmbeddedVideo`) is only extracted with it.
     """
-    return ["-q", "-a", "-b", "-W", f"{out}/%d%f.%e/%g1=%t=%c.%s", "--Wext", "txt"]
+    return ["-q", "-a", "-ee", "-b", "-W", f"{out}/%d%f.%e/%g1=%t=%c.%s", "--Wext", "txt"]
 
 
 def _strip_pass(
@@ -179,6 +214,7 @@ def _strip_pass(
     paths: list[Path],
     timeout_s: float,
     problems: dict[Path, str],
+    read_only: Collection[Path] = frozenset(),
 ) -> dict[Path, list[_Found]]:
     """Delete tags in place and read the files back, embedded images included.
 
@@ -196,7 +232,9 @@ def _strip_pass(
     for chunk in _chunks(paths):
         with tempfile.TemporaryDirectory(prefix="photovault-export-") as tmp_name:
             tmp = Path(os.path.abspath(tmp_name))
-            docs = _write_and_read(exiftool, tag_args, chunk, tmp, timeout_s, problems, residue)
+            docs = _write_and_read(
+                exiftool, tag_args, chunk, tmp, timeout_s, problems, residue, read_only
+            )
             for level in range(1, _MAX_NESTING + 1):
                 if not docs:
                     break
@@ -212,26 +250,23 @@ def _write_and_read(
     timeout_s: float,
     problems: dict[Path, str],
     residue: dict[Path, list[_Found]],
+    read_only: Collection[Path] = frozenset(),
 ) -> list[tuple[Path, _Doc]]:
     """Strip, read back and extract one chunk of copies; returns the embedded files.
 
     The copies are rewritten under their own names, given as raw bytes
     (absolute, so never read as an option: "-x.jpg"), and read back under
-    their `_aliases`.
+    their `_aliases`; `read_only` copies are only read back.
     """
-    names = {os.path.abspath(p): p for p in chunk}
+    names = {os.path.abspath(p): p for p in chunk if p not in read_only}
     aliases = _aliases(chunk, tmp)
     out = tmp / "out0"
+    write: list[str | bytes] = ["-m", "-q", "-overwrite_original", "-P", *tag_args]
+    write += [*(os.fsencode(name) for name in names), "-execute"]
     stdout, stderr = _run(
         exiftool,
         [
-            "-m",
-            "-q",
-            "-overwrite_original",
-            "-P",
-            *tag_args,
-            *(os.fsencode(name) for name in names),
-            "-execute",
+            *(write if names else []),
             "-echo2",
             _READ_MARK,
             *VERIFY_ARGS,

@@ -69,7 +69,15 @@ LOCATION_TAGS: Mapping[str, frozenset[str]] = {
     "XMP-photovault": frozenset(f.record for f in PLACE_FIELDS),
     "XMP-prism": frozenset({"Location"}),
     "XMP-pmi": frozenset({"Location"}),
-    "Keys": frozenset({"LocationName", "LocationBody", "LocationNote", "LocationRole"}),
+    "Keys": frozenset(
+        {
+            "LocationName",
+            "LocationBody",
+            "LocationNote",
+            "LocationRole",
+            "LocationAccuracyHorizontal",
+        }
+    ),
     "UserData": frozenset({"LocationInformation"}),
     "Samsung": frozenset({"MCCData", "LocationName", "LocalLocationName"}),
     "Panasonic": frozenset({"City", "City2", "State", "Country", "Landmark", "Location"}),
@@ -82,6 +90,28 @@ LOCATION_TAGS: Mapping[str, frozenset[str]] = {
             "GeoTiffAsciiParams",
             "ModelTiePoint",
             "ModelTransform",
+        }
+    ),
+}
+
+
+#: Location tags exiftool reads but cannot write (Matroska/WebM, Xtra): judged
+#: in the read-back, never in the deletions; ffmpeg drops them (`export_video`).
+READ_ONLY_TAGS: Mapping[str, frozenset[str]] = {
+    "Matroska": frozenset({"Location", "RecordingLocation", "CompositionLocation"}),
+    # Windows' Xtra atom in MP4 (exiftool reads, cannot write; a remux drops it)
+    "Microsoft": frozenset(
+        {
+            "City",
+            "Location",
+            "Country-Region",
+            "OtherCity",
+            "OtherCountry-Region",
+            "HomeCity",
+            "HomeCountry-Region",
+            "BusinessCity",
+            "BusinessCountry-Region",
+            "OfficeLocation",
         }
     ),
 }
@@ -133,7 +163,7 @@ def is_location_tag(group: str, name: str, category: str = "") -> bool:
     """
     if category == LOCATION_CATEGORY or group in LOCATION_GROUPS:
         return True
-    if name in LOCATION_TAGS.get(group, ()):
+    if name in LOCATION_TAGS.get(group, ()) or name in READ_ONLY_TAGS.get(group, ()):
         return True
     prefixes = (*LOCATION_PREFIXES.get("*", ()), *LOCATION_PREFIXES.get(group, ()))
     return any(name.lower().startswith(p.lower()) for p in prefixes)

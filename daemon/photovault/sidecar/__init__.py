@@ -11,8 +11,11 @@ model
     ``FaceRegion(box, name=None, face_id=None, confidence=None, model=None)`` with
     ``box`` = normalized top-left (x, y, w, h) in the ORIENTED image,
     ``SidecarContent(keywords=(), faces=(), analyzed_at="", model_versions={},
-    place=None, text=None)`` (``place`` a `photovault.results.Place`, ``text`` the
-    recognized lines joined by line breaks).
+    place=None, text=None, kind="photo", live_photo_of=None)`` (``place`` a
+    `photovault.results.Place`, ``text`` the recognized lines joined by line
+    breaks; a ``kind="video"`` gets no face regions, only ``People|name``
+    keywords, and the video half of a live photo, ``live_photo_of`` set, no
+    sidecar at all).
 geometry
     ``oriented_to_stored(box, orientation)``, ``stored_to_oriented(box, orientation)``
     for EXIF orientations 1-8; ``to_centre`` / ``from_centre`` (MWG),

@@ -2,8 +2,10 @@
 
 `build_content` is pure: the tags (best confidence per keyword path), the face
 regions with their person names (each name also a ``People|name`` keyword), the
-model versions, the place and the recognized text. The sidecar stage calls it
-for every photo it writes; tests and tools call it to see what would be written.
+model versions, the place and the recognized text. A video's faces give
+``People|name`` keywords but no regions (time-based regions have no standard).
+The sidecar stage calls it for every photo it writes; tests and tools call it
+to see what would be written.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ def build_content(
         old = best.get(path)
         if old is None or (conf or 0) > (old.confidence or 0):
             best[path] = Keyword(path, conf, str(tag.get("source") or ""))
+    meta = metadata_of(results)
     regions = []
     model = faces_of(results).model
     for f in faces:
         name = f.get("person")
-        regions.append(FaceRegion(tuple(f["box"]), name, str(f["id"]), f.get("score"), model))
+        if not meta.is_video:
+            regions.append(FaceRegion(tuple(f["box"]), name, str(f["id"]), f.get("score"), model))
         if name:
             best.setdefault(("People", name), Keyword(("People", name), None, "faces"))
     versions = dict(part.split(":", 1) for part in signature.split(",") if ":" in part)
@@ -41,6 +45,8 @@ def build_content(
         faces=tuple(regions),
         analyzed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         model_versions=versions,
-        place=metadata_of(results).place,
+        place=meta.place,
         text=text_of(results).text or None,
+        kind=meta.kind,
+        live_photo_of=meta.live_photo_of,
     )

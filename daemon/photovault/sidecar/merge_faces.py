@@ -58,9 +58,13 @@ def place_faces(
 
     A name a person gave one of our regions elsewhere (region name differs from the
     WrittenName we recorded) wins over an unnamed face, so a re-analysis that
-    runs before the pipeline adopted that name cannot erase it.
+    runs before the pipeline adopted that name cannot erase it. A video gets no
+    regions at all (our earlier ones, if any, are still cut by the caller).
     """
-    placed, skipped = [], 0
+    placed: list[PlacedFace] = []
+    skipped = 0
+    if content.is_video:
+        return placed, skipped
     old_boxes = [(r, geometry.from_centre(r.area)) for r in old_ours if r.area]
     for face in content.faces:
         box = geometry.clamp(geometry.oriented_to_stored(face.box, orientation))

@@ -69,6 +69,12 @@ class SidecarContent:
     photo was taken by name (written to photoshop:City/State/Country and
     Iptc4xmpCore:CountryCode only where the sidecar has no value of its own);
     `text` the recognized text, one line per line (our photovault:Text).
+
+    `kind` is the file's kind ("photo", "video", "motion_photo"): a video's faces
+    are never written as regions (MWG and MP regions have no time, and a box is
+    meaningless without its frame), only as ``People|name`` keywords.
+    `live_photo_of` is set for the video half of a live photo: it has no sidecar
+    of its own, its still's sidecar describes both.
     """
 
     keywords: tuple[Keyword, ...] = ()
@@ -77,3 +83,9 @@ class SidecarContent:
     model_versions: dict[str, str] = field(default_factory=dict)
     place: Place | None = None
     text: str | None = None
+    kind: str = "photo"
+    live_photo_of: str | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind == "video"

@@ -36,6 +36,7 @@ from typing import Any
 from photovault.catalog.store import Catalog, FileRow, display
 from photovault.config import Settings
 from photovault.problems import Problems
+from photovault.results import metadata_of
 from photovault.sidecar.commit import fingerprint_matches, remove_stale_temps
 from photovault.sidecar.content import build_content as build_content  # tests import it here
 from photovault.sidecar.model import SidecarContent
@@ -57,6 +58,16 @@ AdoptCallback = Callable[[str, str | None, str | None], None]
 #: File ids whose keywords a person changed in the sidecar (removed one of ours,
 #: added or dropped one of theirs): their search index rows are rewritten.
 KeywordsCallback = Callable[[list[int]], None]
+
+
+def _orientation(facts: dict[str, Any]) -> int:
+    """The EXIF orientation (1-8) of a file's facts; 1 where there is none or it is
+    not an EXIF value (a video's rotation is in degrees and has no stored frame)."""
+    try:
+        value = int(facts.get("orientation") or 1)
+    except (TypeError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
 
 
 def _text(value: object) -> str:
@@ -282,6 +293,11 @@ class SidecarStage:
             return "skipped"
         target = location.path
         content, facts = built
+        if content.live_photo_of:
+            # The video half of a live photo: the still's sidecar describes both.
+            self.catalog.record_sidecar(row.id, "empty", None)
+            log.debug("no sidecar for %s: part of %s", display(row.relpath), content.live_photo_of)
+            return "empty"
         nothing = not (content.keywords or content.faces or content.place or content.text)
         if nothing and not os.path.lexists(target):
             self.catalog.record_sidecar(row.id, "empty", os.fspath(target))
@@ -296,9 +312,8 @@ class SidecarStage:
             target.parent.mkdir(parents=True, exist_ok=True)
         stored = (int(facts.get("width") or 0), int(facts.get("height") or 0))
         started = time.monotonic()
-        result = self.writer.write(
-            photo, target, content, stored, int(facts.get("orientation") or 1)
-        )
+        orientation = 1 if content.is_video else _orientation(facts)
+        result = self.writer.write(photo, target, content, stored, orientation)
         if self.metrics is not None:
             self.metrics.observe_stage("sidecar", time.monotonic() - started)
             if result.status == "failed":
@@ -420,7 +435,8 @@ class SidecarStage:
     def read_back(self, row: FileRow, path: Path) -> ReadResult:
         """Adopt names a person gave our faces elsewhere; remember their keywords."""
         content = self.catalog.content(row.sha256) if row.sha256 else None
-        orientation = int((content.metadata if content else {}).get("orientation") or 1)
+        video = content is not None and metadata_of(content.results).is_video
+        orientation = 1 if video else _orientation(content.metadata if content else {})
         result = read_sidecar(path, orientation)
         if not result.ok:
             log.warning("sidecar %s not read: %s", display(os.fspath(path)), result.problem)
