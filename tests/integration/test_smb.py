@@ -276,3 +276,52 @@ def test_a_slow_smb_copy_is_indexed_once_complete_and_its_sidecar_is_readable_ov
     assert b"Animals|Cat" in sidecar
     found = vault.ctl("search", "--tag", "cat", "--json").stdout
     assert "chelsea.jpg" in found
+
+
+@pytest.mark.slow
+def test_a_video_copied_slowly_over_smb_is_indexed_once_complete_with_its_moments(
+    tmp_path: Path,
+    smb_vault: tuple[Smbd, VaultProcess],
+) -> None:
+    """A phone uploads a clip over SMB in chunks with pauses longer than settle_seconds,
+    keeping the file open (an MP4's index is written last: a half copy cannot be read);
+    vaultd waits for the close, analyzes it once and finds each scene's moment."""
+    smbclient = pytest.importorskip("smbclient")
+    from skimage import data
+
+    from helpers.videos import make_clip
+
+    _smbd, vault = smb_vault
+    clip = make_clip(
+        tmp_path / "made" / "VID_0001.mp4",
+        [(data.coffee(), 3.0), (data.chelsea(), 3.0)],
+        size=(1280, 720),
+        preset="veryfast",
+    ).read_bytes()
+    smbclient.ClientConfig(require_secure_negotiate=False)
+    smbclient.register_session(
+        "127.0.0.1",
+        username="guest",
+        password="",
+        port=PORT,
+        require_signing=False,
+        auth_protocol="ntlm",
+    )
+    share = tmp_path / "photos"
+    try:
+        with smbclient.open_file(r"\\127.0.0.1\photos\VID_0001.mp4", mode="wb", port=PORT) as fh:
+            step = len(clip) // 5 + 1
+            for i in range(0, len(clip), step):
+                fh.write(clip[i : i + step])
+                fh.flush()
+                time.sleep(1.5)  # > settle_seconds, file still open
+                assert vault.ctl("show", str(share / "VID_0001.mp4"), check=False).returncode == 1
+    finally:
+        smbclient.reset_connection_cache()
+    vault.wait_idle(expect_done=1, timeout=120)
+    shown = vault.show(share / "VID_0001.mp4")
+    assert shown["size"] == len(clip) and shown["attempts"] == 0 and shown["kind"] == "video"
+    assert analysis_runs(vault, share / "VID_0001.mp4") == 1
+    at = {t["tag"]: t["at"] for t in shown["tags"]}
+    assert 0 <= at["Food|Drink"] < 3.0 and 3.0 <= at["Animals|Cat"] < 6.0, at
+    assert len(re.findall(r"queued photos/\S*VID_0001\.mp4 ", vault.log())) == 1

@@ -44,6 +44,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         for f in report.copied:
             print(f"copied {f.source} -> {f.copy} (location removed)")
+            for what in f.dropped:
+                print(f"  {what}")
         for path, reason in report.skipped:
             print(f"skipped {path}: {reason}")
     for path, reason in report.failed:
