@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--json", action="store_true")
     pp.set_defaults(func=cmd_people)
 
-    ex = sub.add_parser("export", help="copy photos and videos for sharing, GPS, places and GPS tracks removed")
+    ex = sub.add_parser(
+        "export", help="copy photos and videos for sharing, GPS, places and GPS tracks removed"
+    )
     ex.add_argument(
         "--strip-location",
         action="store_true",
