@@ -42,6 +42,7 @@ from photovault.metrics import Exporter, Metrics, serve
 from photovault.ops.consistency import IndexDiff
 from photovault.ops.repair import IndexKeeper
 from photovault.people.stage import PeopleStage
+from photovault.pipeline.livephoto import LivePairs
 from photovault.pipeline.throttle import QuietHours, Throttle
 from photovault.pipeline.worker import Sink, Worker
 from photovault.problems import Problems
@@ -108,6 +109,8 @@ class Daemon:
             queue_depth=self.catalog.queue_depth,
         )
         self.catalog.listeners.append(self.people)  # deleted photos' faces leave
+        self.live_pairs = LivePairs(self.catalog)
+        self.catalog.listeners.append(self.live_pairs)  # a still gone frees its live video
         self.index = self._open_index()
         self.keeper: IndexKeeper = IndexKeeper(
             self.catalog,
@@ -253,6 +256,7 @@ class Daemon:
             metrics=self.metrics,
             share_ok=self._share_ok,
             offline_shares=self._offline_shares,
+            live=self.live_pairs,
         )
 
     def _share_ok(self, share: str) -> bool:

@@ -29,15 +29,25 @@ import numpy as np
 
 from photovault.analyze.base import AnalysisItem
 from photovault.analyze.faces import people_tags
-from photovault.media.types import DecodedImage
+from photovault.media.types import DecodedImage, PhotoMetadata
 
 #: Analyzers that run once per video on its first frame, not on every frame.
 ONCE_PER_VIDEO = frozenset({"metadata"})
 
-#: Two faces of one clip closer than this are the same person (per recognition model;
-#: about 0.8x of the distance people clustering joins at: a wrong merge loses a person).
-SAME_FACE = {"Dlib": ("euclidean", 0.4)}
-SAME_FACE_COSINE = 0.2
+#: Two faces of one clip closer than this are the same person: the distance people
+#: clustering joins faces at (people/cluster.py: dlib 0.5 euclidean; deepface's
+#: verification thresholds x0.8, cosine). Merging less would leave one person seen
+#: in several frames as several faces: a wrong `People|Group`, and a person of its
+#: own in the clustering, from a single clip.
+SAME_FACE = {
+    "Dlib": ("euclidean", 0.5),
+    "ArcFace": ("cosine", 0.54),
+    "Facenet512": ("cosine", 0.24),
+    "Facenet": ("cosine", 0.32),
+    "SFace": ("cosine", 0.47),
+    "VGG-Face": ("cosine", 0.54),
+}
+SAME_FACE_COSINE = 0.3
 
 
 def frame_items(item: AnalysisItem) -> list[tuple[float, AnalysisItem]]:
@@ -45,29 +55,13 @@ def frame_items(item: AnalysisItem) -> list[tuple[float, AnalysisItem]]:
     item shares the video's file, content hash and metadata; its `stored_size` is the
     frame's own, so an analyzer never goes back to the file for more pixels."""
     out = []
-    for i, frame in enumerate(item.image.frames or []):
+    for frame in item.image.frames or []:
         h, w = frame.pixels.shape[:2]
         image = DecodedImage(frame.pixels, (w, h), 1, item.image.source, "video_frame")
-        prior = _frame_prior(item.results, i)
         out.append(
-            (
-                frame.at,
-                AnalysisItem(item.file_id, item.path, item.sha256, image, item.metadata, prior),
-            )
+            (frame.at, AnalysisItem(item.file_id, item.path, item.sha256, image, item.metadata))
         )
     return out
-
-
-def _frame_prior(prior: dict[str, Any], index: int) -> dict[str, Any]:
-    """What an analyzer that reads earlier results (the `tags` analyzer reads `clip`)
-    finds for one frame when only it runs again: that frame's stored embedding."""
-    clip = prior.get("clip")
-    if not isinstance(clip, dict) or "error" in clip:
-        return {}
-    frames = clip.get("frames") or []
-    if index >= len(frames) or not isinstance(frames[index], dict):
-        return {}
-    return {"clip": {"model": clip.get("model"), "embedding": frames[index].get("embedding")}}
 
 
 def merge(name: str, results: list[tuple[float, Any]]) -> dict[str, Any]:
@@ -283,6 +277,19 @@ def fold(items: list[AnalysisItem], batch: Expanded, errors: list[str | None]) -
                 problems.append(f"{name}: {merged['error']}")
         out.append("; ".join(problems) or None)
     return out
+
+
+def media_facts(
+    image: DecodedImage, metadata: PhotoMetadata, live: dict[str, str]
+) -> dict[str, Any]:
+    """`video_facts`, the live-photo fields and Apple's live-photo mark of a video
+    (`content_identifier`: its still recognises it by that)."""
+    cid = metadata.extra.get("content_identifier")
+    return {
+        **video_facts(image),
+        **live,
+        **({"content_identifier": str(cid)} if cid else {}),
+    }
 
 
 def stamp_media(

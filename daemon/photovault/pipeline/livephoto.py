@@ -2,28 +2,41 @@
 belong together.
 
 The pair is one item: the still is analyzed, indexed and searched; the video half
-is catalogued (so `show` knows it, and export copies it) but not analyzed frame
-by frame nor indexed on its own, or every live photo would come up twice. A video
-is the video half when Apple marked it as one (QuickTime `ContentIdentifier`, which
-only live-photo videos carry) and its still lies beside it under the same name.
-The still is looked for, not assumed: a clip copied without its still is a video.
+is catalogued (so `show` knows it, and export copies it with its folder) but not
+analyzed frame by frame nor indexed on its own, or every live photo would come up
+twice. A video is the video half when Apple marked it as one (QuickTime
+`ContentIdentifier`, which only live-photo videos carry) and its still lies beside
+it under the same name. The still is looked for, not assumed: a clip copied
+without its still is a video, and so is `Wedding.mov` beside `Wedding.jpg`.
 
-Which half arrives first is up to the copy: when the still comes second, its video
-half is sent through the pipeline again (`companions_to_recheck`), which costs one
-short decode and re-runs only the metadata step.
+Which half arrives first is up to the copy, and either may be deleted or renamed
+later, so each half's record can go stale: after a half is stored, the other half
+is sent through the pipeline again when its record disagrees (`LivePairs.stored`),
+and so is a video half whose still is deleted or renamed (`forgotten`, `moved`,
+as a catalog listener). Such a recheck reuses the stored results and re-runs only
+the metadata step (and, for a video that stopped being a half, the analyzers it
+skipped).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
-from photovault.media.formats import RASTER_EXTENSIONS
+from photovault.catalog.store import Catalog, FileRow, display
+from photovault.media.formats import extension_of
 from photovault.media.types import PhotoMetadata
+
+log = logging.getLogger(__name__)
 
 #: Extensions a live photo's still and video use (iPhones write HEIC or JPEG + MOV).
 STILL_EXTENSIONS = ("heic", "heif", "jpg", "jpeg")
 VIDEO_EXTENSIONS = ("mov",)
+#: What an analyzer that did not run on a video half records (not an error: it is
+#: done for that content until the video stops being a half).
+SKIPPED = "skipped"
 
 
 def _sibling(path: Path, extensions: tuple[str, ...]) -> str | None:
@@ -47,27 +60,98 @@ def still_of(path: Path, kind: str, meta: PhotoMetadata | None) -> str | None:
     return _sibling(path, STILL_EXTENSIONS)
 
 
-def video_of(path: Path, kind: str) -> str | None:
-    """For a still with a live-photo video beside it, that video's file name."""
-    if kind == "video" or path.name.rpartition(".")[2].lower() not in RASTER_EXTENSIONS:
-        return None
-    return _sibling(path, VIDEO_EXTENSIONS)
+def skipped_result(still: str) -> dict[str, Any]:
+    """The result an analyzer records for a video half it did not run on."""
+    return {SKIPPED: f"part of the live photo {still}", "tags": [], "faces": []}
 
 
-def live_fields(path: Path, kind: str, meta: PhotoMetadata | None) -> dict[str, str]:
-    """{"live_photo_of": still} for a video half, {"live_video": video} for a still
-    with one, {} otherwise: what the item's metadata result records."""
-    still = still_of(path, kind, meta)
-    if still:
-        return {"live_photo_of": still}
-    video = video_of(path, kind)
-    return {"live_video": video} if video else {}
+def skipped_names(stored: dict[str, Any]) -> list[str]:
+    """Analyzers whose stored result says they skipped this content."""
+    return [n for n, r in stored.items() if isinstance(r, dict) and SKIPPED in r]
 
 
-def changed(stored: dict[str, object], live: dict[str, str]) -> bool:
+def changed(stored: dict[str, Any], live: dict[str, str]) -> bool:
     """Whether the live-photo fields of stored results differ from `live` (the
     other half arrived or went since the item was analyzed)."""
     meta = stored.get("metadata")
     if not isinstance(meta, dict) or "error" in meta:
         return False
     return any(meta.get(k) != live.get(k) for k in ("live_photo_of", "live_video"))
+
+
+def _relpath_beside(relpath: str, name: str) -> str:
+    folder, slash, _old = relpath.rpartition("/")
+    return f"{folder}{slash}{name}"
+
+
+class LivePairs:
+    """Decides the live-photo fields of a file and keeps both halves' records in
+    step; a catalog listener too (a still deleted or renamed frees its video)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def _done_meta(self, share: str, relpath: str) -> tuple[FileRow, Any] | None:
+        row = self.catalog.get(share, relpath)
+        if row is None or row.state != "done" or not row.sha256:
+            return None
+        content = self.catalog.content(row.sha256)
+        return (row, content.metadata) if content is not None else None
+
+    def fields(
+        self, row: FileRow, path: Path, kind: str, meta: PhotoMetadata | None
+    ) -> dict[str, str]:
+        """{"live_photo_of": still} for a video half, {"live_video": video} for a
+        still whose video beside it is a marked live-photo video, else {}."""
+        still = still_of(path, kind, meta)
+        if still:
+            return {"live_photo_of": still}
+        if kind == "video" or extension_of(path) not in STILL_EXTENSIONS:
+            return {}
+        video = _sibling(path, VIDEO_EXTENSIONS)
+        other = self._done_meta(row.share, _relpath_beside(row.relpath, video)) if video else None
+        if video and other is not None and other[1].get("content_identifier"):
+            return {"live_video": video}
+        return {}
+
+    def stored(self, row: FileRow, live: dict[str, str]) -> None:
+        """After a half was stored: send the other half through again when its
+        record does not name this one (it was stored before this one arrived)."""
+        name = row.relpath.rpartition("/")[2]
+        for key, back in (("live_photo_of", "live_video"), ("live_video", "live_photo_of")):
+            if not live.get(key):
+                continue
+            other = self._done_meta(row.share, _relpath_beside(row.relpath, live[key]))
+            if other is not None and other[1].get(back) != name:
+                self._recheck(other[0], f"the other half of {display(row.relpath)}")
+
+    def _recheck(self, row: FileRow, why: str) -> None:
+        if self.catalog.recheck([row.id]):
+            log.info("%s/%s is %s; checking it again", row.share, display(row.relpath), why)
+
+    # -- catalog listener ------------------------------------------------------------
+
+    def forgotten(self, share: str, relpath: str) -> None:
+        self._still_changed(share, relpath, gone=True)
+
+    def moved(self, share: str, src: str, dest: str) -> None:
+        self._still_changed(share, src, gone=True)
+        self._still_changed(share, dest, gone=False)
+
+    def _still_changed(self, share: str, relpath: str, *, gone: bool) -> None:
+        """A still left this name (`gone`) or came to it: the video beside it, if
+        done, is checked again when it stops (or may start) being its half."""
+        if extension_of(relpath) not in STILL_EXTENSIONS:
+            return
+        name = relpath.rpartition("/")[2]
+        stem = relpath.rpartition(".")[0]
+        for ext in VIDEO_EXTENSIONS:
+            for variant in (ext.upper(), ext):
+                other = self._done_meta(share, f"{stem}.{variant}")
+                if other is None:
+                    continue
+                meta = other[1]
+                if gone and meta.get("live_photo_of") == name:
+                    self._recheck(other[0], f"no longer beside its still {display(relpath)}")
+                elif not gone and meta.get("content_identifier") and not meta.get("live_photo_of"):
+                    self._recheck(other[0], f"now beside a still, {display(relpath)}")

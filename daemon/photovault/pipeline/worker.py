@@ -34,8 +34,8 @@ from photovault.results import parse_signature
 log = logging.getLogger(__name__)
 
 LOOKAHEAD = 2
-#: Videos in one batch at most: each holds up to ~50 sampled frames in memory
-#: (about 90 MB at 1024 px) from decode until its batch is analyzed.
+#: Videos in one batch at most: each holds up to 60 sampled frames of at most
+#: 768 px (about 60 MB) from decode until its batch is analyzed.
 VIDEOS_PER_BATCH = 2
 
 
@@ -95,6 +95,7 @@ class Worker:
         metrics: Any = None,
         share_ok: Callable[[str], bool] | None = None,
         offline_shares: Callable[[], set[str]] | None = None,
+        live: livephoto.LivePairs | None = None,
     ) -> None:
         self.catalog = catalog
         self.resolve = resolve
@@ -113,6 +114,8 @@ class Worker:
         #: Shares whose files wait in the queue (their root is known to be missing).
         self.offline_shares = offline_shares or set
         self.stopping = threading.Event()
+        #: Live photos: which file is whose half, and keeping both records in step.
+        self.live = live or livephoto.LivePairs(catalog)
         self._pool = DecodePool(decode_workers)
         self._meta_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exiftool")
         self._inflight: deque[_Batch] = deque()
@@ -332,14 +335,15 @@ class Worker:
             known = self.catalog.content(sha)
             have = parse_signature(known.analyzers) if known else {}
             missing = [n for n, v in signature.items() if have.get(n) != v]
-            for a in self.analyzers.active:  # results built on a stale one are stale too
-                if a.name not in missing and any(r in missing for r in a.requires):
-                    missing.append(a.name)
-            _row0, path0, out0 = members[0]
+            row0, path0, out0 = members[0]
+            kind = out0.image.kind if out0.image else "photo"
             meta0, _why = readable_metadata(meta_map, [path0])
-            lives[sha] = livephoto.live_fields(path0, out0.image.kind, meta0) if out0.image else {}
+            lives[sha] = self.live.fields(row0, path0, kind, meta0)
             if known and livephoto.changed(known.results, lives[sha]) and "metadata" in signature:
-                missing.append("metadata")  # its still arrived (or left): record that
+                missing.append("metadata")  # its other half arrived (or left): record that
+                if not lives[sha].get("live_photo_of"):  # no longer a half: analyze it
+                    missing += livephoto.skipped_names(known.results)
+            self._complete_missing(missing, kind)
             prior = known.results if known else {}
             if known and not missing:
                 photos = [
@@ -358,7 +362,6 @@ class Worker:
             to_analyze.append((sha, missing, prior, members))
 
         unreadable: dict[str, str] = {}  # sha256 -> why exiftool read none of its files
-        skipped: dict[str, set[str]] = {}  # sha256 -> analyzers not run on a live video half
         if to_analyze:
             items = []
             for sha, _missing, prior, members in to_analyze:
@@ -378,15 +381,18 @@ class Worker:
             errors = frames.fold(
                 items, batch_items, self._analyze(batch_items.items, batch_items.missing)
             )
-            for i, (item, (sha, missing, _prior, members), err) in enumerate(
+            for i, (item, (sha, _missing, _prior, members), err) in enumerate(
                 zip(items, to_analyze, errors, strict=True)
             ):
-                if i in halves:  # not analyzed frame by frame: not recorded as done
-                    skipped[sha] = {n for n in missing if n not in frames.ONCE_PER_VIDEO}
+                if i in halves:  # part of its still: nothing of it is analyzed but metadata
+                    for name in signature:
+                        if name not in frames.ONCE_PER_VIDEO:
+                            still = lives[sha]["live_photo_of"]
+                            item.results[name] = livephoto.skipped_result(still)
                 facts = frames.stamp_media(
                     item.results,
                     basic_facts(item.metadata, item.image),
-                    {**frames.video_facts(item.image), **lives[sha]},
+                    frames.media_facts(item.image, item.metadata, lives[sha]),
                 )
                 finished.append((sha, facts, item.results, members, err))
 
@@ -397,7 +403,6 @@ class Worker:
             # included) is then missing for this content, so a copy of it or
             # the next start runs it again instead of reusing an empty result.
             failed = {n for n, res in results.items() if isinstance(res, dict) and "error" in res}
-            failed |= skipped.get(sha, set())
             if sha in unreadable:
                 failed.add("metadata")
                 err = "; ".join(filter(None, [err, f"metadata: {unreadable[sha]}"]))
@@ -416,25 +421,22 @@ class Worker:
                     display(ph.file.relpath),
                     f" (with errors: {err})" if err else "",
                 )
-            if lives[sha].get("live_video"):
-                self._recheck_video_halves(members, lives[sha]["live_video"])
+            for r, _p, _o in members:
+                self.live.stored(r, lives[sha])
         n_ok = sum(len(m) for m in groups.values())
         self.throttle.record_done(n_ok)
         if self.on_batch is not None:
             self.on_batch(len(batch.rows), n_ok, time.monotonic() - batch.claimed_at)
 
-    def _recheck_video_halves(self, members: list[Any], video: str) -> None:
-        """A still arrived after its live-photo video half was done: send the video
-        through again so it is recorded (and indexed) as part of the still."""
-        for row, _path, _out in members:
-            folder, slash, _name = row.relpath.rpartition("/")
-            other = self.catalog.get(row.share, f"{folder}{slash}{video}")
-            if other is not None and other.state == "done" and self.catalog.recheck([other.id]):
-                log.info(
-                    "%s/%s is the video half of a live photo; checking it again",
-                    row.share,
-                    display(other.relpath),
-                )
+    def _complete_missing(self, missing: list[str], kind: str) -> None:
+        """Add what builds on a missing result, and for a video what a missing one
+        reads (`tags` reads `clip`): frames sampled now need not be those stored."""
+        for a in self.analyzers.active:
+            if a.name in missing and kind == "video":
+                missing += [r for r in a.requires if r not in missing]
+        for a in self.analyzers.active:  # results built on a stale one are stale too
+            if a.name not in missing and any(r in missing for r in a.requires):
+                missing.append(a.name)
 
     def _analyze(self, items: list[AnalysisItem], missing: list[list[str]]) -> list[str | None]:
         """Run each active analyzer on the items that lack its result."""

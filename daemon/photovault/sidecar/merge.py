@@ -221,28 +221,33 @@ def merge(
         ed, descs, props, content.place, result.person_fields, new_props
     )
 
-    # 4. faces: MWG regions and Microsoft MP regions
-    mwg_prop, mwg_attr = find_property(descs, MWG_RS, "Regions")
-    mp_prop, mp_attr = find_property(descs, MP, "RegionInfo")
-    if mwg_attr or mp_attr:
-        raise MergeRefused("region info written as an attribute")
-    regions = schema.mwg_regions(props)
-    dims = schema.applied_dims(props)
-    old_ours = [r for r in regions if r.ours]
-    foreign_boxes = [geometry.from_centre(r.area) for r in regions if not r.ours and r.area]
-    owned_rects = schema.owned(props, "MPRegions")
-    mp_found = schema.mp_regions(props)
-    for mp in mp_found:
-        rect = geometry.parse_mp_rectangle(mp.rectangle or "")
-        if rect and not mp.ours(owned_rects):
-            foreign_boxes.append(rect)
-    placed, result.faces_skipped = place_faces(content, orientation, old_ours, foreign_boxes)
-    result.faces_written = len(placed)
-    if dims and placed:
-        check_dims(dims, stored_size, result.warnings)
-    merge_mwg(ed, mwg_prop, placed, stored_size, dims, content.analyzed_at, new_props, indent)
-    owned_after["MPRegions"] = [f.mp_rect for f in placed]
-    merge_mp(ed, mp_prop, placed, owned_rects, new_props, indent)
+    # 4. faces: MWG regions and Microsoft MP regions. A video has none (no standard
+    #    has time-based regions) and leaves those in the file alone: with base naming
+    #    `IMG_1.MP4` shares `IMG_1.xmp` with `IMG_1.JPG`, whose regions they are.
+    if content.is_video:
+        owned_after["MPRegions"] = schema.owned(props, "MPRegions")
+    else:
+        mwg_prop, mwg_attr = find_property(descs, MWG_RS, "Regions")
+        mp_prop, mp_attr = find_property(descs, MP, "RegionInfo")
+        if mwg_attr or mp_attr:
+            raise MergeRefused("region info written as an attribute")
+        regions = schema.mwg_regions(props)
+        dims = schema.applied_dims(props)
+        old_ours = [r for r in regions if r.ours]
+        foreign_boxes = [geometry.from_centre(r.area) for r in regions if not r.ours and r.area]
+        owned_rects = schema.owned(props, "MPRegions")
+        mp_found = schema.mp_regions(props)
+        for mp in mp_found:
+            rect = geometry.parse_mp_rectangle(mp.rectangle or "")
+            if rect and not mp.ours(owned_rects):
+                foreign_boxes.append(rect)
+        placed, result.faces_skipped = place_faces(content, orientation, old_ours, foreign_boxes)
+        result.faces_written = len(placed)
+        if dims and placed:
+            check_dims(dims, stored_size, result.warnings)
+        merge_mwg(ed, mwg_prop, placed, stored_size, dims, content.analyzed_at, new_props, indent)
+        owned_after["MPRegions"] = [f.mp_rect for f in placed]
+        merge_mp(ed, mp_prop, placed, owned_rects, new_props, indent)
 
     # 5. new Descriptions: absent managed properties, then our namespace
     about = descs[0].rdf_attr("about") if descs else ""

@@ -146,18 +146,6 @@ def test_an_analyzer_that_failed_on_every_frame_failed_on_the_video() -> None:
     assert errors == ["tagger: boom"] and video.results["tagger"] == {"error": "boom"}
 
 
-def test_only_the_tags_analyzer_rerunning_sees_each_frames_stored_embedding() -> None:
-    prior = {
-        "clip": {
-            "model": "m",
-            "embedding": [1.0, 0.0],
-            "frames": [{"at": 0.0, "embedding": [1.0, 0.0]}, {"at": 2.0, "embedding": [0.0, 1.0]}],
-        }
-    }
-    batch = frames.expand([video_item([0.0, 2.0], prior)], [["tags"]])
-    assert [b.results["clip"]["embedding"] for b in batch.items[1:]] == [[1.0, 0.0], [0.0, 1.0]]
-
-
 def test_the_kind_and_duration_go_into_the_metadata_result_or_stand_in_for_it() -> None:
     video = video_item([0.0, 1.0])
     media = frames.video_facts(video.image)
