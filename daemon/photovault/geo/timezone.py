@@ -9,6 +9,10 @@ Cameras record the wall clock where they are, usually without an offset. So:
 * a time known to be UTC (ends in "Z": GPS time stamps, QuickTime's CreateDate), or
   one whose offset the caller says is not the file's local one, with GPS
   ("position"): converted to the zone's wall clock at the position;
+* a time known to be UTC without GPS (a phone video with location off) ("host"):
+  converted to the wall clock of the time zone this NAS is set to (`TZ`, else
+  /etc/localtime): the family's own zone is a far better guess than UTC, which
+  would put a clip shot at 00:30 in Tokyo on the previous day;
 * nothing known: the wall clock as written, offset, zone and source None.
 
 So a photo taken at 23:30 on 24 December without an offset stays on the 24th,
@@ -18,6 +22,7 @@ and date filters and "Christmas morning" use the local day.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -65,13 +70,15 @@ def local_time(
     lon: float | None,
     *,
     zone_at: Callable[[float, float], str | None] | None = None,
+    host_zone: Callable[[], str | None] | None = None,
 ) -> tuple[str | None, LocalTime | None]:
     """(wall-clock capture time as ISO without offset, where its offset came from).
 
     `taken_at` is ISO 8601, with an offset when the file records one.
     `exif_offset_known`: the offset in `taken_at` is the local one the file recorded;
     False when it only says the instant is UTC. A "Z" always means UTC. `zone_at`
-    finds the IANA zone at a position (injected by tests; timezonefinder by default).
+    finds the IANA zone at a position (injected by tests; timezonefinder by default);
+    `host_zone` names this machine's zone (injected by tests; `TZ` or /etc/localtime).
     Returns (None, None) without a time or for one that cannot be read.
     """
     if not taken_at:
@@ -84,6 +91,12 @@ def local_time(
     has_gps = lat is not None and lon is not None
     is_utc = text.endswith(("Z", "z")) or (moment.tzinfo is not None and not exif_offset_known)
     written = _as_written(text)
+    if moment.tzinfo is not None and is_utc and not has_gps:
+        name = (host_zone or machine_zone)()
+        zone = _zone(name)
+        if name is not None and zone is not None and name not in ("UTC", "Etc/UTC"):
+            local = moment.astimezone(zone)
+            return _wall(local), LocalTime(format_offset(local.utcoffset()), name, "host")
     if moment.tzinfo is not None and not (is_utc and has_gps):
         return written, LocalTime(format_offset(moment.utcoffset()), None, "exif")
     if not has_gps:
@@ -102,6 +115,22 @@ def local_time(
     # An hour that happens twice at the end of DST reads as the first (fold=0).
     offset = moment.replace(tzinfo=zone).utcoffset()
     return written, LocalTime(format_offset(offset), zone_name, "position")
+
+
+def machine_zone() -> str | None:
+    """The IANA name of the zone this machine is set to: `TZ`, else the target of
+    /etc/localtime (".../zoneinfo/Europe/Berlin"), else /etc/timezone; None if unset."""
+    tz = os.environ.get("TZ", "").lstrip(":").strip()
+    if tz:
+        return tz
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:
+        return target.split("/zoneinfo/", 1)[1]
+    try:
+        with open("/etc/timezone", encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
 
 
 def _zone(name: str | None) -> ZoneInfo | None:

@@ -100,3 +100,28 @@ def test_the_hour_repeated_when_summer_time_ends_reads_as_the_first() -> None:
         "2023-10-29T02:30:00",
         LocalTime("+02:00", "Europe/Berlin", "position"),
     )
+
+
+def test_a_utc_time_without_gps_is_read_in_the_machines_zone() -> None:
+    """A phone clip with location off records UTC only: 00:30 in Tokyo is 15:30 UTC the
+    day before; the NAS's own zone is the better guess of where the family was."""
+    wall, zone = local_time(
+        "2024-06-01T15:30:00Z", False, None, None, host_zone=lambda: "Asia/Tokyo"
+    )
+    assert wall == "2024-06-02T00:30:00"
+    assert zone == LocalTime("+09:00", "Asia/Tokyo", "host")
+
+
+def test_a_utc_time_without_gps_stays_utc_on_a_machine_set_to_utc_or_nothing() -> None:
+    for host in ("UTC", None, "Not/AZone"):
+        wall, zone = local_time(
+            "2024-06-01T15:30:00Z", False, None, None, host_zone=lambda h=host: h
+        )
+        assert wall == "2024-06-01T15:30:00" and zone is not None and zone.source == "exif"
+
+
+def test_the_machines_zone_comes_from_tz(monkeypatch: pytest.MonkeyPatch) -> None:
+    from photovault.geo.timezone import machine_zone
+
+    monkeypatch.setenv("TZ", ":Europe/Lisbon")
+    assert machine_zone() == "Europe/Lisbon"
