@@ -17,9 +17,7 @@ from photovault.cli.output import clock
 def render_sheet(faces: list[dict[str, Any]], out: str, columns: int | None = None) -> int:
     """Contact sheet of face crops, rendered here from photos this user can read (a
     face seen in a video from the frame it was seen in)."""
-    from photovault.media.decode import decode_image
     from photovault.media.types import MediaError
-    from photovault.media.video import frame_at
     from photovault.people.sheet import crop_face, render_face_sheet
 
     crops, labels = [], []
@@ -31,11 +29,8 @@ def render_sheet(faces: list[dict[str, Any]], out: str, columns: int | None = No
         key = f"{path}@{f['at']}" if f.get("at") is not None else path
         if key not in cache:
             try:
-                cache[key] = (
-                    frame_at(Path(path), float(f["at"]), 1024)
-                    if f.get("at") is not None
-                    else decode_image(Path(path), 1024).pixels
-                )
+                at = f.get("at")
+                cache[key] = _picture(Path(path), None if at is None else float(at), 1024)
             except (MediaError, OSError) as exc:
                 print(f"vaultctl: skipped {path}: {exc}", file=sys.stderr)
                 cache[key] = None
@@ -50,18 +45,18 @@ def render_contact_sheet(results: list[dict[str, Any]], out: str) -> int:
     """Thumbnails of results with their rank and file name, for people who would
     rather look than read; a video hit shows its frame at the moment found.
     Rendered here, from files this user can read."""
-    from photovault.media.decode import decode_image
     from photovault.media.types import MediaError
     from photovault.people.sheet import render_face_sheet
 
     thumbs, labels = [], []
     for rank, r in enumerate(results, 1):
         at = r.get("at")
+        if at is None and r.get("kind") == "video":
+            at_or_start: float | None = 0.0  # no moment (a match on no frame): its start
+        else:
+            at_or_start = None if at is None else float(at)
         try:
-            if r.get("kind") == "video":
-                thumbs.append(_video_frame(Path(r["path"]), float(at or 0.0), 256))
-            else:
-                thumbs.append(decode_image(Path(r["path"]), 256).pixels)
+            thumbs.append(_picture(Path(r["path"]), at_or_start, 256))
         except (MediaError, OSError) as exc:
             print(f"vaultctl: skipped {r['path']}: {exc}", file=sys.stderr)
             continue
@@ -71,8 +66,21 @@ def render_contact_sheet(results: list[dict[str, Any]], out: str) -> int:
     return len(thumbs)
 
 
-def _video_frame(path: Path, at: float, side: int) -> Any:
-    """The upright RGB frame of a video at `at` seconds (media.video decodes it)."""
+def _picture(path: Path, at: float | None, side: int) -> Any:
+    """The upright RGB pixels to show of a file: a video's frame at `at` seconds;
+    with no time, the image, or the first frame of a video that was not known
+    to be one (a hit or face without "at", e.g. its metadata failed): a video
+    never fails to show for want of a time."""
+    from photovault.media.decode import decode_image
+    from photovault.media.types import MediaError
     from photovault.media.video import frame_at
 
-    return frame_at(path, at, side)
+    if at is not None:
+        return frame_at(path, at, side)
+    try:
+        return decode_image(path, side).pixels
+    except MediaError as exc:
+        try:
+            return frame_at(path, 0.0, side)
+        except MediaError:
+            raise exc from None

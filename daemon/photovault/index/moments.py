@@ -5,7 +5,9 @@ and, apart, every video frame (frames.py); a video scores as its best frame
 or its clip, whichever is higher, and carries that frame's time. Frames are
 filtered like photos: their file ids go through the same SQL prefilter and
 Python check on the `photos` rows. A text search points a video hit at the
-time of the first tag (by confidence) that the text or a tag filter matched.
+time of the first tag (by confidence) that the text or a tag filter matched,
+else of the recognized line the text matched, else of a person a person
+filter names (`seen_moments`).
 """
 
 from __future__ import annotations
@@ -79,25 +81,66 @@ def merge(
     return [(rows[i], scores[i]) for i in order], {i: found[i].at for i in order if i in found}
 
 
-def tag_moments(
-    photos: Any, hits: list[Hit], words: Sequence[str] = (), tags: Sequence[str] = ()
+def seen_moments(
+    photos: Any,
+    hits: list[Hit],
+    words: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    persons: Sequence[str] = (),
 ) -> None:
-    """Set `at` of video hits that have none to the time of their first tag (by
-    confidence) that a tag filter names (as `tag_keys`: "dog", "Animals|Dog") or
-    the search words match, where the tag has a time."""
+    """Set `at` of video hits that have none to when what the search matched was
+    seen: the first tag (by confidence) that a tag filter names (as `tag_keys`:
+    "dog", "Animals|Dog") or the search words match, else the recognized line
+    the text matched (`text_match`), else the first person a person filter
+    names; each where it has a time (`tag_times`, `text_times`, `person_times`)."""
     videos = [h for h in hits if h.kind == "video" and h.at is None]
     wanted = set(words)
     named = {"|".join(p.strip() for p in t.lower().split("|")) for t in tags}
-    if not videos or not (wanted or named):
+    people = [p.strip().lower() for p in persons if p.strip()]
+    if not videos or not (wanted or named or people):
         return
-    t = rows_by_id(photos, [h.id for h in videos], ["id", "tag_times"])
-    times = {r["id"]: r.get("tag_times") or [] for r in t.to_pylist()}
+    cols = ["id", "tag_times", "text_times", "person_times"]
+    rows = {r["id"]: r for r in rows_by_id(photos, [h.id for h in videos], cols).to_pylist()}
     for h in videos:
-        at = {tt["tag"]: tt["at"] for tt in times.get(h.id, []) if tt.get("at") is not None}
-        for tag in h.tags:
-            if tag in at and (
-                named & set(tag_keys([{"tag": tag}]))
-                or wanted & set(_WORDS.split(fold(tag.replace("|", " "))))
-            ):
-                h.at = float(at[tag])
-                break
+        row = rows.get(h.id) or {}
+        h.at = _tag_time(h, row.get("tag_times"), wanted, named)
+        if h.at is None and h.text_match:
+            h.at = _line_time(h.text_match, row.get("text_times"))
+        if h.at is None and people:
+            h.at = _person_time(people, row.get("person_times"))
+
+
+def _times(items: Any, key: str) -> list[tuple[str, float]]:
+    return [
+        (str(it[key]), float(it["at"]))
+        for it in items or []
+        if it and it.get(key) is not None and it.get("at") is not None
+    ]
+
+
+def _tag_time(h: Hit, stored: Any, wanted: set[str], named: set[str]) -> float | None:
+    at = dict(_times(stored, "tag"))
+    for tag in h.tags:  # by confidence
+        if tag in at and (
+            named & set(tag_keys([{"tag": tag}]))
+            or wanted & set(_WORDS.split(fold(tag.replace("|", " "))))
+        ):
+            return at[tag]
+    return None
+
+
+def _line_time(snippet: str, stored: Any) -> float | None:
+    """The time of the line a hit's `text_match` is (TextQuery.snippet: the
+    line stripped, a long one cut short with an ellipsis)."""
+    cut = snippet.endswith("\u2026")
+    head = snippet[:-1] if cut else snippet
+    for text, at in _times(stored, "text"):
+        line = text.strip()
+        if line == snippet or (cut and line.startswith(head)):
+            return at
+    return None
+
+
+def _person_time(people: list[str], stored: Any) -> float | None:
+    at = {name.lower(): t for name, t in _times(stored, "person")}
+    return next((at[p] for p in people if p in at), None)

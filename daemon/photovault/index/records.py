@@ -89,6 +89,11 @@ class PhotoRecord:
     #: The still this video is the live-photo half of: such a file has no row
     #: of its own (writing it deletes any), it is part of its still.
     live_photo_of: str | None = None
+    #: A video's recognized lines with when each was read ({"text", "at"}), and
+    #: its people with when each was seen best ({"person", "at"}). Tags carry
+    #: their own "at" (stored apart as `tag_times`).
+    text_times: list[dict[str, Any]] = field(default_factory=list)
+    person_times: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _vector(value: Any) -> np.ndarray | None:
@@ -115,7 +120,8 @@ def record_from_photo(
                 [{"at", "embedding"}]}
     - faces:    {"faces": [{"box": [x, y, w, h], "score", "person_id", "person",
                 "embedding"}]}
-    A video's tags carry "at", the time where each was seen best (`tag_times`).
+    A video's tags carry "at", the time where each was seen best (`tag_times`);
+    its text lines and faces too (`text_times`, `person_times`).
     `photo.facts` (exiftool) fills what the metadata analyzer did not.
     """
     f = photo.file
@@ -140,6 +146,7 @@ def record_from_photo(
             )
             for fr in faces_of(results).faces
         ]
+    text = text_of(results)
     clip = clip_of(results)
     frames = [(fr.at, v) for fr in clip.frames if (v := _vector(fr.embedding)) is not None]
     people = sorted({fr.person for fr in faces or [] if fr.person})
@@ -166,19 +173,49 @@ def record_from_photo(
         vector=_vector(clip.embedding),
         faces=faces,
         taken_local=meta.taken_local if meta.taken_at else None,
-        text=text_of(results).text,
+        text=text.text,
         place=meta.place,
         kind=meta.kind,
         duration=meta.duration,
         frames=frames,
         live_photo_of=meta.live_photo_of,
+        text_times=[{"text": ln.text, "at": ln.at} for ln in text.lines if ln.at is not None],
+        person_times=_person_times(faces_of(results).faces),
     )
 
 
+def _person_times(faces: Iterable[Any]) -> list[dict[str, Any]]:
+    """{"person", "at"} of each named person seen at a time in a video: the
+    time of their best-scored face."""
+    best: dict[str, tuple[float, float]] = {}
+    for fr in faces:
+        if fr.person and fr.at is not None and fr.score > best.get(fr.person, (-1.0, 0.0))[0]:
+            best[fr.person] = (fr.score, float(fr.at))
+    return [{"person": p, "at": at} for p, (_, at) in sorted(best.items())]
+
+
+def _timed(items: Any, key: str) -> list[dict[str, Any]]:
+    """Stored {key, "at"} structs back as dicts, those with both."""
+    return [
+        {key: it[key], "at": float(it["at"])}
+        for it in items or []
+        if it and it.get(key) is not None and it.get("at") is not None
+    ]
+
+
 def record_from_row(row: dict[str, Any]) -> PhotoRecord:
-    """A stored row back into a record (for moves and renames, which rewrite rows)."""
+    """A stored row back into a record (for moves and renames, which rewrite rows).
+
+    Everything a row holds comes back, a video's times included: its tags get
+    their "at" again from `tag_times` (the tags struct has none), so writing the
+    record gives the same row. Its frames are left as they are (`frames` None)."""
     vec = row.get("vector")
     taken = row.get("taken_local")
+    seen = {t["tag"]: t["at"] for t in _timed(row.get("tag_times"), "tag")}
+    tags = [
+        {**t, "at": seen[t["tag"]]} if t.get("tag") in seen else dict(t)
+        for t in row.get("tags") or []
+    ]
     return PhotoRecord(
         id=row["id"],
         share=row["share"],
@@ -193,7 +230,7 @@ def record_from_row(row: dict[str, Any]) -> PhotoRecord:
         camera=row.get("camera"),
         width=row.get("width"),
         height=row.get("height"),
-        tags=list(row.get("tags") or []),
+        tags=tags,
         labels=list(row.get("labels") or []),
         people=list(row.get("people") or []),
         person_ids=list(row.get("person_ids") or []),
@@ -205,6 +242,8 @@ def record_from_row(row: dict[str, Any]) -> PhotoRecord:
         place=Place.from_dict(row),
         kind=row.get("kind") or "photo",
         duration=row.get("duration"),
+        text_times=_timed(row.get("text_times"), "text"),
+        person_times=_timed(row.get("person_times"), "person"),
     )
 
 
@@ -443,6 +482,8 @@ def photos_table(records: Sequence[PhotoRecord], vector_dim: int) -> pa.Table:
         "kind": [r.kind for r in records],
         "duration": [r.duration for r in records],
         "tag_times": [tag_times(r.tags) for r in records],
+        "text_times": [r.text_times for r in records],
+        "person_times": [r.person_times for r in records],
     }
     arrays = [
         vectors if f.name == "vector" else pa.array(cols[f.name], type=f.type) for f in schema

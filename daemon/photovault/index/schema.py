@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 #    dropped (people.sqlite3 holds faces and names; photos keep the names).
 # 4: recognized text (`ocr_text`, `ocr_joined`) and place columns (`country_code`,
 #    `country`, `region`, `city`, `place_keys`), after `vector`.
-# 5: videos: `kind`, `duration` and `tag_times` after the place columns, and the
-#    `frames` table (each sampled frame's CLIP vector, by file id and time).
+# 5: videos: `kind`, `duration`, `tag_times`, `text_times` and `person_times`
+#    after the place columns, and the `frames` table (each sampled frame's CLIP
+#    vector, by file id and time).
 SCHEMA_VERSION = 5
 META_FILE = "meta.json"
 
@@ -85,10 +86,17 @@ TEXT_AND_PLACE = [
 #: When a tag was seen best in a video: {"tag", "at"} for the tags that have a time.
 TAG_TIME_TYPE = pa.struct([pa.field("tag", pa.string()), pa.field("at", pa.float64())])
 
+#: When a recognized line was read in a video: {"text", "at"} for the lines that have a time.
+TEXT_TIME_TYPE = pa.struct([pa.field("text", pa.string()), pa.field("at", pa.float64())])
+#: When a person was seen in a video: {"person", "at"}, the time of their best face.
+PERSON_TIME_TYPE = pa.struct([pa.field("person", pa.string()), pa.field("at", pa.float64())])
+
 VIDEO_COLUMNS = [
     pa.field("kind", pa.string()),  # "photo", "video", "motion_photo"; null: photo
     pa.field("duration", pa.float64()),  # seconds, videos only
     pa.field("tag_times", pa.list_(TAG_TIME_TYPE)),
+    pa.field("text_times", pa.list_(TEXT_TIME_TYPE)),
+    pa.field("person_times", pa.list_(PERSON_TIME_TYPE)),
 ]
 
 

@@ -12,8 +12,8 @@ leads). Filters alone list newest first. Filters, permissions included, hold
 before the limit. Why these choices: bench/README.md.
 
 Videos: a vector also ranks every video frame, and a video takes the score
-and time of its best one (moments.py); a text match on a tag seen at a time
-points there.
+and time of its best one (moments.py); a text match on a tag or a line seen
+at a time, or a person filter on someone seen at one, points there.
 
 The text matching is textmatch.py's; `Hit` and the row-to-hit helpers are
 hits.py's (re-exported here, where callers import them).
@@ -46,7 +46,7 @@ from photovault.index.hits import (
 )
 from photovault.index.memann import Facts
 from photovault.index.memory import MemoryLoader
-from photovault.index.moments import merge, passing, tag_moments
+from photovault.index.moments import merge, passing, seen_moments
 from photovault.index.tables import IndexTables
 from photovault.index.textmatch import TextQuery, TextSearch
 
@@ -173,7 +173,7 @@ class Searcher:
             by_vector, at = self.with_moments(q, table, where, check, depth, bool(words))
             if not words:
                 found = _at(at, [hit_of(row, score) for row, score in by_vector])
-                tag_moments(self._t.photos, found, (), f.tags)  # videos without frames
+                seen_moments(self._t.photos, found, (), f.tags, f.persons)  # videos without frames
                 return found
             query = TextQuery.of(words)
             by_text = [row for row, _ in self._text.ranked(query, where, check, depth)]
@@ -181,16 +181,16 @@ class Searcher:
             # literal match leads, the more precise of the two signals.
             fused = fuse([by_text, [row for row, _ in by_vector]])[:limit]
             found = _at(at, [hit_of(row, score, query) for row, score in fused])
-            tag_moments(self._t.photos, found, query.units, f.tags)
+            seen_moments(self._t.photos, found, query.units, f.tags, f.persons)
             return found
         if words:
             query = TextQuery.of(words)
             ranked = self._text.ranked(query, where, check, limit)
             found = [hit_of(row, score, query) for row, score in ranked]
-            tag_moments(self._t.photos, found, query.units, f.tags)
+            seen_moments(self._t.photos, found, query.units, f.tags, f.persons)
             return found
         found = self._filter_only(where, check, limit)
-        tag_moments(self._t.photos, found, (), f.tags)
+        seen_moments(self._t.photos, found, (), f.tags, f.persons)
         return found
 
     def with_moments(

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from photovault.index.schema import (
     FRAMES,
     PHOTOS,
+    VIDEO_COLUMNS,
     Migration,
     ensure_version,
     frames_schema,
@@ -81,6 +82,12 @@ class IndexTables:
             self.dir, self.db, vector_dim=settings.vector_dim, migrations=migrations
         )
         self.photos = self._open(PHOTOS, photos_schema(settings.vector_dim))
+        # An index made by a development build of schema 5 (before `text_times`
+        # and `person_times`) gets the video columns it lacks, as the migration
+        # gives a version 4 index (empty: rows get them when next written).
+        have = set(self.photos.schema.names)
+        if lacking := [f for f in VIDEO_COLUMNS if f.name not in have]:
+            self.photos.add_columns(lacking)
         #: Each sampled video frame's vector (schema 5; created empty by its migration).
         self.frames = self._open(FRAMES, frames_schema(settings.vector_dim))
         #: Held by every write and by maintenance; a backup holds it while it copies.

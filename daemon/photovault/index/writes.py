@@ -7,10 +7,11 @@ queued before a delete can never resurrect the row after it. Person names
 are columns of the photo rows (`people`, `person_ids`, the full-text
 document), written with them.
 
-A video's row is written with its frames (frames.py): its old frames are
-deleted and the new ones added, so writing it twice leaves one set; deleting
-a file deletes its frames. The video half of a live photo is part of its
-still: writing it deletes its row (if it had one) instead.
+A video's row is written with its frames (frames.py), frames first (see
+`_write`): its old frames are deleted and the new ones added, so writing it
+twice leaves one set; deleting a file deletes its frames. The video half of
+a live photo is part of its still: writing it deletes its row (if it had one)
+instead.
 """
 
 from __future__ import annotations
@@ -189,6 +190,15 @@ class WriteBuffer:
                 .num_rows
             )
         data = photos_table(records, self._t.settings.vector_dim)
+        # Frames first, then the row. Two tables, no transaction: a crash between
+        # the commits must leave a disagreement the consistency check sees. It
+        # compares the catalog's content hash with the row's (ops/consistency.py),
+        # not frames, so the row is written last: until it commits, a replaced
+        # video's row still names the old content (or a new file has no row), the
+        # check finds it stale or missing and rewrites row and frames together.
+        # The other order would leave a row of the new content over the old
+        # content's frames (or none) that no check ever notices.
+        self._write_frames(records)
         self._present.mark(ids)  # before the commit: the set may only over-report
         if stored == 0:
             # on_bad_vectors="null": lancedb's checker counts a null vector as "wrong
@@ -201,7 +211,6 @@ class WriteBuffer:
                 .when_not_matched_insert_all()
                 .execute(data, on_bad_vectors="null")
             )
-        self._write_frames(records)
         self._t.cameras.add(r.camera for r in records)  # after the commit
         self._mem.put(  # after the commit, as LanceDB
             ids,
@@ -224,10 +233,10 @@ class WriteBuffer:
         if old.size:
             self._t.frames.delete(f"id IN ({', '.join(str(int(i)) for i in old)})")
             self._with_frames.clear(old)
+            self._frames.remove(old)  # after the commit (the add below may fail)
         if rows.num_rows:
             self._with_frames.mark(np.unique(rows["id"].to_numpy()))
             self._t.frames.add(rows)
-        if old.size or rows.num_rows:
             self._frames.replace(ids, rows)  # after the commit
 
     def _forget_live_halves(self, ids: list[int]) -> None:

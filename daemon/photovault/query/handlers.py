@@ -19,7 +19,7 @@ from photovault.query.protocol import ProtocolError, Request
 from photovault.query.search_handlers import NEAR_PLACE_KM, SearchHandlers
 from photovault.query.server import Caller
 from photovault.query.service import VaultService
-from photovault.query.show import ShowHandlers, face_at
+from photovault.query.show import FaceTimes, ShowHandlers
 
 __all__ = ["NEAR_PLACE_KM", "RESCAN_WAIT_SECONDS", "Handlers", "path_fields"]
 
@@ -153,6 +153,7 @@ class Handlers(SearchHandlers, ShowHandlers):
         if person is None:
             raise ProtocolError("not_found", f"no person with id {pid}")
         faces = []
+        times = FaceTimes(self.vault.catalog)  # each photo read once, not once per face
         for f in self._people_call(stage.people.faces_of, pid):
             paths = self._paths_of([f["photo"]], caller)
             faces.append(
@@ -162,7 +163,7 @@ class Handlers(SearchHandlers, ShowHandlers):
                     "score": f["score"],
                     "assigned_by": f["assigned_by"],
                     "path": paths[0] if paths else None,
-                    **face_at(f, self.vault.catalog),
+                    **times.of(f),
                 }
             )
         return {**person, "faces": faces}
@@ -191,6 +192,7 @@ class Handlers(SearchHandlers, ShowHandlers):
         """Likely merges (never made without a person): both people, the distance of their
         nearest faces, and a few faces of each with the paths this caller may read."""
         out = []
+        times = FaceTimes(self.vault.catalog)  # each photo read once, not once per face
         for s in self.vault.people.suggest():
             faces = []
             for f in s["faces"]:
@@ -201,7 +203,7 @@ class Handlers(SearchHandlers, ShowHandlers):
                         "person_id": f["person_id"],
                         "box": f["box"],
                         "path": paths[0] if paths else None,
-                        **face_at(f, self.vault.catalog),
+                        **times.of(f),
                     }
                 )
             out.append({**s, "faces": faces})

@@ -104,7 +104,7 @@ class ShowHandlers(HandlerBase):
                 out["live_photo_of"] = meta.live_photo_of
             if meta.live_video:
                 out["live_video"] = meta.live_video
-            seen_at = face_seen_at(self.vault.catalog, row.sha256)
+            seen_at = _seen_at(content.results)
             out["taken_local"] = meta.taken_local
             out["local_time"] = meta.local_time.to_dict() if meta.local_time else None
             out["place"] = meta.place.to_dict() if meta.place else None
@@ -138,18 +138,36 @@ class ShowHandlers(HandlerBase):
         return out
 
 
-def face_seen_at(catalog: Any, sha256: str | None) -> dict[tuple[float, ...], float]:
+def _seen_at(results: dict[str, Any]) -> dict[tuple[float, ...], float]:
     """Box -> time, for the faces the analyzer saw in a video (empty for a photo):
     the people store keeps boxes, the analyzer's result keeps when."""
-    content = catalog.content(sha256) if sha256 else None
-    if content is None:
-        return {}
-    return {_box_key(f.box): f.at for f in faces_of(content.results).faces if f.at is not None}
+    return {_box_key(f.box): f.at for f in faces_of(results).faces if f.at is not None}
 
 
-def face_at(face: dict[str, Any], catalog: Any) -> dict[str, float]:
-    """{"at": seconds} for a people-store face seen in a video, {} otherwise."""
-    return _face_at(face, face_seen_at(catalog, face.get("photo")))
+class FaceTimes:
+    """The times of people-store faces seen in videos, for one request: each
+    photo's content is read once, however many of its faces are asked about (a
+    video's results hold its frames' CLIP vectors: reading them per face, for
+    a person seen in one video many times, cost seconds)."""
+
+    def __init__(self, catalog: Any) -> None:
+        self._catalog = catalog
+        self._seen: dict[str, dict[tuple[float, ...], float]] = {}
+
+    def seen_at(self, sha256: str | None) -> dict[tuple[float, ...], float]:
+        """Box -> time of the faces seen in this photo's video (empty for a photo)."""
+        if not sha256:
+            return {}
+        if sha256 not in self._seen:
+            content = self._catalog.content(sha256)
+            self._seen[sha256] = {} if content is None else _seen_at(content.results)
+        return self._seen[sha256]
+
+    def of(self, face: dict[str, Any]) -> dict[str, float]:
+        """{"at": seconds} for a people-store face seen in a video, {} otherwise."""
+        if face.get("at") is not None:  # the store's own time: no need to read
+            return _face_at(face, {})
+        return _face_at(face, self.seen_at(face.get("photo")))
 
 
 def _box_key(box: Any) -> tuple[float, ...]:

@@ -111,3 +111,47 @@ def test_a_face_sheet_crops_a_video_face_from_the_frame_it_was_seen_in(tmp_path:
     blueish = (pixels[..., 2] > 150) & (pixels[..., 0] < 60)
     redish = (pixels[..., 0] > 150) & (pixels[..., 2] < 60)
     assert blueish.sum() > 1000 and redish.sum() == 0
+
+
+def _colours(sheet: Path) -> tuple[int, int]:
+    pixels = np.asarray(Image.open(sheet).convert("RGB"), dtype=int)
+    red = (pixels[..., 0] > 150) & (pixels[..., 2] < 60)
+    blue = (pixels[..., 2] > 150) & (pixels[..., 0] < 60)
+    return int(red.sum()), int(blue.sum())
+
+
+def test_a_contact_sheet_shows_a_video_hit_without_a_moment_at_its_start(tmp_path: Path) -> None:
+    red, blue = (200, 0, 0), (0, 0, 200)
+    clip = make_clip(tmp_path / "clip.mp4", [(solid(red), 2.0), (solid(blue), 2.0)], size=(64, 64))
+    sheet = tmp_path / "sheet.png"
+
+    # a video hit with no moment, and one whose kind the index did not know
+    n = render_contact_sheet([hit(str(clip), kind="video"), hit(str(clip))], str(sheet))
+
+    assert n == 2
+    reds, blues = _colours(sheet)
+    assert reds > 2000 and blues == 0  # both at the first frame
+
+
+def test_a_face_sheet_crops_a_video_face_without_a_time_from_its_first_frame(
+    tmp_path: Path,
+) -> None:
+    red, blue = (200, 0, 0), (0, 0, 200)
+    clip = make_clip(tmp_path / "clip.mp4", [(solid(red), 2.0), (solid(blue), 2.0)], size=(64, 64))
+    sheet = tmp_path / "faces.png"
+
+    face = {"id": 7, "path": str(clip), "box": [0.25, 0.25, 0.5, 0.5]}
+    assert render_sheet([face], str(sheet)) == 1
+
+    reds, blues = _colours(sheet)
+    assert reds > 1000 and blues == 0
+
+
+def test_a_file_that_is_neither_image_nor_video_is_skipped_with_the_image_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a picture at all")
+
+    assert render_contact_sheet([hit(str(junk))], str(tmp_path / "sheet.png")) == 0
+    assert "skipped" in capsys.readouterr().err

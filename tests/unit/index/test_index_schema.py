@@ -220,7 +220,9 @@ def test_a_version_4_index_gains_video_columns_and_a_frames_table_and_keeps_its_
     idx = PhotoIndex(folder, settings())
     try:
         assert read_meta(folder)["schema_version"] == SCHEMA_VERSION == 5
-        assert {"kind", "duration", "tag_times"} <= set(idx.photos.schema.names)
+        assert {"kind", "duration", "tag_times", "text_times", "person_times"} <= set(
+            idx.photos.schema.names
+        )
         assert "frames" in lancedb.connect(str(folder)).list_tables().tables
         (hit,) = idx.search(np.arange(16) + 1.0, None, None, 5)
         assert (hit.id, hit.kind, hit.at) == (1, "photo", None)
@@ -228,6 +230,36 @@ def test_a_version_4_index_gains_video_columns_and_a_frames_table_and_keeps_its_
         idx.upsert([photo(2, kind="video", vector=frame, frames=[(2.0, frame)])])
         idx.flush()
         assert idx.search(frame, None, None, 1)[0].at == 2.0
+    finally:
+        idx.close()
+
+
+def test_a_version_5_index_of_a_development_build_gains_the_time_columns_it_lacks(tmp_path):
+    import lancedb
+    import numpy as np
+
+    from photovault.index import Filters
+    from photovault.index.records import photos_table
+    from photovault.index.schema import photos_schema
+
+    from .conftest import photo, unit
+
+    folder = tmp_path / "index"
+    early = pa_schema_without(photos_schema(16), {"text_times", "person_times"})
+    old_row = photos_table([photo(1, vector=unit(np.arange(16) + 1.0))], 16)
+    db = lancedb.connect(str(folder))
+    db.create_table("photos", schema=early).add(old_row.select(early.names), on_bad_vectors="null")
+    write_meta(folder, {"schema_version": 5, "vector_dim": 16})
+
+    idx = PhotoIndex(folder, settings())
+    try:
+        assert {"text_times", "person_times"} <= set(idx.photos.schema.names)
+        idx.upsert(
+            [photo(2, kind="video", people=["Anna"], person_times=[{"person": "Anna", "at": 4.0}])]
+        )
+        idx.flush()
+        assert [h.at for h in idx.search(None, None, Filters(persons=["anna"]), 5)] == [4.0]
+        assert idx.get(1) is not None
     finally:
         idx.close()
 

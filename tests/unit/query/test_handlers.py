@@ -331,3 +331,36 @@ def test_similar_refuses_a_time_that_is_not_a_number(daemon: Daemon) -> None:
 def test_similar_at_a_time_of_a_photo_is_a_bad_request(daemon: Daemon) -> None:
     err = refused(daemon, "similar", path=os.fspath(share_root(daemon) / "public.jpg"), at=5)
     assert err.code == "bad_request" and "videos" in err.message
+
+
+def test_a_person_seen_many_times_in_one_video_reads_its_content_once(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from photovault.people.store import PeopleStore
+
+    sha = call(daemon, "show", path=os.fspath(share_root(daemon) / "public.jpg"))["sha256"]
+    boxes = [[0.1 * i, 0.1, 0.08, 0.08] for i in range(8)]
+    store = PeopleStore(tmp_path / "people.sqlite3")
+    faces = [{"box": b, "score": 0.9, "embedding": [float(i + 1)] * 8} for i, b in enumerate(boxes)]
+    ids = store.add_photo_faces(sha, faces)
+    pid = store.create_person("Ana")
+    for fid in ids:
+        store.assign(fid, pid)
+    monkeypatch.setattr(daemon.people, "people", store)
+
+    stored = daemon.catalog.content
+    reads: list[str] = []
+
+    def content(sha256: str) -> Any:  # the real catalog's, counted, with video faces
+        reads.append(sha256)
+        c = stored(sha256)
+        assert c is not None
+        meta = {**c.results.get("metadata", {}), "kind": "video", "duration": 30.0}
+        seen = {"faces": [{"box": b, "score": 0.9, "at": 2.0 * i} for i, b in enumerate(boxes)]}
+        return dataclasses.replace(c, results={**c.results, "metadata": meta, "faces": seen})
+
+    monkeypatch.setattr(daemon.catalog, "content", content)
+    shown = call(daemon, "people_show", id=pid)
+
+    assert [f["at"] for f in shown["faces"]] == [2.0 * i for i in range(8)]
+    assert reads == [sha]
