@@ -29,7 +29,7 @@ from photovault import __version__
 from photovault.analyze import registry
 from photovault.catalog.store import Catalog
 from photovault.config import Settings
-from photovault.health import StateDirProbe, VideoToolsProbe
+from photovault.health import StateDirProbe
 from photovault.index import (
     IndexSchemaError,
     IndexSettings,
@@ -38,6 +38,7 @@ from photovault.index import (
 )
 from photovault.media.metadata import MetadataReader
 from photovault.media.video import TOOL_MISSING_PREFIX
+from photovault.media.videotools import VideoToolsProbe
 from photovault.metrics import Exporter, Metrics, serve
 from photovault.ops.consistency import IndexDiff
 from photovault.ops.repair import IndexKeeper

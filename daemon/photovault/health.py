@@ -12,8 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from photovault.problems import Problems
@@ -77,44 +75,3 @@ class StateDirProbe:
             )
         elif self.problems.clear("disk"):
             log.info("state dir %s is writable again", self.state_dir)
-
-
-#: How often the main loop looks for ffmpeg and ffprobe on PATH.
-TOOLS_PROBE_SECONDS = 60.0
-
-
-class VideoToolsProbe:
-    """Are ffmpeg and ffprobe installed? Without them every video waits: that is an
-    "ffmpeg" problem (an install step to take), not a fault of each video."""
-
-    def __init__(self, problems: Problems, on_installed: Callable[[], int] | None = None) -> None:
-        self.problems = problems
-        #: Called when the tools are found (at start, and once installed after a
-        #: check found them missing): gives the videos that waited for them back
-        #: to the queue; returns how many.
-        self.on_installed = on_installed
-        self._checked = -TOOLS_PROBE_SECONDS
-        self._found: bool | None = None
-
-    def tick(self, now: float) -> None:
-        if now - self._checked < TOOLS_PROBE_SECONDS:
-            return
-        self._checked = now
-        missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
-        if missing:
-            self.problems.report(
-                "ffmpeg",
-                f"videos cannot be read: {' and '.join(missing)} not found on PATH "
-                "(install the ffmpeg package: apt install ffmpeg)",
-            )
-        else:
-            self.problems.clear("ffmpeg")
-        if not missing and self._found is not True and self.on_installed is not None:
-            try:
-                n = self.on_installed()
-            except Exception as exc:  # the catalog is busy or full: try at the next check
-                log.warning("could not queue the videos that waited for ffmpeg: %s", exc)
-                return
-            if n:
-                log.info("ffmpeg found: %d videos that waited for it are queued again", n)
-        self._found = not missing

@@ -42,6 +42,7 @@ TAGS: tuple[str, ...] = (
     "ISO",
     # Videos (QuickTime/MP4, Matroska, AVI); see `_video_metadata`.
     "CreationDate",  # Apple's Keys:CreationDate, local time with its offset
+    "ContentCreateDate",  # `©day` (UserData, ItemList): Android, cameras; often with offset
     "MediaCreateDate",
     "Duration",
     "Rotation",  # the display matrix, clockwise degrees
@@ -243,10 +244,14 @@ def video_taken_at(row: dict[str, Any], mime: str) -> str | None:
     """When a video was shot, as ISO 8601.
 
     Apple's Keys:CreationDate comes first: it is the local time with its offset.
-    Else, in MP4/MOV/3GP, the movie header's CreateDate (or the media's), which the
-    QuickTime specification defines as UTC: it gets a "Z". Zero dates ("0000:00:00
-    00:00:00", written when the clock is unknown) count as missing. Other containers
-    follow the photo rules (Matroska's date carries its own "Z").
+    In MP4/MOV/3GP, next come local times that carry their offset: DateTimeOriginal
+    (QuickTime UserData or XMP) and ContentCreateDate (the `©day` atom, which
+    Android and many cameras write as "2024:06:01 14:00:00+02:00"). Else the movie
+    header's CreateDate (or the media's), which the QuickTime specification defines
+    as UTC: it gets a "Z". A local time without an offset is ambiguous, so it is
+    used only when no UTC date is there. Zero dates ("0000:00:00 00:00:00", written
+    when the clock is unknown) count as missing. Other containers follow the photo
+    rules (Matroska's date carries its own "Z").
     """
     apple = _text(row.get("CreationDate"))
     if apple:
@@ -254,13 +259,21 @@ def video_taken_at(row: dict[str, Any], mime: str) -> str | None:
         if iso is not None:
             return iso
     if mime in _QUICKTIME_MIMES:
+        local = [_iso(row, tag) for tag in ("DateTimeOriginal", "ContentCreateDate")]
+        zoned = next((iso for iso in local if iso is not None and _has_zone(iso)), None)
+        if zoned is not None:
+            return zoned
         for tag in ("CreateDate", "MediaCreateDate"):
-            value = _text(row.get(tag))
-            iso = iso_datetime(value) if value else None
+            iso = _iso(row, tag)
             if iso is not None:
                 return iso if _has_zone(iso) else iso + "Z"
-        return None
+        return next((iso for iso in local if iso is not None), None)
     return taken_at(row)
+
+
+def _iso(row: dict[str, Any], tag: str) -> str | None:
+    value = _text(row.get(tag))
+    return iso_datetime(value) if value else None
 
 
 def _has_zone(iso: str) -> bool:

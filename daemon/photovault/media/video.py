@@ -8,12 +8,20 @@ Cost on a 2-core NAS is what shapes `decode_video`: one pass decodes keyframes
 only (`-skip_frame nokey`, no P/B frames), which x264 and phones place at scene
 cuts and about every second or few; only where keyframes are sparser than the
 sampling gap does a second, seeking run decode the frames in between. The
-choice among those frames is media/videosample.py's. Frames come out upright
-RGB uint8, scaled so the long side is at most the working size.
+choice among those frames is media/videosample.py's, and its caps apply while
+frames stream in, so one decode holds at most about `max_frames` of them.
+Frames come out upright RGB uint8, scaled so the long side is at most the
+working size and at most VIDEO_MAX_SIDE: analyzers may ask for 4096 px (faces,
+text), but the most one decode holds, `max_frames` keyframes plus about as many
+frames from the gaps, 120 frames x 768x432 RGB, is about 120 MB, where as many
+4K frames would be 3 GB.
 
-Every failure is a `MediaError` naming the problem as ffmpeg saw it ("not a
-playable video: moov atom not found", "no video stream"); ffmpeg missing is a
-`ToolMissing`, an installation problem rather than a bad file.
+Every failure is a `MediaError` naming the problem as ffmpeg saw it (its last
+error line: "not a playable video: moov atom not found", "no video stream").
+ffmpeg missing or unable to run (not on PATH, not executable, a missing shared
+library) is a `ToolMissing`, an installation problem rather than a bad file; an
+ffmpeg killed by a signal (the OOM killer) or past its timeout is a
+`VideoTransient`: the file may be fine, so it is tried again later.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import json
 import logging
 import math
 import re
+import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,16 +46,40 @@ from photovault.media.videosample import Prefilter, VideoSampling, gap_points, s
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ToolMissing", "VideoProbe", "VideoSampling", "decode_video", "frame_at", "probe"]
+__all__ = [
+    "TOOL_MISSING_PREFIX",
+    "VIDEO_MAX_SIDE",
+    "ToolMissing",
+    "VideoProbe",
+    "VideoSampling",
+    "VideoTransient",
+    "check_tool",
+    "decode_video",
+    "frame_at",
+    "probe",
+]
 
 SOURCE = "video-keyframes"
 DEFAULT_SAMPLING = VideoSampling()
-#: How the error of a video that waits for ffmpeg begins (it is queued again once
-#: ffmpeg is found, see health.VideoToolsProbe).
+#: Long side, in pixels, of sampled video frames whatever the analyzers' working
+#: size (120 frames x 768x432 RGB = 120 MB at worst; see the module docstring).
+VIDEO_MAX_SIDE = 768
+#: How the error of a video that waits for ffmpeg begins, whether ffmpeg is missing
+#: or cannot run (it is queued again once ffmpeg works, see health.VideoToolsProbe).
 TOOL_MISSING_PREFIX = "ffmpeg is not installed"
 _INSTALL_HINT = f"{TOOL_MISSING_PREFIX}: apt install ffmpeg"
+_CANNOT_RUN = f"{TOOL_MISSING_PREFIX} or cannot run"
+#: What the dynamic loader says when a library ffmpeg links against is missing.
+_LOADER_ERRORS = ("error while loading shared libraries", "cannot open shared object file")
 _PTS_RE = re.compile(r"\bn:\s*\d+\s+pts:\s*-?\d+\s+pts_time:(-?[\d.]+(?:e-?\d+)?)")
 _PREFIX_RE = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\]\s*")
+#: The level ffmpeg's `-loglevel level+...` puts before each line.
+_LEVEL_RE = re.compile(r"^\[(panic|fatal|error|warning|info|verbose|debug|trace)\]\s*")
+_ERROR_LEVELS = frozenset({"panic", "fatal", "error"})
+#: Lines of ffmpeg's stderr kept besides the frame times (warnings and errors).
+_STDERR_LINES = 200
+#: Seconds to wait for a frame's time from stderr before weighing it without one.
+_TIME_WAIT_S = 2.0
 #: ffmpeg's scene score (0-1) between consecutive keyframes above which one is a cut.
 _SCENE_SCORE = 0.3
 _GENERIC = ("Invalid data found when processing input", "Conversion failed!")
@@ -57,6 +91,15 @@ class ToolMissing(MediaError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ToolMissing, (self.path, self.reason))
+
+
+class VideoTransient(MediaError):
+    """ffmpeg was killed (by a signal: the OOM killer, a shutdown) or ran past its
+    timeout (a stalled share): not the file's fault for sure, so it is tried again
+    later instead of being marked failed for good."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (VideoTransient, (self.path, self.reason))
 
 
 @dataclass(frozen=True)
@@ -82,11 +125,13 @@ class VideoProbe:
 def probe(path: Path | str, *, settings: VideoSampling = DEFAULT_SAMPLING) -> VideoProbe:
     """Read the container and stream headers with ffprobe (no frame is decoded)."""
     path = Path(path)
-    cmd = [settings.ffprobe, "-v", "error", "-print_format", "json"]
+    cmd = [settings.ffprobe, "-v", "level+error", "-print_format", "json"]
     cmd += ["-show_format", "-show_streams", "--", str(path)]
     proc = _run(path, cmd, settings.timeout(None), "ffprobe")
     if proc.returncode != 0:
-        raise MediaError(path, _unplayable(path, proc.stderr))
+        lines = proc.stderr.decode("utf-8", "replace").splitlines()
+        _check_exit(path, "ffprobe", proc.returncode, lines)
+        raise MediaError(path, _unplayable(path, lines))
     try:
         info = json.loads(proc.stdout or b"{}")
     except ValueError:
@@ -124,7 +169,8 @@ def probe(path: Path | str, *, settings: VideoSampling = DEFAULT_SAMPLING) -> Vi
 def decode_video(
     path: Path | str, target_side: int, *, settings: VideoSampling = DEFAULT_SAMPLING
 ) -> DecodedImage:
-    """Sample `path` into upright frames whose long side is at most `target_side`.
+    """Sample `path` into upright frames whose long side is at most `target_side`
+    (and VIDEO_MAX_SIDE).
 
     The result has kind "video", the duration, the kept frames in time order and,
     as `pixels`, the first of them; `stored_size` is the displayed (upright) size
@@ -134,23 +180,11 @@ def decode_video(
     if target_side < 1:
         raise ValueError(f"target_side must be positive, got {target_side}")
     info = probe(path, settings=settings)
-    size = _scaled(info.width, info.height, target_side)
+    size = _scaled(info.width, info.height, min(target_side, VIDEO_MAX_SIDE))
     gap = settings.gap(info.duration)
-    # Keyframes of one shot closer than this are not all worth holding: dropping
-    # them inside ffmpeg bounds the work on all-keyframe (intra-only) video.
-    spacing = max(0.5, (info.duration or 0.0) / (2 * max(1, settings.max_frames)))
     # Gaps are measured between all keyframes decoded, dropped duplicates included:
     # a stretch whose keyframes all look alike has been looked at.
-    keyframes, times = _ffmpeg_frames(
-        path,
-        ["-skip_frame", "nokey"],
-        _keyframe_select(spacing),
-        size,
-        info,
-        settings,
-        0.0,
-        prefilter=True,
-    )
+    keyframes, times = _keyframes(path, size, info, settings, Prefilter(settings))
     duration = info.duration or (max(times) if times else None)
     extra: list[VideoFrame] = []
     for points in gap_points(times, duration, gap):
@@ -189,7 +223,46 @@ def frame_at(
     return frames[0].pixels
 
 
+def check_tool(tool: str, timeout: float = 5.0) -> str | None:
+    """Why `tool` (ffmpeg, ffprobe: a name on PATH or a path) cannot run, or None
+    when `tool -version` answers: "not found on PATH", "permission denied: PATH",
+    "error while loading shared libraries: libavcodec.so.59: ..."."""
+    try:
+        proc = subprocess.run(
+            [tool, "-version"], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError:
+        return "not found on PATH"
+    except subprocess.TimeoutExpired:
+        return f"`{tool} -version` did not answer within {timeout:g} s"
+    except OSError as exc:
+        return f"{(exc.strerror or str(exc)).lower()}: {exc.filename or tool}"
+    if proc.returncode != 0:
+        lines = proc.stderr.decode("utf-8", "replace").splitlines()
+        loader = _loader_error(lines)
+        if loader:
+            return loader
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        return f"`{tool} -version` exits with status {proc.returncode}" + (
+            f": {last}" if last else ""
+        )
+    return None
+
+
 # -- ffmpeg runs -----------------------------------------------------------------
+
+
+def _keyframes(
+    path: Path, size: tuple[int, int], info: VideoProbe, settings: VideoSampling, keep: Prefilter
+) -> tuple[list[VideoFrame], list[float]]:
+    """The keyframe pass: the kept keyframes (through `keep`, which drops black
+    frames and duplicates and applies the caps as they stream) and the times of
+    all keyframes decoded."""
+    # Keyframes of one shot closer than this are not all worth holding: dropping
+    # them inside ffmpeg bounds the work on all-keyframe (intra-only) video.
+    spacing = max(0.5, (info.duration or 0.0) / (2 * max(1, settings.max_frames)))
+    select = _keyframe_select(spacing)
+    return _ffmpeg_frames(path, ["-skip_frame", "nokey"], select, size, info, settings, 0.0, keep)
 
 
 def _keyframe_select(spacing: float) -> str:
@@ -230,21 +303,23 @@ def _ffmpeg_frames(
     info: VideoProbe,
     settings: VideoSampling,
     offset: float,
+    keep: Prefilter | None = None,
     limit: int | None = None,
-    prefilter: bool = False,
 ) -> tuple[list[VideoFrame], list[float]]:
     """Run ffmpeg with `select`; return the frames it emits, scaled to `size`, and
     the times of all of them (kept or not), in seconds from the start.
 
-    Frames stream as raw RGB on stdout, read one at a time; with `prefilter`,
-    black frames and near-duplicates are dropped as they arrive, so a long
-    all-keyframe video never sits in memory. Their times come from `showinfo` on
-    stderr (one line per emitted frame, in the same order). ffmpeg's autorotation
-    runs before our filters, so `size` is the upright size.
+    Frames stream as raw RGB on stdout, read one at a time; through `keep` (a
+    Prefilter) black frames and near-duplicates are dropped and the caps applied
+    as they arrive, so a long all-keyframe or much-cut video never sits in
+    memory. Their times come from `showinfo` on stderr (one line per emitted
+    frame, in the same order, written before the frame), read as they come.
+    ffmpeg's autorotation runs before our filters, so `size` is the upright size.
     """
     w, h = size
     vf = f"{select},scale={w}:{h}:flags=bilinear,showinfo"
-    cmd = [settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
+    # level+info: each line says its level, so errors are told from the banner.
+    cmd = [settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
     # +genpts: AVI stores no presentation times, and keyframe-only decoding leaves
     # its frames without any; generated from the decode times they are right to a frame.
     cmd += ["-threads", str(settings.threads), "-fflags", "+genpts", *input_args]
@@ -254,36 +329,86 @@ def _ffmpeg_frames(
     if limit is not None:
         cmd += ["-frames:v", str(limit)]
     cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    keep = Prefilter(settings) if prefilter else None
+    log_ = _Stderr(offset)
+    if keep is not None:
+        keep.time_of = log_.time_of  # the caps weigh frames by the times read so far
     frames: list[tuple[int, np.ndarray]] = []
     frame_bytes = w * h * 3
 
     def take(index: int, chunk: bytes) -> None:
         pixels = np.frombuffer(chunk, np.uint8).reshape(h, w, 3).copy()  # writable, like photos
         if keep is not None:
+            log_.wait_for(index, _TIME_WAIT_S)
             keep.offer(index, pixels)
         else:
             frames.append((index, pixels))
 
-    returncode, stderr = _stream(path, cmd, settings.timeout(info.duration), frame_bytes, take)
-    text = stderr.decode("utf-8", "replace")
+    returncode = _stream(path, cmd, settings.timeout(info.duration), frame_bytes, take, log_)
     if returncode != 0:
-        raise MediaError(path, _unplayable(path, stderr))
-    if "partial file" in text:
+        _check_exit(path, "ffmpeg", returncode, log_.lines)
+        raise MediaError(path, _unplayable(path, log_.lines))
+    if any("partial file" in line for line in log_.lines):
         raise MediaError(path, "truncated video (the file ends early: partial file)")
-    times = [round(offset + float(m.group(1)), 3) for m in _PTS_RE.finditer(text)]
+    times = log_.times
     chosen = keep.result() if keep is not None else frames
     kept = [VideoFrame(at=times[i], pixels=pixels) for i, pixels in chosen if i < len(times)]
     return kept, times
 
 
+class _Stderr:
+    """ffmpeg's stderr, read line by line as it comes: the frame times from
+    `showinfo` (`times`, seconds plus `offset`) and the last warning and error
+    lines (`lines`, with ffmpeg's level tag); info lines are not kept."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+        self.times: list[float] = []
+        self.lines: deque[str] = deque(maxlen=_STDERR_LINES)
+        self._arrived = threading.Condition()
+        self._closed = False
+
+    def feed(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        body = _PREFIX_RE.sub("", line)
+        level = _LEVEL_RE.match(body)
+        if level is not None and level.group(1) == "info":
+            match = _PTS_RE.search(body)
+            if match is not None:
+                with self._arrived:
+                    self.times.append(round(self.offset + float(match.group(1)), 3))
+                    self._arrived.notify_all()
+            return
+        if line.strip():
+            self.lines.append(line)
+
+    def done(self) -> None:
+        """stderr is closed: no more times will come."""
+        with self._arrived:
+            self._closed = True
+            self._arrived.notify_all()
+
+    def time_of(self, index: int) -> float | None:
+        times = self.times
+        return times[index] if index < len(times) else None
+
+    def wait_for(self, index: int, timeout: float) -> None:
+        """Wait (at most `timeout` s) until frame `index`'s time has been read."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: self._closed or index < len(self.times), timeout)
+
+
 def _stream(
-    path: Path, cmd: list[str], timeout: float, frame_bytes: int, take: Callable[[int, bytes], None]
-) -> tuple[int, bytes]:
+    path: Path,
+    cmd: list[str],
+    timeout: float,
+    frame_bytes: int,
+    take: Callable[[int, bytes], None],
+    stderr: _Stderr,
+) -> int:
     """Run `cmd`, handing each `frame_bytes` of its stdout to `take` as it comes.
 
-    stderr is drained by a thread (a full pipe would stall ffmpeg); a timer kills
-    a run that exceeds `timeout`. Returns the exit status and stderr.
+    stderr is read line by line by a thread into `stderr` (a full pipe would stall
+    ffmpeg); a timer kills a run that exceeds `timeout`. Returns the exit status.
     """
     try:
         proc = subprocess.Popen(
@@ -291,13 +416,20 @@ def _stream(
         )
     except FileNotFoundError:
         raise ToolMissing(path, _INSTALL_HINT) from None
-    except PermissionError:
-        raise ToolMissing(path, f"ffmpeg cannot be run (permission denied): {cmd[0]}") from None
+    except OSError as exc:
+        raise ToolMissing(path, _cannot_exec("ffmpeg", cmd[0], exc)) from None
     assert proc.stdout is not None and proc.stderr is not None
     err = proc.stderr
-    chunks: list[bytes] = []
-    drain = threading.Thread(target=lambda: chunks.append(err.read()), daemon=True)
-    drain.start()
+
+    def drain() -> None:
+        try:
+            for raw in err:
+                stderr.feed(raw)
+        finally:
+            stderr.done()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     timed_out = threading.Event()
 
     def expire() -> None:
@@ -318,13 +450,13 @@ def _stream(
             proc.kill()
             proc.wait()
         proc.stdout.close()
-        drain.join()
+        reader.join()
         err.close()
     if timed_out.is_set():
-        raise MediaError(
+        raise VideoTransient(
             path, f"ffmpeg did not finish within {timeout:.3g} s (unreadable or stalled file?)"
         )
-    return returncode, b"".join(chunks)
+    return returncode
 
 
 def _run(
@@ -334,19 +466,50 @@ def _run(
         return subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise ToolMissing(path, _INSTALL_HINT) from None
-    except PermissionError:
-        raise ToolMissing(path, f"{tool} cannot be run (permission denied): {cmd[0]}") from None
+    except OSError as exc:
+        raise ToolMissing(path, _cannot_exec(tool, cmd[0], exc)) from None
     except subprocess.TimeoutExpired:
-        raise MediaError(
+        raise VideoTransient(
             path, f"{tool} did not finish within {timeout:.3g} s (unreadable or stalled file?)"
         ) from None
 
 
-# -- reading ffprobe's answer ----------------------------------------------------
+def _cannot_exec(tool: str, program: str, exc: OSError) -> str:
+    """'ffmpeg is not installed or cannot run: ffprobe: permission denied: /usr/bin/ffprobe'."""
+    why = (exc.strerror or type(exc).__name__).lower()
+    return f"{_CANNOT_RUN}: {tool}: {why}: {program}"
 
 
-def _unplayable(path: Path, stderr: bytes) -> str:
-    """ffmpeg's own words for why a file does not play, or what the file looks like."""
+def _check_exit(path: Path, tool: str, returncode: int, lines: Iterable[str]) -> None:
+    """Raise for a failed run that is not the file's fault: killed by a signal
+    (`VideoTransient`), or a program the loader could not start (`ToolMissing`)."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        raise VideoTransient(path, f"{tool} was killed ({name}; out of memory?)")
+    loader = _loader_error(lines) if returncode == 127 else None
+    if loader:
+        raise ToolMissing(path, f"{_CANNOT_RUN}: {tool}: {loader}")
+
+
+def _loader_error(lines: Iterable[str]) -> str | None:
+    """The dynamic loader's complaint, less the program name it starts with:
+    "error while loading shared libraries: libavcodec.so.59: cannot open ..."."""
+    for line in lines:
+        at = min((i for m in _LOADER_ERRORS if (i := line.find(m)) >= 0), default=-1)
+        if at >= 0:
+            return line[at:].strip()
+    return None
+
+
+# -- reading ffmpeg's answer -----------------------------------------------------
+
+
+def _unplayable(path: Path, stderr: Iterable[str]) -> str:
+    """ffmpeg's own words for why a file does not play (its last error line, less
+    the `[mov,mp4 @ 0x...]` and file name), or what the file looks like."""
     head = b""
     try:
         with open(path, "rb") as fh:
@@ -359,15 +522,23 @@ def _unplayable(path: Path, stderr: bytes) -> str:
         return "empty file (0 bytes)"
     if _looks_like_text(head):
         return "not a video (looks like text)"
-    lines = []
-    for raw in stderr.decode("utf-8", "replace").splitlines():
+    errors: list[str] = []
+    others: list[str] = []
+    level = "error"  # untagged lines: an older ffmpeg, or a message's continuation
+    for raw in stderr:
         line = _PREFIX_RE.sub("", raw.strip())
-        if line.startswith(str(path) + ":"):
-            line = line[len(str(path)) + 1 :].strip()
-        if line and line not in lines:
-            lines.append(line)
-    specific = [line for line in lines if not line.startswith(_GENERIC)]
-    message = (specific or lines or ["ffmpeg could not read it"])[0]
+        tag = _LEVEL_RE.match(line)
+        if tag is not None:
+            level, line = tag.group(1), line[tag.end() :]
+        line = _PREFIX_RE.sub("", line)
+        for name in (str(path), path.name):
+            if line.startswith(name + ":"):
+                line = line[len(name) + 1 :].strip()
+                break
+        if line:
+            (errors if level in _ERROR_LEVELS else others).append(line)
+    specific = [line for line in errors if not line.startswith(_GENERIC)]
+    message = (specific or errors or others or ["ffmpeg could not read it"])[-1]
     return f"not a playable video: {message}"
 
 

@@ -5,14 +5,16 @@ first: the keyframes (encoders such as x264 put one at every scene cut, so cuts
 come for free); then, where keyframes are further apart than `max_gap_s`, frames
 at even points inside the gap; then black frames and near-duplicates of the
 previous kept frame go; last, per-minute and total caps drop the frames closest
-in time to a neighbour. Pure functions on times and pixels, so the policy is
+in time to a neighbour. The caps apply while frames stream in too (`Prefilter`),
+so a long edited video with a thousand cuts never holds more than about
+`max_frames` frames. Pure functions on times and pixels, so the policy is
 tested without decoding anything; media/video.py runs ffmpeg around them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +27,8 @@ class VideoSampling:
     """How densely a video is sampled and what ffmpeg may spend on it.
 
     The defaults keep a 2-core NAS responsive: a minute of phone video costs a
-    keyframe pass plus at most a few seeks, and yields at most 20 frames.
+    keyframe pass plus at most a few seeks, and yields at most 20 frames; a long
+    video at most 60, about 60 MB of frames at media/video.py's VIDEO_MAX_SIDE.
     """
 
     #: At least one frame every this many seconds, where the content changes.
@@ -33,7 +36,7 @@ class VideoSampling:
     #: At most this many frames in any minute of video ...
     per_minute: int = 20
     #: ... and in the whole video (a long video gets proportionally sparser frames).
-    max_frames: int = 120
+    max_frames: int = 60
     #: A frame is black when its mean brightness (each pixel's brightest channel,
     #: 0-255) is below this and it is flat.
     black_luma: float = 20.0
@@ -112,18 +115,27 @@ def is_black(pixels: np.ndarray, settings: VideoSampling) -> bool:
 
 
 class Prefilter:
-    """Drops black frames and near-duplicates of the last kept frame as frames arrive.
+    """Drops black frames and near-duplicates of the last kept frame as frames
+    arrive, and applies the per-minute and total caps as they go.
 
-    ffmpeg's output streams through one of these, so memory holds only frames that
-    differ, however many keyframes a video has; the darkest-case fallback (every
-    frame black) keeps the brightest one seen.
+    ffmpeg's output streams through one of these, so memory holds at most
+    `max_frames` frames (one more while a new one is weighed, plus those whose
+    time `time_of` does not know yet), however many keyframes or cuts a video
+    has; the darkest-case fallback (every frame black) keeps the brightest one
+    seen. `time_of(key)` gives a frame's time in seconds, or None while unknown;
+    without it only the black and duplicate rules apply. `peak` is the most
+    frames held at once.
     """
 
-    def __init__(self, settings: VideoSampling) -> None:
+    def __init__(
+        self, settings: VideoSampling, time_of: Callable[[int], float | None] | None = None
+    ) -> None:
         self._settings = settings
+        self.time_of = time_of
         self._last: np.ndarray | None = None
         self._brightest: tuple[float, int, np.ndarray] | None = None
         self.kept: list[tuple[int, np.ndarray]] = []
+        self.peak = 0
 
     def offer(self, key: int, pixels: np.ndarray) -> None:
         """Consider frame `key` (its index, in time order)."""
@@ -138,6 +150,29 @@ class Prefilter:
             return
         self.kept.append((key, pixels))
         self._last = small
+        self.peak = max(self.peak, len(self.kept))
+        if self.time_of is not None:
+            self._cap(self.time_of)
+
+    def _cap(self, time_of: Callable[[int], float | None]) -> None:
+        """Drop frames (the least new coverage first) until the frames whose time is
+        known fit the caps: the newest one's minute, then the total."""
+        times: list[float] = []
+        for key, _ in self.kept:
+            at = time_of(key)
+            if at is None:
+                break  # times arrive in order: the rest are newer still
+            times.append(at)
+        if not times:
+            return
+        minute = int(times[-1] // 60)
+        per_minute = max(1, self._settings.per_minute)
+        while len(inside := _in_minute(times, minute)) > per_minute:
+            drop = _most_crowded(times, inside)
+            del times[drop], self.kept[drop]
+        while len(times) > max(1, self._settings.max_frames):
+            drop = _most_crowded(times, range(len(times)))
+            del times[drop], self.kept[drop]
 
     def result(self) -> list[tuple[int, np.ndarray]]:
         """The kept frames; the brightest black one when nothing else was kept."""
@@ -162,26 +197,35 @@ def select_frames(frames: list[VideoFrame], settings: VideoSampling) -> list[Vid
 
 def cap(frames: list[VideoFrame], per_minute: int, total: int) -> list[VideoFrame]:
     """At most `per_minute` frames in each minute and `total` in all, dropping each
-    time the frame that is closest in time to a neighbour (the least new coverage)."""
+    time the frame that adds the least coverage (see `_most_crowded`)."""
     out = list(frames)
-    minutes = {int(f.at // 60) for f in out}
-    for minute in sorted(minutes):
-        while sum(1 for f in out if int(f.at // 60) == minute) > max(1, per_minute):
-            inside = [i for i, f in enumerate(out) if int(f.at // 60) == minute]
-            out.pop(_most_crowded(out, inside))
+    times = [f.at for f in out]
+    for minute in sorted({int(t // 60) for t in times}):
+        while len(inside := _in_minute(times, minute)) > max(1, per_minute):
+            drop = _most_crowded(times, inside)
+            del times[drop], out[drop]
     while len(out) > max(1, total):
-        out.pop(_most_crowded(out, range(len(out))))
+        drop = _most_crowded(times, range(len(out)))
+        del times[drop], out[drop]
     return out
 
 
-def _most_crowded(frames: list[VideoFrame], candidates: Iterable[int]) -> int:
-    """Index (among `candidates`) of the frame with the nearest neighbour in time;
-    on a tie the later one goes, so the opening frame of a scene stays."""
-    best, best_gap = -1, math.inf
+def _in_minute(times: Sequence[float], minute: int) -> list[int]:
+    return [i for i, t in enumerate(times) if int(t // 60) == minute]
+
+
+def _most_crowded(times: Sequence[float], candidates: Iterable[int]) -> int:
+    """Index (among `candidates`, of `times` in order) of the frame to drop: the
+    one closest after its predecessor, so of two frames close together the later
+    goes and the opening frame of a scene stays. On a tie, the one whose
+    neighbours are closest in time (the smallest hole left behind; the last frame
+    leaves an open end, so it goes last), then the later one. Evenly spaced frames
+    are so thinned evenly, not cut off at the end."""
+    best, best_key = -1, (math.inf, math.inf, 0)
     for i in candidates:
-        before = frames[i].at - frames[i - 1].at if i > 0 else math.inf
-        after = frames[i + 1].at - frames[i].at if i + 1 < len(frames) else math.inf
-        nearest = min(before, after)
-        if nearest < best_gap or (nearest == best_gap and i > best):
-            best, best_gap = i, nearest
+        before = times[i] - times[i - 1] if i > 0 else math.inf
+        hole = times[i + 1] - times[i - 1] if 0 < i < len(times) - 1 else math.inf
+        key = (before, hole, -i)
+        if best < 0 or key < best_key:
+            best, best_key = i, key
     return best

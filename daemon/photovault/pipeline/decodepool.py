@@ -155,7 +155,7 @@ def _decode_video_file(path: str, target_side: int) -> DecodeOutcome:
     """Hash a video in 1 MiB chunks (a 4 GB clip never sits in memory), then let
     ffmpeg sample it by path. A change in size or mtime during the hash or the
     decode means the file is still being written: a retry later, not a failure."""
-    from photovault.media.video import ToolMissing, decode_video
+    from photovault.media.video import ToolMissing, VideoTransient, decode_video
 
     fd = _open(path)
     if isinstance(fd, DecodeOutcome):
@@ -187,8 +187,8 @@ def _decode_video_file(path: str, target_side: int) -> DecodeOutcome:
         return out
     try:
         out.image = decode_video(Path(path), target_side)
-    except ToolMissing as exc:
-        out.error = exc.reason  # an installation problem: retried once ffmpeg is there
+    except (ToolMissing, VideoTransient) as exc:
+        out.error = exc.reason  # ffmpeg not installed or killed: retried, not the file's fault
     except MediaError as exc:
         out.error, out.permanent = exc.reason, True
     except MemoryError:

@@ -14,12 +14,16 @@ from helpers.videos import fit, make_audio_only, make_clip, solid, truncate
 from photovault.media.types import MediaError
 from photovault.media.video import (
     SOURCE,
+    VIDEO_MAX_SIDE,
     ToolMissing,
     VideoSampling,
+    VideoTransient,
+    _keyframes,
     decode_video,
     frame_at,
     probe,
 )
+from photovault.media.videosample import Prefilter
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 
@@ -271,6 +275,67 @@ def test_a_hung_ffmpeg_is_killed_after_its_timeout(three_scenes: Path, tmp_path:
     hung.write_text("#!/bin/sh\nexec sleep 30\n")
     hung.chmod(0o755)
     settings = VideoSampling(ffmpeg=str(hung), timeout_s=0.5, timeout_per_minute_s=0.0)
-    with pytest.raises(MediaError) as err:
+    with pytest.raises(VideoTransient) as err:  # the share may answer later: retried
         decode_video(three_scenes, 64, settings=settings)
     assert err.value.reason == "ffmpeg did not finish within 0.5 s (unreadable or stalled file?)"
+
+
+def test_an_ffmpeg_killed_by_a_signal_is_a_transient_error(
+    three_scenes: Path, tmp_path: Path
+) -> None:
+    # As the OOM killer leaves it: the file may well be fine, so it is tried again.
+    killed = tmp_path / "ffmpeg"
+    killed.write_text(
+        f'#!/bin/sh\n{shutil.which("ffmpeg")} "$@" >/dev/null 2>&1 &\nkill -KILL $$\n'
+    )
+    killed.chmod(0o755)
+    with pytest.raises(VideoTransient) as err:
+        decode_video(three_scenes, 64, settings=VideoSampling(ffmpeg=str(killed)))
+    assert err.value.reason == "ffmpeg was killed (SIGKILL; out of memory?)"
+
+
+def test_a_stream_ffmpeg_cannot_decode_is_refused_with_ffmpegs_error_line(clips: Path) -> None:
+    # The H.264 fourcc replaced: ffprobe still sees a 640x360 stream, no decoder reads it.
+    data = make_clip(clips / "h264.mp4", [(CAT, 1.0)]).read_bytes()
+    path = clips / "unknown-codec.mp4"
+    path.write_bytes(data.replace(b"avc1", b"zzzz").replace(b"avcC", b"zzzC"))
+    with pytest.raises(MediaError) as err:
+        decode_video(path, 128)
+    assert err.value.reason == (
+        "not a playable video: Decoder (codec none) not found for input stream #0:0"
+    )
+
+
+def test_video_frames_are_at_most_video_max_side_whatever_the_analyzers_ask(
+    clips: Path,
+) -> None:
+    path = make_clip(clips / "hd.mp4", [(CAT, 0.5)], size=(1280, 720))
+    decoded = decode_video(path, 4096)
+    assert VIDEO_MAX_SIDE == 768
+    assert decoded.pixels.shape == (432, 768, 3)
+    assert decoded.stored_size == (1280, 720)
+
+
+def test_a_long_video_of_many_short_scenes_holds_few_frames_while_decoding(
+    clips: Path,
+) -> None:
+    # 240 cuts in two minutes, a keyframe at each, every scene a new colour: the
+    # keyframe pass lets dozens through, and without caps applied as frames arrive
+    # all of them would be held at once.
+    rng = np.random.default_rng(5)
+    colors = [tuple(int(c) for c in rng.integers(40, 256, 3)) for _ in range(240)]
+    scenes = [
+        (solid(c if i % 2 else (c[0] // 3, c[1] // 3, c[2] // 3)), 0.5)
+        for i, c in enumerate(colors)
+    ]
+    path = make_clip(clips / "edited.mp4", scenes, size=(96, 64), fps=10, keyint=5)
+    settings = VideoSampling(max_frames=12, per_minute=20)
+    info = probe(path)
+    keep = Prefilter(settings)
+    _, times = _keyframes(path, (96, 64), info, settings, keep)
+    assert len(times) >= 60  # all of these were decoded and looked at
+    assert keep.peak <= settings.max_frames + 1
+    decoded = decode_video(path, 96, settings=settings)
+    assert decoded.frames is not None and len(decoded.frames) <= settings.max_frames
+    kept = [f.at for f in decoded.frames]
+    assert kept[0] < 5.0 and kept[-1] > 100.0  # spread over the video, not its first minute

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,6 +143,41 @@ def test_zero_dates_mean_the_capture_time_is_unknown(reader: MetadataReader, fol
     assert meta.camera == "Apple"
 
 
+@pytest.mark.parametrize(
+    ("tag", "value", "expected"),
+    [
+        # ©day as Android and many cameras write it: local time with its offset.
+        ("UserData:ContentCreateDate", "2024:06:01 14:00:00+02:00", "2024-06-01T14:00:00+02:00"),
+        ("XMP:DateTimeOriginal", "2024:06:01 15:00:00+03:00", "2024-06-01T15:00:00+03:00"),
+        ("UserData:DateTimeOriginal", "2024:06:01 16:00:00+04:00", "2024-06-01T16:00:00+04:00"),
+        # Without an offset the local time is ambiguous: the UTC header date stays.
+        ("UserData:ContentCreateDate", "2024:06:01 14:00:00", "2024-06-01T12:00:00Z"),
+    ],
+)
+def test_a_local_capture_time_with_its_offset_wins_over_the_utc_header_date(
+    reader: MetadataReader, folder: Path, tag: str, value: str, expected: str
+) -> None:
+    name = tag.replace(":", "-") + ("-zoned" if "+" in value else "-local") + ".mp4"
+    path = make_clip(folder / name, SCENE, creation_time="2024-06-01T12:00:00Z")
+    with ExifToolHelper() as et:
+        et.set_tags([str(path)], {tag: value}, params=["-overwrite_original"])
+    assert read(reader, path).taken_at == expected
+
+
+def test_ffmpegs_date_tag_is_read_as_the_local_capture_time(
+    reader: MetadataReader, folder: Path
+) -> None:
+    # ffmpeg's `-metadata date=` writes ©day in the item list (ItemList:ContentCreateDate).
+    src = make_clip(folder / "dated-src.mp4", SCENE, creation_time="2024-06-01T12:00:00Z")
+    path = folder / "dated.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), "-c", "copy",
+         "-map_metadata", "0", "-metadata", "date=2024-06-01T14:00:00+0200", str(path)],
+        check=True,
+    )  # fmt: skip
+    assert read(reader, path).taken_at == "2024-06-01T14:00:00+02:00"
+
+
 def test_a_matroska_date_is_utc_and_its_duration_is_read(
     reader: MetadataReader, folder: Path
 ) -> None:
@@ -186,6 +222,22 @@ def test_video_taken_at_prefers_apples_date_then_the_header_dates() -> None:
     assert video_taken_at(row, "video/mp4") == "2024-06-01T12:00:01Z"
     row["CreationDate"] = "2024:06:01 14:00:00+02:00"
     assert video_taken_at(row, "video/mp4") == "2024-06-01T14:00:00+02:00"
+
+
+def test_video_taken_at_takes_a_zoned_local_time_before_the_utc_header_dates() -> None:
+    row = {"CreateDate": "2024:06:01 12:00:00", "ContentCreateDate": "2024:06:01 14:00:00+02:00"}
+    assert video_taken_at(row, "video/mp4") == "2024-06-01T14:00:00+02:00"
+    row["DateTimeOriginal"] = "2024:06:01 15:00:00+03:00"
+    assert video_taken_at(row, "video/quicktime") == "2024-06-01T15:00:00+03:00"
+    row["CreationDate"] = "2024:06:01 14:00:00+02:00"  # Apple's key stays first
+    assert video_taken_at(row, "video/mp4") == "2024-06-01T14:00:00+02:00"
+
+
+def test_video_taken_at_uses_a_local_time_without_offset_only_without_a_utc_date() -> None:
+    row = {"CreateDate": "2024:06:01 12:00:00", "ContentCreateDate": "2024:06:01 14:00:00"}
+    assert video_taken_at(row, "video/mp4") == "2024-06-01T12:00:00Z"
+    row["CreateDate"] = "0000:00:00 00:00:00"
+    assert video_taken_at(row, "video/mp4") == "2024-06-01T14:00:00"
 
 
 def test_video_taken_at_of_an_avi_is_its_local_recorded_time() -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from photovault.media.types import VideoFrame
 from photovault.media.videosample import (
+    Prefilter,
     VideoSampling,
     cap,
     gap_points,
@@ -96,3 +97,38 @@ def test_cap_applies_per_minute_of_video() -> None:
 @pytest.mark.parametrize("total", [1, 3])
 def test_cap_keeps_the_total(total: int) -> None:
     assert len(cap(frames_at(0, 1, 2, 3, 4, 5), per_minute=60, total=total)) == total
+
+
+def test_cap_thins_evenly_spaced_frames_over_the_whole_video_not_only_its_start() -> None:
+    times = [i * 0.5 for i in range(100)]  # a cut every half second for 50 s
+    kept = [f.at for f in cap(frames_at(*times), per_minute=100, total=10)]
+    assert len(kept) == 10
+    assert kept[0] == 0.0 and kept[-1] == 49.5
+    assert max(np.diff(kept)) <= 2 * 49.5 / 9  # spread out: at most twice the even gap
+
+
+def test_the_prefilter_applies_the_caps_while_frames_stream_in() -> None:
+    # 1500 cuts in 750 s, each frame a new picture: only the caps can drop them.
+    settings = VideoSampling(per_minute=20, max_frames=60)
+    times = [i * 0.5 for i in range(1500)]
+    keep = Prefilter(settings, lambda i: times[i] if i < len(times) else None)
+    for i in range(len(times)):
+        keep.offer(i, picture(i, (16, 12)))
+    assert keep.peak <= settings.max_frames + 1
+    kept = [times[i] for i, _ in keep.result()]
+    assert len(kept) == settings.max_frames
+    even = times[-1] / (settings.max_frames - 1)
+    assert kept[0] == 0.0 and kept[-1] >= times[-1] - 2 * even  # the whole video, not its start
+    assert max(np.diff(kept)) <= 2 * even
+
+
+def test_the_prefilter_holds_frames_whose_time_is_not_known_yet() -> None:
+    settings = VideoSampling(per_minute=20, max_frames=2)
+    known: list[float] = []
+    keep = Prefilter(settings, lambda i: known[i] if i < len(known) else None)
+    for i in range(4):
+        keep.offer(i, picture(i, (16, 12)))
+    assert len(keep.kept) == 4  # nothing to weigh them by yet
+    known += [0.0, 1.0, 1.5, 9.0, 10.0]
+    keep.offer(4, picture(4, (16, 12)))
+    assert [i for i, _ in keep.result()] == [0, 3]  # 1.0, 1.5 and 10.0 came close after another

@@ -76,6 +76,20 @@ def test_missing_ffmpeg_is_retried_later_not_failed_for_good(
     assert not out.permanent
 
 
+def test_an_ffmpeg_killed_by_a_signal_is_retried_later_not_failed_for_good(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the OOM killer leaves it; ffprobe is the real one.
+    (tmp_path / "ffprobe").symlink_to(shutil.which("ffprobe") or "ffprobe")
+    killed = tmp_path / "ffmpeg"
+    killed.write_text("#!/bin/sh\nkill -KILL $$\n")
+    killed.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    out = decode_file(str(clip), 64, 100_000_000)
+    assert out.error == "ffmpeg was killed (SIGKILL; out of memory?)"
+    assert not out.permanent
+
+
 def test_a_vanished_video_is_a_transient_error(tmp_path: Path) -> None:
     out = decode_file(str(tmp_path / "gone.mp4"), 64, 100_000_000)
     assert out.error == "file vanished before it was read"
