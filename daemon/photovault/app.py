@@ -258,6 +258,7 @@ class Daemon:
             share_ok=self._share_ok,
             offline_shares=self._offline_shares,
             live=self.live_pairs,
+            idle_release_seconds=self.settings.models.idle_unload_seconds,
         )
 
     def _share_ok(self, share: str) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 
 from photovault.analyze.base import AnalysisItem, Analyzer, AnalyzerError
 from photovault.analyze.context import AnalyzerContext
-from photovault.models.clip import ClipModel
+from photovault.models.clip import ClipModel, search_text_variant
 from photovault.models.store import InstalledModel
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "model": None,  # installed CLIP model name; None = the first installed
     "variant": "fp32",  # a variant listed in the manifest (e.g. "int8")
+    # The text tower's variant for searches; None = int8 on a CPU where installed
+    # (models/clip.py, search_text_variant), else the variant above.
+    "text_variant": None,
 }
 
 
@@ -45,8 +48,13 @@ class Clip(ClipModel, Analyzer):
     version = "1"
     image_side = 288  # short side of a 4:3 photo ~216-224 px: the crop needs no upscaling
 
-    def __init__(self, model: InstalledModel, variant: str, factory: Any) -> None:
-        super().__init__(model, variant, factory)
+    def __init__(
+        self, model: InstalledModel, variant: str, factory: Any, text_variant: str | None = None
+    ) -> None:
+        if text_variant is None:
+            providers = list(getattr(factory, "providers", ["CPUExecutionProvider"]))
+            text_variant = search_text_variant(model.manifest, variant, providers)
+        super().__init__(model, variant, factory, text_variant)
         # The model is part of the version: another model (or variant) makes every
         # stored embedding stale, and the daemon re-embeds in the background.
         self.version = f"1+{model.manifest.name}.{variant}"
@@ -79,6 +87,8 @@ class Clip(ClipModel, Analyzer):
             "variant": self.variant,
             "loaded": self._image.loaded,
             "provider": self._image.provider,
+            "text_variant": self.text_variant,
+            "text_loaded": self.text_loaded,
         }
 
 
@@ -93,6 +103,9 @@ def _own_settings(settings: Any, key: str) -> dict[str, Any]:
     variant = getattr(models, f"{key}_variant", None)
     if variant:
         own["variant"] = variant
+    text_variant = getattr(models, f"{key}_text_variant", None)  # read where the config has it
+    if text_variant:
+        own["text_variant"] = text_variant
     return own
 
 
@@ -104,4 +117,14 @@ def create(settings: Any, context: AnalyzerContext) -> Clip:
         raise ValueError(f"unknown clip setting(s): {', '.join(unknown)}")
     merged = {**DEFAULTS, **own}
     model = find_model(context, merged["model"])
-    return Clip(model, str(merged["variant"]), context.session_factory)
+    text_variant = merged["text_variant"]
+    clip = Clip(
+        model,
+        str(merged["variant"]),
+        context.session_factory,
+        None if text_variant is None else str(text_variant),
+    )
+    # Warm for searches from the start and through idle unloads: at rest vaultd
+    # holds this tower and nothing else of CLIP (bench/rss.py).
+    clip.keep_text_warm()
+    return clip

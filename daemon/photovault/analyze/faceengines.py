@@ -4,6 +4,7 @@ and the weights folder both share (see analyze/faces.py for why each).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -130,6 +131,25 @@ def hog_like_box(left: int, top: int, right: int, bottom: int) -> tuple[int, int
     return round(cx - half), round(cy - half), round(cx + half), round(cy + half)
 
 
+@dataclass(frozen=True)
+class DlibNets:
+    """dlib's networks that hold memory: loaded for a burst of photos, unloaded when idle."""
+
+    shape: Any  # 5-point landmarks
+    net: Any  # ResNet descriptor
+    cnn: Any  # MMOD detector (detector dlib_cnn only), else None
+
+
+def load_dlib_nets(dlib: Any, weights: Path, cnn: bool, _path: Path) -> DlibNets:
+    return DlibNets(
+        dlib.shape_predictor(str(weights / DLIB_FILES["landmarks"])),
+        dlib.face_recognition_model_v1(str(weights / DLIB_FILES["recognition"])),
+        dlib.cnn_face_detection_model_v1(str(weights / DLIB_FILES["cnn_detector"]))
+        if cnn
+        else None,
+    )
+
+
 class DlibEngine:
     """dlib's detector + 5-point landmarks + ResNet descriptor, as dlib's authors use it."""
 
@@ -143,9 +163,12 @@ class DlibEngine:
         num_jitters: int,
         mtcnn: MtcnnDetector | None = None,
         min_score: float = 0.0,
+        session_factory: Any = None,
     ) -> None:
         """`min_score`: for `dlib+mtcnn`, HOG faces below it (the analyzer drops them)
-        leave the face to MTCNN instead of hiding MTCNN's box of it."""
+        leave the face to MTCNN instead of hiding MTCNN's box of it. `session_factory`
+        loads the networks on first use and unloads them when idle, as it does the
+        ONNX models (~35 MB; without one, a CPU-only factory with the defaults)."""
         import dlib  # heavy: only when the analyzer is created
 
         if detector not in DLIB_DETECTORS:
@@ -154,8 +177,20 @@ class DlibEngine:
         self._dlib = dlib
         self._upsample = upsample
         self._jitters = num_jitters
-        self._shape = dlib.shape_predictor(str(weights / DLIB_FILES["landmarks"]))
-        self._net = dlib.face_recognition_model_v1(str(weights / DLIB_FILES["recognition"]))
+        if session_factory is None:
+            from photovault.models.session import CPU_PROVIDER, SessionFactory
+
+            session_factory = SessionFactory(providers=(CPU_PROVIDER,))
+        # A partial, not a method: the factory must not keep this engine alive.
+        self._nets = session_factory.managed(
+            weights / DLIB_FILES["recognition"],
+            name="dlib-face-recognition",
+            loader=functools.partial(load_dlib_nets, dlib, weights, detector == "dlib_cnn"),
+        )
+        # A missing or broken file fails now, at start, named; the networks then
+        # wait for the first photo.
+        self._nets.session()
+        self._nets.unload()
         if detector in ("mtcnn_onnx", "dlib+mtcnn") and mtcnn is None:
             raise ValueError(f"detector {detector!r} needs an MtcnnDetector")
         self._mtcnn = mtcnn
@@ -165,7 +200,7 @@ class DlibEngine:
         elif detector == "mtcnn_onnx":
             pass
         elif detector == "dlib_cnn":
-            self._cnn = dlib.cnn_face_detection_model_v1(str(weights / DLIB_FILES["cnn_detector"]))
+            pass  # in DlibNets
         else:
             import cv2
 
@@ -187,7 +222,16 @@ class DlibEngine:
             for x1, y1, x2, y2, p in self._mtcnn.detect(pixels)
         ]
 
-    def _detect(self, pixels: np.ndarray) -> list[tuple[Any, float, str]]:
+    @property
+    def loaded(self) -> bool:
+        return bool(self._nets.loaded)
+
+    def unload(self) -> None:
+        self._nets.unload()
+        if self._mtcnn is not None:
+            self._mtcnn.unload()
+
+    def _detect(self, pixels: np.ndarray, nets: DlibNets) -> list[tuple[Any, float, str]]:
         """(rectangle, score, detector that found it) per face."""
         dlib = self._dlib
         if self.detector == "dlib":
@@ -202,7 +246,7 @@ class DlibEngine:
             return hog + extra
         if self.detector == "dlib_cnn":
             return [
-                (d.rect, float(d.confidence), "dlib_cnn") for d in self._cnn(pixels, self._upsample)
+                (d.rect, float(d.confidence), "dlib_cnn") for d in nets.cnn(pixels, self._upsample)
             ]
         gray = self._cv2.cvtColor(pixels, self._cv2.COLOR_RGB2GRAY)
         boxes, _, levels = self._haar.detectMultiScale3(
@@ -217,9 +261,10 @@ class DlibEngine:
         pixels = np.ascontiguousarray(pixels)
         height, width = pixels.shape[:2]
         out = []
-        for rect, score, source in self._detect(pixels):
-            shape = self._shape(pixels, rect)
-            vector = self._net.compute_face_descriptor(pixels, shape, self._jitters)
+        nets = self._nets.session()  # loads them after an idle unload
+        for rect, score, source in self._detect(pixels, nets):
+            shape = nets.shape(pixels, rect)
+            vector = nets.net.compute_face_descriptor(pixels, shape, self._jitters)
             left, top = max(rect.left(), 0), max(rect.top(), 0)
             right, bottom = min(rect.right() + 1, width), min(rect.bottom() + 1, height)
             if right <= left or bottom <= top:

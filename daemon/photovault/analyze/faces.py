@@ -196,7 +196,9 @@ class FacesAnalyzer(Analyzer):
         return out
 
     def status(self) -> dict[str, Any]:
+        loaded = getattr(self._engine, "loaded", None)
         return {
+            **({} if loaded is None else {"loaded": loaded}),
             "model": self._engine.model,
             "detector": self._engine.detector,
             "engine": type(self._engine).__name__,
@@ -206,7 +208,10 @@ class FacesAnalyzer(Analyzer):
         }
 
     def close(self) -> None:
-        self._engine = _Closed()
+        engine, self._engine = self._engine, _Closed()
+        unload = getattr(engine, "unload", None)
+        if unload is not None:
+            unload()
 
 
 class _Closed:
@@ -219,7 +224,8 @@ class _Closed:
 def build_engine(cfg: FaceSettings, state_dir: Path, session_factory: Any = None) -> FaceEngine:
     """The engine for `cfg`; the dlib weights are installed into the state dir first.
 
-    `session_factory` runs the ONNX detector (MTCNN); without one (tests, tools) a
+    `session_factory` runs the ONNX detector (MTCNN) and loads and unloads dlib's
+    networks like the ONNX models; without one (tests, tools) a
     CPU-only factory with the daemon's defaults is made."""
     home = deepface_home(state_dir)
     if uses_dlib_engine(cfg):
@@ -234,7 +240,13 @@ def build_engine(cfg: FaceSettings, state_dir: Path, session_factory: Any = None
                 session_factory = SessionFactory(providers=(CPU_PROVIDER,))
             mtcnn = MtcnnDetector(session_factory, packaged_mtcnn_models(), cfg.min_face_px)
         return DlibEngine(
-            weights, cfg.detector, cfg.upsample, cfg.num_jitters, mtcnn, cfg.min_score
+            weights,
+            cfg.detector,
+            cfg.upsample,
+            cfg.num_jitters,
+            mtcnn,
+            cfg.min_score,
+            session_factory,
         )
     if importlib.util.find_spec("face_recognition_models") is not None:
         install_dlib_weights(state_dir)  # deepface's Dlib model and detector find them

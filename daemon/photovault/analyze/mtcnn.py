@@ -132,6 +132,10 @@ class MtcnnDetector:
         )
         self.min_face_px = max(int(min_face_px), 12)
 
+    def unload(self) -> None:
+        for model in (self._pnet, self._rnet, self._onet):
+            model.unload()
+
     def _scales(self, height: int, width: int) -> list[float]:
         scale = 12.0 / self.min_face_px
         side = min(height, width) * scale

@@ -122,6 +122,11 @@ class ModelSettings(_Section):
     clip_variant: str = Field(
         "fp32", description="CLIP variant: fp32, int8 (CPU boxes: ~3x faster), fp16 (GPUs)"
     )
+    clip_text_variant: str | None = Field(
+        None,
+        description="CLIP text tower variant for searches (kept loaded at rest); default: "
+        "int8 on a CPU where installed (cosine >= 0.998 to fp32), else clip_variant",
+    )
     tagger: str | None = Field(None, description="installed tagger model name (default: first)")
 
 

@@ -27,10 +27,21 @@ Choices and why:
   hundreds of MB.
 * A failed load is retried once (a half-written file being replaced, a
   transient CUDA out-of-memory) and then fails loudly naming the file.
+* Large lookup tables (a CLIP text tower's 101 MB token embedding) are mapped
+  from the model file instead of copied into the heap (``onnxfile.py``): a
+  query reads a few rows of it, so the text tower kept warm for searches holds
+  ~50 MB instead of ~150 MB. CPU sessions only.
+* Freed memory is handed back to the OS (``release_memory``, glibc's
+  ``malloc_trim``) after every unload and load. Without it an unloaded
+  model's hundreds of MB stayed in vaultd's heap: glibc returns only the top
+  of the heap by itself, and onnxruntime frees a model's weights as many
+  blocks below smaller live ones (bench/README.md, "Memory at rest").
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import threading
 import time
@@ -43,7 +54,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from photovault.models.onnxfile import lookup_tables
+
 log = logging.getLogger(__name__)
+
+#: Gather tables from this size on are mapped from the model file (CLIP's token
+#: embedding: 101 MB; everything else we run has none this large).
+MAP_TABLES_FROM = 16 << 20
 
 DEFAULT_PROVIDERS: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -80,6 +97,34 @@ class ModelSignature:
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+_trim = _malloc_trim()
+
+
+def release_memory() -> bool:
+    """Hand the heap's free pages back to the OS; False where that cannot be done.
+
+    glibc keeps freed memory for reuse and gives back only what sits at the top
+    of each heap, so a model's weights, freed from the middle, stay resident.
+    ``malloc_trim(0)`` releases every free page of every arena (a few ms).
+    """
+    if _trim is None:
+        return False
+    _trim(0)
+    return True
 
 
 def available_providers() -> list[str]:
@@ -123,7 +168,10 @@ def inspect_model(path: Path | str) -> ModelSignature:
         session = ort.InferenceSession(str(path), sess_options=options, providers=[CPU_PROVIDER])
     except Exception as exc:  # onnxruntime raises several unrelated exception types
         raise ModelLoadError(path, _short(exc)) from exc
-    return signature_of(session)
+    signature = signature_of(session)
+    del session
+    release_memory()  # the model store checks every file at start: hundreds of MB
+    return signature
 
 
 def model_metadata(path: Path | str) -> dict[str, str]:
@@ -135,7 +183,10 @@ def model_metadata(path: Path | str) -> dict[str, str]:
         session = ort.InferenceSession(str(path), sess_options=options, providers=[CPU_PROVIDER])
     except Exception as exc:  # onnxruntime raises several unrelated exception types
         raise ModelLoadError(path, _short(exc)) from exc
-    return dict(session.get_modelmeta().custom_metadata_map)
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    del session
+    release_memory()
+    return metadata
 
 
 def quantize_dynamic_int8(
@@ -166,6 +217,14 @@ def quantize_dynamic_int8(
     )
 
 
+def _provider(session: Any) -> str | None:
+    """A session's execution provider; the CPU for a model loaded by a `loader`."""
+    if session is None:
+        return None
+    get = getattr(session, "get_providers", None)
+    return str(get()[0]) if get is not None else CPU_PROVIDER
+
+
 def _short(exc: BaseException) -> str:
     """First line of an onnxruntime message; the rest is a C++ stack."""
     text = str(exc).strip() or type(exc).__name__
@@ -188,9 +247,14 @@ class SessionFactory:
         idle_ttl_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         on_load: Callable[[str, float, str | None], None] | None = None,
+        release: Callable[[], object] = release_memory,
+        map_tables: int | None = MAP_TABLES_FROM,
     ) -> None:
         """`on_load(name, seconds, error)` is called after every model load attempt
-        that finished (error None) or finally failed; the daemon feeds metrics with it."""
+        that finished (error None) or finally failed; the daemon feeds metrics with it.
+        `release()` hands freed memory back to the OS after loads and unloads;
+        `map_tables`: map lookup tables of at least this many bytes from the file
+        instead of loading them (see the module docstring); None: never."""
         if intra_threads < 0 or inter_threads < 0:
             raise ValueError("thread counts must be >= 0 (0 lets onnxruntime choose)")
         self.requested_providers = list(providers)
@@ -199,6 +263,8 @@ class SessionFactory:
         self.idle_ttl_s = idle_ttl_s
         self.clock = clock
         self.on_load = on_load
+        self.release = release
+        self.map_tables = map_tables
         self.providers = self._filter_providers(self.requested_providers)
         self._models: weakref.WeakSet[ManagedModel] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -243,9 +309,32 @@ class SessionFactory:
 
     def create(self, path: Path | str, spinning: bool = False) -> Any:
         """Create an InferenceSession for `path` (raises onnxruntime's own errors)."""
-        return ort.InferenceSession(
-            str(path), sess_options=self.session_options(spinning), providers=self.providers
-        )
+        options = self.session_options(spinning)
+        pins = self._mapped_tables(path, options)
+        session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers)
+        if pins:
+            # onnxruntime reads the mapped tables without owning them: they live as
+            # long as the session (its attributes are dropped after its native part).
+            session.photovault_mapped = pins
+        return session
+
+    def _mapped_tables(self, path: Path | str, options: Any) -> list[Any]:
+        """Override the file's large Gather tables with read-only maps of the same
+        bytes (only the rows a run reads become resident); what must stay alive."""
+        if self.map_tables is None or self.providers[0] != CPU_PROVIDER:
+            return []
+        pins: list[Any] = []
+        for table in lookup_tables(path, self.map_tables):
+            array = np.memmap(
+                path, dtype=table.dtype, mode="r", offset=table.offset, shape=table.shape
+            )
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            options.add_initializer(table.name, value)
+            pins.append((array, value))
+            log.debug(
+                "model %s: %s mapped from the file (%d bytes)", path, table.name, table.nbytes
+            )
+        return pins
 
     def managed(
         self,
@@ -253,17 +342,21 @@ class SessionFactory:
         name: str | None = None,
         idle_ttl_s: float | None = None,
         interactive: bool = False,
+        loader: Callable[[Path], Any] | None = None,
     ) -> ManagedModel:
         """A lazily loaded model that `reap()` unloads once idle for the TTL.
 
         ``interactive``: a model a person waits on (a search query), run with
-        thread spinning for latency; batch models never spin."""
+        thread spinning for latency; batch models never spin. ``loader``: for a
+        model that is no onnxruntime session (dlib's networks), what loads it
+        from `path`; it is then unloaded and reloaded like the others."""
         model = ManagedModel(
             self,
             Path(path),
             name=name or Path(path).stem,
             idle_ttl_s=self.idle_ttl_s if idle_ttl_s is None else idle_ttl_s,
             interactive=interactive,
+            loader=loader,
         )
         with self._lock:
             self._models.add(model)
@@ -276,7 +369,10 @@ class SessionFactory:
         """
         with self._lock:
             models = list(self._models)
-        return sum(1 for m in models if m.reap())
+        unloaded = sum(1 for m in models if m.reap(release=False))
+        if unloaded:
+            self.release()
+        return unloaded
 
     def loaded_models(self) -> list[str]:
         """Names of models currently in memory (for metrics and `vaultctl status`)."""
@@ -299,12 +395,14 @@ class ManagedModel:
         name: str,
         idle_ttl_s: float,
         interactive: bool = False,
+        loader: Callable[[Path], Any] | None = None,
     ) -> None:
         self.factory = factory
         self.path = path
         self.name = name
         self.idle_ttl_s = idle_ttl_s
         self.interactive = interactive
+        self.loader = loader
         self._session: Any = None
         self._last_used = 0.0
         self._lock = threading.RLock()
@@ -317,8 +415,7 @@ class ManagedModel:
     @property
     def provider(self) -> str | None:
         """Execution provider actually in use, or None while unloaded."""
-        session = self._session
-        return session.get_providers()[0] if session is not None else None
+        return _provider(self._session)
 
     def _load(self) -> Any:
         if not self.path.is_file():
@@ -327,7 +424,10 @@ class ManagedModel:
         for attempt in (1, 2):
             try:
                 started = time.monotonic()
-                session = self.factory.create(self.path, spinning=self.interactive)
+                if self.loader is not None:
+                    session = self.loader(self.path)
+                else:
+                    session = self.factory.create(self.path, spinning=self.interactive)
             except Exception as exc:
                 last = exc
                 if attempt == 1:
@@ -336,13 +436,16 @@ class ManagedModel:
                     )
                 continue
             self.load_count += 1
+            # Reading the file and optimising the graph leave ~1-2x the model's
+            # size freed but resident.
+            self.factory.release()
             if self.factory.on_load is not None:
                 self.factory.on_load(self.name, time.monotonic() - started, None)
             log.info(
                 "loaded model %s from %s on %s in %.2f s",
                 self.name,
                 self.path,
-                session.get_providers()[0],
+                _provider(session),
                 time.monotonic() - started,
             )
             return session
@@ -372,8 +475,9 @@ class ManagedModel:
             self._last_used = self.factory.clock()
             return outputs
 
-    def reap(self) -> bool:
-        """Unload if idle for longer than the TTL; True if it was unloaded."""
+    def reap(self, release: bool = True) -> bool:
+        """Unload if idle for longer than the TTL; True if it was unloaded.
+        `release`: hand the memory back now (the factory does once per pass)."""
         with self._lock:
             if self._session is None:
                 return False
@@ -381,10 +485,15 @@ class ManagedModel:
             if idle < self.idle_ttl_s:
                 return False
             log.info("unloading model %s after %.0f s idle", self.name, idle)
-            self._session = None
-            return True
+            self._session = None  # the only reference: the session is freed here
+        if release:
+            self.factory.release()
+        return True
 
     def unload(self) -> None:
-        """Drop the session now (shutdown, config reload)."""
+        """Drop the session now (shutdown, config reload) and hand its memory back."""
         with self._lock:
+            if self._session is None:
+                return
             self._session = None
+        self.factory.release()

@@ -65,13 +65,15 @@ class Tokenizer:
                 .read_bytes()
             )
         lines = gzip.decompress(merges_gz).decode("utf-8").split("\n")[1 : _MERGES + 1]
-        merges = [tuple(line.split()) for line in lines]
         self.byte_encoder = _bytes_to_unicode()
         symbols = list(self.byte_encoder.values())
-        vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+        vocab = symbols + [s + "</w>" for s in symbols] + [line.replace(" ", "") for line in lines]
         vocab += ["<start_of_text>", "<end_of_text>"]
         self.encoder = {token: i for i, token in enumerate(vocab)}
-        self.ranks = {pair: i for i, pair in enumerate(merges)}
+        # A merge is keyed by its line, "a b" (symbols hold no spaces: the byte table
+        # maps the space away): one string per merge instead of a tuple of two, 5 MB
+        # less held by vaultd at rest (27 -> 22 MB, tracemalloc).
+        self.ranks = {line: i for i, line in enumerate(lines)}
         self.sot = self.encoder["<start_of_text>"]
         self.eot = self.encoder["<end_of_text>"]
         # Per-instance memo of word -> BPE symbols; words repeat a lot in queries.
@@ -80,14 +82,14 @@ class Tokenizer:
     def _bpe_uncached(self, token: str) -> tuple[str, ...]:
         word = [*token[:-1], token[-1] + "</w>"]
         while len(word) > 1:
-            pairs = {(word[i], word[i + 1]) for i in range(len(word) - 1)}
+            pairs = {f"{word[i]} {word[i + 1]}" for i in range(len(word) - 1)}
             best = min(pairs, key=lambda p: self.ranks.get(p, 1 << 30))
             if best not in self.ranks:
                 break
             merged: list[str] = []
             i = 0
             while i < len(word):
-                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
+                if i < len(word) - 1 and f"{word[i]} {word[i + 1]}" == best:
                     merged.append(word[i] + word[i + 1])
                     i += 2
                 else:

@@ -96,6 +96,7 @@ class Worker:
         share_ok: Callable[[str], bool] | None = None,
         offline_shares: Callable[[], set[str]] | None = None,
         live: livephoto.LivePairs | None = None,
+        idle_release_seconds: float = 600.0,
     ) -> None:
         self.catalog = catalog
         self.resolve = resolve
@@ -117,6 +118,8 @@ class Worker:
         #: Live photos: which file is whose half, and keeping both records in step.
         self.live = live or livephoto.LivePairs(catalog)
         self._pool = DecodePool(decode_workers)
+        #: With nothing to do for this long, the decode processes are stopped.
+        self.idle_release_seconds = idle_release_seconds
         self._meta_exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exiftool")
         self._inflight: deque[_Batch] = deque()
         self._thread: threading.Thread | None = None
@@ -182,6 +185,8 @@ class Worker:
                 else:
                     self._fill()
                 if not self._inflight:
+                    if self._pool.release_idle(self.idle_release_seconds):
+                        log.info("decode processes stopped while idle; they start with new work")
                     self.throttle.wait(self.stopping, 0.5)
                     self._ok()
                     backoff = 0.0
@@ -238,8 +243,7 @@ class Worker:
             self._submit(rows)
 
     def _few_videos(self, rows: list[FileRow]) -> list[FileRow]:
-        """At most VIDEOS_PER_BATCH videos in a batch (their frames are held in memory
-        until the batch is analyzed); the others go back to the front of the queue."""
+        """At most VIDEOS_PER_BATCH videos a batch; the others go back to the queue's front."""
         videos = [r for r in rows if is_video(r.relpath)]
         if len(videos) <= VIDEOS_PER_BATCH:
             return rows

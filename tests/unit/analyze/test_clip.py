@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -114,3 +115,78 @@ def test_without_an_installed_clip_model_create_raises(tmp_path: Path) -> None:
     )
     with pytest.raises(ModelError, match="no CLIP model installed"):
         create({}, context)
+
+
+# -- memory at rest (issue #20, item 5) ------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _with_int8(tiny_models: ModuleType, folder: Path) -> Path:
+    """A tiny CLIP folder with fp32 and int8 towers; the int8 text tower differs
+    (another seed), so which one ran shows in the output."""
+    from photovault.models.store import describe_file, validate_dir, write_manifest
+
+    src = tiny_models.build_clip_dir(folder)
+    tiny_models.build_image_encoder(src / "image.int8.onnx", dim=8, side=32)
+    tiny_models.build_text_encoder(src / "text.int8.onnx", dim=8, seed=7)
+    manifest = validate_dir(src, "clip")
+    extra = (
+        describe_file(src / "image.int8.onnx", "image", "int8"),
+        describe_file(src / "text.int8.onnx", "text", "int8"),
+    )
+    write_manifest(src, dataclasses.replace(manifest, files=manifest.files + extra))
+    return src
+
+
+def _context(src: Path, tmp_path: Path, clock: Clock) -> AnalyzerContext:
+    store = ModelStore(tmp_path / "models")
+    store.import_dir(src)
+    factory = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0, clock=clock)
+    return AnalyzerContext(tmp_path, store, factory)
+
+
+def test_the_text_tower_stays_warm_through_idle_unloads_and_the_image_tower_does_not(
+    clip_context: AnalyzerContext, tmp_path: Path
+) -> None:
+    clock = Clock()
+    factory = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0, clock=clock)
+    context = AnalyzerContext(tmp_path, clip_context.model_store, factory)
+    clip = create({}, context)
+    assert clip.text_loaded  # loaded at start: the first search does not wait
+    (before,) = clip.analyze([item(photo(3))])
+    query = clip.encode_text(["a cat"])
+    clock.now += 3600
+    assert factory.reap() == 1
+    assert clip.status()["loaded"] is False
+    assert clip.status()["text_loaded"] is True
+    np.testing.assert_array_equal(clip.encode_text(["a cat"]), query)
+    (after,) = clip.analyze([item(photo(3))])  # reloaded, same embedding
+    assert after == before
+    clip.close()
+    assert not clip.text_loaded
+
+
+def test_searches_run_the_int8_text_tower_on_a_cpu_whatever_the_image_variant(
+    tiny_models: ModuleType, tmp_path: Path
+) -> None:
+    context = _context(_with_int8(tiny_models, tmp_path / "src"), tmp_path, Clock())
+    clip = create({"variant": "fp32"}, context)
+    assert (clip.variant, clip.text_variant) == ("fp32", "int8")
+    assert clip.status()["text_variant"] == "int8"
+    assert clip.version.endswith(".fp32")  # photos' embeddings are not made stale
+    pinned = create({"variant": "fp32", "text_variant": "fp32"}, context)
+    assert pinned.text_variant == "fp32"
+    assert not np.allclose(clip.encode_text(["a cat"]), pinned.encode_text(["a cat"]))
+
+
+def test_a_model_without_an_int8_text_tower_searches_with_its_own_variant(
+    clip_context: AnalyzerContext,
+) -> None:
+    assert create({}, clip_context).text_variant == "fp32"

@@ -194,6 +194,11 @@ def test_mtcnn_runs_in_the_session_factory_the_daemon_injects(tmp_path):
     assert factory.loaded_models() == []  # loaded on the first photo, not at start
     faces = analyzer.analyze_pixels(np.asarray(two_people_one_in_profile()))["faces"]
     assert len(faces) == 2
-    assert factory.loaded_models() == ["mtcnn-onet", "mtcnn-pnet", "mtcnn-rnet"]
+    assert factory.loaded_models() == [
+        "dlib-face-recognition",
+        "mtcnn-onet",
+        "mtcnn-pnet",
+        "mtcnn-rnet",
+    ]
     assert analyzer.status()["detector"] == "dlib+mtcnn"
     analyzer.close()

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import logging
+import platform
+import sys
+import weakref
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -162,3 +166,121 @@ def test_int8_quantization_keeps_the_outputs_close_to_fp32(
     (got,) = factory.create(int8).run(None, x)
     cosine = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
     assert cosine.min() > 0.99
+
+
+# -- memory at rest (issue #20, item 5) ------------------------------------------------
+
+
+class Releases:
+    """Counts the factory's `release()` calls (malloc_trim in production)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+def test_an_unloaded_model_leaves_no_session_alive_and_hands_the_memory_back(
+    classifier_path: Path,
+) -> None:
+    release = Releases()
+    factory = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0, release=release)
+    model = factory.managed(classifier_path)
+    model.run(_pixels())
+    session = weakref.ref(model.session())
+    after_load = release.calls
+    model.unload()
+    assert session() is None  # freed at once: nothing else holds it, no cycle
+    assert release.calls == after_load + 1
+
+
+def test_reap_hands_the_memory_back_once_per_pass_and_only_after_an_unload(
+    classifier_path: Path,
+) -> None:
+    clock = FakeClock()
+    release = Releases()
+    factory = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0, clock=clock, release=release)
+    models = [factory.managed(classifier_path, name=n) for n in ("a", "b")]
+    sessions = [weakref.ref(m.session()) for m in models]
+    before = release.calls
+    assert factory.reap() == 0
+    assert release.calls == before
+    clock.now += 61
+    assert factory.reap() == 2
+    assert release.calls == before + 1
+    assert [s() for s in sessions] == [None, None]
+
+
+def test_release_memory_trims_the_heap_where_the_c_library_can(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pads: list[int] = []
+    monkeypatch.setattr(session_mod, "_trim", lambda pad: pads.append(pad) or 1)
+    assert session_mod.release_memory() is True
+    assert pads == [0]
+    monkeypatch.setattr(session_mod, "_trim", None)
+    assert session_mod.release_memory() is False
+
+
+def test_glibc_malloc_trim_is_found_on_linux() -> None:
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    assert session_mod._trim is not None
+    assert session_mod.release_memory() is True
+
+
+def test_a_lookup_table_is_mapped_from_the_file_and_gives_the_same_outputs(
+    tiny_models: ModuleType, tmp_path: Path
+) -> None:
+    path = tiny_models.build_text_encoder(tmp_path / "text.onnx", dim=8, context=None)
+    ids = {"input_ids": np.array([[49406, 320, 2368, 49407]], dtype=np.int64)}
+    loaded = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0, map_tables=None)
+    mapped = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0, map_tables=1024)
+    model = mapped.managed(path)
+    (want,) = loaded.managed(path).run(ids)
+    (got,) = model.run(ids)
+    np.testing.assert_array_equal(got, want)
+    pins = model.session().photovault_mapped
+    assert [type(array).__name__ for array, _ in pins] == ["memmap"]
+    table = weakref.ref(pins[0][0])
+    del pins
+    model.unload()
+    assert table() is None  # the map goes with the session
+    (again,) = model.run(ids)
+    np.testing.assert_array_equal(again, want)
+
+
+def test_small_tables_and_non_cpu_factories_load_as_usual(
+    tiny_models: ModuleType, tmp_path: Path
+) -> None:
+    path = tiny_models.build_text_encoder(tmp_path / "text.onnx", dim=8)
+    model = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0).managed(path)
+    assert not hasattr(model.session(), "photovault_mapped")  # 1.6 MB < 16 MiB
+
+
+def test_a_model_with_a_loader_is_loaded_reaped_and_reloaded_like_a_session(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    release = Releases()
+    factory = SessionFactory(["CPUExecutionProvider"], 1, 1, 60.0, clock=clock, release=release)
+    loads: list[Path] = []
+
+    class Net:
+        pass
+
+    def load(path: Path) -> Net:
+        loads.append(path)
+        return Net()
+
+    model = factory.managed(tmp_path / "net.dat", name="net", loader=load)
+    (tmp_path / "net.dat").write_bytes(b"weights")
+    net = weakref.ref(model.session())
+    assert model.provider == "CPUExecutionProvider"
+    assert factory.loaded_models() == ["net"]
+    clock.now += 61
+    assert factory.reap() == 1
+    assert net() is None
+    model.session()
+    assert loads == [tmp_path / "net.dat"] * 2
