@@ -225,7 +225,7 @@ def merge(
     #    has time-based regions) and leaves those in the file alone: with base naming
     #    `IMG_1.MP4` shares `IMG_1.xmp` with `IMG_1.JPG`, whose regions they are.
     if content.is_video:
-        owned_after["MPRegions"] = schema.owned(props, "MPRegions")
+        owned_after["MPRegions"] = sorted(schema.owned(props, "MPRegions"))
     else:
         mwg_prop, mwg_attr = find_property(descs, MWG_RS, "Regions")
         mp_prop, mp_attr = find_property(descs, MP, "RegionInfo")
