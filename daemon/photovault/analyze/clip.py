@@ -125,6 +125,10 @@ def create(settings: Any, context: AnalyzerContext) -> Clip:
         None if text_variant is None else str(text_variant),
     )
     # Warm for searches from the start and through idle unloads: at rest vaultd
-    # holds this tower and nothing else of CLIP (bench/rss.py).
-    clip.keep_text_warm()
+    # holds this tower and nothing else of CLIP (bench/rss.py). A tower that fails
+    # to load fails the searches (each says why), not the photos' embeddings.
+    try:
+        clip.keep_text_warm()
+    except Exception as exc:
+        log.warning("CLIP text tower of %s could not be loaded: %s", model.name, exc)
     return clip

@@ -183,7 +183,9 @@ def create(settings: Any, context: AnalyzerContext) -> ZeroShotTags:
     if path is None and (context.state_dir / "tags.toml").is_file():
         path = context.state_dir / "tags.toml"
     vocabulary = Vocabulary.load(Path(path) if path is not None else None)
-    clip = Clip(
-        find_model(context, merged["model"]), str(merged["variant"]), context.session_factory
-    )
+    variant = str(merged["variant"])
+    # The label vectors come from the same text tower variant as always (encoded once:
+    # speed does not matter), not the int8 one searches use on a CPU: tags are a
+    # softmax of ~100 x cosine, where int8's small shift could flip a tag.
+    clip = Clip(find_model(context, merged["model"]), variant, context.session_factory, variant)
     return ZeroShotTags(clip, vocabulary, merged)

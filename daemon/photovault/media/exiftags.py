@@ -248,7 +248,9 @@ def video_taken_at(row: dict[str, Any], mime: str) -> str | None:
     (QuickTime UserData or XMP) and ContentCreateDate (the `©day` atom, which
     Android and many cameras write as "2024:06:01 14:00:00+02:00"). Else the movie
     header's CreateDate (or the media's), which the QuickTime specification defines
-    as UTC: it gets a "Z". A local time without an offset is ambiguous, so it is
+    as UTC: it gets a "Z", except from makers whose cameras write their local clock
+    there (`LOCAL_CLOCK_MAKERS`: GoPro, DJI, Canon, Sony ...), where it is the local
+    wall clock without an offset. A local time without an offset is ambiguous, so it is
     used only when no UTC date is there. Zero dates ("0000:00:00 00:00:00", written
     when the clock is unknown) count as missing. Other containers follow the photo
     rules (Matroska's date carries its own "Z").
@@ -263,12 +265,44 @@ def video_taken_at(row: dict[str, Any], mime: str) -> str | None:
         zoned = next((iso for iso in local if iso is not None and _has_zone(iso)), None)
         if zoned is not None:
             return zoned
+        utc = not _local_clock_camera(row)
         for tag in ("CreateDate", "MediaCreateDate"):
             iso = _iso(row, tag)
             if iso is not None:
-                return iso if _has_zone(iso) else iso + "Z"
+                return iso if _has_zone(iso) or not utc else iso + "Z"
         return next((iso for iso in local if iso is not None), None)
     return taken_at(row)
+
+
+#: Makers whose cameras write their local wall clock into QuickTime's CreateDate,
+#: against the specification (UTC), as ExifTool's documentation of its QuickTimeUTC
+#: option warns: action cameras, drones and most dedicated cameras. Phones (Apple,
+#: Android) write UTC. Matched at the start of Make or Model, any case.
+LOCAL_CLOCK_MAKERS = (
+    "gopro",
+    "hero",
+    "dji",
+    "canon",
+    "sony",
+    "panasonic",
+    "nikon",
+    "fujifilm",
+    "olympus",
+    "om digital",
+    "ricoh",
+    "insta360",
+    "garmin",
+    "akaso",
+)
+
+
+def _local_clock_camera(row: dict[str, Any]) -> bool:
+    """Whether the file comes from a camera that writes local time as CreateDate."""
+    for tag in ("Make", "Model", "AndroidManufacturer", "AndroidModel"):
+        value = (_text(row.get(tag)) or "").strip().lower()
+        if value.startswith(LOCAL_CLOCK_MAKERS):
+            return True
+    return False
 
 
 def _iso(row: dict[str, Any], tag: str) -> str | None:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,9 +222,12 @@ class DecodePool:
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._last_used = clock()
+        self._closed = False
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
+            if self._closed:  # e.g. the warm-up thread after a stop in the first seconds
+                raise RuntimeError("the decode pool is shut down")
             self._last_used = self._clock()
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
@@ -240,9 +244,12 @@ class DecodePool:
     def warm(self) -> None:
         """Start every process now: spawning and importing takes seconds, and that
         delay should not land on the first photo after start or resume."""
-        pool = self._executor()
-        for f in [pool.submit(_warm) for _ in range(self.workers)]:
-            f.result()
+        try:
+            pool = self._executor()
+            for f in [pool.submit(_warm) for _ in range(self.workers)]:
+                f.result()
+        except (RuntimeError, BrokenProcessPool):  # stopped meanwhile: nothing to warm
+            return
 
     def submit(self, path: Path, target_side: int, max_pixels: int) -> Future[DecodeOutcome]:
         return self._executor().submit(decode_file, os.fspath(path), target_side, max_pixels)
@@ -259,6 +266,7 @@ class DecodePool:
 
     def shutdown(self) -> None:
         with self._lock:
+            self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

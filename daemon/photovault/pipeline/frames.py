@@ -128,23 +128,28 @@ def _merge_clip(good: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
-def _same_face(model: str | None) -> Callable[[np.ndarray, np.ndarray], bool]:
+def _face_distance(
+    model: str | None,
+) -> tuple[Callable[[np.ndarray, np.ndarray], float], float]:
+    """(distance, same-person limit) for faces of this recognition model."""
     metric, limit = SAME_FACE.get(model or "", ("cosine", SAME_FACE_COSINE))
     if metric == "euclidean":
-        return lambda a, b: float(np.linalg.norm(a - b)) < limit
+        return (lambda a, b: float(np.linalg.norm(a - b))), limit
 
-    def cosine(a: np.ndarray, b: np.ndarray) -> bool:
+    def cosine(a: np.ndarray, b: np.ndarray) -> float:
         d = float(np.linalg.norm(a) * np.linalg.norm(b))
-        return d > 0 and 1.0 - float(a @ b) / d < limit
+        return 1.0 - float(a @ b) / d if d > 0 else 2.0
 
-    return cosine
+    return cosine, limit
 
 
 def _merge_faces(good: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
-    """One face per person seen: a face joins an earlier one of the same person (by
-    embedding) and replaces it when its detector score is higher. Faces without an
-    embedding cannot be told apart and are kept from the frame with the most faces."""
-    people: list[tuple[np.ndarray, dict[str, Any]]] = []
+    """One face per person seen: a face joins the nearest earlier face within the
+    same-person distance that was not seen in its own frame (two faces of one frame
+    are two people, however alike), and replaces it when its detector score is
+    higher. Faces without an embedding cannot be told apart and are kept from the
+    frame with the most faces."""
+    people: list[tuple[np.ndarray, dict[str, Any], float]] = []  # (vector, face, last seen)
     loose: list[dict[str, Any]] = []
     for at, result in good:
         for face in result.get("faces") or []:
@@ -155,20 +160,26 @@ def _merge_faces(good: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
                 loose.append(_stamp(face, at))
                 continue
             v = np.asarray(emb, dtype=np.float32)
-            same = _same_face(face.get("model"))
-            for i, (seen, kept) in enumerate(people):
-                if same(v, seen):
-                    if float(face.get("score", 0)) > float(kept.get("score", 0)):
-                        people[i] = (v, _stamp(face, at))
-                    break
-            else:
-                people.append((v, _stamp(face, at)))
+            distance, limit = _face_distance(face.get("model"))
+            near = [
+                (distance(v, seen), i)
+                for i, (seen, _kept, when) in enumerate(people)
+                if when != at and distance(v, seen) < limit
+            ]
+            if not near:
+                people.append((v, _stamp(face, at), at))
+                continue
+            _d, i = min(near)
+            kept = people[i][1]
+            if float(face.get("score", 0)) > float(kept.get("score", 0)):
+                kept = _stamp(face, at)
+            people[i] = (v, kept, at)
     if loose:
         by_at: dict[float, list[dict[str, Any]]] = {}
         for face in loose:
             by_at.setdefault(face["at"], []).append(face)
         loose = max(by_at.values(), key=len)
-    faces = sorted([f for _v, f in people] + loose, key=lambda f: (f["at"], f["box"][0]))
+    faces = sorted([f for _v, f, _w in people] + loose, key=lambda f: (f["at"], f["box"][0]))
     out = {k: v for k, v in good[0][1].items() if k != "faces"}
     out["faces"] = faces
     out["tags"] = [_stamp(t, faces[0]["at"]) for t in people_tags(len(faces))] if faces else []

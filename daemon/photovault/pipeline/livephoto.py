@@ -99,20 +99,38 @@ class LivePairs:
         return (row, content.metadata) if content is not None else None
 
     def fields(
-        self, row: FileRow, path: Path, kind: str, meta: PhotoMetadata | None
+        self,
+        rows: list[FileRow],
+        path: Path,
+        kind: str,
+        meta: PhotoMetadata | None,
+        sha256: str | None = None,
     ) -> dict[str, str]:
         """{"live_photo_of": still} for a video half, {"live_video": video} for a
-        still whose video beside it is a marked live-photo video, else {}."""
+        still whose video beside it is a marked live-photo video, else {}. `rows` are
+        the files of this content in the batch, `path` the first's. Results are kept
+        per content, so content also catalogued elsewhere (a copy) is no half."""
+        row = rows[0]
         still = still_of(path, kind, meta)
         if still:
-            return {"live_photo_of": still}
+            copies = len(rows) > 1 or (
+                sha256 is not None and self.has_copies(sha256, {r.id for r in rows})
+            )
+            return {} if copies else {"live_photo_of": still}
         if kind == "video" or extension_of(path) not in STILL_EXTENSIONS:
             return {}
         video = _sibling(path, VIDEO_EXTENSIONS)
         other = self._done_meta(row.share, _relpath_beside(row.relpath, video)) if video else None
         if video and other is not None and other[1].get("content_identifier"):
-            return {"live_video": video}
+            claimed = other[1].get("live_photo_of")
+            if not claimed or claimed == path.name:  # IMG.HEIC and IMG.JPG: the first wins
+                return {"live_video": video}
         return {}
+
+    def has_copies(self, sha256: str, file_ids: set[int]) -> bool:
+        """Whether this content is also catalogued under other files (results are kept
+        per content: a byte-identical copy elsewhere is no half, and must keep them)."""
+        return any(f.id not in file_ids for f in self.catalog.files_with_content(sha256))
 
     def stored(self, row: FileRow, live: dict[str, str]) -> None:
         """After a half was stored: send the other half through again when its
@@ -132,26 +150,54 @@ class LivePairs:
     # -- catalog listener ------------------------------------------------------------
 
     def forgotten(self, share: str, relpath: str) -> None:
-        self._still_changed(share, relpath, gone=True)
+        self._left(share, relpath)
 
     def moved(self, share: str, src: str, dest: str) -> None:
-        self._still_changed(share, src, gone=True)
-        self._still_changed(share, dest, gone=False)
+        self._left(share, src)
+        self._arrived(share, dest)
 
-    def _still_changed(self, share: str, relpath: str, *, gone: bool) -> None:
-        """A still left this name (`gone`) or came to it: the video beside it, if
-        done, is checked again when it stops (or may start) being its half."""
-        if extension_of(relpath) not in STILL_EXTENSIONS:
-            return
+    def _left(self, share: str, relpath: str) -> None:
+        """A half left this name (deleted, or renamed away): the other half beside
+        the old name, if done and still naming it, is checked again."""
         name = relpath.rpartition("/")[2]
+        ext = extension_of(relpath)
+        others: tuple[str, ...]
+        if ext in STILL_EXTENSIONS:
+            others, back = VIDEO_EXTENSIONS, "live_photo_of"
+        elif ext in VIDEO_EXTENSIONS:
+            others, back = STILL_EXTENSIONS, "live_video"
+        else:
+            return
+        for other in self._beside(share, relpath, others):
+            if other[1].get(back) == name:
+                self._recheck(other[0], f"no longer beside {display(relpath)}")
+
+    def _arrived(self, share: str, relpath: str) -> None:
+        """A file was renamed to this name: it is checked again when it was a half or
+        now lies beside a possible other half, and so is that other half."""
+        moved = self._done_meta(share, relpath)
+        ext = extension_of(relpath)
+        if ext not in STILL_EXTENSIONS and ext not in VIDEO_EXTENSIONS:
+            return
+        others = VIDEO_EXTENSIONS if ext in STILL_EXTENSIONS else STILL_EXTENSIONS
+        beside = self._beside(share, relpath, others)
+        if moved is not None and (
+            moved[1].get("live_photo_of") or moved[1].get("live_video") or beside
+        ):
+            self._recheck(moved[0], "renamed")
+        for other in beside:
+            if other[1].get("content_identifier") or other[1].get("live_video"):
+                self._recheck(other[0], f"now beside {display(relpath)}")
+
+    def _beside(
+        self, share: str, relpath: str, extensions: tuple[str, ...]
+    ) -> list[tuple[FileRow, Any]]:
+        """Done files with `relpath`'s stem and one of these extensions (either case)."""
         stem = relpath.rpartition(".")[0]
-        for ext in VIDEO_EXTENSIONS:
-            for variant in (ext.upper(), ext):
+        out = []
+        for ext in extensions:
+            for variant in dict.fromkeys((ext.upper(), ext)):
                 other = self._done_meta(share, f"{stem}.{variant}")
-                if other is None:
-                    continue
-                meta = other[1]
-                if gone and meta.get("live_photo_of") == name:
-                    self._recheck(other[0], f"no longer beside its still {display(relpath)}")
-                elif not gone and meta.get("content_identifier") and not meta.get("live_photo_of"):
-                    self._recheck(other[0], f"now beside a still, {display(relpath)}")
+                if other is not None:
+                    out.append(other)
+        return out

@@ -339,10 +339,10 @@ class Worker:
             known = self.catalog.content(sha)
             have = parse_signature(known.analyzers) if known else {}
             missing = [n for n, v in signature.items() if have.get(n) != v]
-            row0, path0, out0 = members[0]
+            _row0, path0, out0 = members[0]
             kind = out0.image.kind if out0.image else "photo"
             meta0, _why = readable_metadata(meta_map, [path0])
-            lives[sha] = self.live.fields(row0, path0, kind, meta0)
+            lives[sha] = self.live.fields([r for r, _p, _o in members], path0, kind, meta0, sha)
             if known and livephoto.changed(known.results, lives[sha]) and "metadata" in signature:
                 missing.append("metadata")  # its other half arrived (or left): record that
                 if not lives[sha].get("live_photo_of"):  # no longer a half: analyze it

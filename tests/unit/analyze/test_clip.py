@@ -190,3 +190,42 @@ def test_a_model_without_an_int8_text_tower_searches_with_its_own_variant(
     clip_context: AnalyzerContext,
 ) -> None:
     assert create({}, clip_context).text_variant == "fp32"
+
+
+def test_zero_shot_tags_encode_their_labels_with_the_image_variant_not_the_search_one(
+    tiny_models: ModuleType, tmp_path: Path
+) -> None:
+    """Tags are a softmax of ~100 x cosine: labels encoded by int8 could flip a tag, so
+    the tags analyzer keeps the variant it always used while searches run int8."""
+    from photovault.analyze.tags import create as create_tags
+
+    context = _context(_with_int8(tiny_models, tmp_path / "src"), tmp_path, Clock())
+    vocabulary = tmp_path / "tags.toml"
+    vocabulary.write_text(
+        'templates = ["a photo of {}."]\n[[tag]]\ntag = "Car"\nprompts = ["a car"]\n'
+    )
+    tags = create_tags({"vocabulary": str(vocabulary), "variant": "fp32"}, context)
+    fp32 = create({"variant": "fp32", "text_variant": "fp32"}, context)
+    int8 = create({"variant": "fp32"}, context)
+    assert int8.text_variant == "int8"
+
+    def label(clip: object) -> np.ndarray:
+        v = clip.encode_text(["a photo of a car."]).mean(axis=0)  # type: ignore[attr-defined]
+        return v / np.linalg.norm(v)
+
+    np.testing.assert_allclose(tags.text[0], label(fp32), atol=1e-5)
+    assert not np.allclose(tags.text[0], label(int8), atol=1e-5)
+
+
+def test_a_text_tower_that_cannot_load_leaves_the_photos_embeddings_working(
+    tiny_models: ModuleType, tmp_path: Path
+) -> None:
+    context = _context(_with_int8(tiny_models, tmp_path / "src"), tmp_path, Clock())
+    installed = next((tmp_path / "models").glob("*/text.int8.onnx"), None)
+    assert installed is not None, sorted((tmp_path / "models").rglob("*"))
+    installed.write_bytes(b"not a model")
+    clip = create({"variant": "fp32"}, context)
+    (result,) = clip.analyze([item(photo(1))])
+    assert isinstance(result, dict) and len(result["embedding"]) > 0
+    with pytest.raises(Exception):  # noqa: B017 - the search says why; any load error
+        clip.encode_text(["a cat"])

@@ -252,3 +252,12 @@ def test_video_taken_at_of_an_avi_is_its_local_recorded_time() -> None:
 )  # fmt: skip
 def test_duration_seconds_reads_exiftools_forms(value: object, seconds: float | None) -> None:
     assert duration_seconds(value) == seconds
+
+
+def test_a_camera_that_writes_its_local_clock_as_createdate_is_not_read_as_utc() -> None:
+    """GoPro, DJI and most cameras put local time where QuickTime wants UTC; phones don't."""
+    row = {"CreateDate": "2024:06:01 14:00:00"}
+    assert video_taken_at(row, "video/mp4") == "2024-06-01T14:00:00Z"  # a phone: UTC
+    for make in ({"Make": "GoPro"}, {"Model": "HERO9 Black"}, {"Make": "DJI"}, {"Make": "Canon"}):
+        assert video_taken_at({**row, **make}, "video/mp4") == "2024-06-01T14:00:00", make
+    assert video_taken_at({**row, "Make": "Apple"}, "video/quicktime") == "2024-06-01T14:00:00Z"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from helpers.photos import write_jpeg
 from photovault.pipeline.decodepool import DecodePool
 
@@ -24,4 +26,7 @@ def test_idle_decode_processes_stop_and_start_again_for_new_work(tmp_path: Path)
         assert again.sha256 == first.sha256 and pool.running
     finally:
         pool.shutdown()
+    assert not pool.running
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(photo, 64, 10_000_000)  # a stopped pool stays stopped
     assert not pool.running

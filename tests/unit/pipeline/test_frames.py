@@ -158,3 +158,23 @@ def test_the_kind_and_duration_go_into_the_metadata_result_or_stand_in_for_it() 
     failed: dict[str, Any] = {"metadata": {"error": "x"}}
     assert frames.stamp_media(failed, {}, media)["kind"] == "video"
     assert failed["metadata"] == {"error": "x"}
+
+
+def test_two_alike_people_in_one_frame_stay_two_and_each_follows_its_nearest() -> None:
+    def face(x: float, emb: list[float], score: float = 0.9) -> dict[str, Any]:
+        return {"box": [x, 0.1, 0.2, 0.3], "score": score, "embedding": emb, "model": "Dlib"}
+
+    a = [1.0, 0.0] + [0.0] * 126
+    b = [1.0, 0.45] + [0.0] * 126  # 0.45 from a: within one person's spread, yet two people
+    b_later = [1.0, 0.42] + [0.0] * 126  # nearer b (0.03) than a (0.42)
+    merged = frames.merge(
+        "faces",
+        [
+            (0.0, {"faces": [face(0.1, a), face(0.6, b)]}),
+            (2.0, {"faces": [face(0.6, b_later, 0.99)]}),
+        ],
+    )
+    got = faces_of({"faces": merged}).faces
+    assert len(got) == 2
+    assert {(f.box[0], f.at) for f in got} == {(0.1, 0.0), (0.6, 2.0)}  # b's best sighting
+    assert {t["tag"] for t in merged["tags"]} == {"People", "People|Portrait"}

@@ -85,10 +85,11 @@ def wait_for(cond: Callable[[], Any], timeout: float = 60.0) -> None:
 
 
 def results(catalog: Catalog, rel: str) -> tuple[str, dict[str, Any]]:
+    """The stored signature and results of a file; empty ones until it has some."""
     row = catalog.get(SHARE, rel)
-    assert row is not None and row.sha256
-    content = catalog.content(row.sha256)
-    assert content is not None
+    content = catalog.content(row.sha256) if row is not None and row.sha256 else None
+    if content is None:
+        return "", {"metadata": {}, "seen": {}}
     return content.analyzers, content.results
 
 
@@ -141,6 +142,48 @@ def test_a_same_name_video_without_apples_mark_is_not_a_live_photo(
     wait_for(lambda: done(catalog, "Wedding.mov") and done(catalog, "Wedding.jpg"))
     assert "live_video" not in results(catalog, "Wedding.jpg")[1]["metadata"]
     assert "live_photo_of" not in results(catalog, "Wedding.mov")[1]["metadata"]
+
+
+def test_a_copy_of_a_live_video_elsewhere_keeps_its_results_and_is_no_half(
+    setup: tuple[Path, Catalog, Worker, Seen],
+) -> None:
+    share, catalog, _worker, _seen = setup
+    keys = {"com.apple.quicktime.content.identifier": CID}
+    make_clip(share / "Videos" / "IMG_0001.MOV", [(data.coffee(), 2.0)], size=(320, 240), keys=keys)
+    observe(catalog, share, "Videos/IMG_0001.MOV")
+    wait_for(lambda: done(catalog, "Videos/IMG_0001.MOV"))
+    (share / "Camera").mkdir()
+    Image.fromarray(data.coffee()).save(share / "Camera" / "IMG_0001.JPG")
+    (share / "Camera" / "IMG_0001.MOV").write_bytes(
+        (share / "Videos" / "IMG_0001.MOV").read_bytes()
+    )
+    observe(catalog, share, "Camera/IMG_0001.JPG")
+    observe(catalog, share, "Camera/IMG_0001.MOV")
+    wait_for(lambda: done(catalog, "Camera/IMG_0001.MOV") and done(catalog, "Camera/IMG_0001.JPG"))
+    _sig, kept = results(catalog, "Videos/IMG_0001.MOV")  # the same content
+    assert "skipped" not in kept["seen"] and kept["seen"]["frames_analyzed"] >= 1
+    assert "live_photo_of" not in kept["metadata"]
+
+
+def test_a_video_half_renamed_away_from_its_still_is_a_video_again(
+    setup: tuple[Path, Catalog, Worker, Seen],
+) -> None:
+    share, catalog, _worker, _seen = setup
+    keys = {"com.apple.quicktime.content.identifier": CID}
+    Image.fromarray(data.chelsea()).save(share / "IMG_0002.JPG")
+    make_clip(share / "IMG_0002.MOV", [(data.chelsea(), 2.0)], size=(320, 240), keys=keys)
+    observe(catalog, share, "IMG_0002.JPG")
+    observe(catalog, share, "IMG_0002.MOV")
+    wait_for(lambda: results(catalog, "IMG_0002.MOV")[1]["metadata"].get("live_photo_of"))
+    wait_for(lambda: results(catalog, "IMG_0002.JPG")[1]["metadata"].get("live_video"))
+    wait_for(lambda: done(catalog, "IMG_0002.MOV") and done(catalog, "IMG_0002.JPG"))
+
+    (share / "IMG_0002.MOV").rename(share / "Holiday.MOV")
+    catalog.move(SHARE, "IMG_0002.MOV", "Holiday.MOV")
+    wait_for(lambda: "live_photo_of" not in results(catalog, "Holiday.MOV")[1]["metadata"])
+    wait_for(lambda: done(catalog, "Holiday.MOV"))
+    wait_for(lambda: "skipped" not in results(catalog, "Holiday.MOV")[1]["seen"])
+    wait_for(lambda: "live_video" not in results(catalog, "IMG_0002.JPG")[1]["metadata"])
 
 
 class Base(Seen):
