@@ -20,6 +20,10 @@ def test_without_exiftool_photos_wait_and_the_fault_shows_until_it_is_back(
     assert real is not None
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    for tool in ("ffmpeg", "ffprobe"):  # only exiftool is missing
+        found = shutil.which(tool)
+        assert found is not None, f"{tool} is part of make install"
+        (bin_dir / tool).symlink_to(found)
     vault = VaultProcess(write_config(tmp_path), tmp_path)
     vault.start(env={"PATH": str(bin_dir)})  # vaultd finds no exiftool on its PATH
     try:
