@@ -15,6 +15,9 @@ from photovault.watch.filters import wanted
         "z.webp",
         "raw/DSC_1.NEF",
         "scan.tiff",
+        "movie.mov",
+        "DCIM/VID_20240601.mp4",
+        "clip.MKV",
     ],
 )
 def test_photos_are_wanted(rel: str) -> None:
@@ -39,7 +42,9 @@ def test_photos_are_wanted(rel: str) -> None:
         "IMG.xmp",
         ".IMG.jpg.xmp.tmp123",
         "notes.txt",
-        "movie.mov",
+        "song.mp3",
+        "movie.mov.part",
+        "@eaDir/clip.mp4/SYNOPHOTO_FILM_M.mp4",
     ],
 )
 def test_temp_system_and_sidecar_names_are_ignored(rel: str) -> None:
