@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from photovault.media.ffmpeg import ToolMissing, VideoTransient
 from photovault.media.types import DecodedImage, MediaError
 
 log = logging.getLogger(__name__)
@@ -120,20 +121,28 @@ def _decode_file(path: str, target_side: int, max_pixels: int) -> DecodeOutcome:
     out = DecodeOutcome(path, digest, st.st_size, st.st_mtime_ns)
     if target_side <= 0:
         return out
+    _decode_into(
+        out,
+        lambda: decode_image(
+            Path(path), target_side, data=data, limits=DecodeLimits(max_pixels=max_pixels)
+        ),
+    )
+    return out
+
+
+def _decode_into(out: DecodeOutcome, decode: Callable[[], DecodedImage]) -> None:
+    """Run `decode` into `out.image`, or record why not: a file's fault is permanent,
+    ffmpeg missing or killed is not; a decoder bug costs one file, not the pool."""
     try:
-        out.image = decode_image(
-            Path(path),
-            target_side,
-            data=data,
-            limits=DecodeLimits(max_pixels=max_pixels),
-        )
+        out.image = decode()
+    except (ToolMissing, VideoTransient) as exc:
+        out.error = exc.reason  # ffmpeg not installed or killed: retried, not the file's fault
     except MediaError as exc:
         out.error, out.permanent = exc.reason, True
     except MemoryError:
         out.error, out.permanent = "out of memory while decoding", True
-    except Exception as exc:  # a decoder bug must cost one photo, not the pool
+    except Exception as exc:
         out.error, out.permanent = f"decoder failed: {type(exc).__name__}: {exc}", True
-    return out
 
 
 def _open(path: str) -> int | DecodeOutcome:
@@ -158,7 +167,7 @@ def _decode_video_file(path: str, target_side: int) -> DecodeOutcome:
     """Hash a video in 1 MiB chunks (a 4 GB clip never sits in memory), then let
     ffmpeg sample it by path. A change in size or mtime during the hash or the
     decode means the file is still being written: a retry later, not a failure."""
-    from photovault.media.video import ToolMissing, VideoTransient, decode_video
+    from photovault.media.video import decode_video
 
     fd = _open(path)
     if isinstance(fd, DecodeOutcome):
@@ -188,16 +197,7 @@ def _decode_video_file(path: str, target_side: int) -> DecodeOutcome:
     out = DecodeOutcome(path, digest.hexdigest(), st.st_size, st.st_mtime_ns)
     if target_side <= 0:
         return out
-    try:
-        out.image = decode_video(Path(path), target_side)
-    except (ToolMissing, VideoTransient) as exc:
-        out.error = exc.reason  # ffmpeg not installed or killed: retried, not the file's fault
-    except MediaError as exc:
-        out.error, out.permanent = exc.reason, True
-    except MemoryError:
-        out.error, out.permanent = "out of memory while decoding", True
-    except Exception as exc:  # a decoder bug must cost one video, not the pool
-        out.error, out.permanent = f"decoder failed: {type(exc).__name__}: {exc}", True
+    _decode_into(out, lambda: decode_video(Path(path), target_side))
     try:
         now = os.stat(path)
     except OSError:
