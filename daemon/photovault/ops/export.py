@@ -98,6 +98,7 @@ counts as a location), `export_video` (ffmpeg's remux of videos),
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -184,14 +185,10 @@ def export_strip_location(
 
     try:
         remuxed: set[Path] = set()
-        outcome = prepare_videos(
-            copies,
-            ffmpeg=ffmpeg,
-            ffprobe=ffprobe,
-            exiftool=exiftool,
-            timeout_s=timeout_s,
-            remuxed=remuxed,
+        prepare = functools.partial(
+            prepare_videos, ffmpeg=ffmpeg, ffprobe=ffprobe, exiftool=exiftool, timeout_s=timeout_s
         )
+        outcome = prepare(copies, remuxed=remuxed)
         checked = [c for c in copies if c not in outcome]
         unremoved: set[Path] = set()
         outcome |= strip_and_verify(
@@ -200,14 +197,7 @@ def export_strip_location(
         # A video whose location exiftool could not remove is remuxed and tried once more.
         again = [c for c in unremoved if is_video(c) and c not in remuxed]
         if again:
-            retry = prepare_videos(
-                again,
-                ffmpeg=ffmpeg,
-                ffprobe=ffprobe,
-                exiftool=exiftool,
-                timeout_s=timeout_s,
-                force=True,
-            )
+            retry = prepare(again, force=True)
             rest = [c for c in again if c not in retry]
             retry |= strip_and_verify(rest, exiftool, timeout_s, STRIP_ARGS, (), dropped)
             for c in again:
