@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,6 +179,34 @@ def smb_vault(tmp_path: Path, real_tagger_store: Path) -> Iterator[tuple[Smbd, V
         smbd.stop()
 
 
+def slow_smb_write(
+    smbclient: Any, vault: VaultProcess, share: Path, name: str, data: bytes, chunks: int
+) -> None:
+    """Write `data` to the share's `name` through a real SMB2 client (smbprotocol) in
+    `chunks` writes with pauses longer than settle_seconds, keeping the file open, and
+    check after each that vaultd has not taken the half-written file."""
+    # A guest session has no signing key to verify the negotiation with.
+    smbclient.ClientConfig(require_secure_negotiate=False)
+    smbclient.register_session(
+        "127.0.0.1",
+        username="guest",
+        password="",
+        port=PORT,
+        require_signing=False,
+        auth_protocol="ntlm",
+    )
+    try:
+        with smbclient.open_file(rf"\\127.0.0.1\photos\{name}", mode="wb", port=PORT) as fh:
+            step = len(data) // chunks + 1
+            for i in range(0, len(data), step):
+                fh.write(data[i : i + step])
+                fh.flush()
+                time.sleep(1.5)  # > settle_seconds, file still open
+                assert vault.ctl("show", str(share / name), check=False).returncode == 1
+    finally:
+        smbclient.reset_connection_cache()
+
+
 def analysis_runs(vault: VaultProcess, path: Path) -> int:
     sha = vault.show(path)["sha256"]
     with vault.db() as db:
@@ -239,28 +268,8 @@ def test_a_slow_smb_copy_is_indexed_once_complete_and_its_sidecar_is_readable_ov
     buf = io.BytesIO()
     Image.fromarray(data.chelsea()).resize((1800, 1200)).save(buf, "JPEG", quality=97)
     photo = buf.getvalue()
-    # A guest session has no signing key to verify the negotiation with.
-    smbclient.ClientConfig(require_secure_negotiate=False)
-    smbclient.register_session(
-        "127.0.0.1",
-        username="guest",
-        password="",
-        port=PORT,
-        require_signing=False,
-        auth_protocol="ntlm",
-    )
-    remote = r"\\127.0.0.1\photos\chelsea.jpg"
     share = tmp_path / "photos"
-    try:
-        with smbclient.open_file(remote, mode="wb", port=PORT) as fh:
-            step = len(photo) // 6 + 1
-            for i in range(0, len(photo), step):
-                fh.write(photo[i : i + step])
-                fh.flush()
-                time.sleep(1.5)  # > settle_seconds, file still open
-                assert vault.ctl("show", str(share / "chelsea.jpg"), check=False).returncode == 1
-    finally:
-        smbclient.reset_connection_cache()
+    slow_smb_write(smbclient, vault, share, "chelsea.jpg", photo, chunks=6)
     vault.wait_idle(expect_done=1, timeout=120)
     shown = vault.show(share / "chelsea.jpg")
     assert shown["size"] == len(photo) and shown["attempts"] == 0
@@ -298,26 +307,8 @@ def test_a_video_copied_slowly_over_smb_is_indexed_once_complete_with_its_moment
         size=(1280, 720),
         preset="veryfast",
     ).read_bytes()
-    smbclient.ClientConfig(require_secure_negotiate=False)
-    smbclient.register_session(
-        "127.0.0.1",
-        username="guest",
-        password="",
-        port=PORT,
-        require_signing=False,
-        auth_protocol="ntlm",
-    )
     share = tmp_path / "photos"
-    try:
-        with smbclient.open_file(r"\\127.0.0.1\photos\VID_0001.mp4", mode="wb", port=PORT) as fh:
-            step = len(clip) // 5 + 1
-            for i in range(0, len(clip), step):
-                fh.write(clip[i : i + step])
-                fh.flush()
-                time.sleep(1.5)  # > settle_seconds, file still open
-                assert vault.ctl("show", str(share / "VID_0001.mp4"), check=False).returncode == 1
-    finally:
-        smbclient.reset_connection_cache()
+    slow_smb_write(smbclient, vault, share, "VID_0001.mp4", clip, chunks=5)
     vault.wait_idle(expect_done=1, timeout=120)
     shown = vault.show(share / "VID_0001.mp4")
     assert shown["size"] == len(clip) and shown["attempts"] == 0 and shown["kind"] == "video"
