@@ -22,11 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -81,16 +84,25 @@ def run_vaultd(
     analyzers: list[str],
     batch: int,
     clip: tuple[Path, str] | None = None,
+    *,
+    models: Path | None = None,
+    decode_seconds: bool = False,
 ) -> dict:
+    """Index `files` with a real vaultd; with `models`, that model store is copied
+    in; with `decode_seconds`, the result's "decode" is the decode stage's total
+    seconds from vaultd's own metrics (served on a free loopback port)."""
     base = Path(tempfile.mkdtemp(prefix="pv-bench-"))
     share = base / "photos"
     share.mkdir()
-    models = ""
+    if models is not None:
+        shutil.copytree(models, base / "state" / "models")
+    listen = f"127.0.0.1:{free_port()}" if decode_seconds else ""
+    models_cfg = ""
     if clip is not None:
         from photovault.models.install import import_model
 
         manifest = import_model(base / "state" / "models", "clip", clip[0])
-        models = f'[models]\nclip = "{manifest.name}"\nclip_variant = "{clip[1]}"\n'
+        models_cfg = f'[models]\nclip = "{manifest.name}"\nclip_variant = "{clip[1]}"\n'
         analyzers = [*analyzers, "clip"] if "clip" not in analyzers else analyzers
     for f in files:
         shutil.copy(f, share / f.name)
@@ -99,11 +111,11 @@ def run_vaultd(
     cfg = base / "vaultd.toml"
     cfg.write_text(
         f'state_dir = "{base / "state"}"\nlog_level = "WARNING"\n'
-        f'[server]\nsocket = "{base / "s.sock"}"\n[metrics]\nlisten = ""\n'
+        f'[server]\nsocket = "{base / "s.sock"}"\n[metrics]\nlisten = "{listen}"\n'
         f'[[shares]]\nname = "bench"\npath = "{share}"\n'
         f"[ingest]\nsettle_seconds = 0.5\n"
         f"[throttle]\nbatch_size = {batch}\ndecode_workers = {workers}\n"
-        f"[analyzers]\nenabled = {json.dumps(analyzers)}\n" + models
+        f"[analyzers]\nenabled = {json.dumps(analyzers)}\n" + models_cfg
     )
     t0 = time.monotonic()
     log = (base / "vaultd.log").open("wb")  # lives as long as vaultd
@@ -130,6 +142,7 @@ def run_vaultd(
                 break
         end = time.monotonic()
         elapsed = end - t0
+        decode = stage_seconds(f"http://{listen}/metrics", "decode") if listen else None
     finally:
         proc.terminate()
         proc.wait(20)
@@ -143,7 +156,21 @@ def run_vaultd(
         "rss_main": rss[0],
         "rss_workers": rss[1],
         "quarantined": c["quarantined"],
+        "decode": decode,
     }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stage_seconds(metrics_url: str, stage: str) -> float:
+    """Total seconds vaultd spent in one pipeline stage, from its Prometheus metrics."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    m = re.search(rf'photovault_stage_duration_seconds_sum\{{stage="{stage}"\}} (\S+)', text)
+    return float(m.group(1)) if m else float("nan")
 
 
 def main() -> None:

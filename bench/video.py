@@ -23,13 +23,11 @@ The tagger is installed into a temporary model store first when it is enabled.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -84,13 +82,6 @@ def full_decode_seconds(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def decode_stage_seconds(metrics_url: str) -> float:
-    """Total seconds vaultd's decode stage took, from its Prometheus metrics."""
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    m = re.search(r'photovault_stage_duration_seconds_sum\{stage="decode"\} ([0-9.e+-]+)', text)
-    return float(m.group(1)) if m else float("nan")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=50.0)
@@ -137,7 +128,9 @@ def main() -> None:
 
             models = work / "models"
             install(models, "tagger", "efficientnet-lite0")
-        res = run(clips, analyzers, models, work)
+        from ingest import run_vaultd
+
+        res = run_vaultd(clips, 2, analyzers, 16, models=models, decode_seconds=True)
         per_clip = res["elapsed"] / len(clips)
         print(
             f"vaultd ({','.join(analyzers)}): {len(clips)} clips in {res['elapsed']:.1f} s: "
@@ -154,64 +147,6 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def run(clips: list[Path], analyzers: list[str], models: Path | None, work: Path) -> dict:
-    import json
-    import os
-    import socket
-
-    from ingest import peak_rss_mib
-    from photovault.query.client import Client, ClientError
-
-    base = work / "vault"
-    share = base / "photos"
-    share.mkdir(parents=True)
-    if models is not None:
-        shutil.copytree(models, base / "state" / "models")
-    for c in clips:
-        shutil.copy(c, share / c.name)
-        old = time.time() - 3600
-        os.utime(share / c.name, (old, old))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = base / "vaultd.toml"
-    cfg.write_text(
-        f'state_dir = "{base / "state"}"\nlog_level = "WARNING"\n'
-        f'[server]\nsocket = "{base / "s.sock"}"\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
-        f'[[shares]]\nname = "bench"\npath = "{share}"\n'
-        f"[ingest]\nsettle_seconds = 0.5\n"
-        f"[analyzers]\nenabled = {json.dumps(analyzers)}\n"
-    )
-    t0 = time.monotonic()
-    with (base / "vaultd.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "photovault.daemon_main", "--config", str(cfg)], stderr=log
-        )
-    client = Client(base / "s.sock")
-    rss = (0.0, 0.0)
-    try:
-        while True:
-            time.sleep(0.5)
-            if proc.poll() is not None:
-                raise SystemExit(f"vaultd died: {(base / 'vaultd.log').read_text()[-2000:]}")
-            try:
-                st = client.call("status")
-            except ClientError:
-                continue
-            c = st["shares"][0]["counts"]
-            rss = tuple(max(a, b) for a, b in zip(rss, peak_rss_mib(proc.pid), strict=True))
-            if c["done"] + c["quarantined"] >= len(clips) and not st["queue_depth"]:
-                break
-        elapsed = time.monotonic() - t0
-        decode = decode_stage_seconds(f"http://127.0.0.1:{port}/metrics")
-        if c["quarantined"]:
-            print(f"warning: {c['quarantined']} clips quarantined")
-    finally:
-        proc.terminate()
-        proc.wait(20)
-    return {"elapsed": elapsed, "decode": decode, "rss_main": rss[0], "rss_workers": rss[1]}
 
 
 if __name__ == "__main__":
