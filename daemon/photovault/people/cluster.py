@@ -1,4 +1,4 @@
-"""Distances and density clustering of face embeddings: numpy BLAS plus scipy's graph code.
+"""Distances and density clustering of face embeddings: numpy BLAS, nothing else.
 
 Why DBSCAN and not k-means: the number of people in a library is unknown and
 most faces (passers-by) belong to nobody worth naming; density clustering
@@ -13,7 +13,7 @@ other: 20k x 20k neighbour indices are gigabytes. Here distances are
 computed block by block with one BLAS matrix product per block pair (float32;
 only the upper triangle, since distances are symmetric), each block's
 neighbour pairs are folded at once into a running labelling of connected
-components (scipy.sparse.csgraph), and nothing of size n x n is ever held.
+components, and nothing of size n x n is ever held.
 100k faces take one pass over ~5e9 pairs (bench/faces.py).
 
 One pass suffices for `min_neighbours` <= 3, the default: a face that is not
@@ -117,16 +117,19 @@ def _operands(x: np.ndarray, eps: float, metric: Metric) -> tuple[np.ndarray, np
 
 
 class _Components:
-    """Connected components of n points, merged in by batches of edges (numpy + scipy)."""
+    """Connected components of n points, merged in by batches of edges (numpy only).
+
+    Each batch is labelled by min-label propagation with pointer jumping, not
+    scipy.sparse.csgraph: importing that pulls in scipy.linalg and stays in
+    vaultd for its life (+19 MiB at rest on a NAS, bench/rss.py), for a few
+    lines of numpy that need a handful of passes per batch.
+    """
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.root = np.arange(n, dtype=np.int64)  # point -> smallest point of its component
 
     def join(self, u: np.ndarray, v: np.ndarray) -> None:
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import connected_components
-
         ru, rv = self.root[u], self.root[v]
         differ = ru != rv
         if not differ.any():
@@ -134,14 +137,29 @@ class _Components:
         ru, rv = ru[differ], rv[differ]
         nodes = np.unique(np.concatenate([ru, rv]))
         iu, iv = np.searchsorted(nodes, ru), np.searchsorted(nodes, rv)
-        size = len(nodes)
-        graph = csr_matrix((np.ones(len(iu), dtype=np.int8), (iu, iv)), shape=(size, size))
-        _, labels = connected_components(graph, directed=False)
-        smallest = np.full(labels.max() + 1, self.n, dtype=np.int64)
-        np.minimum.at(smallest, labels, nodes)
+        label = _component_minimum(len(nodes), iu, iv)
         relabel = np.arange(self.n, dtype=np.int64)
-        relabel[nodes] = smallest[labels]
+        relabel[nodes] = nodes[label]  # nodes are sorted: the smallest index is the smallest root
         self.root = relabel[self.root]
+
+
+def _component_minimum(size: int, iu: np.ndarray, iv: np.ndarray) -> np.ndarray:
+    """For each of `size` nodes joined by edges (iu, iv): the smallest node of its component.
+
+    Labels only decrease and always name a node of the same component; at the
+    fixed point both ends of every edge share a label and each label labels
+    itself, so a component's label is its smallest node.
+    """
+    label = np.arange(size, dtype=np.int64)
+    while True:
+        low = np.minimum(label[iu], label[iv])
+        nxt = label.copy()
+        np.minimum.at(nxt, iu, low)
+        np.minimum.at(nxt, iv, low)
+        nxt = nxt[nxt]  # pointer jumping: a label's own label, halving chains each pass
+        if np.array_equal(nxt, label):
+            return label
+        label = nxt
 
 
 def density_labels(
