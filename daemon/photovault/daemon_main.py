@@ -21,6 +21,7 @@ from photovault import (
     __version__,
     _blas,  # noqa: F401  (before numpy loads)
 )
+from photovault._nopandas import load_pyarrow_without_pandas
 from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load
 from photovault.lifecycle import sd_notify, watchdog_interval
 
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: OK ({len(settings.shares)} shares)")
         return 0
     setup_logging(settings.log_level)
+    load_pyarrow_without_pandas()
 
     from photovault.lifecycle import Signals
     from photovault.versioning import StoreVersionError
