@@ -40,9 +40,8 @@ Choices and why:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
+import math
 import threading
 import time
 import weakref
@@ -54,6 +53,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from photovault.memory import release_memory
 from photovault.models.onnxfile import lookup_tables
 
 log = logging.getLogger(__name__)
@@ -97,34 +97,6 @@ class ModelSignature:
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
-
-
-_trim = _malloc_trim()
-
-
-def release_memory() -> bool:
-    """Hand the heap's free pages back to the OS; False where that cannot be done.
-
-    glibc keeps freed memory for reuse and gives back only what sits at the top
-    of each heap, so a model's weights, freed from the middle, stay resident.
-    ``malloc_trim(0)`` releases every free page of every arena (a few ms).
-    """
-    if _trim is None:
-        return False
-    _trim(0)
-    return True
 
 
 def available_providers() -> list[str]:
@@ -373,6 +345,12 @@ class SessionFactory:
         if unloaded:
             self.release()
         return unloaded
+
+    def at_rest(self) -> bool:
+        """No model that unloads when idle is loaded (a model kept warm may be)."""
+        with self._lock:
+            models = list(self._models)
+        return not any(m.loaded and math.isfinite(m.idle_ttl_s) for m in models)
 
     def loaded_models(self) -> list[str]:
         """Names of models currently in memory (for metrics and `vaultctl status`)."""

@@ -10,6 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from photovault import memory as memory_mod
 from photovault.models import session as session_mod
 from photovault.models.session import ManagedModel, ModelLoadError, SessionFactory
 
@@ -216,18 +217,18 @@ def test_release_memory_trims_the_heap_where_the_c_library_can(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pads: list[int] = []
-    monkeypatch.setattr(session_mod, "_trim", lambda pad: pads.append(pad) or 1)
-    assert session_mod.release_memory() is True
+    monkeypatch.setattr(memory_mod, "_trim", lambda pad: pads.append(pad) or 1)
+    assert memory_mod.release_memory() is True
     assert pads == [0]
-    monkeypatch.setattr(session_mod, "_trim", None)
-    assert session_mod.release_memory() is False
+    monkeypatch.setattr(memory_mod, "_trim", None)
+    assert memory_mod.release_memory() is False
 
 
 def test_glibc_malloc_trim_is_found_on_linux() -> None:
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc_trim is glibc's")
-    assert session_mod._trim is not None
-    assert session_mod.release_memory() is True
+    assert memory_mod._trim is not None
+    assert memory_mod.release_memory() is True
 
 
 def test_a_lookup_table_is_mapped_from_the_file_and_gives_the_same_outputs(
