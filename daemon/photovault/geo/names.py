@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from photovault.geo.gazetteer import Gazetteer
+from photovault.geo.gazetteer import Gazetteer, lookup
 from photovault.results import Place
 
 #: Other names people search countries by (folded, see `fold`).
@@ -171,6 +171,11 @@ class PlaceNames(Gazetteer):
 
     _index: _NameIndex | None = None
 
+    def _reset(self) -> None:
+        super()._reset()
+        self._index = None
+
+    @lookup
     def forward(self, name: str, limit: int = 10) -> list[tuple[Place, float, float]]:
         """Places called `name` (a town, region or country; accents and case do not
         matter; other names of `PLACE_ALIASES` and `COUNTRY_ALIASES` too), largest
@@ -207,6 +212,7 @@ class PlaceNames(Gazetteer):
                 out.append(item)
         return out[:limit]
 
+    @lookup
     def town(self, name: str) -> tuple[Place, float, float]:
         """The town `name` means, with its position (for `near`): "Town", "Town,
         Region" or "Town, Country" (a country by name, code or other name). Towns
@@ -255,6 +261,7 @@ class PlaceNames(Gazetteer):
         alias = PLACE_ALIASES.get(key)
         return [key, fold(alias)] if alias else [key]
 
+    @lookup
     def place_keys_for(self, name: str) -> list[str]:
         """The folded place keys (as `index.records.place_keys` stores them) that a
         search for the place `name` means: the name itself, the data's name for

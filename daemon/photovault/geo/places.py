@@ -18,7 +18,7 @@ also carries that city's name (`Place.within`), for search.
 
 One `Geocoder` per process (`default_geocoder()`), loaded on first use: about
 1 s and 75 MiB, then a few hundred microseconds a lookup at most
-(bench/places.py).
+(bench/places.py); `release_idle` unloads it at rest, like the models.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ from photovault.geo.gazetteer import (
     RADIUS_PER_ROOT_POP,
     GeoDataMissing,
     cities_file,
+    lookup,
 )
 from photovault.geo.gazetteer import unit_vectors as _unit_vectors
 from photovault.geo.names import COUNTRY_ALIASES, PLACE_ALIASES, NotATown, PlaceNames, fold
+from photovault.memory import release_memory
 from photovault.results import Place
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "cities_file",
     "default_geocoder",
     "fold",
+    "release_idle",
 ]
 
 #: A town farther than this from the photo is not named (the country still is).
@@ -92,6 +95,7 @@ class Geocoder(PlaceNames):
 
     # -- reverse -------------------------------------------------------------------
 
+    @lookup
     def country_at(self, lat: float, lon: float) -> str | None:
         """ISO code of the country whose boundary (or territorial waters) holds the point."""
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
@@ -99,6 +103,7 @@ class Geocoder(PlaceNames):
         self.load()
         return zones.country_of_zone(zones.land_zone_at(lat, lon))
 
+    @lookup
     def reverse(self, lat: float, lon: float) -> Place | None:
         """Country, region and town at a position; None at sea and for bad values."""
         if not (math.isfinite(lat) and math.isfinite(lon)):
@@ -113,9 +118,7 @@ class Geocoder(PlaceNames):
         if country is None:
             return Place(code, name)
         k = min(NEIGHBOURS, len(country.rows))
-        chords, found = country.tree.query(_unit_vectors(lat, lon), k=k)
-        if k == 1:
-            chords, found = [chords], [found]
+        chords, found = country.points.nearest(_unit_vectors(lat, lon), k)
         dists = [_km(float(c)) for c in chords]
         rows = [int(country.rows[i]) for i in found]
         if dists[0] > REGION_KM:
@@ -131,18 +134,17 @@ class Geocoder(PlaceNames):
     def _within(self, lat: float, lon: float, code: str, town: int) -> str | None:
         """The name of the most populous city of the country, larger than `town`,
         whose estimated extent covers the point; None when there is none."""
-        if self._big_tree is None:
+        if self._big_points is None:
             return None
         import numpy as np
 
         point = _unit_vectors(lat, lon)
-        near = self._big_tree.query_ball_point(point, _chord(self._big_reach))
-        if not near:
+        idx = self._big_points.within(point, _chord(self._big_reach))
+        if not len(idx):
             return None
-        idx = np.asarray(near, dtype=np.int64)
         rows = self._big_rows[idx]
         pops = self._pop[rows]
-        chords = np.sqrt(((self._big_xyz[idx] - point) ** 2).sum(axis=1))
+        chords = np.sqrt(((self._big_points.xyz[idx] - point) ** 2).sum(axis=1))
         covering = (chords <= self._big_extent[idx]) & (pops > self._pop[town])
         best = None
         for row in rows[covering][np.argsort(-pops[covering], kind="stable")].tolist():
@@ -158,9 +160,9 @@ class Geocoder(PlaceNames):
         for code in codes:
             country = self._countries.get(code)
             if country is not None:
-                chord, _ = country.tree.query(_unit_vectors(lat, lon), k=1)
-                if chord < best_chord:
-                    best, best_chord = code, float(chord)
+                chords, _ = country.points.nearest(_unit_vectors(lat, lon), 1)
+                if len(chords) and chords[0] < best_chord:
+                    best, best_chord = code, float(chords[0])
         return best
 
     def _town(self, dists: list[float], rows: list[int]) -> int:
@@ -177,6 +179,7 @@ class Geocoder(PlaceNames):
                 best, best_ratio = row, d / radius
         return best
 
+    @lookup
     def country_name(self, code: str) -> str:
         """English name of a country ("PT" -> "Portugal"); the code when unknown."""
         self.load()
@@ -185,6 +188,18 @@ class Geocoder(PlaceNames):
 
 _default: Geocoder | None = None
 _default_lock = threading.Lock()
+
+
+def release_idle(idle_seconds: float) -> bool:
+    """Unload the process's place data (towns and zone polygons, ~70 MiB) once no
+    lookup used it for `idle_seconds`, and hand the memory back; True when
+    something was dropped."""
+    towns = _default is not None and _default.unload_if_idle(idle_seconds)
+    polygons = zones.release_idle(idle_seconds)
+    if towns or polygons:
+        release_memory()
+        return True
+    return False
 
 
 def default_geocoder() -> Geocoder:

@@ -1,7 +1,8 @@
 """The time zone at a position, and the country each zone lies in.
 
 One `TimezoneFinder` per process (`finder()`), loaded on first use with its
-polygons in memory: about 0.4 s and 60 MB, then a few microseconds a lookup.
+polygons in memory: about 0.4 s and 60 MB, then a few microseconds a lookup;
+dropped again when idle (`release_idle`, with the place data).
 Its polygons come from timezone-boundary-builder (OpenStreetMap boundaries,
 territorial waters included; ODbL); the open sea has "Etc/GMT+N" zones, which
 `land_zone_at` leaves out.
@@ -10,6 +11,7 @@ territorial waters included; ODbL); the open sea has "Etc/GMT+N" zones, which
 from __future__ import annotations
 
 import threading
+import time
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -17,21 +19,36 @@ from typing import Any
 
 _lock = threading.Lock()
 _finder: Any = None
+_last_used = 0.0
 
 #: tz's own table of zones by country, where Python's tzdata package is missing.
 SYSTEM_ZONE_TAB = Path("/usr/share/zoneinfo/zone.tab")
 
 
 def finder() -> Any:
-    """The process's `timezonefinder.TimezoneFinder`, loaded once, in memory."""
-    global _finder
-    if _finder is None:
+    """The process's `timezonefinder.TimezoneFinder`, in memory, loaded when needed."""
+    global _finder, _last_used
+    _last_used = time.monotonic()
+    found = _finder
+    if found is None:
         with _lock:
             if _finder is None:
                 from timezonefinder import TimezoneFinder
 
                 _finder = TimezoneFinder(in_memory=True)
-    return _finder
+            found = _finder
+    return found
+
+
+def release_idle(idle_seconds: float) -> bool:
+    """Drop the polygons when unused for `idle_seconds`; a lookup running now keeps
+    its own reference, the next one loads them again. True when dropped."""
+    global _finder
+    with _lock:
+        if _finder is None or time.monotonic() - _last_used < idle_seconds:
+            return False
+        _finder = None
+    return True
 
 
 def zone_at(lat: float, lon: float) -> str | None:

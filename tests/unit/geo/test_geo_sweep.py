@@ -21,10 +21,12 @@ MAX_WRONG_IN_ONE_ZONE = 10
 
 
 def test_every_geonames_place_gets_its_own_country_back(geocoder: Geocoder) -> None:
+    geocoder.load()  # read the tables once: an idle unload elsewhere may drop them later
     lat, lon = geocoder._lat.tolist(), geocoder._lon.tolist()
+    codes = [geocoder._region_codes[r] for r in geocoder._region.tolist()]
     wrong: Counter[tuple[str | None, str, str | None]] = Counter()
     for row, (la, lo) in enumerate(zip(lat, lon, strict=True)):
-        expected = geocoder._region_codes[geocoder._region[row]]
+        expected = codes[row]
         place = geocoder.reverse(la, lo)
         got = place.country_code if place is not None else None
         if got != expected:

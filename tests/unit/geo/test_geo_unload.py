@@ -1,0 +1,123 @@
+"""Place data unloads at rest like the models, and comes back on the next lookup."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from helpers.pages import mapped_file, resident_kib
+from helpers.vault import write_config
+from photovault.app import Daemon
+from photovault.config import load
+from photovault.geo import places, zones
+from photovault.geo.places import Geocoder
+
+KEHL = (48.5725, 7.8150)  # a border town: Germany, though Strasbourg's centre is nearer
+LISBON = (38.7223, -9.1393)
+
+
+def test_idle_place_data_unloads_and_the_next_lookup_loads_it_again() -> None:
+    g = Geocoder()
+    before = g.reverse(*KEHL)
+    assert before is not None and before.city == "Kehl"
+    assert not g.unload_if_idle(3600)  # used a moment ago
+    assert g.loaded
+    time.sleep(0.05)
+    assert g.unload_if_idle(0.01)
+    assert not g.loaded and g._names == [] and g._countries == {}
+    assert g.reverse(*KEHL) == before  # loads again, same answer
+    assert g.loaded
+    assert g.unload_if_idle(0)
+    # The name index is dropped with the tables and built again.
+    assert "pt" in g.place_keys_for("Portugal")
+    assert g.town("Lisbon")[0].city == "Lisbon"
+
+
+def test_lookups_running_while_it_unloads_all_succeed() -> None:
+    g = Geocoder()
+    g.load()
+    errors: list[BaseException] = []
+    answers: set[object] = set()
+    stop = threading.Event()
+
+    def look() -> None:
+        while not stop.is_set():
+            try:
+                answers.add(g.reverse(*LISBON))
+                answers.add(g.place_keys_for("Kehl")[0])
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=look) for _ in range(3)]
+    for t in threads:
+        t.start()
+    unloads = 0
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and unloads < 3:
+        unloads += g.unload_if_idle(0)
+        time.sleep(0.01)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert unloads >= 1
+    assert len(answers) == 2  # one Place for Lisbon, one key for Kehl, every time
+
+
+def test_zone_polygons_are_dropped_when_idle() -> None:
+    assert zones.zone_at(*LISBON) == "Europe/Lisbon"
+    assert zones._finder is not None
+    assert not zones.release_idle(3600)
+    assert zones.release_idle(0)
+    assert zones._finder is None
+    assert zones.zone_at(*LISBON) == "Europe/Lisbon"
+
+
+def test_unloading_hands_the_memory_back() -> None:
+    code = (
+        "from photovault.geo import places\n"
+        "def rss():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmRSS'): return int(line.split()[1]) / 1024\n"
+        "g = places.default_geocoder(); g.reverse(48.5725, 7.815)\n"
+        "g.reverse(38.7, -9.1); g.place_keys_for('Lisbon')\n"  # warm the imports
+        "assert places.release_idle(0)\n"
+        "base = rss()\n"
+        "g.reverse(48.5725, 7.815); g.place_keys_for('Lisbon')\n"
+        "loaded = rss()\n"
+        "assert places.release_idle(0)\n"
+        "import sys\n"
+        "print(base, loaded, rss(), 'scipy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    *sizes, scipy_loaded = out.stdout.split()
+    base, loaded, after = (float(v) for v in sizes)
+    assert scipy_loaded == "False"  # k-d trees cost 39 MiB of imports for good (nearest.py)
+    assert loaded - base > 40  # towns, zone polygons and the name index
+    assert after - base < 0.25 * (loaded - base), (base, loaded, after)
+
+
+def test_the_daemon_unloads_place_data_after_the_models_idle_time(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra="[models]\nidle_unload_seconds = 0.2\n")
+    daemon = Daemon(load(config))
+    daemon.start()
+    try:
+        g = places.default_geocoder()
+        assert g.reverse(*LISBON) is not None
+        daemon.tick()
+        time.sleep(0.3)
+        page_cache = tmp_path / "mapped.bin"
+        mapped = mapped_file(page_cache, mib=4)
+        assert resident_kib(page_cache) >= 3 * 1024
+        daemon.tick()
+        assert not g.loaded
+        assert zones._finder is None
+        # At rest the process's clean file pages (library code, maps) are handed back too.
+        assert resident_kib(page_cache) < 1024
+        mapped.close()
+    finally:
+        daemon.stop()
