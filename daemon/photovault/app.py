@@ -372,13 +372,13 @@ class Daemon:
         log.info("configuration reloaded")
 
     def tick(self) -> None:
-        """Housekeeping from the main loop: dead observers fall back to polling,
-        idle models and place data unload (then, at rest, clean file pages are
-        handed back), newly installed models are picked up."""
+        """Housekeeping from the main loop: dead observers fall back to polling, idle
+        models and place data unload (at rest file pages too), new models load."""
         reaped = self._sessions.reap() if self._sessions is not None else 0
-        places = release_places(self.settings.models.idle_unload_seconds)
+        m = self.settings.models
+        places = release_places(m.idle_unload_seconds)
         rest = (reaped or places) and (self._sessions is None or self._sessions.at_rest())
-        if rest and (kib := page_out_file_pages()):
+        if rest and m.page_out_at_rest and (kib := page_out_file_pages()):
             log.info("at rest: %d MiB of clean file pages handed back", kib // 1024)
         self.check_health()
         now = time.monotonic()
