@@ -16,9 +16,11 @@ import importlib.util
 import json
 import logging
 import math
+import re
 import threading
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -86,6 +88,25 @@ def unit_vectors(lat: Any, lon: Any) -> Any:
 
     la, lo = np.radians(lat), np.radians(lon)
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+
+
+#: Where one object of the array ends and the next begins: `},{"key":`. Inside a
+#: string the quote would end it and a letter could not follow, so in valid JSON
+#: this is never inside a string (`},{"` alone can be: a name "a},{").
+_NEXT_ROW = re.compile(r'\},\{"\w+":')
+
+
+def _row_chunks(text: str, chunk_chars: int = 1 << 20) -> Iterator[list[dict[str, Any]]]:
+    """The rows of a JSON array of flat objects, ~`chunk_chars` of text at a time."""
+    body = text.strip()
+    if not (body.startswith("[") and body.endswith("]")):
+        raise ValueError("not a JSON array")
+    start, end = 1, len(body) - 1
+    while start < end:
+        cut = _NEXT_ROW.search(body, min(start + chunk_chars, end), end)
+        stop = end if cut is None else cut.start() + 1
+        yield json.loads(f"[{body[start:stop]}]")
+        start = stop + 1
 
 
 @dataclass(frozen=True)
@@ -184,33 +205,41 @@ class Gazetteer:
         )
 
     def _load_cities(self, path: Path) -> None:
-        """Columns from the GeoNames JSON. The parsed rows are dropped whole and the
-        names kept are rebuilt from one joined string, so that the freed rows do
-        not stay resident (a kept string would pin each allocator arena: 85 MB
-        instead of 20)."""
+        """Columns from the GeoNames JSON, parsed a few thousand rows at a time.
+
+        Parsing all 155k rows at once made ~100 MiB of row dicts; with the data
+        loaded and unloaded at rest, what other threads allocated meanwhile kept
+        some of that heap pinned, and vaultd grew ~2 MiB per unload/reload cycle
+        (bench/rss.py). In chunks the rows of one chunk reuse the last one's
+        memory. The names kept are rebuilt from one joined string, so that no
+        kept string sits among freed rows."""
         import numpy as np
 
         try:
-            rows = json.loads(gzip.decompress(path.read_bytes()))
+            text = gzip.decompress(path.read_bytes()).decode("utf-8")
         except FileNotFoundError as exc:
             raise GeoDataMissing(f"{path}: place data missing") from exc
-        n = len(rows)
-        self._lat = np.fromiter((r["latitude"] for r in rows), np.float64, n)
-        self._lon = np.fromiter((r["longitude"] for r in rows), np.float64, n)
-        self._pop = np.fromiter((r.get("population") or 0 for r in rows), np.int64, n)
+        lat, lon, pop, region_ids = array("d"), array("d"), array("q"), array("l")
         regions: dict[str, int] = {}
-        self._region = np.fromiter(
-            (
-                regions.setdefault(f"{r['country_code']}\t{r.get('state') or ''}", len(regions))
-                for r in rows
-            ),
-            np.int32,
-            n,
-        )
-        names = "\0".join(r["city"] for r in rows)
+        names: list[str] = []
+        for rows in _row_chunks(text):
+            for r in rows:
+                lat.append(r["latitude"])
+                lon.append(r["longitude"])
+                pop.append(r.get("population") or 0)
+                key = f"{r['country_code']}\t{r.get('state') or ''}"
+                region_ids.append(regions.setdefault(key, len(regions)))
+                names.append(r["city"])
+            del rows
+        del text
+        self._lat = np.frombuffer(lat, dtype=np.float64).copy()
+        self._lon = np.frombuffer(lon, dtype=np.float64).copy()
+        self._pop = np.frombuffer(pop, dtype=np.int64).copy()
+        self._region = np.frombuffer(region_ids, dtype=np.int_).astype(np.int32)
+        joined = "\0".join(names)
         region_keys = "\0".join(regions)
-        del rows, regions
-        self._names = names.split("\0")
+        del names, regions, lat, lon, pop, region_ids
+        self._names = joined.split("\0")
         pairs = [key.split("\t", 1) for key in region_keys.split("\0")]
         self._region_codes = [code for code, _ in pairs]
         self._region_names = [region or None for _, region in pairs]

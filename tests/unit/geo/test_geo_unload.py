@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from helpers.vault import write_config
 from photovault.app import Daemon
 from photovault.config import load
 from photovault.geo import places, zones
+from photovault.geo.gazetteer import _row_chunks
 from photovault.geo.places import Geocoder
 
 KEHL = (48.5725, 7.8150)  # a border town: Germany, though Strasbourg's centre is nearer
@@ -130,3 +132,35 @@ def test_the_daemon_unloads_place_data_after_the_models_idle_time(
         mapped.close()
     finally:
         daemon.stop()
+
+
+def test_place_rows_parse_in_chunks_as_one_array() -> None:
+    rows = [
+        {"country_code": "PT", "city": "a},{", "latitude": 1.5, "state": "x"},
+        {"country_code": "DE", "city": 'b},{"c', "latitude": -2.0, "state": None},
+        {"country_code": "FR", "city": "Saint-Étienne", "latitude": 45.4, "state": "ARA"},
+    ] * 50
+    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    chunks = list(_row_chunks(text, chunk_chars=40))
+    assert len(chunks) > 10  # small chunks: the cuts were found between rows only
+    assert [r for chunk in chunks for r in chunk] == rows
+    assert [r for chunk in _row_chunks(f" {text}\n") for r in chunk] == rows
+
+
+def test_load_unload_cycles_do_not_grow_the_process() -> None:
+    # Parsing all 155k rows at once left part of ~100 MiB of row dicts pinned:
+    # ~1 MiB more per cycle in a bare process, ~2 in vaultd (bench/rss.py).
+    code = (
+        "from photovault.geo import places\n"
+        "def rss():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmRSS'): return int(line.split()[1]) / 1024\n"
+        "g = places.default_geocoder()\n"
+        "sizes = []\n"
+        "for _ in range(14):\n"
+        "    g.reverse(48.5725, 7.815); places.release_idle(0); sizes.append(rss())\n"
+        "print(sizes[3], sizes[-1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    settled, last = (float(v) for v in out.stdout.split())
+    assert last - settled < 5, (settled, last)
