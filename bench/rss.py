@@ -3,7 +3,8 @@
 Imported by the other benchmarks for `report()` (their own peak RSS). Run as a
 script it starts a real vaultd with metadata, tagger, clip, tags and faces on
 real-ish photos (the labelled face photos in tests/fixtures plus generated
-12-MP camera JPEGs) with a short ``idle_unload_seconds``, and prints:
+12-MP camera JPEGs, with GPS positions written in, so that the place data loads
+as in a real library) with a short ``idle_unload_seconds``, and prints:
 
 * peak RSS during ingest (VmHWM of vaultd; the decode workers apart),
 * RSS at rest, once every analyzer reports its model unloaded (the CLIP text
@@ -222,9 +223,9 @@ class Vault:
         return -1 if st["queue_depth"] else int(c["done"] + c["quarantined"])
 
     def loaded(self) -> list[str]:
-        """Analyzers whose status says a model is in memory."""
+        """Analyzers whose status says a model (or metadata's place data) is in memory."""
         active = self.call("status")["analyzers"]["active"]
-        return [a["name"] for a in active if a.get("loaded")]
+        return [a["name"] for a in active if a.get("loaded") or a.get("places", {}).get("loaded")]
 
     def search(self, text: str) -> float:
         t0 = time.perf_counter()
@@ -244,6 +245,31 @@ def at_rest(vault: Vault, settle: float) -> float:
     vault.wait("models unloaded", lambda: not vault.loaded(), step=0.5)
     time.sleep(settle)
     return vault.memory.rss()
+
+
+#: Where the camera JPEGs were "taken": a real library's photos carry GPS, and the
+#: place data they load (~70 MiB) must unload at rest like the models.
+PLACES = ((38.7223, -9.1393), (48.5725, 7.8150), (40.7128, -74.0060), (35.6762, 139.6503))
+
+
+def add_gps(photos: list[Path]) -> None:
+    """Write a GPS position into each photo (one exiftool run)."""
+    args: list[str] = []
+    for n, photo in enumerate(photos):
+        lat, lon = PLACES[n % len(PLACES)]
+        args += [
+            f"-GPSLatitude={abs(lat)}",
+            f"-GPSLatitudeRef={'N' if lat >= 0 else 'S'}",
+            f"-GPSLongitude={abs(lon)}",
+            f"-GPSLongitudeRef={'E' if lon >= 0 else 'W'}",
+            str(photo),
+            "-execute",
+        ]
+    argfile = photos[0].parent / ".gps-args"
+    argfile.write_text("\n".join(args[:-1]) + "\n")
+    common = ["-common_args", "-overwrite_original", "-q"]
+    subprocess.run(["exiftool", "-@", str(argfile), *common], check=True, capture_output=True)
+    argfile.unlink()
 
 
 def new_photo(src: Path, dst: Path, n: int) -> None:
@@ -274,6 +300,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     models = models_in(store)
     for p in photos:
         shutil.copy(p, share / p.name)
+    with_gps = [share / p.name for p in photos if p.name.startswith("cam_")]
+    if with_gps:
+        add_gps(with_gps)
     cfg = write_config(base, models, args.idle, args.variant, args.analyzers.split(","))
     env = dict(kv.split("=", 1) for kv in args.env)
     vault = Vault(base, cfg, env)
@@ -314,7 +343,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.copyfile(f"/proc/{vault.proc.pid}/smaps", args.dump_smaps)
         for size, path in top_mappings(vault.proc.pid, args.smaps):
             print(f"    {size:6.1f} MiB  {path}")
-        source = labelled_photos()
+        # Cycles alternate a face photo and a camera photo with GPS, when there are some.
+        faces = [share / p.name for p in labelled_photos()]
+        source = [p for pair in zip(faces, with_gps, strict=False) for p in pair] or faces
         series: list[float] = []
         for n in range(1, args.cycles + 1):
             before = vault.done()
