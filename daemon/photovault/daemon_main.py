@@ -24,6 +24,7 @@ from photovault import (
 from photovault._nopandas import load_pyarrow_without_pandas
 from photovault.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load
 from photovault.lifecycle import sd_notify, watchdog_interval
+from photovault.memory import fix_mmap_threshold
 
 
 def _config_path(arg: str | None) -> Path:
@@ -122,6 +123,13 @@ def run(
     return 0
 
 
+def prepare_process() -> None:
+    """What vaultd's process needs before the daemon allocates anything large: the
+    heap that hands unloaded data back (memory.py), pyarrow without pandas."""
+    fix_mmap_threshold()
+    load_pyarrow_without_pandas()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vaultd", description="Photo Vault daemon")
     parser.add_argument(
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: OK ({len(settings.shares)} shares)")
         return 0
     setup_logging(settings.log_level)
-    load_pyarrow_without_pandas()
+    prepare_process()
 
     from photovault.lifecycle import Signals
     from photovault.versioning import StoreVersionError

@@ -1,5 +1,15 @@
 """Memory handed back to the system: freed heap pages, and file pages at rest.
 
+`fix_mmap_threshold` runs once at vaultd's start: glibc serves a large block
+(over 128 KiB) with its own mmap, unmapped when freed, but every such free
+raises that threshold (up to 32 MiB), and from then on the place data's and the
+models' arrays, loaded and dropped again in each idle cycle, come from the heap
+of the thread that loaded them. There ``malloc_trim`` could not hand 30-45 MiB
+back after an unload (a thread loading and dropping the place data: 46 MiB
+resident after the first unload, 90 after the sixth; 48 with the threshold
+fixed at 1 MiB);
+bench/rss.py measured vaultd's anonymous memory at rest and over the cycles.
+
 `release_memory` (glibc's `malloc_trim`) runs after every model load and unload
 (models/session.py has the measurements). `page_out_file_pages` runs when the
 daemon comes to rest (Linux `MADV_PAGEOUT`):
@@ -22,6 +32,7 @@ import ctypes
 import ctypes.util
 import errno
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -43,6 +54,26 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _trim = _malloc_trim()
+
+M_MMAP_THRESHOLD = -3  # malloc.h
+#: Blocks of at least this size get their own mapping, given back when freed.
+MMAP_THRESHOLD = 1 << 20
+
+
+def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at `nbytes` (see the module docstring); False
+    where that cannot be done or the environment already sets it
+    (``MALLOC_MMAP_THRESHOLD_``, glibc's own tunable, wins)."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, nbytes))
 
 
 def release_memory() -> bool:
