@@ -53,7 +53,17 @@ def test_the_package_has_no_import_cycle() -> None:
 #: flow sit above the stores they feed; the query service, the assembly (app.py) and
 #: the commands are on top. README's "How it works" shows the same table.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("photovault", "config", "results", "problems", "versioning", "_blas", "_nopandas", "memory", "lifecycle"),
+    (
+        "photovault",
+        "config",
+        "results",
+        "problems",
+        "versioning",
+        "_blas",
+        "_nopandas",
+        "memory",
+        "lifecycle",
+    ),
     ("health", "metrics", "geo", "models", "catalog", "media"),
     ("analyze", "sidecar"),
     ("index", "pipeline", "watch"),

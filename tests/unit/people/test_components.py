@@ -42,7 +42,9 @@ def test_clustering_in_small_blocks_equals_one_block() -> None:
     # Small blocks fold many batches of edges into the running components.
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(12, 8)) * 4
-    x = (centres[rng.integers(0, 12, 600)] + rng.normal(scale=0.3, size=(600, 8))).astype(np.float32)
+    x = (centres[rng.integers(0, 12, 600)] + rng.normal(scale=0.3, size=(600, 8))).astype(
+        np.float32
+    )
     whole = density_labels(x, eps=1.0, metric="euclidean", block=4096)
     blocks = density_labels(x, eps=1.0, metric="euclidean", block=16)
     assert len(set(whole.tolist()) - {-1}) >= 10
