@@ -12,6 +12,7 @@ as in a real library) with a short ``idle_unload_seconds``, and prints:
 * the first search's latency after the unload, and the next ones',
 * RSS at rest after each of N unload/reload cycles (one new photo is dropped
   into the share, every model loads for it, then unloads again; one search),
+  and after the last one read as at the start (at rest, then the same searches),
 
 and whether the targets hold: <= 400 MB at rest, <= 10% growth over the cycles.
 
@@ -334,6 +335,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         later = sorted(vault.search(q) for q in QUERIES * 3)
         out["search_s"] = later[len(later) // 2]
         out["rest_searched"] = vault.memory.rss()
+        out["rest_searched_anon"] = vault.memory.anon()
         print(
             f"first search after unload: {out['first_search_s'] * 1000:.0f} ms; then median "
             f"{out['search_s'] * 1000:.0f} ms; {vault.memory.line()}",
@@ -357,8 +359,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if n in (1, 5, 10) or n % 10 == 0 or n == args.cycles:
                 print(f"after {n:3} unload/reload cycles: {vault.memory.line()}", flush=True)
         if series:
-            time.sleep(args.settle)
+            # Read as at the start: at rest, then the same searches (their pages back).
+            at_rest(vault, args.settle)
+            for q in QUERIES * 3:
+                vault.search(q)
             out["after_cycles"] = vault.memory.rss()
+            out["after_cycles_anon"] = vault.memory.anon()
             out["cycles"] = len(series)
             out["series"] = [round(x) for x in series]
         out["peak_overall"] = vault.memory.hwm()
@@ -387,9 +393,10 @@ def summary(out: dict[str, Any]) -> None:
     print(f"  target <= {AT_REST_TARGET_MB} MB at rest: {'met' if ok else 'NOT met'}")
     if "after_cycles" in out:
         growth = out["after_cycles"] / rest - 1
+        anon = out["after_cycles_anon"] / out["rest_searched_anon"] - 1
         print(
             f"after {out['cycles']} unload/reload cycles:  {out['after_cycles']:6.0f} "
-            f"({growth * 100:+.1f}%)"
+            f"({growth * 100:+.1f}%; anonymous {out['after_cycles_anon']:.0f}, {anon * 100:+.1f}%)"
         )
         ok = growth <= GROWTH_TARGET
         print(f"  target <= {GROWTH_TARGET:.0%} growth: {'met' if ok else 'NOT met'}")
