@@ -7,8 +7,7 @@ models' arrays, loaded and dropped again in each idle cycle, come from the heap
 of the thread that loaded them. There ``malloc_trim`` could not hand 30-45 MiB
 back after an unload (a thread loading and dropping the place data: 46 MiB
 resident after the first unload, 90 after the sixth; 48 with the threshold
-fixed at 1 MiB);
-bench/rss.py measured vaultd's anonymous memory at rest and over the cycles.
+fixed at 1 MiB; vaultd over the cycles: bench/README.md).
 
 `release_memory` (glibc's `malloc_trim`) runs after every model load and unload
 (models/session.py has the measurements). `page_out_file_pages` runs when the
@@ -21,9 +20,10 @@ them under pressure anyway, but until then they count in vaultd's RSS and its
 cgroup's memory on a NAS whose RAM is shared with everything else. Once the
 daemon is at rest (every batch model unloaded), it asks the kernel to reclaim
 them now, as Android does for cached apps; what a search or the watcher still
-runs comes back from the page cache or disk on first touch (a few ms, see
-bench/README.md). Only mappings without anonymous or dirty pages are advised,
-so nothing is ever written to swap by this.
+runs comes back from the page cache or disk on first touch (the first search
+at rest takes ~120 ms instead of ~20, see bench/README.md). Only mappings
+without anonymous or dirty pages are advised, so nothing is ever written to
+swap by this.
 """
 
 from __future__ import annotations
