@@ -2,12 +2,16 @@
 
 `fix_mmap_threshold` runs once at vaultd's start: glibc serves a large block
 (over 128 KiB) with its own mmap, unmapped when freed, but every such free
-raises that threshold (up to 32 MiB), and from then on the place data's and the
-models' arrays, loaded and dropped again in each idle cycle, come from the heap
-of the thread that loaded them. There ``malloc_trim`` could not hand 30-45 MiB
-back after an unload (a thread loading and dropping the place data: 46 MiB
-resident after the first unload, 90 after the sixth; 48 with the threshold
-fixed at 1 MiB; vaultd over the cycles: bench/README.md).
+raises that threshold (up to 32 MiB) and the heap's trim threshold with it,
+and from then on what the place data and the models allocate in each idle
+cycle stays in the heap of the thread that loaded them: ``malloc_trim`` could
+not hand 30-45 MiB of an unload back (a thread loading and dropping the place
+data: 46 MiB resident after the first unload, 90 after the sixth). Setting the
+threshold turns that sliding off (48-49 MiB at 1 MiB or at 32 MiB). 1 MiB also
+gives a batch's large buffers back as soon as they are freed: vaultd's peak
+during ingest 1152 -> 913 MiB against 32 MiB, for ~6% on CLIP's image tower
+(batch of 8: 267 ms against 249-252); a NAS's memory is the scarcer. vaultd
+over the cycles: bench/README.md.
 
 `release_memory` (glibc's `malloc_trim`) runs after every model load and unload
 (models/session.py has the measurements). `page_out_file_pages` runs when the
@@ -56,7 +60,8 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _trim = _malloc_trim()
 
 M_MMAP_THRESHOLD = -3  # malloc.h
-#: Blocks of at least this size get their own mapping, given back when freed.
+#: Blocks of at least this size get their own mapping, given back when freed
+#: (fixed: glibc's sliding threshold is off, see the module docstring).
 MMAP_THRESHOLD = 1 << 20
 
 
