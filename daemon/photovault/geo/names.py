@@ -181,7 +181,6 @@ class PlaceNames(Gazetteer):
         matter; other names of `PLACE_ALIASES` and `COUNTRY_ALIASES` too), largest
         population first, each with a position (a region's or a country's is that
         of its largest town)."""
-        self.load()
         index = self._name_index()
         hits: list[tuple[int, Place, int]] = []
         seen: set[tuple[str, int | str]] = set()
@@ -221,7 +220,6 @@ class PlaceNames(Gazetteer):
         name means a town only when one of that name lies in it ("Luxembourg",
         "Singapore"). Raises `NotATown` for a region or a country (their photos
         are found with `place`) and for a name nothing is known by."""
-        self.load()
         index = self._name_index()
         town_name, qualifier = name.strip(), None
         if "," in town_name:
@@ -268,7 +266,6 @@ class PlaceNames(Gazetteer):
         an alias ("München" -> "munich"), a country's code for its other names
         ("USA" -> "us", "Deutschland" -> "de"). Empty when the name is none of a
         known town, region, country or alias."""
-        self.load()
         index = self._name_index()
         keys = self._keys(name)
         if not keys[0]:

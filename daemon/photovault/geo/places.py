@@ -100,7 +100,6 @@ class Geocoder(PlaceNames):
         """ISO code of the country whose boundary (or territorial waters) holds the point."""
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
             return None
-        self.load()
         return zones.country_of_zone(zones.land_zone_at(lat, lon))
 
     @lookup
@@ -182,7 +181,6 @@ class Geocoder(PlaceNames):
     @lookup
     def country_name(self, code: str) -> str:
         """English name of a country ("PT" -> "Portugal"); the code when unknown."""
-        self.load()
         return self._country_names.get(code, code)
 
 
