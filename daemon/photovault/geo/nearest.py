@@ -35,6 +35,8 @@ class SpherePoints:
         order = part[np.argsort(d2[part], kind="stable")]
         return np.sqrt(d2[order]), order.astype(np.int64)
 
-    def within(self, point: np.ndarray, chord: float) -> np.ndarray:
-        """Indices of the points within `chord` of `point`, in index order."""
-        return np.flatnonzero(self._squared(point) <= chord * chord)
+    def within(self, point: np.ndarray, chord: float) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, chords) of the points within `chord` of `point`, in index order."""
+        d2 = self._squared(point)
+        idx = np.flatnonzero(d2 <= chord * chord)
+        return idx, np.sqrt(d2[idx])

@@ -138,12 +138,11 @@ class Geocoder(PlaceNames):
         import numpy as np
 
         point = _unit_vectors(lat, lon)
-        idx = self._big_points.within(point, _chord(self._big_reach))
+        idx, chords = self._big_points.within(point, _chord(self._big_reach))
         if not len(idx):
             return None
         rows = self._big_rows[idx]
         pops = self._pop[rows]
-        chords = np.sqrt(((self._big_points.xyz[idx] - point) ** 2).sum(axis=1))
         covering = (chords <= self._big_extent[idx]) & (pops > self._pop[town])
         best = None
         for row in rows[covering][np.argsort(-pops[covering], kind="stable")].tolist():
