@@ -41,23 +41,26 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+def _libc_function(name: str, argtypes: list[Any]) -> Callable[..., int] | None:
+    """A C library function returning int, with its argument types; None where the
+    C library has none (musl has no ``malloc_trim``) or cannot be loaded."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        trim = libc.malloc_trim
+        func = getattr(ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    func.argtypes = argtypes
+    func.restype = ctypes.c_int
+    return func  # type: ignore[no-any-return]
 
 
-_trim = _malloc_trim()
+_trim = _libc_function("malloc_trim", [ctypes.c_size_t])
+_mallopt = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+_madvise = _libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int])
 
 M_MMAP_THRESHOLD = -3  # malloc.h
 #: Blocks of at least this size get their own mapping, given back when freed
@@ -69,16 +72,9 @@ def fix_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at `nbytes` (see the module docstring); False
     where that cannot be done or the environment already sets it
     (``MALLOC_MMAP_THRESHOLD_``, glibc's own tunable, wins)."""
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or _mallopt is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, nbytes))
+    return bool(_mallopt(M_MMAP_THRESHOLD, nbytes))
 
 
 def release_memory() -> bool:
@@ -134,20 +130,16 @@ def page_out_file_pages(smaps_path: Path = Path("/proc/self/smaps")) -> int:
     Returns the KiB that were resident in the advised mappings (0 where the
     kernel or platform cannot do it; it is then not tried again)."""
     global _unsupported
-    if _unsupported or not sys.platform.startswith("linux"):
+    if _unsupported or _madvise is None or not sys.platform.startswith("linux"):
         return 0
     try:
         mappings = clean_file_mappings(smaps_path.read_text())
-        libc = ctypes.CDLL(None, use_errno=True)
     except OSError as exc:
         log.debug("cannot read %s for the page-out at rest: %s", smaps_path, exc)
         return 0
-    madvise = libc.madvise
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
     advised = failed = 0
     for start, end, rss in mappings:
-        if madvise(start, end - start, MADV_PAGEOUT) == 0:
+        if _madvise(start, end - start, MADV_PAGEOUT) == 0:
             advised += rss
             continue
         err = ctypes.get_errno()
