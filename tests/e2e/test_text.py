@@ -46,7 +46,7 @@ def text_vault(tmp_path_factory: pytest.TempPathFactory):
         )
     for name in PLAIN:
         skimage_jpeg(name, photos / "plain" / f"{name}.jpg")
-    install(base / "state" / "models", "text", "pp-ocrv6")
+    install(base / "state" / "models", "text", "pp-ocrv6-tiny")
     vault = VaultProcess(write_config(base, analyzers=["metadata", "text"]), base)
     vault.start()
     vault.wait_idle(expect_done=len(SHOPS) + len(PLAIN), timeout=300)

@@ -49,34 +49,48 @@ def check_dependencies() -> None:
         raise ImportError(f"pyclipper is not installed ({exc}); pip install pyclipper") from exc
 
 
-def _to_input(bgr: np.ndarray, ratio: float) -> np.ndarray:
-    """Scale by `ratio`, each side rounded to a multiple of 32, (x/255 - 0.5) / 0.5, NCHW."""
+#: Normalisation (mean, std per channel, of x / 255): the classifier's and the
+#: recognizer's, and RapidOCR's for the detector; a model may declare another one for
+#: its detector (PaddleOCR's tiny detector wants ImageNet's).
+HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+Norm = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+def _to_input(bgr: np.ndarray, ratio: float, norm: Norm = HALF) -> np.ndarray:
+    """Scale by `ratio`, each side rounded to a multiple of 32, (x/255 - mean) / std,
+    NCHW. `norm` applies to the channels in the image's (BGR) order, as PaddleOCR's
+    NormalizeImage does after decoding to BGR (the networks were trained that way)."""
     h, w = bgr.shape[:2]
     rh = max(32, int(round(h * ratio / 32) * 32))
     rw = max(32, int(round(w * ratio / 32) * 32))
     inter = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(bgr, (rw, rh), interpolation=inter)
-    x = resized.astype(np.float32) * (2.0 / 255.0) - 1.0
+    if norm == HALF:
+        x = resized.astype(np.float32) * (2.0 / 255.0) - 1.0
+    else:
+        mean = np.array(norm[0], dtype=np.float32) * 255.0
+        scale = 1.0 / (np.array(norm[1], dtype=np.float32) * 255.0)
+        x = (resized.astype(np.float32) - mean) * scale
     return x.transpose(2, 0, 1)[np.newaxis]
 
 
 def det_input(
-    bgr: np.ndarray, min_side: int = DET_MIN_SIDE, max_side: int = DET_MAX_SIDE
+    bgr: np.ndarray, min_side: int = DET_MIN_SIDE, max_side: int = DET_MAX_SIDE, norm: Norm = HALF
 ) -> np.ndarray:
     """The detector's (1, 3, H, W) input: the short side scaled to `min_side` (enlarged
     or reduced, as RapidOCR's limit_type "min"), the long side to at most `max_side`."""
     h, w = bgr.shape[:2]
     ratio = min(min_side / min(h, w), max_side / max(h, w))
-    return _to_input(bgr, ratio)
+    return _to_input(bgr, ratio, norm)
 
 
-def gate_input(bgr: np.ndarray, side: int) -> np.ndarray:
+def gate_input(bgr: np.ndarray, side: int, norm: Norm = HALF) -> np.ndarray:
     """The quick look's input: the image reduced to about `side` x `side` * 4/3 pixels in
     area (never enlarged). By area, not by the long side: a receipt 5x taller than wide
     keeps its print a few pixels high instead of shrinking to a 64 px wide strip."""
     h, w = bgr.shape[:2]
     ratio = min(1.0, math.sqrt(side * side * 4 / 3 / (h * w)))
-    return _to_input(bgr, ratio)
+    return _to_input(bgr, ratio, norm)
 
 
 def text_pixels(prob: np.ndarray, region_thresh: float) -> int:

@@ -71,11 +71,13 @@ class FaceSettings(BaseModel):
 
 
 #: Languages `[text] languages` accepts (ISO 639-1), by script. The `pp-ocrv6` model
-#: reads all of them; `pp-ocrv4` reads Latin letters without most accents and Chinese
-#: (the analyzer refuses a language its installed model does not read).
+#: reads all of them; `pp-ocrv6-tiny` all but Japanese and Romanian (its charset lacks
+#: ș and ț); `pp-ocrv4` reads Latin letters without most accents and Chinese (the
+#: analyzer refuses a language its installed model does not read). Vietnamese is not
+#: offered: no installable model's charset holds its tone-marked vowels (ạ, ế, ữ ...).
 _LATIN_LANGUAGES = (
     "en de fr es it pt nl sv da no nb fi is pl cs sk sl hr bs ro hu tr et lv lt ca "
-    "eu gl ga cy mt sq id ms vi tl sw af la"
+    "eu gl ga cy mt sq id ms tl sw af la"
 )
 TEXT_LANGUAGES: dict[str, tuple[str, ...]] = {
     "latin": tuple(_LATIN_LANGUAGES.split()),
@@ -93,24 +95,26 @@ class TextSettings(BaseModel):
 
     model: str | None = Field(
         None,
-        description="installed text model name (default: the first installed; "
-        "`vaultctl models install text pp-ocrv6`)",
+        description="installed text model name (default: pp-ocrv6-tiny, else pp-ocrv6, "
+        "else pp-ocrv4, the first installed that reads `languages`; "
+        "`vaultctl models install text pp-ocrv6-tiny`)",
     )
     languages: list[str] = Field(
         default_factory=lambda: ["en"],
         description="ISO 639-1 codes of the languages to read. pp-ocrv6 reads Latin-script "
-        "languages (with accents), Greek (el), Chinese (zh) and Japanese (ja); pp-ocrv4 "
-        "reads English-like Latin text and Chinese",
+        "languages (with accents), Greek (el), Chinese (zh) and Japanese (ja); pp-ocrv6-tiny "
+        "the same but Japanese and Romanian; pp-ocrv4 English-like Latin text and Chinese",
     )
     image_side: int = Field(
         1024, ge=320, le=4096, description="long side (px) of the image text is read in"
     )
-    gate_side: int = Field(
-        320,
+    gate_side: int | None = Field(
+        None,
         ge=64,
         le=1024,
         description="the quick look that decides a photo holds no text sees it reduced to "
-        "about gate_side x 4/3 gate_side pixels in area (a tall receipt keeps its print)",
+        "about gate_side x 4/3 gate_side pixels in area (a tall receipt keeps its print); "
+        "unset: the model's (pp-ocrv6-tiny 416, the others 320)",
     )
     gate_threshold: float = Field(
         0.5,

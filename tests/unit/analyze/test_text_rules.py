@@ -107,6 +107,32 @@ def test_lines_covering_enough_of_the_photo_make_text() -> None:
     assert document_kind(lines * 4, 0.01, photo(), 0.08) == "text"
 
 
+def test_many_single_words_on_a_small_share_are_scene_text_not_a_document() -> None:
+    """A press backdrop: the same logo words read a dozen times over."""
+    backdrop = ["HBO", "THRONES", "GAME OF", "WesterosVIP"] * 4
+    assert document_kind(backdrop, 0.01, photo(), 0.08) is None
+    assert document_kind(backdrop, 0.2, photo(), 0.08) == "text"  # a poster filling the photo
+
+
+def test_the_detector_input_is_normalised_per_channel_in_the_images_bgr_order() -> None:
+    """PaddleOCR normalises the decoded BGR image with ImageNet's mean and std taken in
+    the order written, so the tiny detector's first channel (blue) uses 0.485 / 0.229."""
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    bgr = np.zeros((64, 64, 3), np.uint8)
+    bgr[:] = (200, 100, 50)
+    x = textdet.det_input(bgr, 64, 64, imagenet)
+    assert x.shape == (1, 3, 64, 64)
+    want = [(v / 255 - m) / s for v, m, s in zip((200, 100, 50), *imagenet, strict=True)]
+    assert x[0, :, 10, 10] == pytest.approx(want, rel=1e-5)
+    half = textdet.det_input(bgr, 64, 64)
+    assert half[0, :, 10, 10] == pytest.approx([v / 127.5 - 1 for v in (200, 100, 50)], rel=1e-5)
+
+
+def test_vietnamese_is_refused_by_the_config_no_model_writes_its_tone_marks() -> None:
+    with pytest.raises(ValueError, match="vi"):
+        TextSettings(languages=["vi"])
+
+
 def test_two_lines_are_never_a_document() -> None:
     assert document_kind(["TOTAL 9.99", "CARD 9.99"], 0.9, photo(), 0.08) is None
 

