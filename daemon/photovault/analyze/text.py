@@ -344,11 +344,12 @@ def build_engine(model: InstalledModel, cfg: TextSettings, factory: Any) -> OcrE
         textdet.check_dependencies()
     except ImportError as exc:
         raise ModelError(f"text: {exc}") from exc
-    charset = _charset(model, str(manifest.extra.get("charset", "charset.txt")))
+    charset_file = str(manifest.extra.get("charset", "charset.txt"))
+    charset = _charset(model, charset_file)
     if len(charset) != manifest.num_classes:
         raise ModelError(
-            f"{model.path / str(manifest.extra.get('charset', 'charset.txt'))}: {len(charset)} "
-            f"classes with blank and space, the recognizer scores {manifest.num_classes}"
+            f"{model.path / charset_file}: {len(charset)} classes with blank and space, "
+            f"the recognizer scores {manifest.num_classes}"
         )
     name = manifest.name
 
@@ -396,7 +397,8 @@ def _charset(model: InstalledModel, name: str) -> list[str]:
 
 
 def create(settings: Any, context: AnalyzerContext) -> TextAnalyzer:
-    """Registry factory: the configured (or first installed) text model, fully verified
+    """Registry factory: the configured text model (unset: the first of `PREFERRED`
+    installed that reads `[text] languages`, else the first installed), fully verified
     (hashes, load, shapes) so a broken file disables the analyzer with its name."""
     cfg = text_settings(settings)
     name = cfg.model

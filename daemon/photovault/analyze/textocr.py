@@ -4,18 +4,19 @@ Three ONNX networks (PP-OCR detection, 0°/180° line classifier, recognition) r
 through ManagedModels from our SessionFactory, so providers, threads and idle
 unloading follow `[models]`. Pre- and post-processing live in `textdet.py`.
 
-Cost shape (bench/text.py): most photos hold no text, so the detector first runs
-on the image reduced to about `gate_side` x 4/3 `gate_side` pixels in area (the
-gate: ~20 ms with pp-ocrv6-tiny's detector at 416, ~60 ms with pp-ocrv6's at 320); the photo holds text when at least `GATE_MIN_SHARE` of that
-probability map is text (pixels above the binarisation threshold in regions
-scoring `gate_thresh` or more, which is at most the box threshold) and at least
-one region is shaped like a line (`GATE_LINE_ASPECT`). Counting pixels rather
-than requiring a high-scoring box keeps dense pages and small print, whose
-regions score lower; sizing by area keeps a tall receipt's print a few pixels
-high. Only then does detection run with the short side at `min_side` (736, as
-PaddleOCR), and recognition only on the regions found. A model may bring a second,
-stronger recognizer (pp-ocrv6-tiny brings PP-OCRv6 small): it reads again only the
-lines the first read with a confidence below `REREAD_BELOW`, about one in ten.
+Cost shape (bench/text.py): most photos hold no text, so the detector first runs on
+the image reduced to about `gate_side` x 4/3 `gate_side` pixels in area (the gate:
+~20 ms with pp-ocrv6-tiny's detector at 416, ~60 ms with pp-ocrv6's at 320); the
+photo holds text when at least `GATE_MIN_SHARE` of that probability map is text
+(pixels above the binarisation threshold in regions scoring `gate_thresh` or more,
+which is at most the box threshold) and at least one region is shaped like a line
+(`GATE_LINE_ASPECT`). Counting pixels rather than requiring a high-scoring box keeps
+dense pages and small print, whose regions score lower; sizing by area keeps a tall
+receipt's print a few pixels high. Only then does detection run with the short side
+at `min_side` (736, as PaddleOCR), and recognition only on the regions found. A
+model may bring a second, stronger recognizer (pp-ocrv6-tiny brings PP-OCRv6 small):
+it reads again only the lines the first read with a confidence below `REREAD_BELOW`,
+about one in ten.
 
 Orientation: the networks read horizontal text. When most detected boxes are much
 taller than wide (a page photographed at 90°), the image is turned 90° and
