@@ -87,6 +87,21 @@ def test_a_clean_receipt_reads_in_order_with_the_shop_name_and_is_tagged_receipt
     assert all(t["source"] == "text" for t in result["tags"])
 
 
+def test_pp_ocrv6_still_reads_a_receipt_alone_with_its_own_detector_input(
+    context: AnalyzerContext,
+) -> None:
+    """The small model throughout (Japanese, Romanian): no second reader, RapidOCR's
+    (x - 0.5) / 0.5 detector input."""
+    small = create(TextSettings(model="pp-ocrv6"), context)
+    assert small._engine.reread is None
+    assert small._engine.settings.det_norm == ((0.5,) * 3, (0.5,) * 3)
+    receipt = textimages.receipt(2)
+    result = read(small, item(textimages.photographed(receipt.image, angle=5, seed=2)))
+    assert result["model"] == "pp-ocrv6" and result["document"] == "receipt"
+    assert textimages.cer(joined(result), "\n".join(receipt.lines)) <= 0.05
+    small.close()
+
+
 @pytest.mark.parametrize(("seed", "angle"), [(1, 6.0), (2, -11.0), (3, 3.0)])
 def test_a_photographed_receipt_reads_despite_tilt_perspective_blur_and_jpeg(
     analyzer: TextAnalyzer, seed: int, angle: float
@@ -223,8 +238,8 @@ def test_a_real_photo_without_text_gets_no_text(analyzer: TextAnalyzer, path: Pa
 def test_a_logo_backdrop_behind_people_is_read_but_is_no_document(
     analyzer: TextAnalyzer,
 ) -> None:
-    """A press photo in front of an "HBO / GAME OF THRONES" wall: the words are read (the
-    tiny recognizer's unsure "HDO" is reread as "HBO"), but it is scene text."""
+    """A press photo in front of an "HBO / GAME OF THRONES" wall: the words are read
+    (several of them reread by the small recognizer), but it is scene text."""
     path = FIXTURES / "faces" / "labelled" / "group-kit_harington_rose_leslie.jpg"
     result = read(analyzer, item(decode_image(path, 1024).pixels))
     words = {line["text"] for line in result["lines"]}
