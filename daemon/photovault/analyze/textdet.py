@@ -65,12 +65,9 @@ def _to_input(bgr: np.ndarray, ratio: float, norm: Norm = HALF) -> np.ndarray:
     rw = max(32, int(round(w * ratio / 32) * 32))
     inter = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(bgr, (rw, rh), interpolation=inter)
-    if norm == HALF:
-        x = resized.astype(np.float32) * (2.0 / 255.0) - 1.0
-    else:
-        mean = np.array(norm[0], dtype=np.float32) * 255.0
-        scale = 1.0 / (np.array(norm[1], dtype=np.float32) * 255.0)
-        x = (resized.astype(np.float32) - mean) * scale
+    mean = np.array(norm[0], dtype=np.float32) * 255.0
+    scale = 1.0 / (np.array(norm[1], dtype=np.float32) * 255.0)
+    x = (resized.astype(np.float32) - mean) * scale
     return x.transpose(2, 0, 1)[np.newaxis]
 
 
