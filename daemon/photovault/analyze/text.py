@@ -332,9 +332,9 @@ def _within_budget(lines: list[OcrLine]) -> tuple[list[OcrLine], bool]:
 def build_engine(model: InstalledModel, cfg: TextSettings, factory: Any) -> OcrEngine:
     """The OCR engine for an installed text model; ModelError when it cannot serve `cfg`."""
     manifest = model.manifest
-    served = list(manifest.extra.get("languages") or [])
-    missing = [code for code in cfg.languages if code not in served]
+    missing = _unread(model, cfg.languages)
     if missing:
+        served = list(manifest.extra.get("languages") or [])
         raise ModelError(
             f"[text] languages: model {manifest.name} does not read {', '.join(missing)} "
             f"(it reads {', '.join(served) or 'nothing listed'}); "
@@ -386,6 +386,12 @@ def build_engine(model: InstalledModel, cfg: TextSettings, factory: Any) -> OcrE
     return OcrEngine(managed("det"), managed("cls"), managed("rec"), charset, settings, reread)
 
 
+def _unread(model: InstalledModel, languages: list[str]) -> list[str]:
+    """The configured languages the model's manifest does not list as read."""
+    served = set(model.manifest.extra.get("languages") or [])
+    return [code for code in languages if code not in served]
+
+
 def _charset(model: InstalledModel, name: str) -> list[str]:
     """A recognizer's classes: CTC blank, the characters of `name` (one per line), space."""
     path = model.path / name
@@ -405,12 +411,7 @@ def create(settings: Any, context: AnalyzerContext) -> TextAnalyzer:
     if name is None:  # the fastest installed model that reads the configured languages
         installed = {m.name: m for m in context.model_store.list() if m.manifest.task == "text"}
         name = next(
-            (
-                n
-                for n in PREFERRED
-                if n in installed
-                and set(cfg.languages) <= set(installed[n].manifest.extra.get("languages") or [])
-            ),
+            (n for n in PREFERRED if n in installed and not _unread(installed[n], cfg.languages)),
             None,
         )
     model = context.model_store.choose(
